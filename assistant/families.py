@@ -1,0 +1,55 @@
+"""The one place that turns a catalog entry into a model family's adapter.
+
+Family modules know nothing of the catalog; the catalog knows nothing of
+torch. This registry joins them, importing a family module only when one
+of its models is first built.
+"""
+
+from __future__ import annotations
+
+from assistant.catalog import Entry
+from assistant.settings import Settings
+from models.base import Adapter, ModelUnavailable
+
+
+def build_adapter(entry: Entry, settings: Settings, progress=print) -> Adapter:
+    if not entry.built:
+        raise ModelUnavailable(
+            f"{entry.name} is not available yet: the {entry.family} family "
+            f"({', '.join(entry.tasks)}) is not built in this version of the assistant. "
+            "Ask a text question instead, or watch the catalog (python -m assistant models)."
+        )
+    if entry.backend == "transformers":
+        return _text_adapter(entry, settings, progress)
+    raise ModelUnavailable(f"Model '{entry.id}' names an unknown backend '{entry.backend}'.")
+
+
+def prepare_weights(entry: Entry, settings: Settings, progress=print):
+    """Join, verify and convert a pack once; returns the folder to load from."""
+    from models import packs
+
+    pack = entry.pack
+    if pack is None:
+        return None
+    convert = None
+    if entry.backend == "transformers" and pack.filename.endswith(".gguf"):
+        from models.text import convert_gguf
+
+        convert = convert_gguf
+    return packs.prepare(pack, settings.weights_dir, convert=convert, progress=progress)
+
+
+def _text_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
+    from models.text import TransformersChat
+
+    def prepare():
+        # Preparing a pack happens inside load(), so its cost is charged
+        # to the request that triggered it, like any other cold load.
+        return prepare_weights(entry, settings, progress)
+
+    return TransformersChat(
+        source=entry.hub_id or entry.id,
+        device=settings.device,
+        context_window=entry.context_window or 2048,
+        prepare=prepare if entry.pack else None,
+    )

@@ -1,0 +1,181 @@
+"""The ledger: an append-only SQLite record of every request and what it cost.
+
+Each request writes two rows: ``started`` before the model runs and
+``finished`` (with its status) after, so a crash leaves a started row as
+evidence rather than silence. Triggers reject UPDATE and DELETE, WAL mode
+lets the UI read while requests write, and the schema grows by numbered
+migrations recorded in ``schema_version``. This module is the only writer.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.base import BadInput
+
+MIGRATIONS: list[str] = [
+    # 1: the event table, its append-only guards, and a view of one row per request.
+    """
+    CREATE TABLE events (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        request_id  TEXT NOT NULL,
+        phase       TEXT NOT NULL CHECK (phase IN ('started', 'finished')),
+        ts          REAL NOT NULL,
+        parent_id   TEXT,
+        session_id  TEXT,
+        source      TEXT,
+        task        TEXT,
+        model       TEXT,
+        reason      TEXT,
+        confidence  REAL,
+        status      TEXT CHECK (status IN ('ok', 'error', 'refused') OR status IS NULL),
+        error       TEXT,
+        queue_s     REAL,
+        load_s      REAL,
+        run_s       REAL,
+        units_in    INTEGER,
+        units_out   INTEGER,
+        unit        TEXT,
+        device      TEXT,
+        extra       TEXT,
+        UNIQUE (request_id, phase)
+    );
+    CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+    CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+    CREATE VIEW requests AS
+        SELECT s.request_id, s.parent_id, s.session_id, s.source, s.ts AS started_at,
+               f.ts AS finished_at, s.task, s.model, s.reason, s.confidence,
+               COALESCE(f.status, 'started') AS status, f.error,
+               f.queue_s, f.load_s, f.run_s, f.units_in, f.units_out, f.unit, f.device, f.extra
+        FROM events s LEFT JOIN events f
+             ON f.request_id = s.request_id AND f.phase = 'finished'
+        WHERE s.phase = 'started';
+    """,
+]
+
+COLUMNS = (
+    "request_id", "parent_id", "session_id", "source", "started_at", "finished_at", "task",
+    "model", "reason", "confidence", "status", "error", "queue_s", "load_s", "run_s",
+    "units_in", "units_out", "unit", "device", "extra",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Started:
+    request_id: str
+    session_id: str
+    source: str  # "ui" | "cli" | "api"
+    task: str
+    model: str
+    reason: str
+    confidence: float
+    parent_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    request_id: str
+    status: str  # "ok" | "error" | "refused"
+    error: str | None = None
+    queue_s: float = 0.0
+    load_s: float = 0.0
+    run_s: float = 0.0
+    units_in: int = 0
+    units_out: int = 0
+    unit: str = "tokens"
+    device: str = "cpu"
+    extra: dict | None = None
+
+
+class Ledger:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._local = threading.local()
+        self._migrate()
+
+    def _conn(self) -> sqlite3.Connection:
+        # One connection per thread: sqlite3 connections must not be shared
+        # across threads, and Gradio runs handlers on a thread pool.
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def _migrate(self) -> None:
+        try:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            current = row[0] or 0
+            for number, sql in enumerate(MIGRATIONS[current:], start=current + 1):
+                for statement in _statements(sql):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version VALUES (?)", (number,))
+            conn.execute("COMMIT")
+        except sqlite3.DatabaseError as err:
+            self._local.conn = None
+            raise BadInput(
+                f"The ledger {self.path} cannot be opened as SQLite ({err}). "
+                "Move the file aside (it is kept, not deleted) or set ASSISTANT_HOME "
+                "to another folder, then start again."
+            ) from err
+
+    def start(self, row: Started) -> None:
+        self._conn().execute(
+            "INSERT INTO events (request_id, phase, ts, parent_id, session_id, source, task,"
+            " model, reason, confidence) VALUES (?, 'started', ?, ?, ?, ?, ?, ?, ?, ?)",
+            (row.request_id, time.time(), row.parent_id, row.session_id, row.source,
+             row.task, row.model, row.reason, row.confidence),
+        )  # fmt: skip
+
+    def finish(self, row: Finished) -> None:
+        self._conn().execute(
+            "INSERT INTO events (request_id, phase, ts, status, error, queue_s, load_s, run_s,"
+            " units_in, units_out, unit, device, extra)"
+            " VALUES (?, 'finished', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (row.request_id, time.time(), row.status, row.error, row.queue_s, row.load_s,
+             row.run_s, row.units_in, row.units_out, row.unit, row.device,
+             json.dumps(row.extra) if row.extra else None),
+        )  # fmt: skip
+
+    def rows(self, session_id: str | None = None, limit: int | None = None) -> list[dict]:
+        """Requests, newest first."""
+        sql = "SELECT * FROM requests"
+        args: list = []
+        if session_id is not None:
+            sql += " WHERE session_id = ?"
+            args.append(session_id)
+        sql += " ORDER BY started_at DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [dict(r) for r in self._conn().execute(sql, args)]
+
+    def get(self, request_id: str) -> dict | None:
+        row = self._conn().execute(
+            "SELECT * FROM requests WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        return dict(row) if row else None
+
+
+def _statements(sql: str) -> list[str]:
+    # Split a migration into statements, keeping trigger bodies whole.
+    parts, buf = [], []
+    for line in sql.strip().splitlines():
+        buf.append(line)
+        joined = "\n".join(buf).strip()
+        if joined.endswith(";") and sqlite3.complete_statement(joined):
+            parts.append(joined)
+            buf = []
+    return parts

@@ -1,0 +1,105 @@
+"""Model residency: lazy loading, one lock per model, a memory budget, LRU eviction.
+
+The pool is the only place that holds loaded models. A request asks for a
+model by catalog id and gets it back with how long it waited (queue) and
+how long loading took (load, zero when it was already resident), so the
+ledger can charge a cold load to the request that paid for it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from models.base import Adapter
+
+# Builds an adapter (not yet loaded) for a catalog id.
+Factory = Callable[[str], Adapter]
+
+
+@dataclass
+class Lease:
+    adapter: Adapter
+    queue_s: float  # waited for the model's lock (another request was using it)
+    load_s: float  # spent loading weights for this request
+    evicted: tuple[str, ...]  # models unloaded to make room
+
+
+class Pool:
+    def __init__(self, factory: Factory, memory_budget_mb: float, sizes: dict[str, int]):
+        self.factory = factory
+        self.budget_mb = memory_budget_mb
+        self.sizes = sizes  # catalog id -> resident MB
+        self._loaded: OrderedDict[str, Adapter] = OrderedDict()  # LRU order, oldest first
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()  # protects the two dicts above
+
+    def _lock_for(self, model_id: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(model_id, threading.Lock())
+
+    @contextmanager
+    def lease(self, model_id: str) -> Iterator[Lease]:
+        """Hold ``model_id`` loaded and exclusively for the duration of the block."""
+        lock = self._lock_for(model_id)
+        waited = time.perf_counter()
+        lock.acquire()
+        try:
+            queue_s = time.perf_counter() - waited
+            with self._guard:
+                adapter = self._loaded.get(model_id)
+                if adapter is not None:
+                    self._loaded.move_to_end(model_id)
+            load_s, evicted = 0.0, ()
+            if adapter is None:
+                evicted = self._make_room(model_id)
+                started = time.perf_counter()
+                adapter = self.factory(model_id)
+                adapter.load()
+                load_s = time.perf_counter() - started
+                with self._guard:
+                    self._loaded[model_id] = adapter
+            yield Lease(adapter, queue_s, load_s, evicted)
+        finally:
+            lock.release()
+
+    def _make_room(self, model_id: str) -> tuple[str, ...]:
+        """Unload least recently used models until ``model_id`` fits the budget.
+
+        A model that is in use (its lock held) is never evicted; if nothing
+        can go, the new model loads anyway: refusing would fail the request
+        for a budget that is an estimate.
+        """
+        need = self.sizes.get(model_id, 0)
+        evicted = []
+        with self._guard:
+            for other in list(self._loaded):
+                if self._resident_mb() + need <= self.budget_mb:
+                    break
+                other_lock = self._locks[other]
+                if other_lock.acquire(blocking=False):
+                    try:
+                        self._loaded.pop(other).unload()
+                        evicted.append(other)
+                    finally:
+                        other_lock.release()
+        if evicted:
+            import gc
+
+            gc.collect()
+        return tuple(evicted)
+
+    def _resident_mb(self) -> float:
+        return sum(self.sizes.get(m, 0) for m in self._loaded)
+
+    def resident(self) -> list[dict]:
+        """What is loaded now, most recently used last."""
+        with self._guard:
+            return [
+                {"model": m, "memory_mb": self.sizes.get(m, 0), "device": a.device}
+                for m, a in self._loaded.items()
+            ]

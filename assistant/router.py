@@ -1,0 +1,110 @@
+"""The router: which task a request is, and which model serves it, and why.
+
+This first router decides from what rules decide well: the kind of file
+attached, and a few unmistakable phrases for image generation. Every
+decision carries a reason a person can read and the models it passed over.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from assistant.catalog import Catalog
+from models.base import BadInput, Request
+
+AUDIO = {".wav", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".flac", ".aac"}
+IMAGE = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+DOCUMENT = {".txt", ".md", ".pdf", ".html", ".htm", ".docx", ".csv", ".json", ".rst"}
+
+# Unmistakable requests for a picture, in the languages we support first.
+DRAW = re.compile(
+    r"\b(draw|paint|sketch|illustrate|generate an? (image|picture|photo)|"
+    r"make an? (image|picture)|create an? (image|picture))\b"
+    r"|нарисуй|нарисовать|сгенерируй (картинку|изображение)"
+    r"|narysuj|namaluj|wygeneruj (obraz|zdjęcie)"
+    r"|画一|画个|生成.*(图|图片|图像)",
+    re.IGNORECASE,
+)
+EDIT = re.compile(
+    r"\b(edit|change|make it|turn (it|this) into|remove|replace|recolou?r)\b"
+    r"|измени|сделай|zmień|przerób|修改|改成",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    task: str  # one of catalog.TASKS
+    model: str  # catalog id
+    reason: str  # one sentence a person understands
+    confidence: float  # 0..1, how sure the rule is
+    alternatives: tuple[dict, ...] = ()  # [{"model", "task", "why_not"}]
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["alternatives"] = list(self.alternatives)
+        return d
+
+
+class Router:
+    def __init__(self, catalog: Catalog, preferred: dict[str, str] | None = None):
+        self.catalog = catalog
+        self.preferred = preferred or {}  # task -> catalog id chosen by settings
+
+    def classify(self, request: Request) -> tuple[str, str, float]:
+        """(task, reason, confidence) from attachments first, then the words."""
+        kinds = {_kind(p) for p in request.attachments}
+        text = request.text.strip()
+        if "audio" in kinds:
+            return "asr", "audio attached → transcribe it first", 0.99
+        if "image" in kinds:
+            if EDIT.search(text):
+                return "image_edit", "image attached + words asking to change it → image edit", 0.8
+            return "vision", "image attached → describe or answer about it", 0.9
+        if "document" in kinds:
+            return "rag", "document attached → answer from the document", 0.9
+        if "other" in kinds:
+            names = ", ".join(p.name for p in request.attachments if _kind(p) == "other")
+            raise BadInput(
+                f"Unsupported file type: {names}. Attach audio ({', '.join(sorted(AUDIO))}), "
+                f"images ({', '.join(sorted(IMAGE))}) or documents ({', '.join(sorted(DOCUMENT))})."
+            )
+        if DRAW.search(text):
+            return "image_generation", "asks for a picture → image generation", 0.85
+        return "text", "plain question → text model", 0.75
+
+    def route(self, request: Request) -> RouteDecision:
+        task, reason, confidence = self.classify(request)
+        if request.model:
+            entry = self.catalog.get(request.model)
+            if task not in entry.tasks:
+                raise BadInput(
+                    f"Model '{entry.id}' does not serve {task} requests ({reason}); it serves "
+                    f"{', '.join(entry.tasks)}. Pick a {task} model: "
+                    + ", ".join(e.id for e in self.catalog.for_task(task))
+                )
+            reason = f"{reason}; you chose {entry.id}"
+            confidence = 1.0
+        else:
+            entry = self.catalog.default_for(task, self.preferred.get(task))
+            if entry is None:
+                raise BadInput(f"No model in the catalog serves {task} requests.")
+        alternatives = tuple(
+            {"model": e.id, "task": task, "why_not": "not the default for this task"}
+            for e in self.catalog.for_task(task)
+            if e.id != entry.id
+        )
+        return RouteDecision(task, entry.id, reason, confidence, alternatives)
+
+
+def _kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in AUDIO:
+        return "audio"
+    if suffix in IMAGE:
+        return "image"
+    if suffix in DOCUMENT:
+        return "document"
+    return "other"

@@ -1,0 +1,196 @@
+"""The flow of one request: check → route → lease a model → run → record.
+
+The UI, the CLI and (later) the API all call :meth:`Assistant.handle`, so a
+request is checked, routed, timed and recorded the same way wherever it
+comes from. Domain errors become an Outcome with a message here, once;
+callers only render it.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+import unicodedata
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+from assistant.catalog import Catalog
+from assistant.families import build_adapter
+from assistant.ledger import Finished, Ledger, Started
+from assistant.pool import Pool
+from assistant.router import RouteDecision, Router
+from assistant.settings import Settings
+from models.base import AssistantError, BadInput, Request, Result
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Everything known about a finished request; the CLI's --json contract."""
+
+    request_id: str
+    route: RouteDecision | None  # None when the request was rejected before routing
+    result: Result | None
+    status: str  # "ok" | "error" | "refused"
+    error: str | None = None  # the user-facing message when status is not ok
+    queue_s: float = 0.0
+    load_s: float = 0.0
+    run_s: float = 0.0
+    device: str = "cpu"
+    evicted: tuple[str, ...] = field(default=())
+
+    def as_json(self) -> dict:
+        route = self.route.as_dict() if self.route else None
+        result = self.result or Result()
+        output: dict = {"text": result.text, "files": [str(f) for f in result.files]}
+        if result.segments:
+            output["segments"] = list(result.segments)
+        if result.citations:
+            output["citations"] = list(result.citations)
+        return {
+            "request_id": self.request_id,
+            "route": route,
+            "steps": [route] if route else [],
+            "output": output,
+            "usage": {
+                "units_in": result.usage.units_in,
+                "units_out": result.usage.units_out,
+                "unit": result.usage.unit,
+            },
+            "timings": {"queue_s": self.queue_s, "load_s": self.load_s, "run_s": self.run_s},
+            # Money and energy arrive with the cost model (issue 3); until then
+            # only what was measured is reported, and the rest says so.
+            "cost": {
+                "device": self.device,
+                "device_seconds": round(self.load_s + self.run_s, 4),
+                "energy_j": None,
+                "energy_method": "not measured yet",
+                "usd_local": None,
+                "usd_cloud": None,
+                "cloud_ref": None,
+            },
+            "status": self.status,
+            "error": self.error,
+        }
+
+
+class Assistant:
+    def __init__(self, settings: Settings, catalog: Catalog, pool: Pool, ledger: Ledger):
+        self.settings = settings
+        self.catalog = catalog
+        self.pool = pool
+        self.ledger = ledger
+        preferred = {"text": settings.text_model} if settings.text_model else {}
+        self.router = Router(catalog, preferred)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, progress=print) -> Assistant:
+        settings.ensure_home()
+        catalog = Catalog.load()
+        if settings.text_model:
+            catalog.get(settings.text_model)  # fail early, naming the known ids
+        pool = Pool(
+            factory=lambda model_id: build_adapter(catalog.get(model_id), settings, progress),
+            memory_budget_mb=settings.memory_gb * 1024,
+            sizes={e.id: e.memory_mb for e in catalog.entries.values()},
+        )
+        return cls(settings, catalog, pool, Ledger(settings.ledger_path))
+
+    # -- checking -------------------------------------------------------------
+
+    def check(self, request: Request) -> Request:
+        """Reject what no model should see; return the request with clean text."""
+        text = _clean(request.text)
+        if not text.strip() and not request.attachments:
+            raise BadInput("Your message is empty. Type a question, or attach a file.")
+        limit = self.settings.max_message_chars
+        if len(text) > limit:
+            raise BadInput(
+                f"Your message is {len(text):,} characters; the limit is {limit:,}. "
+                "Shorten it, or upload long text as a document and ask about it."
+            )
+        return replace(request, text=text, max_new_tokens=min(
+            request.max_new_tokens, self.settings.max_new_tokens))  # fmt: skip
+
+    # -- the flow -------------------------------------------------------------
+
+    def handle(
+        self, request: Request, source: str = "cli", cancel: threading.Event | None = None
+    ) -> Iterator[str | Outcome]:
+        """Yield text pieces as the model produces them, then one Outcome."""
+        request_id = uuid.uuid4().hex
+        decision: RouteDecision | None = None
+        try:
+            request = self.check(request)
+            decision = self.router.route(request)
+        except AssistantError as err:
+            self._record_rejected(request_id, request, source, err)
+            yield Outcome(request_id, None, None, err.status, str(err))
+            return
+
+        self.ledger.start(
+            Started(request_id, request.session_id, source, decision.task, decision.model,
+                    decision.reason, decision.confidence)
+        )  # fmt: skip
+        routed = replace(request, model=decision.model)
+        result, status, error = None, "ok", None
+        queue_s = load_s = run_s = 0.0
+        device, evicted = "cpu", ()
+        try:
+            with self.pool.lease(decision.model) as lease:
+                queue_s, load_s, evicted = lease.queue_s, lease.load_s, lease.evicted
+                device = lease.adapter.device
+                started = time.perf_counter()
+                for item in lease.adapter.stream(routed, cancel):
+                    if isinstance(item, Result):
+                        result = item
+                    else:
+                        yield item
+                run_s = time.perf_counter() - started
+        except AssistantError as err:
+            status, error = err.status, str(err)
+        except Exception as err:  # a bug or a library failure: say so, keep serving
+            traceback.print_exc(file=sys.stderr)
+            status = "error"
+            error = f"The model failed unexpectedly ({type(err).__name__}: {err}). Try again."
+        usage = result.usage if result else None
+        self.ledger.finish(
+            Finished(
+                request_id, status, error, queue_s, load_s, run_s,
+                usage.units_in if usage else 0, usage.units_out if usage else 0,
+                usage.unit if usage else "tokens", device,
+                {"evicted": list(evicted)} if evicted else None,
+            )
+        )  # fmt: skip
+        yield Outcome(request_id, decision, result, status, error, queue_s, load_s, run_s,
+                      device, evicted)  # fmt: skip
+
+    def ask(self, request: Request, source: str = "cli") -> Outcome:
+        """Run a request to the end and return its Outcome."""
+        outcome = None
+        for item in self.handle(request, source):
+            if isinstance(item, Outcome):
+                outcome = item
+        assert outcome is not None
+        return outcome
+
+    def _record_rejected(
+        self, request_id: str, request: Request, source: str, err: AssistantError
+    ) -> None:
+        # Rejected requests are recorded too: the ledger is the audit trail
+        # of everything users tried, not only of what ran.
+        self.ledger.start(
+            Started(request_id, request.session_id, source, "", request.model or "",
+                    "rejected before routing", 0.0)
+        )  # fmt: skip
+        self.ledger.finish(Finished(request_id, err.status, str(err)))
+
+
+def _clean(text: str) -> str:
+    # Control characters (NUL, escape sequences) confuse tokenizers and
+    # terminals; newlines and tabs are the only ones a message needs.
+    return "".join(
+        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc"
+    )

@@ -1,0 +1,89 @@
+"""One frozen Settings read from the environment (ASSISTANT_*) and passed down.
+
+Nothing else in the product reads os.environ for its own configuration, so
+a test builds a Settings by hand and the whole app follows it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from models.base import BadInput
+
+
+def default_home() -> Path:
+    # Spaces mounts persistent storage at /data; everything else keeps
+    # its state next to the checkout.
+    return Path("/data") if Path("/data").is_dir() and os.access("/data", os.W_OK) else Path("data")
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path  # ASSISTANT_HOME: everything the app writes lives here
+    device: str = "auto"  # ASSISTANT_DEVICE: auto | cpu | cuda | mps
+    memory_gb: float = 8.0  # ASSISTANT_MEMORY_GB: budget for resident models (RAM or VRAM)
+    max_message_chars: int = 20_000  # ASSISTANT_MAX_MESSAGE_CHARS; longer: a document
+    max_new_tokens: int = 256  # ASSISTANT_MAX_NEW_TOKENS: cap on one reply
+    text_model: str | None = None  # ASSISTANT_TEXT_MODEL: catalog id of the default chat model
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+
+        def number(name: str, default: float, kind: type = float):
+            raw = env.get(name)
+            if raw in (None, ""):
+                return default
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise BadInput(
+                    f"{name}={raw!r} is not a number; unset it or give e.g. {default}."
+                ) from None
+            if value <= 0:
+                raise BadInput(f"{name}={raw!r} must be greater than zero.")
+            return value
+
+        return cls(
+            home=Path(env.get("ASSISTANT_HOME") or default_home()).expanduser(),
+            device=env.get("ASSISTANT_DEVICE", "auto") or "auto",
+            memory_gb=number("ASSISTANT_MEMORY_GB", 8.0),
+            max_message_chars=number("ASSISTANT_MAX_MESSAGE_CHARS", 20_000, int),
+            max_new_tokens=number("ASSISTANT_MAX_NEW_TOKENS", 256, int),
+            text_model=env.get("ASSISTANT_TEXT_MODEL") or None,
+        )
+
+    def with_(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+    @property
+    def weights_dir(self) -> Path:
+        return self.home / "weights"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.home / "uploads"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.home / "ledger.sqlite"
+
+    def ensure_home(self) -> None:
+        """Create ASSISTANT_HOME or say clearly why it cannot be used.
+
+        A probe file is written because permission bits alone do not tell
+        (root ignores them, and read-only mounts keep them).
+        """
+        probe = self.home / ".write-test"
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as err:
+            raise BadInput(
+                f"ASSISTANT_HOME={self.home} is not a writable folder ({err.strerror}). "
+                "Point ASSISTANT_HOME at a folder you can write, e.g. "
+                "ASSISTANT_HOME=$HOME/.assistant make run"
+            ) from err

@@ -1,0 +1,141 @@
+"""Gradio Blocks: the chat, a multimodal input, and the per-request panel.
+
+The UI knows nothing of torch or of any model: it turns what the person
+sent into a Request, streams what Assistant.handle yields, and shows the
+session's ledger rows beside the chat.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from assistant.service import Assistant, Outcome
+from models.base import Message, Request
+
+PANEL_COLUMNS = ["time", "model", "task", "why", "queue s", "load s", "run s", "in→out", "status"]
+ROUTE_TITLE = "route"  # metadata title prefix of the badge messages
+
+
+def launch_options() -> dict:
+    # Uploads larger than this are refused by Gradio before they reach us.
+    return {"max_file_size": "200mb", "show_error": False}
+
+
+def text_of(content) -> str:
+    """Plain text of a Chatbot message's content (str, a part dict, or a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return content.get("text", "") if content.get("type", "text") == "text" else ""
+    if isinstance(content, (list, tuple)):
+        return "".join(text_of(part) for part in content)
+    return ""
+
+
+def history_of(chat: list[dict]) -> tuple[Message, ...]:
+    """Earlier turns for the model: text only, without the route badges."""
+    turns = []
+    for message in chat:
+        if (message.get("metadata") or {}).get("title"):
+            continue
+        text = text_of(message.get("content")).strip()
+        if text and message.get("role") in ("user", "assistant"):
+            turns.append(Message(message["role"], text))
+    return tuple(turns)
+
+
+def badge(outcome: Outcome) -> str:
+    route = outcome.route
+    if route is None:
+        return "rejected before routing"
+    usage = outcome.result.usage if outcome.result else None
+    units = f" · {usage.units_in}→{usage.units_out} {usage.unit}" if usage else ""
+    load = f" · cold load {outcome.load_s:.1f}s" if outcome.load_s > 0.05 else ""
+    return (f"{route.model} · {route.task} · {route.reason} · "
+            f"run {outcome.run_s:.1f}s{load}{units}")  # fmt: skip
+
+
+def panel_rows(assistant: Assistant, session_id: str) -> list[list]:
+    import time
+
+    rows = []
+    for r in assistant.ledger.rows(session_id=session_id, limit=200):
+        rows.append([
+            time.strftime("%H:%M:%S", time.localtime(r["started_at"])),
+            r["model"] or "-",
+            r["task"] or "-",
+            r["reason"],
+            round(r["queue_s"] or 0, 3),
+            round(r["load_s"] or 0, 2),
+            round(r["run_s"] or 0, 2),
+            f"{r['units_in'] or 0}→{r['units_out'] or 0} {r['unit'] or ''}",
+            r["status"] if not r["error"] else f"{r['status']}: {r['error'][:80]}",
+        ])  # fmt: skip
+    return rows
+
+
+def build_app(assistant: Assistant) -> gr.Blocks:
+    def respond(message: dict | None, chat: list[dict] | None, request: gr.Request):
+        session_id = (request.session_hash if request else None) or "anonymous"
+        message = message or {}
+        chat = list(chat or [])
+        text = message.get("text") or ""
+        files = [Path(f if isinstance(f, str) else f["path"]) for f in message.get("files") or []]
+        history = history_of(chat)
+        for path in files:
+            chat.append({"role": "user", "content": {"path": str(path)}})
+        if text.strip():
+            chat.append({"role": "user", "content": text})
+        chat.append({"role": "assistant", "content": ""})
+        yield gr.MultimodalTextbox(value=None, interactive=False), chat, gr.skip()
+
+        req = Request(text=text, attachments=tuple(files), history=history, session_id=session_id)
+        reply = ""
+        outcome = None
+        for item in assistant.handle(req, source="ui"):
+            if isinstance(item, Outcome):
+                outcome = item
+                break
+            reply += item
+            chat[-1] = {"role": "assistant", "content": reply}
+            yield gr.skip(), chat, gr.skip()
+        assert outcome is not None
+        if outcome.status == "ok":
+            chat[-1] = {"role": "assistant", "content": outcome.result.text or reply}
+        else:
+            chat[-1] = {"role": "assistant", "content": f"⚠️ {outcome.error}"}
+        chat.append({
+            "role": "assistant",
+            "content": badge(outcome),
+            "metadata": {"title": f"{ROUTE_TITLE}: {outcome.route.model if outcome.route else '-'}",
+                         "status": "done"},
+        })  # fmt: skip
+        yield gr.MultimodalTextbox(value=None, interactive=True), chat, panel_rows(
+            assistant, session_id
+        )
+
+    with gr.Blocks(title="Assistant") as demo:
+        gr.Markdown("### Assistant — local models, routed and accounted")
+        with gr.Row():
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(label="Chat", height=520, elem_id="chat")
+                box = gr.MultimodalTextbox(
+                    placeholder="Ask something, attach audio, images or documents, or record…",
+                    sources=["upload", "microphone"],
+                    file_count="multiple",
+                    show_label=False,
+                    elem_id="input",
+                )
+            with gr.Column(scale=2):
+                gr.Markdown("**Requests this session** — model, why, and time spent")
+                panel = gr.Dataframe(
+                    headers=PANEL_COLUMNS,
+                    value=[],
+                    interactive=False,
+                    wrap=True,
+                    elem_id="panel",
+                )
+        box.submit(respond, [box, chatbot], [box, chatbot, panel], api_name="chat")
+    return demo

@@ -1,0 +1,1 @@
+"""One module per model family. Importing this package imports no ML library."""

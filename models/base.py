@@ -1,0 +1,136 @@
+"""The adapter contract every model family follows, and the types it speaks.
+
+An adapter is a small class: capabilities as class attributes, ``__init__``
+stores configuration only, ``load()`` imports the heavy library and reads
+weights, ``run()`` turns a :class:`Request` into a :class:`Result`. Nothing
+here imports torch, so ``import models`` stays instant.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+# --- domain errors -------------------------------------------------------
+# A handful of exceptions raised where input is checked. Each message says
+# what was wrong and what to do; the UI, the API and the CLI turn them into
+# a user-facing answer in one place each, never a traceback.
+
+
+class AssistantError(Exception):
+    """Base of the errors a user may see; str(err) is the message shown."""
+
+    status = "error"
+
+
+class BadInput(AssistantError):
+    """The request itself is wrong (empty, too long, unknown model, bad file)."""
+
+
+class ModelUnavailable(AssistantError):
+    """The model cannot be used here (not installed, corrupted, no hub, not built)."""
+
+
+class Refused(AssistantError):
+    """The request is well formed but policy says no."""
+
+    status = "refused"
+
+
+class BudgetExceeded(Refused):
+    """The session's cost budget does not allow this request."""
+
+
+# --- request / result ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Message:
+    """One earlier turn of a conversation."""
+
+    role: str  # "system" | "user" | "assistant"
+    content: str  # plain text of the turn
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a model family is asked to do; built by the app, read by adapters."""
+
+    text: str = ""  # the user's words (may be empty when only files are sent)
+    attachments: tuple[Path, ...] = ()  # uploaded files, already inside ASSISTANT_HOME
+    history: tuple[Message, ...] = ()  # earlier turns, oldest first
+    session_id: str = "cli"  # who is asking; groups requests in the ledger
+    model: str | None = None  # catalog id that overrides the router's choice
+    max_new_tokens: int = 256  # generation cap for text output
+    temperature: float = 0.0  # 0 means greedy, which is reproducible
+
+
+@dataclass(frozen=True)
+class Usage:
+    """How much work a request was, in the family's own units."""
+
+    units_in: int = 0  # e.g. prompt tokens
+    units_out: int = 0  # e.g. generated tokens
+    unit: str = "tokens"  # "tokens" | "audio_seconds" | "images" | "characters"
+
+
+@dataclass(frozen=True)
+class Result:
+    """What an adapter produced."""
+
+    text: str = ""  # the answer, transcript or caption
+    files: tuple[Path, ...] = ()  # produced images/audio, inside ASSISTANT_HOME
+    segments: tuple[dict, ...] = ()  # timed transcript segments {start, end, text}
+    citations: tuple[dict, ...] = ()  # RAG sources {source, location, text}
+    usage: Usage = field(default_factory=Usage)
+
+
+# --- the adapter ---------------------------------------------------------
+
+
+class Adapter:
+    """Base class of every model family's adapter.
+
+    Subclasses set the class attributes, keep ``__init__`` cheap, and do
+    all heavy work in ``load()``. ``stream()`` has a default that yields
+    the whole answer at once, so only families that really stream override it.
+    """
+
+    family: ClassVar[str] = ""  # "text" | "asr" | "image" | "vision" | "embed"
+    tasks: ClassVar[tuple[str, ...]] = ()  # route task names this adapter serves
+    # Whether one loaded instance may run two requests at once. Most torch
+    # models may not (shared KV caches, generator state), so the pool locks.
+    concurrent_safe: ClassVar[bool] = False
+
+    device: str = "cpu"  # where load() put the weights: "cpu" | "cuda" | "mps"
+
+    def load(self) -> None:
+        raise NotImplementedError
+
+    def unload(self) -> None:
+        """Drop the weights; the pool calls this when it evicts the model."""
+
+    def run(self, request: Request) -> Result:
+        raise NotImplementedError
+
+    def stream(
+        self, request: Request, cancel: threading.Event | None = None
+    ) -> Iterator[str | Result]:
+        """Yield text pieces as they are produced, then the final Result."""
+        yield self.run(request)
+
+
+def pick_device(preference: str = "auto") -> str:
+    """Resolve "auto" to the best device present; import torch only here."""
+    if preference != "auto":
+        return preference
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"

