@@ -48,11 +48,12 @@ def test_message_streams_a_reply_and_records_a_ledger_row(app):
     answer = [m for m in final_chat if m["role"] == "assistant" and not m.get("metadata")]
     assert any("Paris" in str(m["content"]) for m in answer), final_chat
     badge = [m for m in final_chat if (m.get("metadata") or {}).get("title")]
-    assert badge and "smollm2-135m-instruct" in str(badge[-1]["content"])
+    assert badge and badge[-1]["metadata"]["title"].startswith("smollm2-135m-instruct · text")
+    assert "plain question" in str(badge[-1]["content"])
 
     panel = job.result()[2]
     rows = panel["data"] if isinstance(panel, dict) else panel
-    assert rows and rows[0][1] == "smollm2-135m-instruct" and rows[0][-1] == "ok"
+    assert rows and rows[0][1] == "smollm2-135m-instruct · text" and rows[0][-1] == "ok"
     ledger_rows = [r for r in assistant.ledger.rows() if r["source"] == "ui"]
     assert ledger_rows[0]["status"] == "ok" and ledger_rows[0]["units_out"] > 0
 

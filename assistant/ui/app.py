@@ -14,8 +14,7 @@ import gradio as gr
 from assistant.service import Assistant, Outcome
 from models.base import Message, Request
 
-PANEL_COLUMNS = ["time", "model", "task", "why", "queue s", "load s", "run s", "in→out", "status"]
-ROUTE_TITLE = "route"  # metadata title prefix of the badge messages
+PANEL_COLUMNS = ["time", "model · task", "why", "queue / load / run s", "units in→out", "status"]
 
 
 def launch_options() -> dict:
@@ -46,15 +45,20 @@ def history_of(chat: list[dict]) -> tuple[Message, ...]:
     return tuple(turns)
 
 
-def badge(outcome: Outcome) -> str:
+def badge(outcome: Outcome) -> tuple[str, str]:
+    """(one-line title, details) of the route badge under a reply."""
     route = outcome.route
     if route is None:
-        return "rejected before routing"
+        return "rejected before routing", outcome.error or ""
     usage = outcome.result.usage if outcome.result else None
     units = f" · {usage.units_in}→{usage.units_out} {usage.unit}" if usage else ""
     load = f" · cold load {outcome.load_s:.1f}s" if outcome.load_s > 0.05 else ""
-    return (f"{route.model} · {route.task} · {route.reason} · "
-            f"run {outcome.run_s:.1f}s{load}{units}")  # fmt: skip
+    title = f"{route.model} · {route.task} · {outcome.run_s:.1f}s{load}{units}"
+    others = ", ".join(a["model"] for a in route.alternatives) or "none"
+    details = (f"Why: {route.reason} (confidence {route.confidence:.2f}). "
+               f"Alternatives: {others}. Queue {outcome.queue_s:.2f}s, load {outcome.load_s:.2f}s, "
+               f"run {outcome.run_s:.2f}s on {outcome.device}.")  # fmt: skip
+    return title, details
 
 
 def panel_rows(assistant: Assistant, session_id: str) -> list[list]:
@@ -64,12 +68,9 @@ def panel_rows(assistant: Assistant, session_id: str) -> list[list]:
     for r in assistant.ledger.rows(session_id=session_id, limit=200):
         rows.append([
             time.strftime("%H:%M:%S", time.localtime(r["started_at"])),
-            r["model"] or "-",
-            r["task"] or "-",
+            f"{r['model'] or '-'} · {r['task'] or '-'}",
             r["reason"],
-            round(r["queue_s"] or 0, 3),
-            round(r["load_s"] or 0, 2),
-            round(r["run_s"] or 0, 2),
+            f"{r['queue_s'] or 0:.2f} / {r['load_s'] or 0:.2f} / {r['run_s'] or 0:.2f}",
             f"{r['units_in'] or 0}→{r['units_out'] or 0} {r['unit'] or ''}",
             r["status"] if not r["error"] else f"{r['status']}: {r['error'][:80]}",
         ])  # fmt: skip
@@ -106,12 +107,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             chat[-1] = {"role": "assistant", "content": outcome.result.text or reply}
         else:
             chat[-1] = {"role": "assistant", "content": f"⚠️ {outcome.error}"}
-        chat.append({
-            "role": "assistant",
-            "content": badge(outcome),
-            "metadata": {"title": f"{ROUTE_TITLE}: {outcome.route.model if outcome.route else '-'}",
-                         "status": "done"},
-        })  # fmt: skip
+        title, details = badge(outcome)
+        metadata = {"title": title, "status": "done"}
+        chat.append({"role": "assistant", "content": details, "metadata": metadata})
         yield gr.MultimodalTextbox(value=None, interactive=True), chat, panel_rows(
             assistant, session_id
         )
@@ -119,7 +117,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     with gr.Blocks(title="Assistant") as demo:
         gr.Markdown("### Assistant — local models, routed and accounted")
         with gr.Row():
-            with gr.Column(scale=3):
+            with gr.Column(scale=4):
                 chatbot = gr.Chatbot(label="Chat", height=520, elem_id="chat")
                 box = gr.MultimodalTextbox(
                     placeholder="Ask something, attach audio, images or documents, or record…",
@@ -128,13 +126,14 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     show_label=False,
                     elem_id="input",
                 )
-            with gr.Column(scale=2):
+            with gr.Column(scale=3):
                 gr.Markdown("**Requests this session** — model, why, and time spent")
                 panel = gr.Dataframe(
                     headers=PANEL_COLUMNS,
                     value=[],
                     interactive=False,
                     wrap=True,
+                    column_widths=["11%", "25%", "24%", "16%", "14%", "10%"],
                     elem_id="panel",
                 )
         box.submit(respond, [box, chatbot], [box, chatbot, panel], api_name="chat")
