@@ -33,7 +33,9 @@ def cmd_ask(args, settings: Settings) -> int:
         if not path.is_file():
             raise BadInput(f"Attachment not found: {name}. Give the path of an existing file.")
         attachments.append(path)
-    request = Request(text=args.text, attachments=tuple(attachments), model=args.model,
+    # "-" reads the message from stdin: long texts do not fit in argv.
+    text = sys.stdin.read() if args.text == "-" else args.text
+    request = Request(text=text, attachments=tuple(attachments), model=args.model,
                       max_new_tokens=args.max_new_tokens)  # fmt: skip
     assistant = Assistant.from_settings(settings, progress=_progress)
     if args.route_only:
@@ -56,7 +58,9 @@ def cmd_ask(args, settings: Settings) -> int:
                   f"load {outcome.load_s:.2f}s run {outcome.run_s:.2f}s]")  # fmt: skip
     else:
         print(outcome.error, file=sys.stderr)
-    return 0 if outcome.status == "ok" else 1
+    if outcome.status == "ok":
+        return 0
+    return 2 if outcome.error_type == "BadInput" else 1
 
 
 def cmd_models(args, settings: Settings) -> int:
@@ -124,7 +128,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     ask = sub.add_parser("ask", help="run one request through the router")
-    ask.add_argument("text")
+    ask.add_argument("text", help='the message; "-" reads it from stdin')
     ask.add_argument("--attach", action="append", default=[], metavar="FILE")
     ask.add_argument("--model", help="catalog id that overrides the router")
     ask.add_argument("--json", action="store_true", help="print the contract's JSON")

@@ -40,6 +40,7 @@ class Outcome:
     run_s: float = 0.0
     device: str = "cpu"
     evicted: tuple[str, ...] = field(default=())
+    error_type: str | None = None  # BadInput | ModelUnavailable | ... (for exit codes, HTTP codes)
 
     def as_json(self) -> dict:
         route = self.route.as_dict() if self.route else None
@@ -127,7 +128,8 @@ class Assistant:
             decision = self.router.route(request)
         except AssistantError as err:
             self._record_rejected(request_id, request, source, err)
-            yield Outcome(request_id, None, None, err.status, str(err))
+            yield Outcome(request_id, None, None, err.status, str(err),
+                          error_type=type(err).__name__)  # fmt: skip
             return
 
         self.ledger.start(
@@ -135,7 +137,7 @@ class Assistant:
                     decision.reason, decision.confidence)
         )  # fmt: skip
         routed = replace(request, model=decision.model)
-        result, status, error = None, "ok", None
+        result, status, error, error_type = None, "ok", None, None
         queue_s = load_s = run_s = 0.0
         device, evicted = "cpu", ()
         try:
@@ -150,10 +152,10 @@ class Assistant:
                         yield item
                 run_s = time.perf_counter() - started
         except AssistantError as err:
-            status, error = err.status, str(err)
+            status, error, error_type = err.status, str(err), type(err).__name__
         except Exception as err:  # a bug or a library failure: say so, keep serving
             traceback.print_exc(file=sys.stderr)
-            status = "error"
+            status, error_type = "error", "InternalError"
             error = f"The model failed unexpectedly ({type(err).__name__}: {err}). Try again."
         usage = result.usage if result else None
         self.ledger.finish(
@@ -165,7 +167,7 @@ class Assistant:
             )
         )  # fmt: skip
         yield Outcome(request_id, decision, result, status, error, queue_s, load_s, run_s,
-                      device, evicted)  # fmt: skip
+                      device, evicted, error_type)  # fmt: skip
 
     def ask(self, request: Request, source: str = "cli") -> Outcome:
         """Run a request to the end and return its Outcome."""
