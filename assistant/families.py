@@ -21,6 +21,8 @@ def build_adapter(entry: Entry, settings: Settings, progress=print) -> Adapter:
         )
     if entry.backend == "transformers":
         return _text_adapter(entry, settings, progress)
+    if entry.backend == "faster-whisper":
+        return _asr_adapter(entry, settings, progress)
     raise ModelUnavailable(f"Model '{entry.id}' names an unknown backend '{entry.backend}'.")
 
 
@@ -51,5 +53,19 @@ def _text_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
         source=entry.hub_id or entry.id,
         device=settings.device,
         context_window=entry.context_window or 2048,
+        prepare=prepare if entry.pack else None,
+    )
+
+
+def _asr_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
+    from models.asr import FasterWhisper
+
+    def prepare():
+        return prepare_weights(entry, settings, progress)
+
+    return FasterWhisper(
+        source=entry.hub_id or entry.id,
+        device=settings.device,
+        max_seconds=settings.max_audio_seconds,
         prepare=prepare if entry.pack else None,
     )

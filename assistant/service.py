@@ -8,13 +8,14 @@ callers only render it.
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
 import traceback
 import unicodedata
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
 
 from assistant.catalog import Catalog
@@ -24,6 +25,11 @@ from assistant.pool import Pool
 from assistant.router import RouteDecision, Router
 from assistant.settings import Settings
 from models.base import AssistantError, BadInput, Request, Result
+
+# Words that ask for the transcript itself, so the chain stops after speech.
+TRANSCRIBE_ONLY = re.compile(
+    r"transcri|расшифр|транскри|transkryp|转录|转写|听写", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ class Outcome:
     device: str = "cpu"
     evicted: tuple[str, ...] = field(default=())
     error_type: str | None = None  # BadInput | ModelUnavailable | ... (for exit codes, HTTP codes)
+    steps: tuple[Outcome, ...] = ()  # the chained steps, when there were more than one
 
     def as_json(self) -> dict:
         route = self.route.as_dict() if self.route else None
@@ -53,7 +60,8 @@ class Outcome:
         return {
             "request_id": self.request_id,
             "route": route,
-            "steps": [route] if route else [],
+            "steps": [_step_json(s) for s in self.steps] if self.steps else (
+                [_step_json(self)] if route else []),  # fmt: skip
             "output": output,
             "usage": {
                 "units_in": result.usage.units_in,
@@ -120,9 +128,13 @@ class Assistant:
     def handle(
         self, request: Request, source: str = "cli", cancel: threading.Event | None = None
     ) -> Iterator[str | Outcome]:
-        """Yield text pieces as the model produces them, then one Outcome."""
+        """Yield text pieces as the model produces them, then one Outcome.
+
+        Audio is a chain: the transcript is routed again as a child request
+        (its own ledger row, linked by parent id) unless the words ask only
+        for a transcript.
+        """
         request_id = uuid.uuid4().hex
-        decision: RouteDecision | None = None
         try:
             request = self.check(request)
             decision = self.router.route(request)
@@ -131,10 +143,47 @@ class Assistant:
             yield Outcome(request_id, None, None, err.status, str(err),
                           error_type=type(err).__name__)  # fmt: skip
             return
+        first = yield from self._step(request_id, None, request, decision, source, cancel)
+        transcript = first.result.text if first.result else ""
+        if not (first.status == "ok" and decision.task == "asr" and transcript):
+            yield first
+            return
+        if TRANSCRIBE_ONLY.search(request.text):
+            yield first
+            return
+        follow = Request(
+            text=f"{request.text.strip()}\n\n{transcript}" if request.text.strip() else transcript,
+            history=request.history, session_id=request.session_id,
+            max_new_tokens=request.max_new_tokens, temperature=request.temperature,
+        )  # fmt: skip
+        yield "\n"
+        child_id = uuid.uuid4().hex
+        try:
+            follow = self.check(follow)
+            child_decision = self.router.route(follow)
+        except AssistantError as err:
+            self._record_rejected(child_id, follow, source, err, parent_id=request_id)
+            second = Outcome(child_id, None, None, err.status, str(err),
+                             error_type=type(err).__name__)  # fmt: skip
+        else:
+            second = yield from self._step(
+                child_id, request_id, follow, child_decision, source, cancel
+            )
+        yield _chain(first, second)
 
+    def _step(
+        self,
+        request_id: str,
+        parent_id: str | None,
+        request: Request,
+        decision: RouteDecision,
+        source: str,
+        cancel: threading.Event | None,
+    ) -> Generator[str, None, Outcome]:
+        """Run one routed request on its model, recording it; yields text, returns its Outcome."""
         self.ledger.start(
             Started(request_id, request.session_id, source, decision.task, decision.model,
-                    decision.reason, decision.confidence)
+                    decision.reason, decision.confidence, parent_id)
         )  # fmt: skip
         routed = replace(request, model=decision.model)
         result, status, error, error_type = None, "ok", None, None
@@ -166,8 +215,8 @@ class Assistant:
                 {"evicted": list(evicted)} if evicted else None,
             )
         )  # fmt: skip
-        yield Outcome(request_id, decision, result, status, error, queue_s, load_s, run_s,
-                      device, evicted, error_type)  # fmt: skip
+        return Outcome(request_id, decision, result, status, error, queue_s, load_s, run_s,
+                       device, evicted, error_type)  # fmt: skip
 
     def ask(self, request: Request, source: str = "cli") -> Outcome:
         """Run a request to the end and return its Outcome."""
@@ -179,13 +228,18 @@ class Assistant:
         return outcome
 
     def _record_rejected(
-        self, request_id: str, request: Request, source: str, err: AssistantError
+        self,
+        request_id: str,
+        request: Request,
+        source: str,
+        err: AssistantError,
+        parent_id: str | None = None,
     ) -> None:
         # Rejected requests are recorded too: the ledger is the audit trail
         # of everything users tried, not only of what ran.
         self.ledger.start(
             Started(request_id, request.session_id, source, "", request.model or "",
-                    "rejected before routing", 0.0)
+                    "rejected before routing", 0.0, parent_id)
         )  # fmt: skip
         self.ledger.finish(Finished(request_id, err.status, str(err)))
 
@@ -195,4 +249,41 @@ def _clean(text: str) -> str:
     # terminals; newlines and tabs are the only ones a message needs.
     return "".join(
         ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc"
+    )
+
+
+def _step_json(step: Outcome) -> dict:
+    """One chained step: its route, plus which ledger row it is and how it went."""
+    route = step.route.as_dict() if step.route else {"task": None, "model": None}
+    timings = {"queue_s": step.queue_s, "load_s": step.load_s, "run_s": step.run_s}
+    usage = step.result.usage if step.result else None
+    units = None
+    if usage:
+        units = {"units_in": usage.units_in, "units_out": usage.units_out, "unit": usage.unit}
+    return {**route, "request_id": step.request_id, "status": step.status, "timings": timings,
+            "usage": units}  # fmt: skip
+
+
+def _chain(first: Outcome, second: Outcome) -> Outcome:
+    """The Outcome of speech followed by the routed transcript, as one exchange.
+
+    The answer is the second step's; the transcript's segments are kept;
+    times add up, and the first failure decides the status.
+    """
+    transcript = first.result
+    answer = second.result or Result()
+    result = replace(answer, segments=transcript.segments, language=transcript.language)
+    return Outcome(
+        request_id=first.request_id,
+        route=first.route,
+        result=result,
+        status=second.status,
+        error=second.error,
+        queue_s=first.queue_s + second.queue_s,
+        load_s=first.load_s + second.load_s,
+        run_s=first.run_s + second.run_s,
+        device=second.device,
+        evicted=first.evicted + second.evicted,
+        error_type=second.error_type,
+        steps=(first, second),
     )

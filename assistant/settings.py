@@ -26,6 +26,7 @@ class Settings:
     memory_gb: float = 8.0  # ASSISTANT_MEMORY_GB: budget for resident models (RAM or VRAM)
     max_message_chars: int = 20_000  # ASSISTANT_MAX_MESSAGE_CHARS; longer: a document
     max_new_tokens: int = 256  # ASSISTANT_MAX_NEW_TOKENS: cap on one reply
+    max_audio_seconds: float = 1800.0  # ASSISTANT_MAX_AUDIO_SECONDS: longer recordings are refused
     text_model: str | None = None  # ASSISTANT_TEXT_MODEL: catalog id of the default chat model
 
     @classmethod
@@ -52,6 +53,7 @@ class Settings:
             memory_gb=number("ASSISTANT_MEMORY_GB", 8.0),
             max_message_chars=number("ASSISTANT_MAX_MESSAGE_CHARS", 20_000, int),
             max_new_tokens=number("ASSISTANT_MAX_NEW_TOKENS", 256, int),
+            max_audio_seconds=number("ASSISTANT_MAX_AUDIO_SECONDS", 1800.0),
             text_model=env.get("ASSISTANT_TEXT_MODEL") or None,
         )
 

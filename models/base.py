@@ -72,8 +72,8 @@ class Request:
 class Usage:
     """How much work a request was, in the family's own units."""
 
-    units_in: int = 0  # e.g. prompt tokens
-    units_out: int = 0  # e.g. generated tokens
+    units_in: float = 0  # e.g. prompt tokens, or seconds of audio heard
+    units_out: float = 0  # e.g. generated tokens, or words transcribed
     unit: str = "tokens"  # "tokens" | "audio_seconds" | "images" | "characters"
 
 
@@ -86,6 +86,7 @@ class Result:
     segments: tuple[dict, ...] = ()  # timed transcript segments {start, end, text}
     citations: tuple[dict, ...] = ()  # RAG sources {source, location, text}
     usage: Usage = field(default_factory=Usage)
+    language: str | None = None  # detected language of a transcript
 
 
 # --- the adapter ---------------------------------------------------------

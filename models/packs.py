@@ -40,6 +40,9 @@ class Pack:
     parts: tuple[str, ...]  # "module/relative/path" of each part, in join order
     sha256: str  # of the joined file
     filename: str  # name of the joined file, e.g. "model.gguf"
+    # Small side files copied next to the joined one ("module/path"), e.g. a
+    # CTranslate2 model's config.json and tokenizer.json.
+    extras: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, d: dict) -> Pack:
@@ -49,6 +52,7 @@ class Pack:
             parts=tuple(d["parts"]),
             sha256=d["sha256"],
             filename=d["filename"],
+            extras=tuple(d.get("extras", ())),
         )
 
     @property
@@ -74,9 +78,9 @@ def module_dir(module: str) -> Path | None:
 
 
 def locate(pack: Pack) -> list[Path]:
-    """Paths of every part; ModelUnavailable naming the install command if any is missing."""
+    """Paths of every part, then every extra; ModelUnavailable naming the install command."""
     paths = []
-    for part in pack.parts:
+    for part in pack.parts + pack.extras:
         module, _, rel = part.partition("/")
         root = module_dir(module)
         path = root / rel if root else None
@@ -155,7 +159,8 @@ def prepare(
     final = prepared_dir(pack, weights_root)
     if is_prepared(pack, weights_root):
         return final
-    paths = locate(pack)
+    located = locate(pack)
+    paths, extras = located[: len(pack.parts)], located[len(pack.parts) :]
     try:
         weights_root.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(weights_root / f".{pack.id}.lock"))
@@ -180,13 +185,15 @@ def prepare(
                     f"The weights pack '{pack.id}' is corrupted: its sha256 is {sha[:16]}..., "
                     f"expected {pack.sha256[:16]}.... Reinstall it with: {pack.install_hint}"
                 )
+            for extra in extras:
+                shutil.copyfile(extra, work / extra.name)
             if convert is not None:
                 progress(f"  converting '{pack.id}' to a fast-loading form...")
                 started = time.monotonic()
                 convert(joined, work)
                 joined.unlink()
                 progress(f"  converted in {time.monotonic() - started:.1f} s")
-            info = {"id": pack.id, "sha256": sha, "source": _source_stamp(paths)}
+            info = {"id": pack.id, "sha256": sha, "source": _source_stamp(located)}
             (work / "PACK.json").write_text(json.dumps(info, indent=1))
             shutil.rmtree(final, ignore_errors=True)
             os.replace(work, final)
