@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from assistant.service import Assistant, Outcome
@@ -56,3 +58,32 @@ def test_warm_request_pays_no_load(assistant):
     outcome = assistant.ask(Request(text="Hello"))
     assert outcome.load_s == 0.0
     assert [m["model"] for m in assistant.pool.resident()] == ["smollm2-135m-instruct"]
+
+
+def _words(text: str) -> set[str]:
+    return {w.strip(".,?!").lower() for w in text.split()}
+
+
+def test_speech_is_transcribed_with_timestamps(assistant, tmp_path):
+    clip = Path(__file__).parent / "data" / "speech_en.wav"
+    outcome = assistant.ask(Request(text="transcribe this", attachments=(clip,)))
+    assert outcome.status == "ok", outcome.error
+    assert outcome.route.task == "asr" and outcome.route.model == "whisper-base"
+    assert {"quick", "brown", "fox", "lazy", "report", "office"} <= _words(outcome.result.text)
+    segments = outcome.result.segments
+    assert segments and segments[0]["start"] == 0.0 and 5.5 < segments[-1]["end"] < 7.5
+    assert outcome.result.usage.unit == "audio_seconds"
+    assert abs(outcome.result.usage.units_in - 6.88) < 0.05
+    assert len(outcome.steps) == 0  # "transcribe" asks for the transcript only
+
+
+def test_spoken_question_is_a_two_step_chain_linked_in_the_ledger(assistant):
+    clip = Path(__file__).parent / "data" / "question_en.wav"  # "What is the capital of France?"
+    outcome = assistant.ask(Request(text="", attachments=(clip,), max_new_tokens=24))
+    assert [s.route.task for s in outcome.steps] == ["asr", "text"]
+    asr, text = outcome.steps
+    assert {"capital", "france"} <= _words(asr.result.text)
+    assert text.status == "ok" and text.result.text
+    child = assistant.ledger.get(text.request_id)
+    assert child["parent_id"] == asr.request_id and child["task"] == "text"
+    assert outcome.as_json()["output"]["segments"][0]["text"] == asr.result.text
