@@ -66,3 +66,26 @@ def test_empty_message_gets_a_clear_answer_not_an_error_page(app):
     chat = client.predict({"text": "   ", "files": []}, api_name="/chat")[1]
     assert "empty" in str(chat[-2]["content"]).lower()
     assert assistant.ledger.rows()[0]["status"] == "error"
+
+
+def test_uploaded_recording_shows_a_timecoded_transcript(app):
+    from pathlib import Path
+
+    from gradio_client import Client, handle_file
+
+    demo, assistant = app
+    client = Client(demo.local_url, verbose=False)
+    clip = Path(__file__).parent / "data" / "speech_en.wav"
+    chat = client.predict(
+        {"text": "transcribe this", "files": [handle_file(str(clip))]}, api_name="/chat"
+    )[1]
+    from assistant.ui.app import text_of
+
+    reply = text_of(chat[-2]["content"])
+    assert reply.startswith("[00:00–") and "fox" in reply.lower(), reply
+    assert chat[-1]["metadata"]["title"].startswith("whisper-base · asr")
+    row = assistant.ledger.rows()[0]
+    assert row["task"] == "asr" and row["status"] == "ok" and row["unit"] == "audio_seconds"
+    # The upload was stored inside ASSISTANT_HOME, nowhere else.
+    uploads = list(assistant.settings.uploads_dir.rglob("speech_en.wav"))
+    assert uploads, "the upload should be kept under ASSISTANT_HOME/uploads"

@@ -104,9 +104,13 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             yield gr.skip(), chat, gr.skip()
         assert outcome is not None
         if outcome.status == "ok":
-            chat[-1] = {"role": "assistant", "content": outcome.result.text or reply}
+            # What streamed is what the person reads: for speech it carries the
+            # timecodes, for a chain the transcript before the answer.
+            chat[-1] = {"role": "assistant", "content": reply.strip() or outcome.result.text}
         else:
-            chat[-1] = {"role": "assistant", "content": f"⚠️ {outcome.error}"}
+            # Keep what already arrived (e.g. a transcript before a failed step).
+            shown = f"{reply.strip()}\n\n" if reply.strip() else ""
+            chat[-1] = {"role": "assistant", "content": f"{shown}⚠️ {outcome.error}"}
         title, details = badge(outcome)
         metadata = {"title": title, "status": "done"}
         chat.append({"role": "assistant", "content": details, "metadata": metadata})
