@@ -88,3 +88,61 @@ def test_shell_characters_in_a_file_name_are_only_a_name(tmp_path, monkeypatch):
     path.write_bytes(CLIP.read_bytes())
     assert decode(path).shape[0] > SAMPLE_RATE
     assert not (tmp_path / "_pwned").exists()
+
+
+def _encode(samples, path: Path, codec: str, rate: int) -> None:
+    """Write ``samples`` (16 kHz mono float32) in another container and codec with PyAV."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), mode="w") as out:
+        stream = out.add_stream(codec, rate=rate, layout="mono")
+        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=rate)
+        frame = av.AudioFrame.from_ndarray(
+            samples.reshape(1, -1).astype(np.float32), format="flt", layout="mono"
+        )
+        frame.sample_rate = SAMPLE_RATE
+        for resampled in resampler.resample(frame) + resampler.resample(None):
+            for packet in stream.encode(resampled):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+@pytest.mark.parametrize(
+    "name, codec, rate",
+    [
+        ("clip.mp3", "libmp3lame", 44100),
+        ("clip.ogg", "libopus", 48000),
+        ("clip.opus", "libopus", 48000),
+        ("clip.m4a", "aac", 44100),
+        ("clip.webm", "libopus", 48000),
+        ("clip.flac", "flac", 16000),
+    ],
+)
+def test_every_upload_format_decodes_to_the_same_length(tmp_path, name, codec, rate):
+    import numpy as np
+
+    original = decode(CLIP)
+    path = tmp_path / name
+    _encode(original, path, codec, rate)
+    audio = decode(path)
+    # Codecs pad a few ms; the length and loudness must survive.
+    assert abs(audio.shape[0] - original.shape[0]) < 0.1 * SAMPLE_RATE
+    assert 0.5 < np.sqrt(np.mean(audio**2)) / np.sqrt(np.mean(original**2)) < 2.0
+
+
+def test_three_hour_upload_over_the_cap_is_refused_within_seconds(tmp_path):
+    import wave
+
+    path = tmp_path / "three_hours.wav"
+    with wave.open(str(path), "wb") as w:  # 8 kHz 8-bit: 86 MB of real samples
+        w.setnchannels(1)
+        w.setsampwidth(1)
+        w.setframerate(8000)
+        second = b"\x80" * 8000
+        w.writeframes(second * 3 * 3600)
+    started = time.monotonic()
+    with pytest.raises(BadInput, match="30-minute limit"):
+        decode(path, max_seconds=1800)
+    assert time.monotonic() - started < 10
