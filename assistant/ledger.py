@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.costs import Cost
 from models.base import BadInput
 
 MIGRATIONS: list[str] = [
@@ -58,12 +59,33 @@ MIGRATIONS: list[str] = [
              ON f.request_id = s.request_id AND f.phase = 'finished'
         WHERE s.phase = 'started';
     """,
+    # 2: what each request cost (assistant/costs.py), on the finished row.
+    """
+    ALTER TABLE events ADD COLUMN device_seconds REAL;
+    ALTER TABLE events ADD COLUMN energy_j REAL;
+    ALTER TABLE events ADD COLUMN energy_method TEXT;
+    ALTER TABLE events ADD COLUMN usd_local REAL;
+    ALTER TABLE events ADD COLUMN usd_cloud REAL;
+    ALTER TABLE events ADD COLUMN cloud_ref TEXT;
+    DROP VIEW requests;
+    CREATE VIEW requests AS
+        SELECT s.request_id, s.parent_id, s.session_id, s.source, s.ts AS started_at,
+               f.ts AS finished_at, s.task, s.model, s.reason, s.confidence,
+               COALESCE(f.status, 'started') AS status, f.error,
+               f.queue_s, f.load_s, f.run_s, f.units_in, f.units_out, f.unit, f.device, f.extra,
+               f.device_seconds, f.energy_j, f.energy_method, f.usd_local, f.usd_cloud,
+               f.cloud_ref
+        FROM events s LEFT JOIN events f
+             ON f.request_id = s.request_id AND f.phase = 'finished'
+        WHERE s.phase = 'started';
+    """,
 ]
 
 COLUMNS = (
     "request_id", "parent_id", "session_id", "source", "started_at", "finished_at", "task",
     "model", "reason", "confidence", "status", "error", "queue_s", "load_s", "run_s",
-    "units_in", "units_out", "unit", "device", "extra",
+    "units_in", "units_out", "unit", "device", "extra", "device_seconds", "energy_j",
+    "energy_method", "usd_local", "usd_cloud", "cloud_ref",
 )  # fmt: skip
 
 
@@ -92,6 +114,7 @@ class Finished:
     unit: str = "tokens"
     device: str = "cpu"
     extra: dict | None = None
+    cost: Cost | None = None
 
 
 class Ledger:
@@ -141,13 +164,18 @@ class Ledger:
         )  # fmt: skip
 
     def finish(self, row: Finished) -> None:
+        c = row.cost
         self._conn().execute(
             "INSERT INTO events (request_id, phase, ts, status, error, queue_s, load_s, run_s,"
-            " units_in, units_out, unit, device, extra)"
-            " VALUES (?, 'finished', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " units_in, units_out, unit, device, extra, device_seconds, energy_j, energy_method,"
+            " usd_local, usd_cloud, cloud_ref)"
+            " VALUES (?, 'finished', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (row.request_id, time.time(), row.status, row.error, row.queue_s, row.load_s,
              row.run_s, row.units_in, row.units_out, row.unit, row.device,
-             json.dumps(row.extra) if row.extra else None),
+             json.dumps(row.extra) if row.extra else None,
+             c.device_seconds if c else None, c.energy_j if c else None,
+             c.energy_method if c else None, c.usd_local if c else None,
+             c.usd_cloud if c else None, c.cloud_ref if c else None),
         )  # fmt: skip
 
     def rows(self, session_id: str | None = None, limit: int | None = None) -> list[dict]:

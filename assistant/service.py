@@ -19,6 +19,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
 
 from assistant.catalog import Catalog
+from assistant.costs import PRICES_FILE, Cost, EnergyMeter, Prices, cost_of
 from assistant.families import build_adapter
 from assistant.ledger import Finished, Ledger, Started
 from assistant.pool import Pool
@@ -48,6 +49,7 @@ class Outcome:
     evicted: tuple[str, ...] = field(default=())
     error_type: str | None = None  # BadInput | ModelUnavailable | ... (for exit codes, HTTP codes)
     steps: tuple[Outcome, ...] = ()  # the chained steps, when there were more than one
+    cost: Cost | None = None  # None when nothing ran (rejected before routing)
 
     def as_json(self) -> dict:
         route = self.route.as_dict() if self.route else None
@@ -69,28 +71,26 @@ class Outcome:
                 "unit": result.usage.unit,
             },
             "timings": {"queue_s": self.queue_s, "load_s": self.load_s, "run_s": self.run_s},
-            # Money and energy arrive with the cost model (issue 3); until then
-            # only what was measured is reported, and the rest says so.
-            "cost": {
-                "device": self.device,
-                "device_seconds": round(self.load_s + self.run_s, 4),
-                "energy_j": None,
-                "energy_method": "not measured yet",
-                "usd_local": None,
-                "usd_cloud": None,
-                "cloud_ref": None,
-            },
+            "cost": self.cost.as_dict() if self.cost else None,
             "status": self.status,
             "error": self.error,
         }
 
 
 class Assistant:
-    def __init__(self, settings: Settings, catalog: Catalog, pool: Pool, ledger: Ledger):
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        pool: Pool,
+        ledger: Ledger,
+        prices: Prices | None = None,
+    ):
         self.settings = settings
         self.catalog = catalog
         self.pool = pool
         self.ledger = ledger
+        self.prices = prices or Prices.load(PRICES_FILE)
         preferred = {"text": settings.text_model} if settings.text_model else {}
         self.router = Router(catalog, preferred)
 
@@ -105,7 +105,12 @@ class Assistant:
             memory_budget_mb=settings.memory_gb * 1024,
             sizes={e.id: e.memory_mb for e in catalog.entries.values()},
         )
-        return cls(settings, catalog, pool, Ledger(settings.ledger_path))
+        try:
+            prices = Prices.load()
+        except BadInput as err:  # a broken override must not stop the app
+            progress(f"Warning: {err} Using the built-in price table.")
+            prices = Prices.load(PRICES_FILE)
+        return cls(settings, catalog, pool, Ledger(settings.ledger_path), prices)
 
     # -- checking -------------------------------------------------------------
 
@@ -189,6 +194,8 @@ class Assistant:
         result, status, error, error_type = None, "ok", None, None
         queue_s = load_s = run_s = 0.0
         device, evicted = "cpu", ()
+        # Started before the lease so a GPU's counter also sees the load.
+        meter = EnergyMeter(self.settings.device if self.settings.device != "auto" else "cuda")
         try:
             with self.pool.lease(decision.model) as lease:
                 queue_s, load_s, evicted = lease.queue_s, lease.load_s, lease.evicted
@@ -207,16 +214,18 @@ class Assistant:
             status, error_type = "error", "InternalError"
             error = f"The model failed unexpectedly ({type(err).__name__}: {err}). Try again."
         usage = result.usage if result else None
+        measured = meter.read_joules() if device.startswith("cuda") else None
+        cost = cost_of(decision.task, device, load_s + run_s, usage, self.prices, measured)
         self.ledger.finish(
             Finished(
                 request_id, status, error, queue_s, load_s, run_s,
                 usage.units_in if usage else 0, usage.units_out if usage else 0,
                 usage.unit if usage else "tokens", device,
-                {"evicted": list(evicted)} if evicted else None,
+                {"evicted": list(evicted)} if evicted else None, cost,
             )
         )  # fmt: skip
         return Outcome(request_id, decision, result, status, error, queue_s, load_s, run_s,
-                       device, evicted, error_type)  # fmt: skip
+                       device, evicted, error_type, cost=cost)  # fmt: skip
 
     def ask(self, request: Request, source: str = "cli") -> Outcome:
         """Run a request to the end and return its Outcome."""
@@ -286,4 +295,21 @@ def _chain(first: Outcome, second: Outcome) -> Outcome:
         evicted=first.evicted + second.evicted,
         error_type=second.error_type,
         steps=(first, second),
+        cost=_add_costs(first.cost, second.cost),
+    )
+
+
+def _add_costs(a: Cost | None, b: Cost | None) -> Cost | None:
+    if a is None or b is None:
+        return a or b
+    clouds = [c.usd_cloud for c in (a, b) if c.usd_cloud is not None]
+    methods = sorted({a.energy_method, b.energy_method})
+    return Cost(
+        device=b.device,
+        device_seconds=round(a.device_seconds + b.device_seconds, 4),
+        energy_j=round(a.energy_j + b.energy_j, 3),
+        energy_method=" + ".join(methods),
+        usd_local=a.usd_local + b.usd_local,
+        usd_cloud=sum(clouds) if clouds else None,
+        cloud_ref="; ".join(c.cloud_ref for c in (a, b) if c.cloud_ref) or None,
     )

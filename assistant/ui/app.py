@@ -14,7 +14,16 @@ import gradio as gr
 from assistant.service import Assistant, Outcome
 from models.base import Message, Request
 
-PANEL_COLUMNS = ["time", "model · task", "why", "queue / load / run s", "units in→out", "status"]
+PANEL_COLUMNS = [
+    "time", "model · task", "why", "queue / load / run s", "units in→out", "$ local / cloud",
+    "status",
+]  # fmt: skip
+
+
+def usd(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"${value:.2g}" if value < 0.01 else f"${value:.2f}"
 
 
 def launch_options() -> dict:
@@ -53,11 +62,18 @@ def badge(outcome: Outcome) -> tuple[str, str]:
     usage = outcome.result.usage if outcome.result else None
     units = f" · {usage.units_in}→{usage.units_out} {usage.unit}" if usage else ""
     load = f" · cold load {outcome.load_s:.1f}s" if outcome.load_s > 0.05 else ""
-    title = f"{route.model} · {route.task} · {outcome.run_s:.1f}s{load}{units}"
+    money = ""
+    if outcome.cost:
+        money = f" · {usd(outcome.cost.usd_local)} here vs {usd(outcome.cost.usd_cloud)} cloud"
+    title = f"{route.model} · {route.task} · {outcome.run_s:.1f}s{load}{units}{money}"
     others = ", ".join(a["model"] for a in route.alternatives) or "none"
     details = (f"Why: {route.reason} (confidence {route.confidence:.2f}). "
                f"Alternatives: {others}. Queue {outcome.queue_s:.2f}s, load {outcome.load_s:.2f}s, "
                f"run {outcome.run_s:.2f}s on {outcome.device}.")  # fmt: skip
+    if outcome.cost:
+        c = outcome.cost
+        details += (f" Energy {c.energy_j:.0f} J ({c.energy_method}). "
+                    f"Cloud price: {c.cloud_ref or 'no comparable API'}.")  # fmt: skip
     return title, details
 
 
@@ -72,6 +88,7 @@ def panel_rows(assistant: Assistant, session_id: str) -> list[list]:
             r["reason"],
             f"{r['queue_s'] or 0:.2f} / {r['load_s'] or 0:.2f} / {r['run_s'] or 0:.2f}",
             f"{r['units_in'] or 0}→{r['units_out'] or 0} {r['unit'] or ''}",
+            f"{usd(r['usd_local'])} / {usd(r['usd_cloud'])}",
             r["status"] if not r["error"] else f"{r['status']}: {r['error'][:80]}",
         ])  # fmt: skip
     return rows
@@ -137,7 +154,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     value=[],
                     interactive=False,
                     wrap=True,
-                    column_widths=["11%", "25%", "24%", "16%", "14%", "10%"],
+                    column_widths=["9%", "20%", "20%", "14%", "12%", "15%", "10%"],
                     elem_id="panel",
                 )
         box.submit(respond, [box, chatbot], [box, chatbot, panel], api_name="chat")
