@@ -96,8 +96,9 @@ class Adapter:
     """Base class of every model family's adapter.
 
     Subclasses set the class attributes, keep ``__init__`` cheap, and do
-    all heavy work in ``load()``. ``stream()`` has a default that yields
-    the whole answer at once, so only families that really stream override it.
+    all heavy work in ``load()``. They override ``run()`` or ``stream()``:
+    each has a default built on the other, so a family that streams writes
+    only ``stream()`` and one that does not writes only ``run()``.
     """
 
     family: ClassVar[str] = ""  # "text" | "asr" | "image" | "vision" | "embed"
@@ -115,7 +116,7 @@ class Adapter:
         """Drop the weights; the pool calls this when it evicts the model."""
 
     def run(self, request: Request) -> Result:
-        raise NotImplementedError
+        return [item for item in self.stream(request) if isinstance(item, Result)][-1]
 
     def stream(
         self, request: Request, cancel: threading.Event | None = None

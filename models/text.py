@@ -162,11 +162,3 @@ class TransformersChat(Adapter):
         n_out = int(generated["ids"].shape[0])
         yield Result(text="".join(pieces).strip(), usage=Usage(n_in, n_out, "tokens"))
 
-    def run(self, request: Request) -> Result:
-        result = None
-        for item in self.stream(request):
-            if isinstance(item, Result):
-                result = item
-        assert result is not None
-        return result
-

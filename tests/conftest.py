@@ -1,0 +1,65 @@
+"""Fixtures for the fast tier: a fake chat model and an Assistant built around it."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.catalog import Catalog
+from assistant.families import build_adapter
+from assistant.ledger import Ledger
+from assistant.pool import Pool
+from assistant.service import Assistant
+from assistant.settings import Settings
+from models.base import Adapter, Request, Result, Usage
+
+
+class FakeChat(Adapter):
+    """Replays canned replies word by word and reports real word counts as usage."""
+
+    family = "text"
+    tasks = ("text",)
+
+    def __init__(self, replies=("Paris is the capital of France.",), fail: Exception | None = None):
+        self.replies = list(replies)
+        self.fail = fail
+        self.seen: list[Request] = []  # every request it was given, for assertions
+        self.loads = 0
+
+    def load(self) -> None:
+        self.loads += 1
+
+    def stream(self, request, cancel=None):
+        self.seen.append(request)
+        if self.fail is not None:
+            raise self.fail
+        reply = self.replies[(len(self.seen) - 1) % len(self.replies)]
+        for i, word in enumerate(reply.split()):
+            yield word if i == 0 else " " + word
+        words_in = len(request.text.split()) + sum(len(m.content.split()) for m in request.history)
+        yield Result(text=reply, usage=Usage(words_in, len(reply.split()), "tokens"))
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(home=tmp_path / "home")
+
+
+@pytest.fixture
+def fake_chat() -> FakeChat:
+    return FakeChat()
+
+
+@pytest.fixture
+def assistant(settings, fake_chat) -> Assistant:
+    """The real catalog, router, pool and ledger; text models are the fake."""
+    settings.ensure_home()
+    catalog = Catalog.load()
+
+    def factory(model_id: str) -> Adapter:
+        entry = catalog.get(model_id)
+        if entry.family == "text":
+            return fake_chat
+        return build_adapter(entry, settings)  # unbuilt families fail like production
+
+    pool = Pool(factory, 8192, {e.id: e.memory_mb for e in catalog.entries.values()})
+    return Assistant(settings, catalog, pool, Ledger(settings.ledger_path))

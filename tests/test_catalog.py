@@ -1,0 +1,49 @@
+"""The shipped catalog: complete, one default per task, availability said in words."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.catalog import TASKS, Catalog
+from models.base import BadInput
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return Catalog.load()
+
+
+def test_every_task_has_exactly_one_default(catalog):
+    for task in TASKS:
+        defaults = [e.id for e in catalog.for_task(task) if task in e.default_for]
+        assert len(defaults) == 1, (task, defaults)
+    assert all(set(e.tasks) <= set(TASKS) for e in catalog.entries.values())
+
+
+def test_every_pack_is_pinned(catalog):
+    for entry in catalog.entries.values():
+        if entry.pack:
+            assert len(entry.pack.sha256) == 64 and all(
+                "==" in p for p in entry.pack.packages
+            ), entry.id
+
+
+def test_rows_say_what_is_usable_and_why(catalog, tmp_path):
+    rows = {r["id"]: r for r in catalog.rows(tmp_path)}
+    assert rows["smollm2-135m-instruct"]["source_kind"] == "pack"
+    assert rows["qwen2.5-1.5b-instruct"]["source_kind"] == "hub"
+    assert "not available yet" in rows["sd-turbo"]["availability"]
+    assert rows["sd-turbo"]["available"] is False
+    assert all(r["availability"] for r in rows.values())
+
+
+def test_hub_models_are_unavailable_when_offline_and_uncached(catalog, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    ok, why = catalog.get("qwen2.5-1.5b-instruct").availability(tmp_path)
+    assert ok is False and "HF_HUB_OFFLINE" in why
+
+
+def test_unknown_id_is_a_clear_error(catalog):
+    with pytest.raises(BadInput, match="python -m assistant models"):
+        catalog.get("nope")

@@ -1,0 +1,89 @@
+"""The flow of one request with a fake model: check, route, run, record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from assistant.service import Outcome
+from models.base import Message, Request
+from tests.conftest import FakeChat
+
+CONTRACT = {"request_id", "route", "steps", "output", "usage", "timings", "cost", "status",
+            "error"}  # fmt: skip
+
+
+def test_a_question_streams_and_is_recorded(assistant, fake_chat):
+    items = list(assistant.handle(Request(text="What is the capital of France?")))
+    outcome = items[-1]
+    assert isinstance(outcome, Outcome) and outcome.status == "ok"
+    assert "".join(items[:-1]) == outcome.result.text == fake_chat.replies[0]
+    row = assistant.ledger.get(outcome.request_id)
+    assert (row["status"], row["task"], row["model"]) == ("ok", "text", "smollm2-135m-instruct")
+    assert row["units_in"] == 6 and row["units_out"] == 6
+
+
+def test_the_json_has_exactly_the_contract_keys(assistant):
+    data = assistant.ask(Request(text="hi")).as_json()
+    assert set(data) == CONTRACT
+    assert {"task", "model", "reason", "confidence", "alternatives"} <= set(data["route"])
+    assert set(data["timings"]) == {"queue_s", "load_s", "run_s"}
+    assert data["cost"]["device"] == "cpu" and data["cost"]["usd_local"] >= 0
+
+
+def test_empty_and_blank_messages_are_refused_and_recorded(assistant, fake_chat):
+    for text in ("", "   \n\t "):
+        outcome = assistant.ask(Request(text=text))
+        assert outcome.status == "error" and "empty" in outcome.error
+        row = assistant.ledger.get(outcome.request_id)
+        assert row["status"] == "error" and row["reason"] == "rejected before routing"
+    assert fake_chat.seen == [] and assistant.pool.resident() == []
+
+
+def test_a_megabyte_message_is_refused_without_loading_a_model(assistant, fake_chat):
+    outcome = assistant.ask(Request(text="a" * 1_000_000))
+    assert outcome.status == "error" and "limit is 20,000" in outcome.error
+    assert outcome.error_type == "BadInput" and fake_chat.loads == 0
+
+
+def test_control_characters_never_reach_the_model(assistant, fake_chat):
+    assistant.ask(Request(text="hel\x00lo\x1b[31m there\nfriend\t!"))
+    assert fake_chat.seen[-1].text == "hello[31m there\nfriend\t!"
+
+
+def test_unknown_model_names_the_known_ones(assistant):
+    outcome = assistant.ask(Request(text="hi", model="gpt-9"))
+    assert outcome.status == "error" and "smollm2-135m-instruct" in outcome.error
+
+
+def test_a_family_not_built_yet_says_so_and_is_recorded(assistant):
+    outcome = assistant.ask(Request(text="what is this?", attachments=(Path("cat.png"),)))
+    assert outcome.status == "error" and "not available yet" in outcome.error
+    row = assistant.ledger.get(outcome.request_id)
+    assert row["task"] == "vision" and row["status"] == "error"
+    assert outcome.result is None  # no fake output
+
+
+def test_history_reaches_the_model(assistant, fake_chat):
+    history = (Message("user", "I live in Berlin."), Message("assistant", "Nice."))
+    assistant.ask(Request(text="Where do I live?", history=history))
+    assert fake_chat.seen[-1].history == history
+
+
+def test_a_crashing_model_is_reported_and_the_next_request_works(assistant, fake_chat):
+    fake_chat.fail = RuntimeError("CUDA went away")
+    broken = assistant.ask(Request(text="hi"))
+    assert broken.status == "error" and "failed unexpectedly" in broken.error
+    assert assistant.ledger.get(broken.request_id)["status"] == "error"
+    fake_chat.fail = None
+    assert assistant.ask(Request(text="hi again")).status == "ok"
+
+
+def test_max_new_tokens_is_capped_by_settings(assistant, fake_chat):
+    assistant.ask(Request(text="hi", max_new_tokens=100_000))
+    assert fake_chat.seen[-1].max_new_tokens == assistant.settings.max_new_tokens
+
+
+def test_replies_cycle_in_the_fake(settings):
+    fake = FakeChat(replies=("one", "two"))
+    texts = [fake.run(Request(text="x")).text for _ in range(3)]
+    assert texts == ["one", "two", "one"]

@@ -1,0 +1,36 @@
+"""Settings from the environment, and an ASSISTANT_HOME that cannot be used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant.settings import Settings
+from models.base import BadInput
+
+
+def test_defaults_and_overrides():
+    s = Settings.from_env({})
+    assert s.device == "auto" and s.max_new_tokens == 256 and s.memory_gb == 8.0
+    s = Settings.from_env({"ASSISTANT_HOME": "/tmp/x", "ASSISTANT_MEMORY_GB": "2.5",
+                           "ASSISTANT_TEXT_MODEL": "qwen2.5-1.5b-instruct"})  # fmt: skip
+    assert s.home == Path("/tmp/x") and s.memory_gb == 2.5
+    assert s.text_model == "qwen2.5-1.5b-instruct" and s.ledger_path == Path("/tmp/x/ledger.sqlite")
+
+
+@pytest.mark.parametrize("value", ["lots", "-1", "0"])
+def test_a_bad_number_names_the_variable(value):
+    with pytest.raises(BadInput, match="ASSISTANT_MAX_NEW_TOKENS"):
+        Settings.from_env({"ASSISTANT_MAX_NEW_TOKENS": value})
+
+
+def test_an_unusable_home_names_the_fix(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    # A path under a regular file can never be created, even by root (tests
+    # run as root here, and root ignores permission bits).
+    settings = Settings(home=blocker / "home")
+    with pytest.raises(BadInput, match="ASSISTANT_HOME=.*not a writable folder") as err:
+        settings.ensure_home()
+    assert "ASSISTANT_HOME=$HOME/.assistant" in str(err.value)

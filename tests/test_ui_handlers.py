@@ -1,0 +1,54 @@
+"""UI handlers with the fake model: the chat, the badge and the panel, without a server."""
+
+from __future__ import annotations
+
+from assistant.ui.app import badge, build_app, history_of, text_of
+from models.base import Request
+
+
+def test_text_of_reads_every_content_shape():
+    assert text_of("hi") == "hi"
+    assert text_of({"type": "text", "text": "hi"}) == "hi"
+    assert text_of([{"type": "text", "text": "a"}, {"type": "file", "file": {}}, "b"]) == "ab"
+
+
+def test_history_skips_badges_and_files():
+    chat = [
+        {"role": "user", "content": "I live in Berlin."},
+        {"role": "user", "content": [{"type": "file", "file": {"path": "x.wav"}}]},
+        {"role": "assistant", "content": "Nice."},
+        {"role": "assistant", "content": "why...", "metadata": {"title": "smollm2 · text"}},
+    ]
+    assert [(m.role, m.content) for m in history_of(chat)] == [
+        ("user", "I live in Berlin."), ("assistant", "Nice."),
+    ]  # fmt: skip
+
+
+def _respond(demo):
+    return next(f.fn for f in demo.fns.values() if f.api_name == "chat")
+
+
+def test_respond_streams_then_shows_the_badge_and_the_panel(assistant, fake_chat):
+    respond = _respond(build_app(assistant))
+    updates = list(respond({"text": "What is the capital of France?", "files": []}, [], None))
+    chat = updates[-1][1]
+    assert chat[0] == {"role": "user", "content": "What is the capital of France?"}
+    assert chat[1]["content"] == fake_chat.replies[0]
+    assert chat[2]["metadata"]["title"].startswith("smollm2-135m-instruct · text")
+    assert len(updates) > 3  # streamed, not delivered at once
+    panel = updates[-1][2]
+    assert panel[0][1] == "smollm2-135m-instruct · text" and panel[0][-1] == "ok"
+
+
+def test_an_error_is_shown_as_a_message_not_raised(assistant):
+    respond = _respond(build_app(assistant))
+    chat = list(respond({"text": "  ", "files": []}, [], None))[-1][1]
+    assert "empty" in chat[-2]["content"] and chat[-2]["content"].startswith("⚠️")
+    assert chat[-1]["metadata"]["title"] == "rejected before routing"
+
+
+def test_badge_of_an_ok_outcome_names_model_time_and_money(assistant):
+    outcome = assistant.ask(Request(text="hi"))
+    title, details = badge(outcome)
+    assert "smollm2-135m-instruct · text" in title and "cloud" in title
+    assert "plain question" in details and "estimate" in details
