@@ -21,7 +21,7 @@ def build_adapter(entry: Entry, settings: Settings, progress=print) -> Adapter:
         )
     if entry.backend == "transformers":
         return _text_adapter(entry, settings, progress)
-    if entry.backend == "faster-whisper":
+    if entry.backend in ("faster-whisper", "openai-whisper"):
         return _asr_adapter(entry, settings, progress)
     raise ModelUnavailable(f"Model '{entry.id}' names an unknown backend '{entry.backend}'.")
 
@@ -38,6 +38,10 @@ def prepare_weights(entry: Entry, settings: Settings, progress=print):
         from models.text import convert_gguf
 
         convert = convert_gguf
+    elif entry.backend == "openai-whisper":
+        from models.asr import convert_ct2_pack
+
+        convert = convert_ct2_pack
     return packs.prepare(pack, settings.weights_dir, convert=convert, progress=progress)
 
 
@@ -58,12 +62,13 @@ def _text_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
 
 
 def _asr_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
-    from models.asr import FasterWhisper
+    from models.asr import FasterWhisper, OpenAIWhisper
 
     def prepare():
         return prepare_weights(entry, settings, progress)
 
-    return FasterWhisper(
+    backend = FasterWhisper if entry.backend == "faster-whisper" else OpenAIWhisper
+    return backend(
         source=entry.hub_id or entry.id,
         device=settings.device,
         max_seconds=settings.max_audio_seconds,
