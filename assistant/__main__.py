@@ -117,6 +117,25 @@ def cmd_serve(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_bench(args, settings: Settings) -> int:
+    from assistant import bench
+
+    settings.ensure_home()
+    names = [args.name] if args.name else list(bench.BENCHES)
+    failed = False
+    for name in names:
+        _progress(f"bench {name}:")
+        report = bench.run(name, repeats=args.repeats, progress=_progress)
+        failed |= any(m["met"] is False for m in report["metrics"])
+        if args.json:
+            print(json.dumps(report, indent=1))
+            continue
+        for m in report["metrics"]:
+            goal = f"goal {m['goal']}: {'met' if m['met'] else 'NOT met'}" if m["goal"] else ""
+            print(f"  {m['name']:<52} {m['value']:>10.3f} {m['unit']:<14} {goal}")
+    return 1 if failed else 0
+
+
 def cmd_not_yet(args, settings: Settings) -> int:
     print(f"'{args.command}' is not built in this version yet.", file=sys.stderr)
     return 2
@@ -148,10 +167,15 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("prepare", help="prepare packed weights once").set_defaults(func=cmd_prepare)
     sub.add_parser("serve", help="serve the web app").set_defaults(func=cmd_serve)
-    for name in ("ingest", "bench"):
-        later = sub.add_parser(name, help="not built yet")
-        later.add_argument("args", nargs="*")
-        later.set_defaults(func=cmd_not_yet)
+    bench = sub.add_parser("bench", help="measure side by side: asr")
+    bench.add_argument("name", nargs="?", help="one bench; all when omitted")
+    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--repeats", type=int, default=3, help="runs per contender (median)")
+    bench.set_defaults(func=cmd_bench)
+
+    later = sub.add_parser("ingest", help="not built yet")
+    later.add_argument("paths", nargs="*")
+    later.set_defaults(func=cmd_not_yet)
     return p
 
 

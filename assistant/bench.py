@@ -1,0 +1,194 @@
+"""Benchmarks: ratios measured side by side in one run, medians over repeats.
+
+    python -m assistant bench asr [--json] [--repeats N]
+
+Each contender runs in its own subprocess, one after the other, so peak
+memory is the contender's own and one cannot warm the other's caches.
+Machines here are shared and noisy: every time is the median of repeats.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from assistant.settings import Settings
+
+BENCHDATA = Path(__file__).with_name("benchdata")
+
+
+def machine() -> dict:
+    return {
+        "python": platform.python_version(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "threads_used": 2,
+    }
+
+
+def metric(name: str, value: float, unit: str, goal: str | None = None, met=None) -> dict:
+    return {"name": name, "value": round(value, 4), "unit": unit, "goal": goal, "met": met}
+
+
+# -- word error rate ---------------------------------------------------------
+
+
+def words(text: str) -> list[str]:
+    """Normalised words: Whisper's own English normaliser ("nine" and "9" are
+    one word to it, as they are to a listener), else lowercase without punctuation."""
+    try:
+        from whisper.normalizers import EnglishTextNormalizer
+
+        text = EnglishTextNormalizer()(text)
+    except ImportError:
+        pass
+    return re.sub(r"[^\w\s']", " ", text.lower()).split()
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate: word-level edit distance over the reference length."""
+    ref, hyp = words(reference), words(hypothesis)
+    previous = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        current = [i]
+        for j, h in enumerate(hyp, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h)))
+        previous = current
+    return previous[-1] / max(len(ref), 1)
+
+
+# -- asr ---------------------------------------------------------------------
+
+# name: (catalog id, decoding). "default" is exactly what the product runs;
+# "greedy" and "beam5" are like-for-like settings on both libraries, "beam5"
+# being each library's own default (openai-whisper's CLI, faster-whisper's API).
+ASR_CONTENDERS = {
+    "openai-whisper fp32, beam 5 (reference)": ("whisper-base-openai", "beam5"),
+    "openai-whisper fp32, greedy": ("whisper-base-openai", "greedy"),
+    "faster-whisper int8, beam 5": ("whisper-base", "beam5"),
+    "faster-whisper int8, greedy sequential": ("whisper-base", "greedy"),
+    "faster-whisper int8, product default": ("whisper-base", "default"),
+}
+REFERENCE = "openai-whisper fp32, beam 5 (reference)"
+DEFAULT = "faster-whisper int8, product default"
+
+
+def _decoder(adapter, mode: str):
+    """A function samples -> (segments with "text", language) for one contender."""
+    if mode == "default":
+        return adapter._transcribe
+    is_openai = adapter.backend_name == "openai-whisper"
+    if is_openai and mode == "greedy":
+        return adapter._transcribe  # the reference adapter decodes greedily
+
+    def decode(samples):
+        if is_openai:  # beam5: openai-whisper's CLI defaults
+            out = adapter.model.transcribe(samples, language="en", fp16=False, beam_size=5,
+                                           best_of=5, verbose=None)  # fmt: skip
+            return out["segments"], "en"
+        beam = 5 if mode == "beam5" else 1
+        pieces, info = adapter.model.transcribe(
+            samples, language="en", beam_size=beam, condition_on_previous_text=mode == "beam5"
+        )
+        return ({"text": p.text} for p in pieces), info.language
+
+    return decode
+
+
+def _asr_worker(model_id: str, mode: str, repeats: int) -> dict:
+    """Runs in a subprocess: load once (timed), transcribe ``repeats`` times."""
+    import torch
+
+    torch.set_num_threads(2)
+    from assistant.catalog import Catalog
+    from assistant.families import build_adapter, prepare_weights
+    from models import audio
+
+    settings = Settings.from_env()
+    entry = Catalog.load().get(model_id)
+    prepare_weights(entry, settings, progress=lambda m: None)  # not part of the cold load
+    adapter = build_adapter(entry, settings, progress=lambda m: None)
+    adapter.backend_name = entry.backend
+    if hasattr(adapter, "cpu_threads"):
+        adapter.cpu_threads = 2
+    started = time.perf_counter()
+    adapter.load()
+    load_s = time.perf_counter() - started
+    samples = audio.decode(BENCHDATA / "speech_en.flac")
+    transcribe = _decoder(adapter, mode)
+    runs, text = [], ""
+    for _ in range(repeats):
+        started = time.perf_counter()
+        segments, _language = transcribe(samples)
+        text = " ".join(s["text"].strip() for s in segments)
+        runs.append(time.perf_counter() - started)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"load_s": load_s, "runs": runs, "text": text, "peak_mb": peak_mb,
+            "audio_s": samples.shape[0] / audio.SAMPLE_RATE}  # fmt: skip
+
+
+def bench_asr(repeats: int, progress) -> list[dict]:
+    reference_text = (BENCHDATA / "speech_en.txt").read_text()
+    results = {}
+    for name, (model_id, mode) in ASR_CONTENDERS.items():
+        progress(f"  {name}: {model_id}, {repeats} runs...")
+        out = subprocess.run(
+            [sys.executable, "-m", "assistant.bench", "_asr_worker", model_id, mode, str(repeats)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if out.returncode != 0:
+            raise RuntimeError(f"{name} failed:\n{out.stderr[-2000:]}")
+        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+
+    metrics, rtf, wers = [], {}, {}
+    for name, r in results.items():
+        rtf[name] = statistics.median(r["runs"]) / r["audio_s"]
+        wers[name] = wer(reference_text, r["text"]) * 100
+        metrics += [
+            metric(f"{name}: real-time factor (median)", rtf[name], "x audio length"),
+            metric(f"{name}: word error rate", wers[name], "%"),
+            metric(f"{name}: cold load", r["load_s"], "s"),
+            metric(f"{name}: peak memory", r["peak_mb"], "MB"),
+        ]
+
+    def speedup(slow: str, fast: str) -> float:
+        return rtf[slow] / rtf[fast]
+
+    goal = speedup(REFERENCE, DEFAULT)
+    metrics += [
+        metric("product default vs reference: speed-up", goal, "x", ">= 3", goal >= 3),
+        metric("like for like, beam 5: faster-whisper vs openai-whisper",
+               speedup(REFERENCE, "faster-whisper int8, beam 5"), "x"),
+        metric("like for like, greedy: faster-whisper vs openai-whisper",
+               speedup("openai-whisper fp32, greedy", "faster-whisper int8, greedy sequential"),
+               "x"),
+    ]  # fmt: skip
+    gap = wers[DEFAULT] - wers[REFERENCE]
+    metrics.append(metric("product default WER minus reference WER", gap, "points", "<= 1",
+                          gap <= 1))  # fmt: skip
+    audio_s = results[REFERENCE]["audio_s"]
+    metrics.append(metric("speech benchmarked", audio_s, "s", ">= 60", audio_s >= 60))
+    return metrics
+
+
+BENCHES = {"asr": bench_asr}
+
+
+def run(name: str, repeats: int = 3, progress=print) -> dict:
+    if name not in BENCHES:
+        from models.base import BadInput
+
+        raise BadInput(f"Unknown bench '{name}'. Benches: {', '.join(BENCHES)}.")
+    return {"bench": name, "machine": machine(), "metrics": BENCHES[name](repeats, progress)}
+
+
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "_asr_worker":
+    print(json.dumps(_asr_worker(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
