@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def cmd_ask(args, settings: Settings) -> int:
     # "-" reads the message from stdin: long texts do not fit in argv.
     text = sys.stdin.read() if args.text == "-" else args.text
     request = Request(text=text, attachments=tuple(attachments), model=args.model,
-                      max_new_tokens=args.max_new_tokens)  # fmt: skip
+                      max_new_tokens=args.max_new_tokens, speak=args.speak)  # fmt: skip
     assistant = Assistant.from_settings(settings, progress=_progress)
     if args.route_only:
         checked = assistant.check(request)
@@ -153,6 +154,8 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print the contract's JSON")
     ask.add_argument("--route-only", action="store_true", help="print the route, run nothing")
     ask.add_argument("--max-new-tokens", type=int, default=256)
+    ask.add_argument("--speak", action="store_true",
+                     help="also read the answer aloud to a WAV (optional Piper extra)")  # fmt: skip
     ask.set_defaults(func=cmd_ask)
 
     models = sub.add_parser("models", help="list the catalog")
@@ -183,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args, Settings.from_env())
+    except BrokenPipeError:  # `... | head` closed our stdout: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except AssistantError as err:
         if getattr(args, "json", False):
             print(json.dumps({"status": err.status, "error": str(err)}, indent=1))

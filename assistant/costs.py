@@ -77,6 +77,8 @@ class Prices:
             usd = usage.units_in / 60 * row["usd_per_minute"]
         elif usage.unit == "images" and "usd_per_image" in row:
             usd = usage.units_out * row["usd_per_image"]
+        elif usage.unit == "characters" and "usd_per_1m_characters" in row:
+            usd = usage.units_in * row["usd_per_1m_characters"] / 1e6
         elif usage.unit in ("tokens", "characters") and "usd_per_1m_tokens" in row:
             tokens = usage.units_in if usage.unit == "tokens" else usage.units_in / 4
             usd = tokens * row["usd_per_1m_tokens"] / 1e6

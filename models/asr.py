@@ -171,10 +171,11 @@ def convert_ct2_pack(joined: Path, out_dir: Path) -> None:
 
     ct2 = out_dir / "ct2"
     ct2.mkdir()
-    (ct2 / "model.bin").symlink_to(joined)
+    # Absolute targets: a relative one would resolve against ct2/, not the cwd.
+    (ct2 / "model.bin").symlink_to(joined.resolve())
     for side in ("config.json", "tokenizer.json", "vocabulary.txt", "vocabulary.json"):
         if (out_dir / side).exists():
-            (ct2 / side).symlink_to(out_dir / side)
+            (ct2 / side).symlink_to((out_dir / side).resolve())
     ct2_to_whisper(ct2, out_dir / "model.pt")
     for link in ct2.iterdir():
         link.unlink()

@@ -66,6 +66,7 @@ class Request:
     model: str | None = None  # catalog id that overrides the router's choice
     max_new_tokens: int = 256  # generation cap for text output
     temperature: float = 0.0  # 0 means greedy, which is reproducible
+    speak: bool = False  # also read the answer aloud (needs the optional TTS extra)
 
 
 @dataclass(frozen=True)

@@ -34,3 +34,10 @@ def test_an_unusable_home_names_the_fix(tmp_path):
     with pytest.raises(BadInput, match="ASSISTANT_HOME=.*not a writable folder") as err:
         settings.ensure_home()
     assert "ASSISTANT_HOME=$HOME/.assistant" in str(err.value)
+
+
+def test_a_relative_home_is_made_absolute(tmp_path, monkeypatch):
+    # A relative home broke pack conversion once: symlinks made inside it
+    # resolved against their own folder. Settings now pins it at start.
+    monkeypatch.chdir(tmp_path)
+    assert Settings.from_env({"ASSISTANT_HOME": "data"}).home == tmp_path / "data"

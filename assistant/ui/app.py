@@ -95,7 +95,12 @@ def panel_rows(assistant: Assistant, session_id: str) -> list[list]:
 
 
 def build_app(assistant: Assistant) -> gr.Blocks:
-    def respond(message: dict | None, chat: list[dict] | None, request: gr.Request):
+    speech_ok = _tts_available(assistant)
+
+    def respond(
+        message: dict | None, chat: list[dict] | None, speak: bool = False,
+        request: gr.Request = None,
+    ):  # fmt: skip
         session_id = (request.session_hash if request else None) or "anonymous"
         message = message or {}
         chat = list(chat or [])
@@ -109,7 +114,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         chat.append({"role": "assistant", "content": ""})
         yield gr.MultimodalTextbox(value=None, interactive=False), chat, gr.skip()
 
-        req = Request(text=text, attachments=tuple(files), history=history, session_id=session_id)
+        req = Request(text=text, attachments=tuple(files), history=history,
+                      session_id=session_id, speak=bool(speak) and speech_ok)  # fmt: skip
         reply = ""
         outcome = None
         for item in assistant.handle(req, source="ui"):
@@ -128,6 +134,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             # Keep what already arrived (e.g. a transcript before a failed step).
             shown = f"{reply.strip()}\n\n" if reply.strip() else ""
             chat[-1] = {"role": "assistant", "content": f"{shown}⚠️ {outcome.error}"}
+        for produced in outcome.result.files if outcome.result else ():
+            chat.append({"role": "assistant", "content": {"path": str(produced)}})
         title, details = badge(outcome)
         metadata = {"title": title, "status": "done"}
         chat.append({"role": "assistant", "content": details, "metadata": metadata})
@@ -147,6 +155,11 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     show_label=False,
                     elem_id="input",
                 )
+                speak = gr.Checkbox(
+                    label="🔊 Speak replies" if speech_ok else
+                    "🔊 Speak replies (install the optional Piper extra: make tts)",
+                    value=False, interactive=speech_ok, elem_id="speak",
+                )  # fmt: skip
             with gr.Column(scale=3):
                 gr.Markdown("**Requests this session** — model, why, and time spent")
                 panel = gr.Dataframe(
@@ -157,5 +170,10 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     column_widths=["9%", "20%", "20%", "14%", "12%", "15%", "10%"],
                     elem_id="panel",
                 )
-        box.submit(respond, [box, chatbot], [box, chatbot, panel], api_name="chat")
+        box.submit(respond, [box, chatbot, speak], [box, chatbot, panel], api_name="chat")
     return demo
+
+
+def _tts_available(assistant: Assistant) -> bool:
+    entry = assistant.catalog.default_for("tts")
+    return entry is not None and entry.availability(assistant.settings.weights_dir)[0]
