@@ -57,6 +57,7 @@ class Outcome:
         output: dict = {"text": result.text, "files": [str(f) for f in result.files]}
         if result.segments:
             output["segments"] = list(result.segments)
+            output["language"] = result.language
         if result.citations:
             output["citations"] = list(result.citations)
         return {

@@ -87,3 +87,15 @@ def test_spoken_question_is_a_two_step_chain_linked_in_the_ledger(assistant):
     child = assistant.ledger.get(text.request_id)
     assert child["parent_id"] == asr.request_id and child["task"] == "text"
     assert outcome.as_json()["output"]["segments"][0]["text"] == asr.result.text
+
+
+def test_a_bad_recording_is_refused_and_the_next_one_works(assistant, tmp_path):
+    fake = tmp_path / "picture.wav"
+    fake.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 500)
+    bad = assistant.ask(Request(text="transcribe", attachments=(fake,)))
+    assert bad.status == "error" and "picture.wav" in bad.error
+    assert assistant.ledger.get(bad.request_id)["task"] == "asr"
+    clip = Path(__file__).parent / "data" / "speech_en.wav"
+    good = assistant.ask(Request(text="transcribe", attachments=(clip,)))
+    assert good.status == "ok" and "fox" in good.result.text.lower()
+    assert good.as_json()["output"]["language"] == "en"
