@@ -65,7 +65,12 @@ def badge(outcome: Outcome) -> tuple[str, str]:
     money = ""
     if outcome.cost:
         money = f" · {usd(outcome.cost.usd_local)} here vs {usd(outcome.cost.usd_cloud)} cloud"
-    title = f"{route.model} · {route.task} · {outcome.run_s:.1f}s{load}{units}{money}"
+    # A chain (speech, then the answer; or the answer, then its voice) names
+    # every model in order; units are the last step's, time is the total.
+    routes = [s.route for s in outcome.steps if s.route] or [route]
+    models = " → ".join(r.model for r in routes)
+    tasks = " → ".join(r.task for r in routes)
+    title = f"{models} · {tasks} · {outcome.run_s:.1f}s{load}{units}{money}"
     others = ", ".join(a["model"] for a in route.alternatives) or "none"
     details = (f"Why: {route.reason} (confidence {route.confidence:.2f}). "
                f"Alternatives: {others}. Queue {outcome.queue_s:.2f}s, load {outcome.load_s:.2f}s, "
@@ -156,8 +161,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     elem_id="input",
                 )
                 speak = gr.Checkbox(
-                    label="🔊 Speak replies" if speech_ok else
-                    "🔊 Speak replies (install the optional Piper extra: make tts)",
+                    label="Speak replies" if speech_ok else
+                    "Speak replies (install the optional Piper extra: make tts)",
                     value=False, interactive=speech_ok, elem_id="speak",
                 )  # fmt: skip
             with gr.Column(scale=3):
