@@ -52,11 +52,16 @@ class TransformersChat(Adapter):
         model: Any = None,
         tokenizer: Any = None,
         prepare: Callable[[], Path] | None = None,
+        repetition_penalty: float = 1.1,
     ):
         self.source = source  # a folder, or a hub id
         # Called by load() to make the weights folder first (e.g. a pack to
         # join and convert); its result replaces ``source``.
         self.prepare = prepare
+        # Greedy decoding of a 135M model loops ("le Grand Croix de la femme de
+        # France, le Grand Croix..." on a misheard question); 1.1 ended the
+        # loops we saw and kept the answers the tests check.
+        self.repetition_penalty = repetition_penalty
         self.device_preference = device
         self.dtype = dtype
         self.context_window = context_window
@@ -140,6 +145,7 @@ class TransformersChat(Adapter):
                     temperature=None if greedy else request.temperature,
                     top_p=None,
                     top_k=None,
+                    repetition_penalty=self.repetition_penalty,
                     streamer=streamer,
                     stopping_criteria=StoppingCriteriaList([_Cancelled()]),
                     pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
