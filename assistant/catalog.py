@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.base import BadInput
+from models.base import BadInput, hub_cached
 from models.packs import Pack, is_installed, is_prepared, module_dir
 
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
@@ -61,7 +61,7 @@ class Entry:
                 return True, "ready (pack prepared)"
             return True, "pack installed; prepared on first use"
         if self.hub_id:
-            if _hub_cached(self.hub_id):
+            if hub_cached(self.hub_id, "config.json"):
                 return True, "hub model, in the local cache"
             if os.environ.get("HF_HUB_OFFLINE") == "1":
                 return False, "hub model; HF_HUB_OFFLINE=1 and not in the local cache"
@@ -74,15 +74,6 @@ class Entry:
         if any(module_dir(m) is None for m in modules):
             return False, f"not installed: pip install {' '.join(packages)}"
         return True, "installed"
-
-
-def _hub_cached(hub_id: str) -> bool:
-    # Looks at the local hub cache only; never a network call.
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return False
-    return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
 
 
 class Catalog:

@@ -23,7 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from models import audio
-from models.base import Adapter, BadInput, ModelUnavailable, Request, Result, Usage, pick_device
+from models.base import (
+    Adapter,
+    BadInput,
+    ModelUnavailable,
+    Request,
+    Result,
+    Usage,
+    hub_cached,
+    pick_device,
+    require_download,
+)
 
 AUDIO_SUFFIXES = {".wav", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".flac", ".aac", ".mp4"}
 
@@ -97,6 +107,8 @@ class FasterWhisper(_Whisper):
             return
         if self.prepare is not None:
             self.source = self.prepare()
+        source = str(self.source)
+        require_download(source, "https://huggingface.co", hub_cached(source, "model.bin"))
         from faster_whisper import WhisperModel
 
         self.device = "cuda" if pick_device(self.device_preference) == "cuda" else "cpu"
@@ -140,6 +152,9 @@ class OpenAIWhisper(_Whisper):
             return
         if self.prepare is not None:
             self.source = self.prepare() / "model.pt"
+        source = str(self.source)
+        cache = Path.home() / ".cache" / "whisper" / f"{source}.pt"  # openai-whisper's own cache
+        require_download(source, "https://openaipublic.azureedge.net", cache.exists())
         import whisper
 
         self.device = "cuda" if pick_device(self.device_preference) == "cuda" else "cpu"

@@ -137,3 +137,36 @@ def pick_device(preference: str = "auto") -> str:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return "mps"
     return "cpu"
+
+
+def require_download(source: str, url: str, cached: bool) -> None:
+    """Fail at once, clearly, when ``source`` must be downloaded from ``url`` and cannot be.
+
+    Without this, an offline machine spends ~50 s in the hub client's
+    retries before saying the same thing. A local folder or a cached copy
+    needs no network, so nothing is checked for them.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    if cached or Path(source).exists():
+        return
+    host = urlparse(url).hostname or url
+    try:
+        socket.create_connection((host, 443), timeout=3.0).close()
+    except OSError as err:
+        raise ModelUnavailable(
+            f"'{source}' must be downloaded from {host}, which this machine cannot reach "
+            f"({err.strerror or err}). Use a machine with internet access, copy the model "
+            "into a local folder and point the catalog at it, or pick a packed model "
+            "(python -m assistant models)."
+        ) from None
+
+
+def hub_cached(repo_id: str, filename: str) -> bool:
+    """Whether the Hugging Face cache already holds ``filename`` of ``repo_id`` (no network)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    return isinstance(try_to_load_from_cache(repo_id, filename), str)

@@ -13,7 +13,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from models.base import Adapter, BadInput, ModelUnavailable, Request, Result, Usage, pick_device
+from models.base import (
+    Adapter,
+    BadInput,
+    ModelUnavailable,
+    Request,
+    Result,
+    Usage,
+    hub_cached,
+    pick_device,
+    require_download,
+)
 
 
 def convert_gguf(src: Path, out_dir: Path) -> None:
@@ -76,6 +86,8 @@ class TransformersChat(Adapter):
             return
         if self.prepare is not None:
             self.source = self.prepare()
+        source = str(self.source)
+        require_download(source, _hf_endpoint(), hub_cached(source, "config.json"))
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -168,3 +180,9 @@ class TransformersChat(Adapter):
         n_out = int(generated["ids"].shape[0])
         yield Result(text="".join(pieces).strip(), usage=Usage(n_in, n_out, "tokens"))
 
+
+
+def _hf_endpoint() -> str:
+    import os
+
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
