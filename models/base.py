@@ -64,6 +64,7 @@ class Request:
     history: tuple[Message, ...] = ()  # earlier turns, oldest first
     session_id: str = "cli"  # who is asking; groups requests in the ledger
     model: str | None = None  # catalog id that overrides the router's choice
+    prefer: tuple[tuple[str, str], ...] = ()  # (task, catalog id): the person's picks per task
     max_new_tokens: int = 256  # generation cap for text output
     temperature: float = 0.0  # 0 means greedy, which is reproducible
     speak: bool = False  # also read the answer aloud (needs the optional TTS extra)
@@ -167,6 +168,7 @@ def hub_cached(repo_id: str, filename: str) -> bool:
     """Whether the Hugging Face cache already holds ``filename`` of ``repo_id`` (no network)."""
     try:
         from huggingface_hub import try_to_load_from_cache
-    except ImportError:
+
+        return isinstance(try_to_load_from_cache(repo_id, filename), str)
+    except Exception:  # not installed, or not a repo id at all (a local folder, a size name)
         return False
-    return isinstance(try_to_load_from_cache(repo_id, filename), str)

@@ -30,3 +30,11 @@ def test_the_text_adapter_checks_before_loading(tmp_path, monkeypatch):
     adapter = TransformersChat("someone/not-cached-model")
     with pytest.raises(ModelUnavailable, match="hub.invalid"):
         adapter.load()
+
+
+def test_hub_cached_is_false_for_what_is_not_a_repo_id(tmp_path):
+    from models.base import hub_cached
+
+    # A local folder reached hub_cached once and huggingface_hub raised on it.
+    assert hub_cached(str(tmp_path / "weights" / "model"), "config.json") is False
+    assert hub_cached("large-v3", "model.bin") is False
