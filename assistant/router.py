@@ -88,7 +88,17 @@ class Router:
             reason = f"{reason}; you chose {entry.id}"
             confidence = 1.0
         else:
-            entry = self.catalog.default_for(task, self.preferred.get(task))
+            picked = dict(request.prefer).get(task)
+            if picked:
+                entry = self.catalog.get(picked)
+                if task not in entry.tasks:
+                    raise BadInput(
+                        f"Model '{entry.id}' was picked for {task} but does not serve it; "
+                        "pick another in the Models panel."
+                    )
+                reason = f"{reason}; {entry.id} picked for {task}"
+            else:
+                entry = self.catalog.default_for(task, self.preferred.get(task))
             if entry is None:
                 raise BadInput(f"No model in the catalog serves {task} requests.")
         alternatives = tuple(

@@ -166,7 +166,7 @@ class Assistant:
             return first
         follow = Request(
             text=f"{request.text.strip()}\n\n{transcript}" if request.text.strip() else transcript,
-            history=request.history, session_id=request.session_id,
+            history=request.history, session_id=request.session_id, prefer=request.prefer,
             max_new_tokens=request.max_new_tokens, temperature=request.temperature,
         )  # fmt: skip
         yield "\n"

@@ -79,3 +79,16 @@ def test_an_unknown_model_lists_the_known_ones(router):
 def test_preferred_default_from_settings(router):
     preferred = Router(router.catalog, {"text": "qwen2.5-1.5b-instruct"})
     assert preferred.route(Request(text="hi")).model == "qwen2.5-1.5b-instruct"
+
+
+def test_a_per_task_pick_applies_to_its_task_only(router):
+    prefer = (("asr", "whisper-tiny.en"), ("text", "qwen2.5-1.5b-instruct"))
+    speech = router.route(Request(attachments=(Path("a.wav"),), prefer=prefer))
+    assert speech.model == "whisper-tiny.en" and "picked for asr" in speech.reason
+    assert router.route(Request(text="hi", prefer=prefer)).model == "qwen2.5-1.5b-instruct"
+    assert router.route(Request(text="draw a cat", prefer=prefer)).model == "sd-turbo"
+
+
+def test_a_pick_that_cannot_serve_its_task_is_refused(router):
+    with pytest.raises(BadInput, match="does not serve it"):
+        router.route(Request(text="hi", prefer=(("text", "whisper-base"),)))

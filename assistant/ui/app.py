@@ -11,7 +11,9 @@ from pathlib import Path
 
 import gradio as gr
 
+from assistant.catalog import TASKS
 from assistant.service import Assistant, Outcome
+from assistant.ui.costs import build_costs_tab
 from models.base import Message, Request
 
 PANEL_COLUMNS = [
@@ -102,8 +104,10 @@ def panel_rows(assistant: Assistant, session_id: str) -> list[list]:
 def build_app(assistant: Assistant) -> gr.Blocks:
     speech_ok = _tts_available(assistant)
 
+    pickable = _pickable_tasks(assistant)
+
     def respond(
-        message: dict | None, chat: list[dict] | None, speak: bool = False,
+        message: dict | None, chat: list[dict] | None, speak: bool = False, *picks: str,
         request: gr.Request = None,
     ):  # fmt: skip
         session_id = (request.session_hash if request else None) or "anonymous"
@@ -117,10 +121,12 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         if text.strip():
             chat.append({"role": "user", "content": text})
         chat.append({"role": "assistant", "content": ""})
-        yield gr.MultimodalTextbox(value=None, interactive=False), chat, gr.skip()
+        yield gr.MultimodalTextbox(value=None, interactive=False), chat, gr.skip(), gr.skip()
 
+        prefer = tuple((t, m) for t, m in zip(pickable, picks, strict=False) if m and m != AUTO)
         req = Request(text=text, attachments=tuple(files), history=history,
-                      session_id=session_id, speak=bool(speak) and speech_ok)  # fmt: skip
+                      session_id=session_id, speak=bool(speak) and speech_ok,
+                      prefer=prefer)  # fmt: skip
         reply = ""
         outcome = None
         for item in assistant.handle(req, source="ui"):
@@ -129,7 +135,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 break
             reply += item
             chat[-1] = {"role": "assistant", "content": reply}
-            yield gr.skip(), chat, gr.skip()
+            yield gr.skip(), chat, gr.skip(), gr.skip()
         assert outcome is not None
         if outcome.status == "ok":
             # What streamed is what the person reads: for speech it carries the
@@ -144,13 +150,37 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         title, details = badge(outcome)
         metadata = {"title": title, "status": "done"}
         chat.append({"role": "assistant", "content": details, "metadata": metadata})
-        yield gr.MultimodalTextbox(value=None, interactive=True), chat, panel_rows(
-            assistant, session_id
-        )
+        yield (gr.MultimodalTextbox(value=None, interactive=True), chat,
+               panel_rows(assistant, session_id), resident_text(assistant))  # fmt: skip
+
+    def rerun(chat: list[dict] | None, speak: bool = False, *picks: str,
+              request: gr.Request = None):  # fmt: skip
+        """Ask the last message again (with the models picked now), replacing its answer."""
+        chat = list(chat or [])
+        last = max((i for i, m in enumerate(chat) if m.get("role") == "user"), default=None)
+        if last is None:
+            yield gr.skip(), chat, gr.skip(), gr.skip()
+            return
+        first = last
+        while first > 0 and chat[first - 1].get("role") == "user":
+            first -= 1  # the files sent with the message are user turns too
+        text, files = "", []
+        for message in chat[first : last + 1]:
+            content = message["content"]
+            parts = content if isinstance(content, list) else [content]
+            for part in parts:
+                if isinstance(part, dict) and part.get("type") == "file":
+                    files.append(part["file"]["path"])
+                elif isinstance(part, dict) and "path" in part:
+                    files.append(part["path"])
+                else:
+                    text += text_of(part)
+        message = {"text": text, "files": files}
+        yield from respond(message, chat[:first], speak, *picks, request=request)
 
     with gr.Blocks(title="Assistant") as demo:
         gr.Markdown("### Assistant — local models, routed and accounted")
-        with gr.Row():
+        with gr.Tab("Chat"), gr.Row():
             with gr.Column(scale=4):
                 chatbot = gr.Chatbot(label="Chat", height=520, elem_id="chat")
                 box = gr.MultimodalTextbox(
@@ -165,6 +195,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     "Speak replies (install the optional Piper extra: make tts)",
                     value=False, interactive=speech_ok, elem_id="speak",
                 )  # fmt: skip
+                rerun_btn = gr.Button("Re-run last message with the models picked", size="sm",
+                                      elem_id="rerun")  # fmt: skip
             with gr.Column(scale=3):
                 gr.Markdown("**Requests this session** — model, why, and time spent")
                 panel = gr.Dataframe(
@@ -175,8 +207,44 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     column_widths=["9%", "20%", "20%", "14%", "12%", "15%", "10%"],
                     elem_id="panel",
                 )
-        box.submit(respond, [box, chatbot, speak], [box, chatbot, panel], api_name="chat")
+                resident = gr.Markdown(resident_text(assistant), elem_id="resident")
+                with gr.Accordion("Models: pick one per task (auto lets the router choose)",
+                                  open=False):  # fmt: skip
+                    pickers = [
+                        gr.Dropdown([AUTO] + ids, value=AUTO, label=task, elem_id=f"pick-{task}")
+                        for task, ids in pickable.items()
+                    ]
+        with gr.Tab("Costs"):
+            build_costs_tab(assistant)
+        outputs = [box, chatbot, panel, resident]
+        box.submit(respond, [box, chatbot, speak, *pickers], outputs, api_name="chat")
+        rerun_btn.click(rerun, [chatbot, speak, *pickers], outputs, api_name="rerun")
     return demo
+
+
+AUTO = "auto"
+
+
+def _pickable_tasks(assistant: Assistant) -> dict[str, list[str]]:
+    """Route task -> models a person may pick for it (built ones; available first)."""
+    weights = assistant.settings.weights_dir
+    tasks: dict[str, list[str]] = {}
+    for task in TASKS:
+        entries = [e for e in assistant.catalog.for_task(task) if e.built]
+        entries.sort(key=lambda e: not e.availability(weights)[0])
+        if entries:
+            tasks[task] = [e.id for e in entries]
+    return tasks
+
+
+def resident_text(assistant: Assistant) -> str:
+    loaded = assistant.pool.resident()
+    if not loaded:
+        return "Loaded models: none yet (the first request to each model pays its load)."
+    total = sum(m["memory_mb"] for m in loaded)
+    names = ", ".join(f"{m['model']} ({m['memory_mb']} MB, {m['device']})" for m in loaded)
+    return (f"Loaded models: {names} — {total:,} of {assistant.pool.budget_mb:,.0f} MB "
+            "budget (ASSISTANT_MEMORY_GB).")  # fmt: skip
 
 
 def _tts_available(assistant: Assistant) -> bool:

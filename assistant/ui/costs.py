@@ -1,0 +1,96 @@
+"""The Costs tab: what every request cost here and would have cost on a cloud API.
+
+Reads the ledger only (never a model): plots per request over time, totals
+per model and family, the saving against the cloud, and exports of the
+whole ledger as CSV or JSON written into ASSISTANT_HOME/exports.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+
+import gradio as gr
+import pandas as pd
+
+from assistant.ledger import COLUMNS
+from assistant.service import Assistant
+
+
+def finished_frame(assistant: Assistant) -> pd.DataFrame:
+    """One row per finished request that ran a model, with its family."""
+    rows = [r for r in assistant.ledger.rows() if r["status"] != "started" and r["model"]]
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    if frame.empty:
+        return frame.assign(family=pd.Series(dtype=str), when=pd.Series(dtype="datetime64[ns]"))
+    families = {e.id: e.family for e in assistant.catalog.entries.values()}
+    frame["family"] = frame["model"].map(families).fillna("?")
+    frame["when"] = pd.to_datetime(frame["started_at"], unit="s")
+    for col in ("usd_local", "usd_cloud", "run_s", "load_s", "device_seconds"):
+        frame[col] = pd.to_numeric(frame[col]).fillna(0.0)
+    return frame.sort_values("when")
+
+
+def totals(frame: pd.DataFrame, by: str) -> pd.DataFrame:
+    if frame.empty:
+        return pd.DataFrame(columns=[by, "requests", "device_s", "usd_local", "usd_cloud",
+                                     "saving_usd"])  # fmt: skip
+    grouped = frame.groupby(by).agg(
+        requests=("request_id", "count"), device_s=("device_seconds", "sum"),
+        usd_local=("usd_local", "sum"), usd_cloud=("usd_cloud", "sum"),
+    ).reset_index()  # fmt: skip
+    grouped["saving_usd"] = grouped["usd_cloud"] - grouped["usd_local"]
+    return grouped.round(6)
+
+
+def export(assistant: Assistant, kind: str) -> str:
+    """Write the whole ledger to ASSISTANT_HOME/exports and return the file's path."""
+    folder = assistant.settings.home / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"ledger-{time.strftime('%Y%m%d-%H%M%S')}.{kind}"
+    rows = assistant.ledger.rows()
+    if kind == "csv":
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+    else:
+        path.write_text(json.dumps(rows, indent=1, ensure_ascii=False))
+    return str(path)
+
+
+def build_costs_tab(assistant: Assistant) -> None:
+    """Adds the tab's components to the Blocks being built."""
+
+    def refresh():
+        frame = finished_frame(assistant)
+        by_model = totals(frame, "model")
+        saving = by_model.melt(id_vars="model", value_vars=["usd_local", "usd_cloud"],
+                               var_name="where", value_name="usd")  # fmt: skip
+        return frame, frame, by_model, saving, totals(frame, "family")
+
+    gr.Markdown(
+        "Every request's cost from the ledger: **here** is device-seconds × the "
+        "device's rental price, **cloud** is the same work priced on a hosted API "
+        "(`assistant/prices.json`, each price with its source and date). Energy on a "
+        "CPU is an estimate and says so."
+    )
+    refresh_btn = gr.Button("Refresh", size="sm", elem_id="costs-refresh")
+    with gr.Row():
+        cost_plot = gr.ScatterPlot(x="when", y="usd_local", color="model",
+                                   title="$ here per request", height=260)  # fmt: skip
+        latency_plot = gr.ScatterPlot(x="when", y="run_s", color="model",
+                                      title="Run seconds per request", height=260)  # fmt: skip
+    with gr.Row():
+        saving_plot = gr.BarPlot(x="model", y="usd", color="where",
+                                 title="Total $ here vs cloud, per model", height=260)  # fmt: skip
+    by_model = gr.Dataframe(label="Totals per model", interactive=False, elem_id="costs-models")
+    by_family = gr.Dataframe(label="Totals per family", interactive=False)
+    with gr.Row():
+        csv_btn = gr.DownloadButton("Export CSV", size="sm")
+        json_btn = gr.DownloadButton("Export JSON", size="sm")
+    outputs = [cost_plot, latency_plot, by_model, saving_plot, by_family]
+    refresh_btn.click(refresh, None, outputs, api_name="costs")
+    csv_btn.click(lambda: export(assistant, "csv"), None, csv_btn)
+    json_btn.click(lambda: export(assistant, "json"), None, json_btn)
