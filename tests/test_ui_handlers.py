@@ -52,3 +52,18 @@ def test_badge_of_an_ok_outcome_names_model_time_and_money(assistant):
     title, details = badge(outcome)
     assert "smollm2-135m-instruct · text" in title and "cloud" in title
     assert "plain question" in details and "estimate" in details
+
+
+def test_rerun_asks_the_last_message_again_with_the_picked_model(assistant, fake_chat):
+    demo = build_app(assistant)
+    respond = _respond(demo)
+    rerun = next(f.fn for f in demo.fns.values() if f.api_name == "rerun")
+    chat = list(respond({"text": "first question", "files": []}, [], None))[-1][1]
+    chat = list(respond({"text": "second question", "files": []}, chat, None))[-1][1]
+    updates = list(rerun(chat, None, "qwen2.5-1.5b-instruct", "auto"))
+    rerun_chat = updates[-1][1]
+    users = [m["content"] for m in rerun_chat if m["role"] == "user"]
+    assert users == ["first question", "second question"]  # replaced, not appended
+    assert fake_chat.seen[-1].text == "second question"
+    assert fake_chat.seen[-1].prefer == (("text", "qwen2.5-1.5b-instruct"),)
+    assert "qwen2.5-1.5b-instruct picked for text" in rerun_chat[-1]["content"]

@@ -214,8 +214,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                         gr.Dropdown([AUTO] + ids, value=AUTO, label=task, elem_id=f"pick-{task}")
                         for task, ids in pickable.items()
                     ]
-        with gr.Tab("Costs"):
-            build_costs_tab(assistant)
+        with gr.Tab("Costs") as costs_tab:
+            build_costs_tab(assistant, costs_tab)
         outputs = [box, chatbot, panel, resident]
         box.submit(respond, [box, chatbot, speak, *pickers], outputs, api_name="chat")
         rerun_btn.click(rerun, [chatbot, speak, *pickers], outputs, api_name="rerun")

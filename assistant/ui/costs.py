@@ -19,8 +19,12 @@ from assistant.service import Assistant
 
 
 def finished_frame(assistant: Assistant) -> pd.DataFrame:
-    """One row per finished request that ran a model, with its family."""
-    rows = [r for r in assistant.ledger.rows() if r["status"] != "started" and r["model"]]
+    """One row per finished request that was routed to a model, with its family.
+
+    Requests rejected before routing (empty, unknown model) cost nothing and
+    name no real model, so they stay in the ledger and out of the plots.
+    """
+    rows = [r for r in assistant.ledger.rows() if r["status"] != "started" and r["task"]]
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     if frame.empty:
         return frame.assign(family=pd.Series(dtype=str), when=pd.Series(dtype="datetime64[ns]"))
@@ -60,8 +64,8 @@ def export(assistant: Assistant, kind: str) -> str:
     return str(path)
 
 
-def build_costs_tab(assistant: Assistant) -> None:
-    """Adds the tab's components to the Blocks being built."""
+def build_costs_tab(assistant: Assistant, tab: gr.Tab) -> None:
+    """Adds the tab's components to the Blocks being built; refreshes when it opens."""
 
     def refresh():
         frame = finished_frame(assistant)
@@ -92,5 +96,6 @@ def build_costs_tab(assistant: Assistant) -> None:
         json_btn = gr.DownloadButton("Export JSON", size="sm")
     outputs = [cost_plot, latency_plot, by_model, saving_plot, by_family]
     refresh_btn.click(refresh, None, outputs, api_name="costs")
+    tab.select(refresh, None, outputs)
     csv_btn.click(lambda: export(assistant, "csv"), None, csv_btn)
     json_btn.click(lambda: export(assistant, "json"), None, json_btn)
