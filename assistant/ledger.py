@@ -207,3 +207,23 @@ def _statements(sql: str) -> list[str]:
             parts.append(joined)
             buf = []
     return parts
+
+
+def open_or_set_aside(path: Path, warn) -> Ledger:
+    """The ledger at ``path``; a file there that is not SQLite is renamed, kept, and replaced.
+
+    The app must start even when its ledger was damaged or overwritten; the
+    old bytes are never deleted, only moved beside it, and ``warn`` says where.
+    """
+    try:
+        return Ledger(path)
+    except BadInput:
+        kept = path.with_name(f"{path.name}.not-sqlite-{time.strftime('%Y%m%d-%H%M%S')}")
+        path.rename(kept)
+        for suffix in ("-wal", "-shm"):  # SQLite's side files belong to the old file
+            side = path.with_name(path.name + suffix)
+            if side.exists():
+                side.rename(kept.with_name(kept.name + suffix))
+        warn(f"The ledger {path} was not an SQLite database; it was kept as {kept.name} "
+             "and a new ledger was started.")  # fmt: skip
+        return Ledger(path)

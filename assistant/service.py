@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from assistant.catalog import Catalog
 from assistant.costs import PRICES_FILE, Cost, EnergyMeter, Prices, cost_of
 from assistant.families import build_adapter
-from assistant.ledger import Finished, Ledger, Started
+from assistant.ledger import Finished, Ledger, Started, open_or_set_aside
 from assistant.pool import Pool
 from assistant.router import RouteDecision, Router
 from assistant.settings import Settings
@@ -92,6 +92,7 @@ class Assistant:
         self.pool = pool
         self.ledger = ledger
         self.prices = prices or Prices.load(PRICES_FILE)
+        self.warnings: list[str] = []  # said at start, shown at the top of the UI
         preferred = {"text": settings.text_model} if settings.text_model else {}
         self.router = Router(catalog, preferred)
 
@@ -106,12 +107,21 @@ class Assistant:
             memory_budget_mb=settings.memory_gb * 1024,
             sizes={e.id: e.memory_mb for e in catalog.entries.values()},
         )
+        warnings: list[str] = []
+
+        def warn(message: str) -> None:
+            warnings.append(message)
+            progress(f"Warning: {message}")
+
         try:
             prices = Prices.load()
         except BadInput as err:  # a broken override must not stop the app
-            progress(f"Warning: {err} Using the built-in price table.")
+            warn(f"{err} Using the built-in price table.")
             prices = Prices.load(PRICES_FILE)
-        return cls(settings, catalog, pool, Ledger(settings.ledger_path), prices)
+        ledger = open_or_set_aside(settings.ledger_path, warn)
+        assistant = cls(settings, catalog, pool, ledger, prices)
+        assistant.warnings = warnings
+        return assistant
 
     # -- checking -------------------------------------------------------------
 

@@ -72,3 +72,20 @@ def test_rows_filter_by_session_newest_first(ledger):
     for rid, session in [("a", "s1"), ("b", "s2"), ("c", "s1")]:
         ledger.start(started(rid, session))
     assert [r["request_id"] for r in ledger.rows(session_id="s1")] == ["c", "a"]
+
+
+def test_the_app_starts_over_a_ledger_that_is_not_sqlite_and_keeps_it(settings):
+    from assistant.service import Assistant
+    from models.base import Request
+
+    settings.ensure_home()
+    garbage = b"this was never a database" * 100
+    settings.ledger_path.write_bytes(garbage)
+    said = []
+    assistant = Assistant.from_settings(settings, progress=said.append)
+    (kept,) = settings.home.glob("ledger.sqlite.not-sqlite-*")
+    assert kept.read_bytes() == garbage
+    assert any("was not an SQLite database" in w and kept.name in w for w in assistant.warnings)
+    assert said and said[0].startswith("Warning:")
+    rejected = assistant.ask(Request(text=""))  # the new ledger records
+    assert assistant.ledger.get(rejected.request_id)["status"] == "error"

@@ -180,6 +180,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
 
     with gr.Blocks(title="Assistant") as demo:
         gr.Markdown("### Assistant — local models, routed and accounted")
+        for warning in assistant.warnings:
+            gr.Markdown(f"⚠️ {warning}", elem_classes="warning")
         with gr.Tab("Chat"), gr.Row():
             with gr.Column(scale=4):
                 chatbot = gr.Chatbot(label="Chat", height=520, elem_id="chat")
