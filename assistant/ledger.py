@@ -190,6 +190,13 @@ class Ledger:
             sql += f" LIMIT {int(limit)}"
         return [dict(r) for r in self._conn().execute(sql, args)]
 
+    def session_spend(self, session_id: str) -> float:
+        """$ here spent so far by one session."""
+        row = self._conn().execute(
+            "SELECT COALESCE(SUM(usd_local), 0) FROM requests WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        return float(row[0])
+
     def get(self, request_id: str) -> dict | None:
         row = self._conn().execute(
             "SELECT * FROM requests WHERE request_id = ?", (request_id,)

@@ -25,7 +25,7 @@ from assistant.ledger import Finished, Ledger, Started, open_or_set_aside
 from assistant.pool import Pool
 from assistant.router import RouteDecision, Router
 from assistant.settings import Settings
-from models.base import AssistantError, BadInput, Request, Result
+from models.base import AssistantError, BadInput, BudgetExceeded, Request, Result
 
 # Words that ask for the transcript itself, so the chain stops after speech.
 TRANSCRIBE_ONLY = re.compile(
@@ -161,12 +161,15 @@ class Assistant:
         self, request: Request, source: str, cancel: threading.Event | None
     ) -> Generator[str, None, Outcome]:
         request_id = uuid.uuid4().hex
+        decision = None
         try:
             request = self.check(request)
             decision = self.router.route(request)
+            decision = self._within_budget(request, decision)
         except AssistantError as err:
-            self._record_rejected(request_id, request, source, err)
-            return Outcome(request_id, None, None, err.status, str(err),
+            # A budget refusal was routed first: its row names the task and model.
+            self._record_rejected(request_id, request, source, err, decision=decision)
+            return Outcome(request_id, decision, None, err.status, str(err),
                            error_type=type(err).__name__)  # fmt: skip
         first = yield from self._step(request_id, None, request, decision, source, cancel)
         transcript = first.result.text if first.result else ""
@@ -214,6 +217,29 @@ class Assistant:
             # The answer stands; a voice that failed is reported beside it.
             error=None if spoken.status == "ok" else f"Spoken reply failed: {spoken.error}",
         )
+
+    def _within_budget(self, request: Request, decision: RouteDecision) -> RouteDecision:
+        """Refuse past the session's cap; near it, move to the smallest model for the task."""
+        cap = self.settings.session_budget_usd
+        if cap is None:
+            return decision
+        spent = self.ledger.session_spend(request.session_id)
+        if spent >= cap:
+            raise BudgetExceeded(
+                f"This session has spent ${spent:.4g} of its ${cap:.4g} budget, so this request "
+                "was not run. Start a new session, or raise ASSISTANT_SESSION_BUDGET_USD."
+            )
+        if spent < 0.8 * cap or request.model or dict(request.prefer).get(decision.task):
+            return decision  # far from the cap, or the person chose the model
+        weights = self.settings.weights_dir
+        usable = [e for e in self.catalog.for_task(decision.task)
+                  if e.built and e.availability(weights)[0]]  # fmt: skip
+        smallest = min(usable, key=lambda e: e.memory_mb, default=None)
+        if smallest is None or smallest.id == decision.model:
+            return decision
+        reason = (f"{decision.reason}; budget {spent / cap:.0%} used → smaller model "
+                  f"{smallest.id} instead of {decision.model}")  # fmt: skip
+        return replace(decision, model=smallest.id, reason=reason)
 
     def _step(
         self,
@@ -282,13 +308,17 @@ class Assistant:
         source: str,
         err: AssistantError,
         parent_id: str | None = None,
+        decision: RouteDecision | None = None,
     ) -> None:
         # Rejected requests are recorded too: the ledger is the audit trail
         # of everything users tried, not only of what ran.
+        if decision is not None:
+            task, model, reason = decision.task, decision.model, "refused after routing"
+        else:
+            task, model, reason = "", request.model or "", "rejected before routing"
         self.ledger.start(
-            Started(request_id, request.session_id, source, "", request.model or "",
-                    "rejected before routing", 0.0, parent_id)
-        )  # fmt: skip
+            Started(request_id, request.session_id, source, task, model, reason, 0.0, parent_id)
+        )
         self.ledger.finish(Finished(request_id, err.status, str(err)))
 
 

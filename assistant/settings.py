@@ -28,6 +28,9 @@ class Settings:
     max_new_tokens: int = 256  # ASSISTANT_MAX_NEW_TOKENS: cap on one reply
     max_audio_seconds: float = 1800.0  # ASSISTANT_MAX_AUDIO_SECONDS: longer recordings are refused
     text_model: str | None = None  # ASSISTANT_TEXT_MODEL: catalog id of the default chat model
+    # ASSISTANT_SESSION_BUDGET_USD: $ here one session may spend (None: no cap).
+    # Past 80% the router picks smaller models; past 100% requests are refused.
+    session_budget_usd: float | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -56,6 +59,7 @@ class Settings:
             max_new_tokens=number("ASSISTANT_MAX_NEW_TOKENS", 256, int),
             max_audio_seconds=number("ASSISTANT_MAX_AUDIO_SECONDS", 1800.0),
             text_model=env.get("ASSISTANT_TEXT_MODEL") or None,
+            session_budget_usd=_budget(env.get("ASSISTANT_SESSION_BUDGET_USD")),
         )
 
     def with_(self, **changes) -> Settings:
@@ -90,3 +94,18 @@ class Settings:
                 "Point ASSISTANT_HOME at a folder you can write, e.g. "
                 "ASSISTANT_HOME=$HOME/.assistant make run"
             ) from err
+
+
+def _budget(raw: str | None) -> float | None:
+    # Zero is a valid budget (nothing may run), unlike the other numbers.
+    if raw in (None, ""):
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadInput(
+            f"ASSISTANT_SESSION_BUDGET_USD={raw!r} is not a number; unset it or give e.g. 0.05."
+        ) from None
+    if value < 0:
+        raise BadInput(f"ASSISTANT_SESSION_BUDGET_USD={raw!r} cannot be negative.")
+    return value
