@@ -197,6 +197,21 @@ class Ledger:
         ).fetchone()
         return float(row[0])
 
+    def typical_cost(self, model: str, task: str, recent: int = 50) -> tuple[float | None, int]:
+        """(median $ here of the model's recent successful requests for a task, how many)."""
+        values = sorted(
+            r[0] for r in self._conn().execute(
+                "SELECT usd_local FROM requests WHERE model = ? AND task = ? AND status = 'ok'"
+                " AND usd_local IS NOT NULL ORDER BY started_at DESC LIMIT ?",
+                (model, task, recent),
+            )
+        )  # fmt: skip
+        if not values:
+            return None, 0
+        mid = len(values) // 2
+        median = values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+        return median, len(values)
+
     def get(self, request_id: str) -> dict | None:
         row = self._conn().execute(
             "SELECT * FROM requests WHERE request_id = ?", (request_id,)

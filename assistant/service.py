@@ -166,6 +166,7 @@ class Assistant:
             request = self.check(request)
             decision = self.router.route(request)
             decision = self._within_budget(request, decision)
+            decision = self._priced(decision)
         except AssistantError as err:
             # A budget refusal was routed first: its row names the task and model.
             self._record_rejected(request_id, request, source, err, decision=decision)
@@ -217,6 +218,14 @@ class Assistant:
             # The answer stands; a voice that failed is reported beside it.
             error=None if spoken.status == "ok" else f"Spoken reply failed: {spoken.error}",
         )
+
+    def _priced(self, decision: RouteDecision) -> RouteDecision:
+        """Each alternative with what it typically cost here, from the ledger's own history."""
+        priced = []
+        for alt in decision.alternatives:
+            usd, runs = self.ledger.typical_cost(alt["model"], decision.task)
+            priced.append({**alt, "est_usd_local": usd, "est_from_requests": runs})
+        return replace(decision, alternatives=tuple(priced))
 
     def _within_budget(self, request: Request, decision: RouteDecision) -> RouteDecision:
         """Refuse past the session's cap; near it, move to the smallest model for the task."""

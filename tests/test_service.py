@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from assistant.service import Outcome
 from models.base import Message, Request
 from tests.conftest import FakeChat
@@ -87,3 +89,16 @@ def test_replies_cycle_in_the_fake(settings):
     fake = FakeChat(replies=("one", "two"))
     texts = [fake.run(Request(text="x")).text for _ in range(3)]
     assert texts == ["one", "two", "one"]
+
+
+def test_alternatives_carry_their_typical_cost_from_the_ledger(assistant):
+    first = assistant.ask(Request(text="hi", model="qwen2.5-1.5b-instruct"))
+    second = assistant.ask(Request(text="hello", model="qwen2.5-1.5b-instruct"))
+    outcome = assistant.ask(Request(text="hey"))  # smollm chosen; qwen is the alternative
+    (alt,) = [a for a in outcome.route.alternatives if a["model"] == "qwen2.5-1.5b-instruct"]
+    costs = sorted([first.cost.usd_local, second.cost.usd_local])
+    assert alt["est_from_requests"] == 2
+    assert alt["est_usd_local"] == pytest.approx(sum(costs) / 2)
+    fresh = assistant.ask(Request(text="hi", model="qwen2.5-1.5b-instruct"))
+    (never,) = [a for a in fresh.route.alternatives if a["model"] == "smollm2-135m-instruct"]
+    assert never["est_from_requests"] == 1  # only "hey" ran on smollm

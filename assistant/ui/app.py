@@ -73,7 +73,7 @@ def badge(outcome: Outcome) -> tuple[str, str]:
     models = " → ".join(r.model for r in routes)
     tasks = " → ".join(r.task for r in routes)
     title = f"{models} · {tasks} · {outcome.run_s:.1f}s{load}{units}{money}"
-    others = ", ".join(a["model"] for a in route.alternatives) or "none"
+    others = ", ".join(_alternative(a) for a in route.alternatives) or "none"
     details = (f"Why: {route.reason} (confidence {route.confidence:.2f}). "
                f"Alternatives: {others}. Queue {outcome.queue_s:.2f}s, load {outcome.load_s:.2f}s, "
                f"run {outcome.run_s:.2f}s on {outcome.device}.")  # fmt: skip
@@ -82,6 +82,13 @@ def badge(outcome: Outcome) -> tuple[str, str]:
         details += (f" Energy {c.energy_j:.0f} J ({c.energy_method}). "
                     f"Cloud price: {c.cloud_ref or 'no comparable API'}.")  # fmt: skip
     return title, details
+
+
+def _alternative(alt: dict) -> str:
+    runs = alt.get("est_from_requests") or 0
+    if not runs:
+        return f"{alt['model']} (no cost history yet)"
+    return f"{alt['model']} (≈{usd(alt['est_usd_local'])} here, median of {runs})"
 
 
 def panel_rows(assistant: Assistant, session_id: str) -> list[list]:
