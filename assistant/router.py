@@ -1,38 +1,24 @@
 """The router: which task a request is, and which model serves it, and why.
 
-This first router decides from what rules decide well: the kind of file
-attached, and a few unmistakable phrases for image generation. Every
-decision carries a reason a person can read and the models it passed over.
+Rules decide what rules decide well: the kind of file attached. The words
+decide the rest through the intent classifier (assistant/intent.py): a new
+picture or an answer in words; for an attached image, a change to it or a
+question about it. Every decision carries a reason a person can read, a
+confidence and the models it passed over.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from assistant.catalog import Catalog
+from assistant.intent import IntentClassifier
 from models.base import BadInput, Request
 
 AUDIO = {".wav", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".flac", ".aac"}
 IMAGE = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 DOCUMENT = {".txt", ".md", ".pdf", ".html", ".htm", ".docx", ".csv", ".json", ".rst"}
-
-# Unmistakable requests for a picture, in the languages we support first.
-DRAW = re.compile(
-    r"\b(draw|paint|sketch|illustrate|generate an? (image|picture|photo)|"
-    r"make an? (image|picture)|create an? (image|picture))\b"
-    r"|нарисуй|нарисовать|сгенерируй (картинку|изображение)"
-    r"|narysuj|namaluj|wygeneruj (obraz|zdjęcie)"
-    r"|画一|画个|生成.*(图|图片|图像)",
-    re.IGNORECASE,
-)
-EDIT = re.compile(
-    r"\b(edit|change|make it|turn (it|this) into|remove|replace|recolou?r)\b"
-    r"|измени|сделай|zmień|przerób|修改|改成",
-    re.IGNORECASE,
-)
-
 
 @dataclass(frozen=True)
 class RouteDecision:
@@ -52,6 +38,13 @@ class Router:
     def __init__(self, catalog: Catalog, preferred: dict[str, str] | None = None):
         self.catalog = catalog
         self.preferred = preferred or {}  # task -> catalog id chosen by settings
+        self._intent: IntentClassifier | None = None  # built on first use, not at start
+
+    @property
+    def intent(self) -> IntentClassifier:
+        if self._intent is None:
+            self._intent = IntentClassifier.load()
+        return self._intent
 
     def classify(self, request: Request) -> tuple[str, str, float]:
         """(task, reason, confidence) from attachments first, then the words."""
@@ -60,9 +53,12 @@ class Router:
         if "audio" in kinds:
             return "asr", "audio attached → transcribe it first", 0.99
         if "image" in kinds:
-            if EDIT.search(text):
-                return "image_edit", "image attached + words asking to change it → image edit", 0.8
-            return "vision", "image attached → describe or answer about it", 0.9
+            if not text:
+                return "vision", "image attached, no words → describe it", 0.95
+            task, confidence, _ = self.intent.classify(text, ("image_edit", "vision"))
+            if task == "image_edit":
+                return task, "image attached + words asking to change it → image edit", confidence
+            return task, "image attached + a question about it → vision", confidence
         if "document" in kinds:
             return "rag", "document attached → answer from the document", 0.9
         if "other" in kinds:
@@ -71,9 +67,10 @@ class Router:
                 f"Unsupported file type: {names}. Attach audio ({', '.join(sorted(AUDIO))}), "
                 f"images ({', '.join(sorted(IMAGE))}) or documents ({', '.join(sorted(DOCUMENT))})."
             )
-        if DRAW.search(text):
-            return "image_generation", "asks for a picture → image generation", 0.85
-        return "text", "plain question → text model", 0.75
+        task, confidence, _ = self.intent.classify(text, ("image_generation", "text"))
+        if task == "image_generation":
+            return task, "asks for a new picture → image generation", confidence
+        return "text", "plain question → text model", confidence
 
     def route(self, request: Request) -> RouteDecision:
         task, reason, confidence = self.classify(request)
