@@ -16,6 +16,10 @@ from assistant.catalog import Catalog
 from assistant.intent import IntentClassifier
 from models.base import BadInput, Request
 
+# A picture costs far more than a sentence, and a wrong one helps nobody:
+# below this confidence the words are answered in words.
+PICTURE_CONFIDENCE = 0.6
+
 AUDIO = {".wav", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".flac", ".aac"}
 IMAGE = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 DOCUMENT = {".txt", ".md", ".pdf", ".html", ".htm", ".docx", ".csv", ".json", ".rst"}
@@ -68,8 +72,10 @@ class Router:
                 f"images ({', '.join(sorted(IMAGE))}) or documents ({', '.join(sorted(DOCUMENT))})."
             )
         task, confidence, _ = self.intent.classify(text, ("image_generation", "text"))
-        if task == "image_generation":
+        if task == "image_generation" and confidence >= PICTURE_CONFIDENCE:
             return task, "asks for a new picture → image generation", confidence
+        if task == "image_generation":
+            return "text", "unclear whether a picture is wanted → text model", 1 - confidence
         return "text", "plain question → text model", confidence
 
     def route(self, request: Request) -> RouteDecision:

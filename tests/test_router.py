@@ -92,3 +92,8 @@ def test_a_per_task_pick_applies_to_its_task_only(router):
 def test_a_pick_that_cannot_serve_its_task_is_refused(router):
     with pytest.raises(BadInput, match="does not serve it"):
         router.route(Request(text="hi", prefer=(("text", "whisper-base"),)))
+
+
+def test_an_unclear_request_is_answered_in_words(router):
+    decision = route(router, "one")  # the classifier leans to a picture, but barely
+    assert decision.task == "text" and decision.reason.startswith("unclear")

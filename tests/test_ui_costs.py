@@ -12,7 +12,7 @@ from models.base import Request
 
 @pytest.fixture
 def used(assistant):
-    for text in ("one", "two", "three"):
+    for text in ("What is one plus one?", "Name two rivers", "Count to three"):
         assistant.ask(Request(text=text))
     assistant.ask(Request(text=""))  # rejected before routing
     assistant.ask(Request(text="hi", model="gpt-9"))  # rejected: unknown model
