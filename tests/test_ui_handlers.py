@@ -67,3 +67,11 @@ def test_rerun_asks_the_last_message_again_with_the_picked_model(assistant, fake
     assert fake_chat.seen[-1].text == "second question"
     assert fake_chat.seen[-1].prefer == (("text", "qwen2.5-1.5b-instruct"),)
     assert "qwen2.5-1.5b-instruct picked for text" in rerun_chat[-1]["content"]
+
+
+def test_a_request_that_evicted_a_model_says_so_on_its_badge(assistant):
+    outcome = assistant.ask(Request(text="hi"))
+    from dataclasses import replace
+
+    title, _ = badge(replace(outcome, load_s=1.2, evicted=("whisper-base",)))
+    assert "cold load 1.2s (unloaded whisper-base)" in title

@@ -64,6 +64,8 @@ def badge(outcome: Outcome) -> tuple[str, str]:
     usage = outcome.result.usage if outcome.result else None
     units = f" · {usage.units_in}→{usage.units_out} {usage.unit}" if usage else ""
     load = f" · cold load {outcome.load_s:.1f}s" if outcome.load_s > 0.05 else ""
+    if outcome.evicted:  # this request made room, and paid for it
+        load += f" (unloaded {', '.join(outcome.evicted)})"
     money = ""
     if outcome.cost:
         money = f" · {usd(outcome.cost.usd_local)} here vs {usd(outcome.cost.usd_cloud)} cloud"
