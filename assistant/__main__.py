@@ -1,4 +1,4 @@
-"""Command line: serve | ask | models | ledger | prepare | ingest | bench.
+"""Command line: serve | ask | models | ledger | prepare | ingest | documents | bench.
 
     python -m assistant ask "What is the capital of France?" --json
     python -m assistant models --json
@@ -16,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from assistant.rag import collections_for
 from assistant.settings import Settings
 from models.base import AssistantError, BadInput, Request
 
@@ -37,7 +38,8 @@ def cmd_ask(args, settings: Settings) -> int:
     # "-" reads the message from stdin: long texts do not fit in argv.
     text = sys.stdin.read() if args.text == "-" else args.text
     request = Request(text=text, attachments=tuple(attachments), model=args.model,
-                      max_new_tokens=args.max_new_tokens, speak=args.speak)  # fmt: skip
+                      max_new_tokens=args.max_new_tokens, speak=args.speak,
+                      user=args.user)  # fmt: skip
     assistant = Assistant.from_settings(settings, progress=_progress)
     if args.route_only:
         checked = assistant.check(request)
@@ -137,9 +139,55 @@ def cmd_bench(args, settings: Settings) -> int:
     return 1 if failed else 0
 
 
-def cmd_not_yet(args, settings: Settings) -> int:
-    print(f"'{args.command}' is not built in this version yet.", file=sys.stderr)
-    return 2
+def cmd_ingest(args, settings: Settings) -> int:
+    """Index files into the user's collection (or the shared one); one line or object each."""
+    from assistant.service import Assistant
+
+    assistant = Assistant.from_settings(settings, progress=_progress)
+    worst = 0
+    last = [0.0]
+
+    def progress(fraction: float, message: str) -> None:
+        if abs(fraction - last[0]) >= 0.1 or fraction >= 1.0:  # every 10%, not every batch
+            last[0] = fraction
+            _progress(f"  {fraction:4.0%} {message}")
+
+    for name in args.paths:
+        last[0] = 0.0
+
+        outcome = assistant.ingest(Path(name), user=args.user, shared=args.shared,
+                                   progress=progress)  # fmt: skip
+        if args.json:
+            print(json.dumps(outcome.as_json(), ensure_ascii=False))
+        elif outcome.status == "ok":
+            print(outcome.result.text)
+        else:
+            print(outcome.error, file=sys.stderr)
+        if outcome.status != "ok":
+            worst = max(worst, 2 if outcome.error_type == "BadInput" else 1)
+    return worst
+
+
+def cmd_documents(args, settings: Settings) -> int:
+    """List the indexed documents, or delete one by id (a unique prefix is enough)."""
+    from assistant.service import Assistant
+
+    assistant = Assistant.from_settings(settings, progress=_progress)
+    collections = ("shared",) if args.shared else collections_for(args.user)
+    docs = assistant.store.documents(collections)
+    if args.delete:
+        chosen = [d for d in docs if d.doc_id.startswith(args.delete)]
+        if len(chosen) != 1:
+            raise BadInput(f"'{args.delete}' matches {len(chosen)} documents; give more of the id.")
+        gone = assistant.store.delete(chosen[0].collection, chosen[0].doc_id)
+        print(f"Deleted {gone.name} ({gone.chunks} chunks) from {gone.collection}.")
+        return 0
+    if args.json:
+        print(json.dumps([d.__dict__ for d in docs], ensure_ascii=False, indent=1))
+        return 0
+    for d in docs:
+        print(f"{d.doc_id[:12]}  {d.collection:<14} {d.status:<9} {d.chunks:>6} chunks  {d.name}")
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -154,6 +202,7 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print the contract's JSON")
     ask.add_argument("--route-only", action="store_true", help="print the route, run nothing")
     ask.add_argument("--max-new-tokens", type=int, default=256)
+    ask.add_argument("--user", default="local", help="whose documents are searched")
     ask.add_argument("--speak", action="store_true",
                      help="also read the answer aloud to a WAV (optional Piper extra)")  # fmt: skip
     ask.set_defaults(func=cmd_ask)
@@ -176,9 +225,19 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=3, help="runs per contender (median)")
     bench.set_defaults(func=cmd_bench)
 
-    later = sub.add_parser("ingest", help="not built yet")
-    later.add_argument("paths", nargs="*")
-    later.set_defaults(func=cmd_not_yet)
+    ingest = sub.add_parser("ingest", help="index documents and recordings for questions")
+    ingest.add_argument("paths", nargs="+", metavar="PATH")
+    ingest.add_argument("--user", default="local", help="whose collection (default: local)")
+    ingest.add_argument("--shared", action="store_true", help="into the collection all users see")
+    ingest.add_argument("--json", action="store_true")
+    ingest.set_defaults(func=cmd_ingest)
+
+    docs = sub.add_parser("documents", help="list indexed documents, or delete one")
+    docs.add_argument("--user", default="local")
+    docs.add_argument("--shared", action="store_true")
+    docs.add_argument("--delete", metavar="ID", help="document id (or a unique prefix)")
+    docs.add_argument("--json", action="store_true")
+    docs.set_defaults(func=cmd_documents)
     return p
 
 

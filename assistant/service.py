@@ -15,67 +15,37 @@ import time
 import traceback
 import unicodedata
 import uuid
-from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import replace
+from pathlib import Path
 
 from assistant.catalog import Catalog
-from assistant.costs import PRICES_FILE, Cost, EnergyMeter, Prices, cost_of
+from assistant.costs import PRICES_FILE, EnergyMeter, Prices, cost_of
 from assistant.families import build_adapter
 from assistant.ledger import Finished, Ledger, Started, open_or_set_aside
+from assistant.outcome import Outcome, _add_costs, _chain
 from assistant.pool import Pool
+from assistant.rag import ANSWER_SYSTEM, Store, answer_prompt, collections_for
 from assistant.router import RouteDecision, Router
 from assistant.settings import Settings
-from models.base import AssistantError, BadInput, BudgetExceeded, Request, Result
+from models.base import (
+    Adapter,
+    AssistantError,
+    BadInput,
+    BudgetExceeded,
+    Message,
+    Request,
+    Result,
+    Usage,
+)
+
+# What a step does with its leased model; by default, the model's own stream.
+Work = Callable[[Adapter, Request, threading.Event | None], Iterator[str | Result]]
 
 # Words that ask for the transcript itself, so the chain stops after speech.
 TRANSCRIBE_ONLY = re.compile(
     r"transcri|расшифр|транскри|transkryp|转录|转写|听写", re.IGNORECASE
 )
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """Everything known about a finished request; the CLI's --json contract."""
-
-    request_id: str
-    route: RouteDecision | None  # None when the request was rejected before routing
-    result: Result | None
-    status: str  # "ok" | "error" | "refused"
-    error: str | None = None  # the user-facing message when status is not ok
-    queue_s: float = 0.0
-    load_s: float = 0.0
-    run_s: float = 0.0
-    device: str = "cpu"
-    evicted: tuple[str, ...] = field(default=())
-    error_type: str | None = None  # BadInput | ModelUnavailable | ... (for exit codes, HTTP codes)
-    steps: tuple[Outcome, ...] = ()  # the chained steps, when there were more than one
-    cost: Cost | None = None  # None when nothing ran (rejected before routing)
-
-    def as_json(self) -> dict:
-        route = self.route.as_dict() if self.route else None
-        result = self.result or Result()
-        output: dict = {"text": result.text, "files": [str(f) for f in result.files]}
-        if result.segments:
-            output["segments"] = list(result.segments)
-            output["language"] = result.language
-        if result.citations:
-            output["citations"] = list(result.citations)
-        return {
-            "request_id": self.request_id,
-            "route": route,
-            "steps": [_step_json(s) for s in self.steps] if self.steps else (
-                [_step_json(self)] if route else []),  # fmt: skip
-            "output": output,
-            "usage": {
-                "units_in": result.usage.units_in,
-                "units_out": result.usage.units_out,
-                "unit": result.usage.unit,
-            },
-            "timings": {"queue_s": self.queue_s, "load_s": self.load_s, "run_s": self.run_s},
-            "cost": self.cost.as_dict() if self.cost else None,
-            "status": self.status,
-            "error": self.error,
-        }
 
 
 class Assistant:
@@ -94,7 +64,9 @@ class Assistant:
         self.prices = prices or Prices.load(PRICES_FILE)
         self.warnings: list[str] = []  # said at start, shown at the top of the UI
         preferred = {"text": settings.text_model} if settings.text_model else {}
-        self.router = Router(catalog, preferred)
+        self.router = Router(catalog, preferred, documents=self._document_match)
+        self._store: Store | None = None
+        self._vectors: dict[str, list[float]] = {}  # the router's query vectors, reused once
 
     @classmethod
     def from_settings(cls, settings: Settings, progress=print) -> Assistant:
@@ -172,7 +144,7 @@ class Assistant:
             self._record_rejected(request_id, request, source, err, decision=decision)
             return Outcome(request_id, decision, None, err.status, str(err),
                            error_type=type(err).__name__)  # fmt: skip
-        first = yield from self._step(request_id, None, request, decision, source, cancel)
+        first = yield from self._run(request_id, None, request, decision, source, cancel)
         transcript = first.result.text if first.result else ""
         if not (first.status == "ok" and decision.task == "asr" and transcript):
             return first
@@ -182,6 +154,7 @@ class Assistant:
             text=f"{request.text.strip()}\n\n{transcript}" if request.text.strip() else transcript,
             history=request.history, session_id=request.session_id, prefer=request.prefer,
             max_new_tokens=request.max_new_tokens, temperature=request.temperature,
+            user=request.user,
         )  # fmt: skip
         yield "\n"
         child_id = uuid.uuid4().hex
@@ -193,7 +166,7 @@ class Assistant:
             second = Outcome(child_id, None, None, err.status, str(err),
                              error_type=type(err).__name__)  # fmt: skip
         else:
-            second = yield from self._step(
+            second = yield from self._run(
                 child_id, request_id, follow, child_decision, source, cancel
             )
         return _chain(first, second)
@@ -218,6 +191,156 @@ class Assistant:
             # The answer stands; a voice that failed is reported beside it.
             error=None if spoken.status == "ok" else f"Spoken reply failed: {spoken.error}",
         )
+
+    # -- documents ------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        # Opened on first use: Chroma takes ~0.5 s to open, and most chats never need it.
+        if self._store is None:
+            self._store = Store(self.settings.documents_dir, self._embedder_id(),
+                                self.settings.chroma_url)  # fmt: skip
+        return self._store
+
+    def _embedder_id(self) -> str:
+        entry = self.catalog.default_for("rag")
+        if entry is None:
+            raise BadInput("No embedding model in the catalog serves documents.")
+        return entry.id
+
+    def _document_match(self, request: Request) -> tuple[float, str] | None:
+        """How close the question is to the user's documents: (cosine, name); None: no documents.
+
+        The router asks this; the query's vector is kept for the retrieval
+        step, so a routed question is embedded once.
+        """
+        collections = collections_for(request.user)
+        if not request.text.strip() or not self.store.has_documents(collections):
+            return None
+        with self.pool.lease(self._embedder_id()) as lease:
+            vector = lease.adapter.embed([request.text])[0]
+        if len(self._vectors) > 64:
+            self._vectors.clear()
+        self._vectors[request.text] = vector
+        near = self.store.nearest(vector, collections, n=1)
+        if not near:
+            return None
+        return near[0][1], self.store.name_of(near[0][0])
+
+    def _run(
+        self, request_id: str, parent_id: str | None, request: Request,
+        decision: RouteDecision, source: str, cancel: threading.Event | None,
+    ) -> Generator[str, None, Outcome]:  # fmt: skip
+        if decision.task == "rag":
+            return (yield from self._rag(request_id, parent_id, request, decision, source, cancel))
+        return (yield from self._step(request_id, parent_id, request, decision, source, cancel))
+
+    def _rag(
+        self, request_id: str, parent_id: str | None, request: Request,
+        decision: RouteDecision, source: str, cancel: threading.Event | None,
+    ) -> Generator[str, None, Outcome]:  # fmt: skip
+        """Retrieval (attached documents indexed first), then the text model answers from it."""
+        collections = collections_for(request.user)
+
+        def retrieve(adapter, req: Request, stop) -> Iterator[Result]:
+            notes, chars = [], 0
+            for path in req.attachments:
+                note, embedded = self._index(path, path.name, collections[0], adapter.embed)
+                notes.append(note)
+                chars += embedded
+            hits = []
+            if req.text.strip():
+                vector = self._vectors.pop(req.text, None) or adapter.embed([req.text])[0]
+                chars += len(req.text)
+                hits = self.store.search(req.text, vector, collections)
+            if not hits and req.text.strip():
+                notes.append("Nothing in your documents matches this question.")
+            yield Result(text="\n".join(notes), usage=Usage(chars, len(hits), "characters"),
+                         citations=tuple(h.as_citation() for h in hits))  # fmt: skip
+
+        first = yield from self._step(request_id, parent_id, request, decision, source, cancel,
+                                      work=retrieve)  # fmt: skip
+        if first.status != "ok" or not first.result.citations:
+            if first.result and first.result.text:
+                yield first.result.text
+            return first
+        hits = first.result.citations
+        picked = dict(request.prefer).get("text") or self.settings.text_model
+        entry = self.catalog.default_for("text", picked)
+        answer = RouteDecision("text", entry.id, f"answer from {len(hits)} excerpts", 1.0)
+        follow = Request(
+            text=answer_prompt(request.text, hits),
+            history=(Message("system", ANSWER_SYSTEM),) + request.history,
+            session_id=request.session_id, user=request.user,
+            max_new_tokens=request.max_new_tokens, temperature=request.temperature,
+        )  # fmt: skip
+        second = yield from self._step(uuid.uuid4().hex, request_id, follow, answer, source, cancel)
+        return _chain(first, second)
+
+    def _index(self, path: Path, name: str, collection: str, embed,
+               progress=None, parsed=None) -> tuple[str, int]:  # fmt: skip
+        """Index one file with the leased embedder: (a note for the person, characters embedded)."""
+        from assistant.documents import check_file, read
+
+        if parsed is None:
+            check_file(path, int(self.settings.max_upload_mb * 2**20))
+            parsed = read(path)
+        doc, added = self.store.add(path, name, parsed, collection, embed,
+                                    progress or (lambda f, m: None))  # fmt: skip
+        if not added:
+            return f"{doc.name} was already indexed ({doc.chunks} chunks); nothing added.", 0
+        chars = sum(len(text) for text, _, _ in parsed.pieces)
+        return f"Indexed {doc.name}: {added} new chunks in {collection}.", chars
+
+    def ingest(
+        self, path: Path, name: str | None = None, user: str = "local", shared: bool = False,
+        source: str = "cli", progress: Callable[[float, str], None] | None = None,
+    ) -> Outcome:  # fmt: skip
+        """Add one file to the user's (or the shared) collection; recorded like a request.
+
+        Audio is transcribed first, as its own linked step, and indexed by
+        time; the store's ids make a second ingest of the same file add nothing.
+        """
+        from assistant.documents import check_file, from_segments, read
+        from assistant.router import AUDIO, IMAGE
+
+
+        name = name or path.name
+        collection = "shared" if shared else collections_for(user)[0]
+        request = Request(text=f"index {name}", attachments=(path,), session_id=source, user=user)
+        request_id = uuid.uuid4().hex
+        try:
+            if path.suffix.lower() in IMAGE:
+                raise BadInput(f"{name}: images cannot be indexed yet: the vision family "
+                               "(captions and OCR) is not built in this version.")  # fmt: skip
+            check_file(path, int(self.settings.max_upload_mb * 2**20), also=AUDIO)
+            decision = RouteDecision("rag", self._embedder_id(),
+                                     f"index {name} into {collection}", 1.0)  # fmt: skip
+        except AssistantError as err:
+            self._record_rejected(request_id, request, source, err)
+            return Outcome(request_id, None, None, err.status, str(err),
+                           error_type=type(err).__name__)  # fmt: skip
+        heard = None
+        if path.suffix.lower() in AUDIO:
+            asr = RouteDecision("asr", self.catalog.default_for("asr").id,
+                                "a recording to index: transcribe it first", 1.0)  # fmt: skip
+            heard = _drain(self._step(uuid.uuid4().hex, request_id, request, asr, source, None))
+            if heard.status != "ok":
+                return heard
+
+        def index(adapter, req: Request, stop) -> Iterator[Result]:
+            if heard is not None:
+                segments = list(heard.result.segments)
+                if not segments:
+                    raise BadInput(f"{name}: no speech was heard in it; nothing was indexed.")
+                parsed = from_segments(segments)
+            else:
+                parsed = read(path)
+            said, chars = self._index(path, name, collection, adapter.embed, progress, parsed)
+            yield Result(text=said, usage=Usage(chars, 0, "characters"))
+
+        outcome = _drain(self._step(request_id, None, request, decision, source, None, index))
+        return _chain(heard, outcome) if heard else outcome
 
     def _priced(self, decision: RouteDecision) -> RouteDecision:
         """Each alternative with what it typically cost here, from the ledger's own history."""
@@ -258,6 +381,7 @@ class Assistant:
         decision: RouteDecision,
         source: str,
         cancel: threading.Event | None,
+        work: Work | None = None,
     ) -> Generator[str, None, Outcome]:
         """Run one routed request on its model, recording it; yields text, returns its Outcome."""
         self.ledger.start(
@@ -275,7 +399,8 @@ class Assistant:
                 queue_s, load_s, evicted = lease.queue_s, lease.load_s, lease.evicted
                 device = lease.adapter.device
                 started = time.perf_counter()
-                for item in lease.adapter.stream(routed, cancel):
+                run = work or (lambda adapter, req, stop: adapter.stream(req, stop))
+                for item in run(lease.adapter, routed, cancel):
                     if isinstance(item, Result):
                         result = item
                     else:
@@ -339,55 +464,10 @@ def _clean(text: str) -> str:
     )
 
 
-def _step_json(step: Outcome) -> dict:
-    """One chained step: its route, plus which ledger row it is and how it went."""
-    route = step.route.as_dict() if step.route else {"task": None, "model": None}
-    timings = {"queue_s": step.queue_s, "load_s": step.load_s, "run_s": step.run_s}
-    usage = step.result.usage if step.result else None
-    units = None
-    if usage:
-        units = {"units_in": usage.units_in, "units_out": usage.units_out, "unit": usage.unit}
-    return {**route, "request_id": step.request_id, "status": step.status, "timings": timings,
-            "usage": units}  # fmt: skip
-
-
-def _chain(first: Outcome, second: Outcome) -> Outcome:
-    """The Outcome of speech followed by the routed transcript, as one exchange.
-
-    The answer is the second step's; the transcript's segments are kept;
-    times add up, and the first failure decides the status.
-    """
-    transcript = first.result
-    answer = second.result or Result()
-    result = replace(answer, segments=transcript.segments, language=transcript.language)
-    return Outcome(
-        request_id=first.request_id,
-        route=first.route,
-        result=result,
-        status=second.status,
-        error=second.error,
-        queue_s=first.queue_s + second.queue_s,
-        load_s=first.load_s + second.load_s,
-        run_s=first.run_s + second.run_s,
-        device=second.device,
-        evicted=first.evicted + second.evicted,
-        error_type=second.error_type,
-        steps=(first, second),
-        cost=_add_costs(first.cost, second.cost),
-    )
-
-
-def _add_costs(a: Cost | None, b: Cost | None) -> Cost | None:
-    if a is None or b is None:
-        return a or b
-    clouds = [c.usd_cloud for c in (a, b) if c.usd_cloud is not None]
-    methods = sorted({a.energy_method, b.energy_method})
-    return Cost(
-        device=b.device,
-        device_seconds=round(a.device_seconds + b.device_seconds, 4),
-        energy_j=round(a.energy_j + b.energy_j, 3),
-        energy_method=" + ".join(methods),
-        usd_local=a.usd_local + b.usd_local,
-        usd_cloud=sum(clouds) if clouds else None,
-        cloud_ref="; ".join(c.cloud_ref for c in (a, b) if c.cloud_ref) or None,
-    )
+def _drain(steps: Generator[str, None, Outcome]) -> Outcome:
+    """Run a step generator to its end and return what it returned."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value

@@ -31,6 +31,10 @@ class Settings:
     # ASSISTANT_SESSION_BUDGET_USD: $ here one session may spend (None: no cap).
     # Past 80% the router picks smaller models; past 100% requests are refused.
     session_budget_usd: float | None = None
+    # ASSISTANT_CHROMA_URL: a Chroma server (`chroma run`), e.g. http://127.0.0.1:8000.
+    # Unset: an embedded PersistentClient in ASSISTANT_HOME/chroma.
+    chroma_url: str | None = None
+    max_upload_mb: float = 100.0  # ASSISTANT_MAX_UPLOAD_MB: larger files are refused unread
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -60,6 +64,8 @@ class Settings:
             max_audio_seconds=number("ASSISTANT_MAX_AUDIO_SECONDS", 1800.0),
             text_model=env.get("ASSISTANT_TEXT_MODEL") or None,
             session_budget_usd=_budget(env.get("ASSISTANT_SESSION_BUDGET_USD")),
+            chroma_url=env.get("ASSISTANT_CHROMA_URL") or None,
+            max_upload_mb=number("ASSISTANT_MAX_UPLOAD_MB", 100.0),
         )
 
     def with_(self, **changes) -> Settings:
@@ -72,6 +78,11 @@ class Settings:
     @property
     def uploads_dir(self) -> Path:
         return self.home / "uploads"
+
+    @property
+    def documents_dir(self) -> Path:
+        # The documents' registry, full-text index, kept copies and (embedded) Chroma.
+        return self.home / "documents"
 
     @property
     def ledger_path(self) -> Path:

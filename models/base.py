@@ -68,6 +68,7 @@ class Request:
     max_new_tokens: int = 256  # generation cap for text output
     temperature: float = 0.0  # 0 means greedy, which is reproducible
     speak: bool = False  # also read the answer aloud (needs the optional TTS extra)
+    user: str = "local"  # whose documents are searched: collection user-<user>, plus shared
 
 
 @dataclass(frozen=True)
