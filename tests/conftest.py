@@ -39,6 +39,41 @@ class FakeChat(Adapter):
         yield Result(text=reply, usage=Usage(words_in, len(reply.split()), "tokens"))
 
 
+class FakeEmbedder(Adapter):
+    """Bag of hashed words, L2-normalised: texts sharing words have a high cosine.
+
+    Deterministic and instant, so store and routing tests need no weights.
+    """
+
+    family = "embed"
+    tasks = ("rag",)
+    dim = 64
+
+    def __init__(self, delay_s: float = 0.0):
+        self.delay_s = delay_s  # per batch, so a crash test can land mid-ingest
+        self.batches = 0
+
+    def load(self) -> None:
+        pass
+
+    def embed(self, texts):
+        import hashlib
+        import math
+        import re
+        import time
+
+        self.batches += 1
+        time.sleep(self.delay_s)
+        out = []
+        for text in texts:
+            v = [0.0] * self.dim
+            for word in re.findall(r"\w{3,}", text.lower()):
+                v[int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
+            norm = math.sqrt(sum(x * x for x in v)) or 1.0
+            out.append([x / norm for x in v])
+        return out
+
+
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return Settings(home=tmp_path / "home")
@@ -59,6 +94,8 @@ def assistant(settings, fake_chat) -> Assistant:
         entry = catalog.get(model_id)
         if entry.family == "text":
             return fake_chat
+        if entry.family == "embed":
+            return FakeEmbedder()
         return build_adapter(entry, settings)  # unbuilt families fail like production
 
     pool = Pool(factory, 8192, {e.id: e.memory_mb for e in catalog.entries.values()})
