@@ -89,3 +89,29 @@ def test_uploaded_recording_shows_a_timecoded_transcript(app):
     # The upload was stored inside ASSISTANT_HOME, nowhere else.
     uploads = list(assistant.settings.uploads_dir.rglob("speech_en.wav"))
     assert uploads, "the upload should be kept under ASSISTANT_HOME/uploads"
+
+
+def test_a_document_indexed_in_its_tab_is_cited_in_the_chat(app, tmp_path):
+    # Last in this module: from here on the session has documents.
+    from gradio_client import Client, handle_file
+
+    demo, assistant = app
+    client = Client(demo.local_url, verbose=False)
+    doc = tmp_path / "volcano.txt"
+    doc.write_text("Rhyolite magma is rich in silica, which makes it viscous, so rhyolite "
+                   "volcanoes erupt explosively.\n\nBasalt lava is fluid and spreads in flows.")
+    status, table, _ = client.predict([handle_file(str(doc))], False, api_name="/index_documents")
+    assert "Indexed volcano.txt" in status
+    rows = table["data"] if isinstance(table, dict) else table
+    assert rows[0][0] == "volcano.txt" and rows[0][2] == "complete"
+    chat = client.predict({"text": "Why do rhyolite volcanoes erupt explosively?", "files": []},
+                          api_name="/chat")[1]  # fmt: skip
+    answer = [m for m in chat if m["role"] == "assistant" and not m.get("metadata")][-1]
+    from assistant.ui.app import text_of
+
+    shown = text_of(answer["content"])
+    assert "**Sources**" in shown and "[1] volcano.txt — line 1" in shown
+    title = [m for m in chat if (m.get("metadata") or {}).get("title")][-1]["metadata"]["title"]
+    assert title.startswith("all-minilm-l6-v2 → smollm2-135m-instruct · rag → text")
+    status, rows = client.predict(rows[0][-1], api_name="/delete_document")
+    assert "Deleted volcano.txt" in status

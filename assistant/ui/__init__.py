@@ -29,4 +29,4 @@ def serve(settings: Settings) -> None:
 
     demo, _ = build(settings)
     # Host and port come from Gradio's own GRADIO_SERVER_NAME/PORT variables.
-    demo.queue(default_concurrency_limit=4, max_size=64).launch(**launch_options())
+    demo.queue(default_concurrency_limit=4, max_size=64).launch(**launch_options(settings))

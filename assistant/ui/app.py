@@ -14,6 +14,7 @@ import gradio as gr
 from assistant.catalog import TASKS
 from assistant.service import Assistant, Outcome
 from assistant.ui.costs import build_costs_tab
+from assistant.ui.documents import build_documents_tab, user_of
 from models.base import Message, Request
 
 PANEL_COLUMNS = [
@@ -28,9 +29,40 @@ def usd(value: float | None) -> str:
     return f"${value:.2g}" if value < 0.01 else f"${value:.2f}"
 
 
-def launch_options() -> dict:
+def launch_options(settings=None) -> dict:
     # Uploads larger than this are refused by Gradio before they reach us.
-    return {"max_file_size": "200mb", "show_error": False}
+    options = {"max_file_size": "200mb", "show_error": False}
+    if settings is not None:
+        # Kept copies of indexed documents, so a cited recording plays from its timestamp.
+        (settings.documents_dir / "files").mkdir(parents=True, exist_ok=True)
+        options["allowed_paths"] = [str(settings.documents_dir / "files")]
+    return options
+
+
+def safe_markdown(text: str) -> str:
+    """A reply as markdown that cannot load remote images or inject HTML.
+
+    Answers may repeat what documents contain, and documents are not ours:
+    an ``![](http://...)`` would make the browser fetch a URL (a tracking
+    pixel, or a leak of the chat in its query), and raw HTML could script.
+    """
+    import re
+
+    text = re.sub(r"!\[([^\]]*)\]\([^)]*\)", r"[image not shown: \1]", text)
+    # Only what could open a tag is escaped, so "a < b" and "x -> y" read as written.
+    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text)
+
+
+def sources(citations: tuple[dict, ...]) -> str:
+    """The numbered sources under an answer; a recording's time plays it from there."""
+    lines = []
+    for c in citations:
+        where = f"{c['source']} — {c['location']}"
+        if c.get("start_s") is not None and c.get("path"):
+            # A media fragment: the browser starts the recording at that second.
+            where = f"[{where}](/gradio_api/file={c['path']}#t={c['start_s']:.1f})"
+        lines.append(f"[{c['n']}] {where}")
+    return "\n\n**Sources**\n\n" + "\n\n".join(lines) if lines else ""
 
 
 def text_of(content) -> str:
@@ -135,7 +167,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         prefer = tuple((t, m) for t, m in zip(pickable, picks, strict=False) if m and m != AUTO)
         req = Request(text=text, attachments=tuple(files), history=history,
                       session_id=session_id, speak=bool(speak) and speech_ok,
-                      prefer=prefer)  # fmt: skip
+                      prefer=prefer, user=user_of(request))  # fmt: skip
         reply = ""
         outcome = None
         for item in assistant.handle(req, source="ui"):
@@ -143,17 +175,18 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 outcome = item
                 break
             reply += item
-            chat[-1] = {"role": "assistant", "content": reply}
+            chat[-1] = {"role": "assistant", "content": safe_markdown(reply)}
             yield gr.skip(), chat, gr.skip(), gr.skip()
         assert outcome is not None
         if outcome.status == "ok":
             # What streamed is what the person reads: for speech it carries the
             # timecodes, for a chain the transcript before the answer.
-            chat[-1] = {"role": "assistant", "content": reply.strip() or outcome.result.text}
+            shown = safe_markdown(reply.strip() or outcome.result.text)
+            chat[-1] = {"role": "assistant", "content": shown + sources(outcome.result.citations)}
         else:
             # Keep what already arrived (e.g. a transcript before a failed step).
             shown = f"{reply.strip()}\n\n" if reply.strip() else ""
-            chat[-1] = {"role": "assistant", "content": f"{shown}⚠️ {outcome.error}"}
+            chat[-1] = {"role": "assistant", "content": f"{safe_markdown(shown)}⚠️ {outcome.error}"}
         for produced in outcome.result.files if outcome.result else ():
             chat.append({"role": "assistant", "content": {"path": str(produced)}})
         title, details = badge(outcome)
@@ -225,6 +258,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                         gr.Dropdown([AUTO] + ids, value=AUTO, label=task, elem_id=f"pick-{task}")
                         for task, ids in pickable.items()
                     ]
+        with gr.Tab("Documents") as documents_tab:
+            build_documents_tab(assistant, documents_tab)
         with gr.Tab("Costs") as costs_tab:
             build_costs_tab(assistant, costs_tab)
         outputs = [box, chatbot, panel, resident]

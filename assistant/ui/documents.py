@@ -1,0 +1,85 @@
+"""The Documents tab: upload with progress, what is indexed, delete.
+
+Uploads go to the person's own collection, or to the shared one when they
+tick the box; the list shows both, so nothing indexed is invisible.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from assistant.rag import collections_for
+from assistant.service import Assistant
+
+COLUMNS = ["name", "collection", "status", "chunks", "size", "added", "id"]
+
+
+def user_of(request: gr.Request | None) -> str:
+    # With ASSISTANT_AUTH the login name; without it, everyone is "local".
+    return (getattr(request, "username", None) or "local") if request else "local"
+
+
+def document_rows(assistant: Assistant, user: str) -> list[list]:
+    rows = []
+    for d in assistant.store.documents(collections_for(user)):
+        status = d.status if d.status == "complete" else "interrupted: upload it again to finish"
+        added = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.added))
+        rows.append([d.name, d.collection, status, d.chunks, f"{d.bytes / 1024:,.0f} KB", added,
+                     d.doc_id[:12]])  # fmt: skip
+    return rows
+
+
+def build_documents_tab(assistant: Assistant, tab: gr.Tab) -> None:
+    gr.Markdown(
+        "Upload documents (txt, md, html, pdf, docx) or recordings; ask about them in the chat. "
+        "Answers cite the passages they use. Recordings are transcribed and cited by time."
+    )
+    with gr.Row():
+        files = gr.File(label="Add to the knowledge base", file_count="multiple",
+                        elem_id="doc-upload")  # fmt: skip
+        with gr.Column():
+            shared = gr.Checkbox(label="Share with every user", value=False)
+            add = gr.Button("Index", variant="primary", elem_id="doc-index")
+            status = gr.Markdown(elem_id="doc-status")
+    table = gr.Dataframe(headers=COLUMNS, value=[], interactive=False, elem_id="doc-table")
+    with gr.Row():
+        doc_id = gr.Textbox(label="Document id to delete", max_lines=1, scale=3)
+        delete = gr.Button("Delete", variant="stop", scale=1, elem_id="doc-delete")
+
+    def index(paths, share: bool, request: gr.Request = None,
+              progress=gr.Progress()):  # noqa: B008 (Gradio injects it)  # fmt: skip
+        user = user_of(request)
+        said = []
+        for n, raw in enumerate(paths or []):
+            path = Path(raw if isinstance(raw, str) else raw.name)
+            share_of_total = 1 / len(paths)
+
+            def step(fraction: float, message: str, n=n, share_of_total=share_of_total) -> None:
+                progress((n + fraction) * share_of_total, desc=message)
+
+            outcome = assistant.ingest(path, user=user, shared=share, source="ui", progress=step)
+            said.append(outcome.result.text if outcome.status == "ok" else f"⚠️ {outcome.error}")
+        if not said:
+            said = ["Choose one or more files first."]
+        return "\n\n".join(said), document_rows(assistant, user), None
+
+    def remove(prefix: str, request: gr.Request = None):
+        user = user_of(request)
+        prefix = (prefix or "").strip()
+        docs = [d for d in assistant.store.documents(collections_for(user))
+                if prefix and d.doc_id.startswith(prefix)]  # fmt: skip
+        if len(docs) != 1:
+            return (f"⚠️ '{prefix}' matches {len(docs)} documents: copy the id from the table.",
+                    document_rows(assistant, user))  # fmt: skip
+        gone = assistant.store.delete(docs[0].collection, docs[0].doc_id)
+        return f"Deleted {gone.name} ({gone.chunks} chunks).", document_rows(assistant, user)
+
+    add.click(index, [files, shared], [status, table, files], api_name="index_documents")
+    delete.click(remove, [doc_id], [status, table], api_name="delete_document")
+    def refresh(request: gr.Request = None):
+        return document_rows(assistant, user_of(request))
+
+    tab.select(refresh, None, table)
