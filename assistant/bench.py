@@ -284,7 +284,13 @@ def bench_pool(repeats: int, progress) -> list[dict]:
     ]
 
 
-BENCHES = {"asr": bench_asr, "router": bench_router, "pool": bench_pool}
+def bench_rag(repeats: int, progress) -> list[dict]:
+    from assistant.bench_rag import bench_rag as run_rag
+
+    return run_rag(repeats, progress)
+
+
+BENCHES = {"asr": bench_asr, "router": bench_router, "pool": bench_pool, "rag": bench_rag}
 
 
 def run(name: str, repeats: int = 3, progress=print) -> dict:
