@@ -67,6 +67,8 @@ class Assistant:
         self.router = Router(catalog, preferred, documents=self._document_match)
         self._store: Store | None = None
         self._vectors: dict[str, list[float]] = {}  # the router's query vectors, reused once
+        # Cold loads of the embedder paid while routing a text: charged to its request.
+        self._routing_loads: dict[str, float] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, progress=print) -> Assistant:
@@ -221,7 +223,10 @@ class Assistant:
             vector = lease.adapter.embed([request.text])[0]
         if len(self._vectors) > 64:
             self._vectors.clear()
+            self._routing_loads.clear()
         self._vectors[request.text] = vector
+        if lease.load_s > 0:
+            self._routing_loads[request.text] = lease.load_s
         near = self.store.nearest(vector, collections, n=1)
         if not near:
             return None
@@ -397,6 +402,7 @@ class Assistant:
         try:
             with self.pool.lease(decision.model) as lease:
                 queue_s, load_s, evicted = lease.queue_s, lease.load_s, lease.evicted
+                load_s += self._routing_loads.pop(request.text, 0.0)
                 device = lease.adapter.device
                 started = time.perf_counter()
                 run = work or (lambda adapter, req, stop: adapter.stream(req, stop))
