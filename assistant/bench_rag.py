@@ -54,7 +54,6 @@ def bench_rag(repeats: int, progress) -> list[dict]:
 
     progress(f"  ingesting {len(modules)} pydoc pages…")
     started = time.perf_counter()
-    chunks = 0
     for path in _corpus(home / "corpus", modules):
         outcome = assistant.ingest(path)
         assert outcome.status == "ok", outcome.error
@@ -107,14 +106,14 @@ def bench_rag(repeats: int, progress) -> list[dict]:
         metrics.append(metric(f"answer contains the keyword: {entry.id}", right / n, "ratio"))
         metrics.append(metric(f"answer time p50: {entry.id}", statistics.median(seconds), "s"))
 
-    metrics += _embedding_speed(assistant, store, collections, repeats, progress)
+    metrics += _embedding_speed(assistant, store, repeats, progress)
     metrics += _query_latency(assistant, home, vectors, questions, progress)
     assistant.store.close()
     shutil.rmtree(home, ignore_errors=True)
     return metrics
 
 
-def _embedding_speed(assistant, store, collections, repeats: int, progress) -> list[dict]:
+def _embedding_speed(assistant, store, repeats: int, progress) -> list[dict]:
     """One chunk at a time (plain sentence-transformers loop) vs the product's path."""
     import numpy as np
     import torch

@@ -108,6 +108,7 @@ class Store:
         self.model_id = model_id  # the embedder every vector here came from
         self.chroma_url = chroma_url
         self._client = None
+        self._collections: dict = {}  # name -> Chroma collection handle, opened once
         self._lock = threading.Lock()  # one writer at a time per process
         folder.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(folder / "documents.sqlite", check_same_thread=False,
@@ -118,13 +119,17 @@ class Store:
     # -- Chroma ---------------------------------------------------------------
 
     def _collection(self, name: str):
-        if self._client is None:
-            self._client = _chroma_client(self.folder / "chroma", self.chroma_url)
-        return self._client.get_or_create_collection(
-            name,
-            embedding_function=_embedding_function(self.model_id),
-            configuration={"hnsw": {"space": "cosine"}},
-        )
+        # Opened once per name: every routed question asks for the nearest
+        # chunk, and get_or_create is a round trip (to the server, if any).
+        if name not in self._collections:
+            if self._client is None:
+                self._client = _chroma_client(self.folder / "chroma", self.chroma_url)
+            self._collections[name] = self._client.get_or_create_collection(
+                name,
+                embedding_function=_embedding_function(self.model_id),
+                configuration={"hnsw": {"space": "cosine"}},
+            )
+        return self._collections[name]
 
     # -- writing --------------------------------------------------------------
 
@@ -244,9 +249,10 @@ class Store:
         found = []
         for name in collections:
             col = self._collection(name)
-            if col.count() == 0:
+            size = col.count()
+            if size == 0:
                 continue
-            res = col.query(query_embeddings=[vector], n_results=min(n, col.count()),
+            res = col.query(query_embeddings=[vector], n_results=min(n, size),
                             include=["distances"])  # fmt: skip
             found += [(i, 1.0 - d) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)]
         return sorted(found, key=lambda x: -x[1])[:n]

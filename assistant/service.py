@@ -288,7 +288,7 @@ class Assistant:
         from assistant.documents import check_file, read
 
         if parsed is None:
-            check_file(path, int(self.settings.max_upload_mb * 2**20))
+            check_file(path, self.settings.max_upload_bytes)
             parsed = read(path)
         doc, added = self.store.add(path, name, parsed, collection, embed,
                                     progress or (lambda f, m: None))  # fmt: skip
@@ -309,7 +309,6 @@ class Assistant:
         from assistant.documents import check_file, from_segments, read
         from assistant.router import AUDIO, IMAGE
 
-
         name = name or path.name
         collection = "shared" if shared else collections_for(user)[0]
         request = Request(text=f"index {name}", attachments=(path,), session_id=source, user=user)
@@ -318,7 +317,7 @@ class Assistant:
             if path.suffix.lower() in IMAGE:
                 raise BadInput(f"{name}: images cannot be indexed yet: the vision family "
                                "(captions and OCR) is not built in this version.")  # fmt: skip
-            check_file(path, int(self.settings.max_upload_mb * 2**20), also=AUDIO)
+            check_file(path, self.settings.max_upload_bytes, also=AUDIO)
             decision = RouteDecision("rag", self._embedder_id(),
                                      f"index {name} into {collection}", 1.0)  # fmt: skip
         except AssistantError as err:

@@ -80,6 +80,10 @@ class Settings:
         return self.home / "uploads"
 
     @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 2**20)
+
+    @property
     def documents_dir(self) -> Path:
         # The documents' registry, full-text index, kept copies and (embedded) Chroma.
         return self.home / "documents"

@@ -7,6 +7,7 @@ session's ledger rows beside the chat.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import gradio as gr
@@ -46,8 +47,6 @@ def safe_markdown(text: str) -> str:
     an ``![](http://...)`` would make the browser fetch a URL (a tracking
     pixel, or a leak of the chat in its query), and raw HTML could script.
     """
-    import re
-
     text = re.sub(r"!\[([^\]]*)\]\([^)]*\)", r"[image not shown: \1]", text)
     # Only what could open a tag is escaped, so "a < b" and "x -> y" read as written.
     return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text)
