@@ -27,7 +27,8 @@ def document_rows(assistant: Assistant, user: str) -> list[list]:
     for d in assistant.store.documents(collections_for(user)):
         status = d.status if d.status == "complete" else "interrupted: upload it again to finish"
         added = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.added))
-        rows.append([d.name, d.collection, status, d.chunks, f"{d.bytes / 1024:,.0f} KB", added,
+        size = f"{d.bytes:,} B" if d.bytes < 1024 else f"{d.bytes / 1024:,.0f} KB"
+        rows.append([d.name, d.collection, status, d.chunks, size, added,
                      d.doc_id[:12]])  # fmt: skip
     return rows
 
