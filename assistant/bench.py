@@ -290,7 +290,14 @@ def bench_rag(repeats: int, progress) -> list[dict]:
     return run_rag(repeats, progress)
 
 
-BENCHES = {"asr": bench_asr, "router": bench_router, "pool": bench_pool, "rag": bench_rag}
+def bench_text(repeats: int, progress) -> list[dict]:
+    from assistant.bench_text import bench_text as run_text
+
+    return run_text(repeats, progress)
+
+
+BENCHES = {"asr": bench_asr, "router": bench_router, "pool": bench_pool, "rag": bench_rag,
+           "text": bench_text}  # fmt: skip
 
 
 def run(name: str, repeats: int = 3, progress=print) -> dict:

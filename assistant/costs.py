@@ -1,7 +1,8 @@
 """What a request cost: device-seconds, energy, dollars here, dollars on a cloud API.
 
 - device-seconds: load + run time on the device that did the work (a cold
-  load is charged to the request that paid it).
+  load is charged to the request that paid it; requests decoded together in
+  one batch each pay run time ÷ batch size).
 - energy: NVML's energy counter on an NVIDIA GPU when it can be read;
   otherwise device-seconds × the device's assumed watts, labelled
   "estimate" so nobody mistakes it for a measurement.

@@ -21,7 +21,7 @@ def build_adapter(entry: Entry, settings: Settings, progress=print) -> Adapter:
             f"({', '.join(entry.tasks)}) is not built in this version of the assistant. "
             "Ask a text question instead, or watch the catalog (python -m assistant models)."
         )
-    if entry.backend == "transformers":
+    if entry.backend in ("transformers", "ctranslate2"):
         return _text_adapter(entry, settings, progress)
     if entry.backend in ("faster-whisper", "openai-whisper"):
         return _asr_adapter(entry, settings, progress)
@@ -40,7 +40,7 @@ def prepare_weights(entry: Entry, settings: Settings, progress=print):
     if pack is None:
         return None
     convert = None
-    if entry.backend == "transformers" and pack.filename.endswith(".gguf"):
+    if entry.backend in ("transformers", "ctranslate2") and pack.filename.endswith(".gguf"):
         from models.text import convert_gguf
 
         convert = convert_gguf
@@ -48,16 +48,30 @@ def prepare_weights(entry: Entry, settings: Settings, progress=print):
         from models.asr import convert_ct2_pack
 
         convert = convert_ct2_pack
-    return packs.prepare(pack, settings.weights_dir, convert=convert, progress=progress)
+    folder = packs.prepare(pack, settings.weights_dir, convert=convert, progress=progress)
+    if entry.backend == "ctranslate2":
+        from models.text_ct2 import ensure_ct2
+
+        ensure_ct2(folder, progress)
+    return folder
 
 
 def _text_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
-    from models.text import TransformersChat
-
     def prepare():
         # Preparing a pack happens inside load(), so its cost is charged
         # to the request that triggered it, like any other cold load.
         return prepare_weights(entry, settings, progress)
+
+    if entry.backend == "ctranslate2":
+        from models.text_ct2 import CT2Chat
+
+        return CT2Chat(
+            source=entry.source.get("folder") or entry.id,
+            device=settings.device,
+            context_window=entry.context_window or 2048,
+            prepare=prepare if entry.pack else None,
+        )
+    from models.text import TransformersChat
 
     return TransformersChat(
         source=entry.hub_id or entry.id,

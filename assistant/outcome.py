@@ -40,6 +40,8 @@ class Outcome:
             output["language"] = result.language
         if result.citations:
             output["citations"] = list(result.citations)
+        if result.notes:
+            output["notes"] = list(result.notes)
         return {
             "request_id": self.request_id,
             "route": route,

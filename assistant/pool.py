@@ -36,7 +36,8 @@ class Pool:
         self.sizes = sizes  # catalog id -> resident MB
         self._loaded: OrderedDict[str, Adapter] = OrderedDict()  # LRU order, oldest first
         self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()  # protects the two dicts above
+        self._users: dict[str, int] = {}  # concurrent_safe models: leases open now
+        self._guard = threading.Lock()  # protects the dicts above
 
     def _lock_for(self, model_id: str) -> threading.Lock:
         with self._guard:
@@ -44,10 +45,16 @@ class Pool:
 
     @contextmanager
     def lease(self, model_id: str) -> Iterator[Lease]:
-        """Hold ``model_id`` loaded and exclusively for the duration of the block."""
+        """Hold ``model_id`` loaded for the duration of the block.
+
+        Exclusively, unless the adapter is ``concurrent_safe`` (it batches
+        or serialises internally): then the lock covers only the load, and
+        a count of users keeps the model from being evicted while in use.
+        """
         lock = self._lock_for(model_id)
         waited = time.perf_counter()
         lock.acquire()
+        shared = False
         try:
             queue_s = time.perf_counter() - waited
             with self._guard:
@@ -63,9 +70,18 @@ class Pool:
                 load_s = time.perf_counter() - started
                 with self._guard:
                     self._loaded[model_id] = adapter
+            if adapter.concurrent_safe:
+                with self._guard:
+                    self._users[model_id] = self._users.get(model_id, 0) + 1
+                shared = True
+                lock.release()
             yield Lease(adapter, queue_s, load_s, evicted)
         finally:
-            lock.release()
+            if shared:
+                with self._guard:
+                    self._users[model_id] -= 1
+            else:
+                lock.release()
 
     def _make_room(self, model_id: str) -> tuple[str, ...]:
         """Unload least recently used models until ``model_id`` fits the budget.
@@ -81,7 +97,7 @@ class Pool:
                 if self._resident_mb() + need <= self.budget_mb:
                     break
                 other_lock = self._locks[other]
-                if other_lock.acquire(blocking=False):
+                if self._users.get(other, 0) == 0 and other_lock.acquire(blocking=False):
                     try:
                         self._loaded.pop(other).unload()
                         evicted.append(other)

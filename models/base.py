@@ -69,6 +69,9 @@ class Request:
     temperature: float = 0.0  # 0 means greedy, which is reproducible
     speak: bool = False  # also read the answer aloud (needs the optional TTS extra)
     user: str = "local"  # whose documents are searched: collection user-<user>, plus shared
+    # How the prompt was made, for the ledger (adapters ignore it): chat id,
+    # template id and its shots, the system prompt. The text is already applied.
+    prompt: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,9 @@ class Result:
     citations: tuple[dict, ...] = ()  # RAG sources {source, location, text}
     usage: Usage = field(default_factory=Usage)
     language: str | None = None  # detected language of a transcript
+    notes: tuple[str, ...] = ()  # what the user should know about how it was made
+    queue_s: float = 0.0  # waited inside the adapter for a batch slot (not compute)
+    batch_size: int = 1  # requests that shared the model's work (for a fair cost share)
 
 
 # --- the adapter ---------------------------------------------------------

@@ -116,26 +116,17 @@ class TransformersChat(Adapter):
     # -- prompting ---------------------------------------------------------
 
     def _prompt_ids(self, request: Request):
-        messages = [{"role": m.role, "content": m.content} for m in request.history]
-        messages.append({"role": "user", "content": request.text})
-        enc = self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        ids, trimmed = chat_prompt(
+            self.tokenizer, request, self.context_window, return_tensors=True
         )
-        n = enc["input_ids"].shape[1]
-        if n + request.max_new_tokens > self.context_window:
-            raise BadInput(
-                f"This conversation is {n} tokens long, and with room for the answer "
-                f"it exceeds the model's context window of {self.context_window} tokens. "
-                "Start a new chat, shorten the message, or upload long text as a document."
-            )
-        return {k: v.to(self.device) for k, v in enc.items()}, n
+        return {k: v.to(self.device) for k, v in ids.items()}, ids["input_ids"].shape[1], trimmed
 
     def stream(
         self, request: Request, cancel: threading.Event | None = None
     ) -> Iterator[str | Result]:
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-        inputs, n_in = self._prompt_ids(request)
+        inputs, n_in, trimmed = self._prompt_ids(request)
         streamer = TextIteratorStreamer(
             self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600
         )
@@ -178,8 +169,53 @@ class TransformersChat(Adapter):
         if "error" in generated:
             raise generated["error"]
         n_out = int(generated["ids"].shape[0])
-        yield Result(text="".join(pieces).strip(), usage=Usage(n_in, n_out, "tokens"))
+        yield Result(text="".join(pieces).strip(), usage=Usage(n_in, n_out, "tokens"),
+                     notes=trimmed_note(trimmed))
 
+
+
+def chat_prompt(tokenizer: Any, request: Request, context_window: int, return_tensors=False):
+    """Render the conversation with the model's own chat template, trimmed to fit.
+
+    The oldest turns go first (a system prompt is kept), so a long chat
+    keeps working; the caller tells the user how many turns were left out.
+    Returns (token ids, number of turns dropped); the ids are a dict of
+    tensors when ``return_tensors`` is true, a list of ints otherwise.
+    """
+    system = [m for m in request.history if m.role == "system"]
+    turns = [m for m in request.history if m.role != "system"]
+    budget = context_window - request.max_new_tokens
+    dropped = 0
+    while True:
+        messages = [{"role": m.role, "content": m.content} for m in system + turns]
+        messages.append({"role": "user", "content": request.text})
+        enc = tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_dict=True,
+            return_tensors="pt" if return_tensors else None,
+        )  # fmt: skip
+        ids = enc["input_ids"]
+        n = ids.shape[1] if return_tensors else len(ids)
+        if n <= budget:
+            return (enc if return_tensors else list(ids)), dropped
+        if not turns:
+            raise BadInput(
+                f"This message is {n} tokens long; with room for the answer "
+                f"({request.max_new_tokens} tokens) it exceeds the model's context window of "
+                f"{context_window} tokens. Shorten it, or upload long text as a document "
+                "and ask about it."
+            )
+        # Drop a user turn with the reply that followed it, so roles still alternate.
+        turns = turns[2:] if len(turns) > 1 and turns[1].role == "assistant" else turns[1:]
+        dropped += 1
+
+
+def trimmed_note(dropped: int) -> tuple[str, ...]:
+    if not dropped:
+        return ()
+    return (
+        f"The {dropped} oldest exchange{'s' if dropped > 1 else ''} of this chat did not fit "
+        "the model's context window and were left out of what it saw.",
+    )
 
 
 def _hf_endpoint() -> str:

@@ -1,0 +1,220 @@
+"""`python -m assistant bench text`: decode speed, roofline and batching of the text path.
+
+Same weights (the SmolLM2 pack), same prompts, one run:
+- decode tokens/s of the product's path (CTranslate2 int8, batched) vs a
+  plain transformers fp32 ``generate``, and time to first token on a
+  250-token prompt;
+- roofline efficiency: tokens/s x bytes of weights read per token, over
+  the memory bandwidth measured here in the same run;
+- eight chats at once vs one: aggregate tokens/s, p95 time to first token,
+  and whether each batched reply equals its prompt's reply run alone.
+Both models are built from the catalog exactly as the app builds them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from assistant.bench import metric
+from assistant.settings import Settings
+from models.base import Request, Result
+
+CORES = os.cpu_count() or 1
+FAST, REFERENCE = "smollm2-135m-instruct", "smollm2-135m-instruct-fp32"
+NEW_TOKENS = 96
+PROMPTS = [
+    "Write a short story about a robot who learns to paint.",
+    "Explain how a bicycle stays upright while it is moving.",
+    "Describe a walk through a forest in autumn.",
+    "Give advice to someone starting to learn the piano.",
+    "Explain why the sky is blue to a ten-year-old.",
+    "Describe how bread is made, step by step.",
+    "Write a letter to a friend about a trip to the sea.",
+    "Explain what a computer does when you turn it on.",
+]
+# ~250 tokens of context for the time-to-first-token measurement.
+LONG_CONTEXT = (
+    "The city library opened a new wing last spring. It has a reading room with tall "
+    "windows, a children's corner with low shelves and cushions, a quiet study area, "
+    "a small cafe, and a workshop where volunteers repair old books. "
+) * 5 + "In two sentences, what does the new wing of the library contain?"
+
+
+def memory_bandwidth_gbs(threads: int) -> float:
+    """Read bandwidth: the best of five sums over a 512 MB tensor (too big for any cache)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    x = torch.ones(128 * 1024 * 1024)  # fp32: 512 MB
+    x.sum()
+    best = min(_timed(x.sum) for _ in range(5))
+    torch.set_num_threads(CORES)
+    return x.numel() * 4 / best / 1e9
+
+
+def _timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def _one(adapter, text: str, new_tokens: int = NEW_TOKENS) -> dict:
+    """Stream one reply; time to first piece, decode rate after it, the text."""
+    started = time.perf_counter()
+    first = None
+    result = None
+    for item in adapter.stream(Request(text=text, max_new_tokens=new_tokens)):
+        if isinstance(item, Result):
+            result = item
+        elif first is None:
+            first = time.perf_counter()
+    end = time.perf_counter()
+    n = int(result.usage.units_out)
+    first = first or end
+    return {
+        "ttft": first - started,
+        "decode_tps": (n - 1) / (end - first) if n > 1 and end > first else 0.0,
+        "tokens": n,
+        "wall": end - started,
+        "text": result.text,
+    }
+
+
+def _weights_bytes(adapter) -> int:
+    """Bytes of weights read per decoded token: every matrix, once (tied embeddings once)."""
+    if getattr(adapter, "generator", None) is not None:
+        from models.text_ct2 import CT2_DIR
+
+        return (Path(adapter.tokenizer.name_or_path) / CT2_DIR / "model.bin").stat().st_size
+    seen, total = set(), 0
+    for p in adapter.model.parameters():
+        if p.data_ptr() not in seen:
+            seen.add(p.data_ptr())
+            total += p.numel() * p.element_size()
+    return total
+
+
+def _concurrent(adapter, prompts: list[str]) -> tuple[float, list[float], list[str]]:
+    """All prompts at once from their own threads: aggregate tok/s, TTFTs, replies."""
+    out: list[dict | None] = [None] * len(prompts)
+    barrier = threading.Barrier(len(prompts))
+
+    def chat(i: int) -> None:
+        barrier.wait()
+        out[i] = _one(adapter, prompts[i])
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=chat, args=(i,)) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    return (sum(o["tokens"] for o in out) / wall, [o["ttft"] for o in out],
+            [o["text"] for o in out])  # fmt: skip
+
+
+def _build(model_id: str):
+    from assistant.catalog import Catalog
+    from assistant.families import build_adapter
+
+    adapter = build_adapter(Catalog.load().get(model_id), Settings.from_env(), lambda m: None)
+    adapter.load()
+    _one(adapter, "Hello!", 8)  # warm-up, not measured
+    return adapter
+
+
+def _decode_worker(model_id: str) -> dict:
+    """One contender, alone in its process: decode rates, first-token time, weight bytes.
+
+    Alone because CTranslate2 and torch share the OpenMP runtime: in one
+    process, loading one changed the other's thread count and speed.
+    """
+    import torch
+
+    torch.set_num_threads(CORES)
+    adapter = _build(model_id)
+    rates = [_one(adapter, text)["decode_tps"] for text in PROMPTS[:4]]
+    first = _one(adapter, LONG_CONTEXT, 16)["ttft"]
+    n_long = len(adapter.tokenizer(LONG_CONTEXT)["input_ids"])
+    return {"rates": rates, "ttft": first, "bytes": _weights_bytes(adapter), "n_long": n_long}
+
+
+def _in_subprocess(model_id: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "assistant.bench_text", "_decode_worker", model_id],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if out.returncode != 0:
+        raise RuntimeError(f"bench worker for {model_id} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_text(repeats: int, progress) -> list[dict]:
+    bw = statistics.median(memory_bandwidth_gbs(CORES) for _ in range(repeats))
+    bw1 = statistics.median(memory_bandwidth_gbs(1) for _ in range(repeats))
+    progress(f"  memory read bandwidth: {bw:.1f} GB/s (all cores), {bw1:.1f} GB/s (one core)")
+
+    decode: dict[str, list[float]] = {FAST: [], REFERENCE: []}
+    ttft: dict[str, list[float]] = {FAST: [], REFERENCE: []}
+    size: dict[str, int] = {}
+    n_long = 0
+    for r in range(repeats):
+        # Alternate the order so drift on a shared machine hits both.
+        for model_id in (FAST, REFERENCE) if r % 2 else (REFERENCE, FAST):
+            got = _in_subprocess(model_id)
+            decode[model_id] += got["rates"]
+            ttft[model_id].append(got["ttft"])
+            size[model_id], n_long = got["bytes"], got["n_long"]
+        progress(f"  repeat {r + 1}: decode {statistics.median(decode[FAST][-4:]):.1f} vs "
+                 f"{statistics.median(decode[REFERENCE][-4:]):.1f} tok/s, first token "
+                 f"{ttft[FAST][-1]:.2f} vs {ttft[REFERENCE][-1]:.2f} s")  # fmt: skip
+    fast, ref = statistics.median(decode[FAST]), statistics.median(decode[REFERENCE])
+    roof = {m: statistics.median(decode[m]) * size[m] / 1e9 / bw for m in (FAST, REFERENCE)}
+
+    # Eight chats at once vs one, on the product's path.
+    fast_adapter = _build(FAST)
+    solo_replies = [_one(fast_adapter, p)["text"] for p in PROMPTS]
+    one, eight, p95s, same = [], [], [], []
+    for _ in range(repeats):
+        one.append(_concurrent(fast_adapter, PROMPTS[:1])[0])
+        agg, ttfts, replies = _concurrent(fast_adapter, PROMPTS)
+        eight.append(agg)
+        p95s.append(sorted(ttfts)[int(0.95 * (len(ttfts) - 1) + 0.5)])
+        same.append(sum(a == b for a, b in zip(replies, solo_replies, strict=True)))
+    one_m, eight_m = statistics.median(one), statistics.median(eight)
+    progress(f"  8 chats at once: {eight_m:.1f} tok/s aggregate vs {one_m:.1f} for one chat")
+    fast_adapter.unload()
+    return [
+        metric("memory read bandwidth, all cores (median)", bw, "GB/s"),
+        metric("memory read bandwidth, one core (median)", bw1, "GB/s"),
+        metric("decode, CTranslate2 int8 (product path, median)", fast, "tok/s"),
+        metric("decode, transformers fp32 generate (reference, median)", ref, "tok/s"),
+        metric("decode speed-up vs transformers fp32", fast / ref, "x", ">= 2", fast / ref >= 2),
+        metric(f"time to first token, {n_long}-token prompt, CTranslate2 int8 (median)",
+               statistics.median(ttft[FAST]), "s"),  # fmt: skip
+        metric(f"time to first token, {n_long}-token prompt, transformers fp32 (median)",
+               statistics.median(ttft[REFERENCE]), "s"),  # fmt: skip
+        metric("weights read per token, CTranslate2 int8", size[FAST] / 1e6, "MB"),
+        metric("weights read per token, transformers fp32", size[REFERENCE] / 1e6, "MB"),
+        metric("roofline efficiency, CTranslate2 int8", roof[FAST], "fraction", ">= 0.5",
+               roof[FAST] >= 0.5),  # fmt: skip
+        metric("roofline efficiency, transformers fp32", roof[REFERENCE], "fraction"),
+        metric("one chat alone, aggregate (median)", one_m, "tok/s"),
+        metric("8 concurrent chats, aggregate (median)", eight_m, "tok/s"),
+        metric("8 concurrent vs 1", eight_m / one_m, "x", ">= 3", eight_m / one_m >= 3),
+        metric("p95 time to first token, 8 concurrent (median)", statistics.median(p95s), "s"),
+        metric("batched replies identical to the same prompt alone (worst run)",
+               min(same), f"of {len(PROMPTS)}"),  # fmt: skip
+    ]
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["_decode_worker"]:
+    print(json.dumps(_decode_worker(sys.argv[2])))
