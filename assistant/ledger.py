@@ -86,13 +86,28 @@ MIGRATIONS: list[str] = [
     CREATE INDEX events_model_task ON events (model, task, ts);
     CREATE INDEX events_session ON events (session_id);
     """,
+    # 4: how the prompt was made (chat, template, shots, system prompt), on the started row.
+    """
+    ALTER TABLE events ADD COLUMN prompt TEXT;
+    DROP VIEW requests;
+    CREATE VIEW requests AS
+        SELECT s.request_id, s.parent_id, s.session_id, s.source, s.ts AS started_at,
+               f.ts AS finished_at, s.task, s.model, s.reason, s.confidence,
+               COALESCE(f.status, 'started') AS status, f.error,
+               f.queue_s, f.load_s, f.run_s, f.units_in, f.units_out, f.unit, f.device, f.extra,
+               f.device_seconds, f.energy_j, f.energy_method, f.usd_local, f.usd_cloud,
+               f.cloud_ref, s.prompt
+        FROM events s LEFT JOIN events f
+             ON f.request_id = s.request_id AND f.phase = 'finished'
+        WHERE s.phase = 'started';
+    """,
 ]
 
 COLUMNS = (
     "request_id", "parent_id", "session_id", "source", "started_at", "finished_at", "task",
     "model", "reason", "confidence", "status", "error", "queue_s", "load_s", "run_s",
     "units_in", "units_out", "unit", "device", "extra", "device_seconds", "energy_j",
-    "energy_method", "usd_local", "usd_cloud", "cloud_ref",
+    "energy_method", "usd_local", "usd_cloud", "cloud_ref", "prompt",
 )  # fmt: skip
 
 
@@ -106,6 +121,7 @@ class Started:
     reason: str
     confidence: float
     parent_id: str | None = None
+    prompt: dict | None = None  # {"chat", "template", "shots", "system_prompt"} when used
 
 
 @dataclass(frozen=True)
@@ -165,9 +181,10 @@ class Ledger:
     def start(self, row: Started) -> None:
         self._conn().execute(
             "INSERT INTO events (request_id, phase, ts, parent_id, session_id, source, task,"
-            " model, reason, confidence) VALUES (?, 'started', ?, ?, ?, ?, ?, ?, ?, ?)",
+            " model, reason, confidence, prompt) VALUES (?, 'started', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (row.request_id, time.time(), row.parent_id, row.session_id, row.source,
-             row.task, row.model, row.reason, row.confidence),
+             row.task, row.model, row.reason, row.confidence,
+             json.dumps(row.prompt) if row.prompt else None),
         )  # fmt: skip
 
     def finish(self, row: Finished) -> None:

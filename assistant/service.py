@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from assistant.catalog import Catalog
+from assistant.chat import Chats, Template, load_templates
 from assistant.costs import PRICES_FILE, EnergyMeter, Prices, cost_of
 from assistant.families import build_adapter
 from assistant.ledger import Finished, Ledger, Started, open_or_set_aside
@@ -66,6 +67,7 @@ class Assistant:
         preferred = {"text": settings.text_model} if settings.text_model else {}
         self.router = Router(catalog, preferred, documents=self._document_match)
         self._store: Store | None = None
+        self._chats: Chats | None = None
         self._vectors: dict[str, list[float]] = {}  # the router's query vectors, reused once
         # Cold loads of the embedder paid while routing a text: charged to its request.
         self._routing_loads: dict[str, float] = {}
@@ -193,6 +195,18 @@ class Assistant:
             # The answer stands; a voice that failed is reported beside it.
             error=None if spoken.status == "ok" else f"Spoken reply failed: {spoken.error}",
         )
+
+    # -- conversations --------------------------------------------------------
+
+    @property
+    def chats(self) -> Chats:
+        if self._chats is None:
+            self._chats = Chats(self.settings.home / "chats.sqlite")
+        return self._chats
+
+    def templates(self) -> dict[str, Template]:
+        # Read each time: a person editing ASSISTANT_HOME/templates.json sees it at once.
+        return load_templates(self.settings.home)
 
     # -- documents ------------------------------------------------------------
 
@@ -390,7 +404,8 @@ class Assistant:
         """Run one routed request on its model, recording it; yields text, returns its Outcome."""
         self.ledger.start(
             Started(request_id, request.session_id, source, decision.task, decision.model,
-                    decision.reason, decision.confidence, parent_id)
+                    decision.reason, decision.confidence, parent_id,
+                    dict(request.prompt) or None)
         )  # fmt: skip
         routed = replace(request, model=decision.model)
         result, status, error, error_type = None, "ok", None, None
@@ -418,8 +433,15 @@ class Assistant:
             status, error_type = "error", "InternalError"
             error = f"The model failed unexpectedly ({type(err).__name__}: {err}). Try again."
         usage = result.usage if result else None
+        busy_s = run_s
+        if result is not None and result.queue_s:
+            # Waiting for a batch slot inside the model is queueing, not work.
+            queue_s, run_s = queue_s + result.queue_s, max(0.0, run_s - result.queue_s)
+        if result is not None:
+            # Requests decoded in one batch share the device: each pays its share.
+            busy_s = run_s / max(1, result.batch_size)
         measured = meter.read_joules() if device.startswith("cuda") else None
-        cost = cost_of(decision.task, device, load_s + run_s, usage, self.prices, measured)
+        cost = cost_of(decision.task, device, load_s + busy_s, usage, self.prices, measured)
         self.ledger.finish(
             Finished(
                 request_id, status, error, queue_s, load_s, run_s,

@@ -8,15 +8,18 @@ session's ledger rows beside the chat.
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 import gradio as gr
 
 from assistant.catalog import TASKS
+from assistant.chat import apply_template, parse_variables
 from assistant.service import Assistant, Outcome
+from assistant.ui.chats import NO_TEMPLATE, build_chat_sidebar, build_prompt_controls
 from assistant.ui.costs import build_costs_tab
 from assistant.ui.documents import build_documents_tab, user_of
-from models.base import Message, Request
+from models.base import BadInput, Message, Request
 
 PANEL_COLUMNS = [
     "time", "model · task", "why", "queue / load / run s", "units in→out", "$ local / cloud",
@@ -147,41 +150,69 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     pickable = _pickable_tasks(assistant)
 
     def respond(
-        message: dict | None, chat: list[dict] | None, speak: bool = False, *picks: str,
-        request: gr.Request = None,
+        message: dict | None, chat: list[dict] | None, chat_id: str | None = None,
+        speak: bool = False, system: str = "", template: str = NO_TEMPLATE, variables: str = "",
+        *picks: str, request: gr.Request = None,
     ):  # fmt: skip
         session_id = (request.session_hash if request else None) or "anonymous"
+        user = user_of(request)
         message = message or {}
         chat = list(chat or [])
         text = message.get("text") or ""
         files = [Path(f if isinstance(f, str) else f["path"]) for f in message.get("files") or []]
-        history = history_of(chat)
+        try:
+            chat_id, model_text, history, prompt = _prepare_turn(
+                assistant, user, chat_id, text, system, template, variables)  # fmt: skip
+        except BadInput as err:
+            # Nothing is lost: the message goes back into the box to fix and resend.
+            gr.Warning(str(err))
+            yield gr.MultimodalTextbox(value=message), chat, gr.skip(), gr.skip(), chat_id, \
+                gr.skip()
+            return
         for path in files:
             chat.append({"role": "user", "content": {"path": str(path)}})
         if text.strip():
             chat.append({"role": "user", "content": text})
         chat.append({"role": "assistant", "content": ""})
-        yield gr.MultimodalTextbox(value=None, interactive=False), chat, gr.skip(), gr.skip()
+        # Saved before the model runs: a crash or a Stop never loses what was typed.
+        assistant.chats.add(user, chat_id, "user", text, {"files": [p.name for p in files],
+                                                          **dict(prompt)})  # fmt: skip
+        yield (gr.MultimodalTextbox(value=None, interactive=False), chat, gr.skip(), gr.skip(),
+               chat_id, _chat_list(assistant, user, chat_id))  # fmt: skip
 
         prefer = tuple((t, m) for t, m in zip(pickable, picks, strict=False) if m and m != AUTO)
-        req = Request(text=text, attachments=tuple(files), history=history,
+        req = Request(text=model_text, attachments=tuple(files), history=history,
                       session_id=session_id, speak=bool(speak) and speech_ok,
-                      prefer=prefer, user=user_of(request))  # fmt: skip
+                      prefer=prefer, user=user, prompt=prompt)  # fmt: skip
         reply = ""
         outcome = None
-        for item in assistant.handle(req, source="ui"):
-            if isinstance(item, Outcome):
-                outcome = item
-                break
-            reply += item
-            chat[-1] = {"role": "assistant", "content": safe_markdown(reply)}
-            yield gr.skip(), chat, gr.skip(), gr.skip()
+        cancel = threading.Event()
+        steps = assistant.handle(req, source="ui", cancel=cancel)
+        try:
+            for item in steps:
+                if isinstance(item, Outcome):
+                    outcome = item
+                    break
+                reply += item
+                chat[-1] = {"role": "assistant", "content": safe_markdown(reply)}
+                yield gr.skip(), chat, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        finally:
+            if outcome is None:
+                # The Stop button closed this generator: stop the model at its
+                # next token, let the ledger finish the row, keep the partial reply.
+                cancel.set()
+                for item in steps:
+                    outcome = item if isinstance(item, Outcome) else outcome
+                _save_reply(assistant, user, chat_id, reply.strip(), outcome, stopped=True)
         assert outcome is not None
+        _save_reply(assistant, user, chat_id, reply.strip(), outcome)
         if outcome.status == "ok":
             # What streamed is what the person reads: for speech it carries the
             # timecodes, for a chain the transcript before the answer.
             shown = safe_markdown(reply.strip() or outcome.result.text)
-            chat[-1] = {"role": "assistant", "content": shown + sources(outcome.result.citations)}
+            notes = "".join(f"\n\n*{n}*" for n in outcome.result.notes)
+            chat[-1] = {"role": "assistant",
+                        "content": shown + notes + sources(outcome.result.citations)}  # fmt: skip
         else:
             # Keep what already arrived (e.g. a transcript before a failed step).
             shown = f"{reply.strip()}\n\n" if reply.strip() else ""
@@ -192,15 +223,17 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         metadata = {"title": title, "status": "done"}
         chat.append({"role": "assistant", "content": details, "metadata": metadata})
         yield (gr.MultimodalTextbox(value=None, interactive=True), chat,
-               panel_rows(assistant, session_id), resident_text(assistant))  # fmt: skip
+               panel_rows(assistant, session_id), resident_text(assistant), chat_id,
+               _chat_list(assistant, user, chat_id))  # fmt: skip
 
-    def rerun(chat: list[dict] | None, speak: bool = False, *picks: str,
-              request: gr.Request = None):  # fmt: skip
+    def rerun(chat: list[dict] | None, chat_id: str | None = None, speak: bool = False,
+              system: str = "", template: str = NO_TEMPLATE, variables: str = "",
+              *picks: str, request: gr.Request = None):  # fmt: skip
         """Ask the last message again (with the models picked now), replacing its answer."""
         chat = list(chat or [])
         last = max((i for i, m in enumerate(chat) if m.get("role") == "user"), default=None)
         if last is None:
-            yield gr.skip(), chat, gr.skip(), gr.skip()
+            yield gr.skip(), chat, gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
         first = last
         while first > 0 and chat[first - 1].get("role") == "user":
@@ -217,9 +250,11 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 else:
                     text += text_of(part)
         message = {"text": text, "files": files}
-        yield from respond(message, chat[:first], speak, *picks, request=request)
+        yield from respond(message, chat[:first], chat_id, speak, system, template, variables,
+                           *picks, request=request)  # fmt: skip
 
     with gr.Blocks(title="Assistant") as demo:
+        chat_id = gr.State(None)  # the open saved chat (assistant/chat.py)
         gr.Markdown("### Assistant — local models, routed and accounted")
         for warning in assistant.warnings:
             gr.Markdown(f"⚠️ {warning}", elem_classes="warning")
@@ -238,8 +273,11 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     "Speak replies (install the optional Piper extra: make tts)",
                     value=False, interactive=speech_ok, elem_id="speak",
                 )  # fmt: skip
-                rerun_btn = gr.Button("Re-run last message with the models picked", size="sm",
-                                      elem_id="rerun")  # fmt: skip
+                with gr.Row():
+                    stop_btn = gr.Button("■ Stop", size="sm", variant="stop", elem_id="stop")
+                    rerun_btn = gr.Button("Re-run last message with the models picked",
+                                          size="sm", elem_id="rerun")  # fmt: skip
+                prompt = build_prompt_controls(assistant)
             with gr.Column(scale=3):
                 gr.Markdown("**Requests this session** — model, why, and time spent")
                 panel = gr.Dataframe(
@@ -261,13 +299,63 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             build_documents_tab(assistant, documents_tab)
         with gr.Tab("Costs") as costs_tab:
             build_costs_tab(assistant, costs_tab)
-        outputs = [box, chatbot, panel, resident]
-        box.submit(respond, [box, chatbot, speak, *pickers], outputs, api_name="chat")
-        rerun_btn.click(rerun, [chatbot, speak, *pickers], outputs, api_name="rerun")
+        listing = build_chat_sidebar(assistant, user_of, chat_id, chatbot, prompt, demo)
+        outputs = [box, chatbot, panel, resident, chat_id, listing]
+        prompt_in = [prompt.system, prompt.template, prompt.variables]
+        sent = box.submit(respond, [box, chatbot, chat_id, speak, *prompt_in, *pickers], outputs,
+                          api_name="chat")  # fmt: skip
+        again = rerun_btn.click(rerun, [chatbot, chat_id, speak, *prompt_in, *pickers], outputs,
+                                api_name="rerun")  # fmt: skip
+        stop_btn.click(None, None, None, cancels=[sent, again])
+        # A stopped reply leaves the box disabled: give it back.
+        stop_btn.click(lambda: gr.MultimodalTextbox(interactive=True), None, box)
     return demo
 
 
 AUTO = "auto"
+
+
+def _prepare_turn(assistant: Assistant, user: str, chat_id: str | None, text: str,
+                  system: str, template: str, variables: str):  # fmt: skip
+    """(chat id, text for the model, history, prompt record): the saved chat, its
+    system prompt and the chosen template applied. Raises BadInput on a bad template."""
+    chats = assistant.chats
+    if chat_id is None:
+        chat_id = chats.create(user)
+    chats.set_system_prompt(user, chat_id, system or "")
+    history = chats.history(user, chat_id)
+    prompt = {"chat": chat_id}
+    if system and system.strip():
+        prompt["system_prompt"] = system.strip()[:500]
+    if template and template != NO_TEMPLATE:
+        chosen = assistant.templates().get(template)
+        if chosen is None:
+            raise BadInput(f"The template '{template}' no longer exists; pick another.")
+        text, history = apply_template(chosen, text, parse_variables(variables), history)
+        prompt.update(template=chosen.id, shots=chosen.shots)
+    return chat_id, text, history, tuple(prompt.items())
+
+
+def _save_reply(assistant: Assistant, user: str, chat_id: str, text: str,
+                outcome: Outcome | None, stopped: bool = False) -> None:  # fmt: skip
+    meta: dict = {"stopped": True} if stopped else {}
+    if outcome is not None:
+        meta.update(status=outcome.status, request_id=outcome.request_id)
+        if outcome.route:
+            meta.update(model=outcome.route.model, reason=outcome.route.reason)
+        if outcome.status != "ok":
+            text = f"{text}\n\n⚠️ {outcome.error}".strip()
+        elif not text and outcome.result:
+            text = outcome.result.text
+    try:
+        assistant.chats.add(user, chat_id, "assistant", text, meta)
+    except BadInput:
+        pass  # the chat was deleted while the reply was running
+
+
+def _chat_list(assistant: Assistant, user: str, selected: str | None) -> gr.Radio:
+    items = [(c.title, c.id) for c in assistant.chats.list(user)]
+    return gr.Radio(choices=items, value=selected)
 
 
 def _pickable_tasks(assistant: Assistant) -> dict[str, list[str]]:

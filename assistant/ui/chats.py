@@ -1,0 +1,135 @@
+"""The chat sidebar: saved conversations (new, open, rename, delete, export) and prompt controls.
+
+The conversations themselves live in assistant/chat.py; this file only
+shows them. Each person sees their own chats (``user_of`` the request).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from assistant.chat import Turn
+from assistant.service import Assistant
+from models.base import BadInput
+
+NO_TEMPLATE = "none"
+
+
+@dataclass
+class PromptControls:
+    system: gr.Textbox
+    template: gr.Dropdown
+    variables: gr.Textbox
+
+
+def template_choices(assistant: Assistant) -> list[tuple[str, str]]:
+    try:
+        templates = assistant.templates()
+    except BadInput as err:  # a broken user templates file must not stop the app
+        gr.Warning(str(err))
+        templates = {}
+    return [("No template", NO_TEMPLATE)] + [(t.name, t.id) for t in templates.values()]
+
+
+def build_prompt_controls(assistant: Assistant) -> PromptControls:
+    with gr.Accordion("Prompt: system prompt and templates (saved with the chat)", open=False):
+        system = gr.Textbox(
+            label="System prompt for this chat", value="", lines=2, elem_id="system",
+            placeholder="e.g. You are a concise assistant for a bakery.",
+        )  # fmt: skip
+        template = gr.Dropdown(
+            template_choices(assistant), value=NO_TEMPLATE,
+            label="Template (zero-, one- or few-shot)", elem_id="template",
+        )  # fmt: skip
+        variables = gr.Textbox(
+            label="Template variables, name=value per line", value="", lines=2,
+            elem_id="variables", placeholder="sentences=2",
+        )  # fmt: skip
+    return PromptControls(system, template, variables)
+
+
+def chatbot_messages(turns: list[Turn]) -> list[dict]:
+    """A saved chat as Chatbot messages, with each reply's route as a collapsed badge."""
+    out = []
+    for turn in turns:
+        files = turn.meta.get("files") or []
+        content = turn.content
+        if files:
+            names = "\n".join(f"📎 {name}" for name in files)
+            content = names + ("\n\n" + content if content else "")
+        if turn.meta.get("stopped"):
+            content += "\n\n*(stopped)*"
+        out.append({"role": turn.role, "content": content})
+        if turn.role == "assistant" and turn.meta.get("model"):
+            out.append({"role": "assistant", "content": turn.meta.get("reason", ""),
+                        "metadata": {"title": turn.meta["model"], "status": "done"}})  # fmt: skip
+    return out
+
+
+def build_chat_sidebar(assistant: Assistant, user_of, chat_id: gr.State, chatbot: gr.Chatbot,
+                       prompt: PromptControls, demo: gr.Blocks) -> gr.Radio:  # fmt: skip
+    chats = assistant.chats
+    with gr.Sidebar(label="Chats", open=True, elem_id="sidebar"):
+        new = gr.Button("+ New chat", elem_id="new-chat")
+        listing = gr.Radio([], label="Your chats", elem_id="chat-list")
+        with gr.Accordion("Rename, delete, export", open=False):
+            title = gr.Textbox(label="Name", elem_id="chat-title")
+            rename = gr.Button("Rename", size="sm", elem_id="rename-chat")
+            delete = gr.Button("Delete this chat", size="sm", variant="stop",
+                               elem_id="delete-chat")  # fmt: skip
+            fmt = gr.Radio([("Markdown", "md"), ("JSON", "json")], value="md", label="Export as")
+            export = gr.Button("Export", size="sm", elem_id="export-chat")
+            exported = gr.File(label="Exported chat", interactive=False, elem_id="exported")
+
+    def listed(request: gr.Request, selected: str | None = None):
+        items = [(c.title, c.id) for c in chats.list(user_of(request))]
+        return gr.Radio(choices=items, value=selected)
+
+    def open_chat(selected: str | None, request: gr.Request):
+        if not selected:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        user = user_of(request)
+        try:
+            info = chats.info(user, selected)
+        except BadInput as err:
+            gr.Warning(str(err))
+            return None, [], "", listed(request)
+        return selected, chatbot_messages(chats.turns(user, selected)), info.system_prompt, \
+            gr.Textbox(value=info.title)
+
+    def new_chat():
+        return None, [], "", gr.Radio(value=None)
+
+    def do_rename(selected: str | None, name: str, request: gr.Request):
+        if selected:
+            try:
+                chats.rename(user_of(request), selected, name)
+            except BadInput as err:
+                gr.Warning(str(err))
+        return listed(request, selected)
+
+    def do_delete(selected: str | None, request: gr.Request):
+        if selected:
+            chats.delete(user_of(request), selected)
+        return None, [], "", listed(request)
+
+    def do_export(selected: str | None, kind: str, request: gr.Request):
+        if not selected:
+            gr.Warning("Open or start a chat first.")
+            return None
+        text = chats.export(user_of(request), selected, kind)
+        folder = assistant.settings.home / "exports"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"chat-{selected}.{kind}"
+        path.write_text(text, encoding="utf-8")
+        return str(path)
+
+    demo.load(listed, None, listing)
+    listing.input(open_chat, listing, [chat_id, chatbot, prompt.system, title])
+    new.click(new_chat, None, [chat_id, chatbot, prompt.system, listing])
+    rename.click(do_rename, [chat_id, title], listing)
+    delete.click(do_delete, chat_id, [chat_id, chatbot, prompt.system, listing])
+    export.click(do_export, [chat_id, fmt], exported)
+    return listing

@@ -1,0 +1,144 @@
+"""Saved chats, system prompts and templates: persistence, ownership, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from assistant.chat import Chats, Template, apply_template, load_templates, parse_variables
+from assistant.ui.app import build_app
+from models.base import BadInput, Message
+
+
+def test_a_chat_comes_back_after_a_restart_with_its_system_prompt(tmp_path):
+    chats = Chats(tmp_path / "chats.sqlite")
+    chat = chats.create("ana")
+    chats.set_system_prompt("ana", chat, "Answer like a pirate.")
+    chats.add("ana", chat, "user", "Where is the treasure?")
+    chats.add("ana", chat, "assistant", "Under the palm, matey.", {"model": "m", "status": "ok"})
+    chats.add("ana", chat, "user", "And the map?")
+    chats.add("ana", chat, "assistant", "⚠️ The model failed", {"status": "error"})
+    del chats
+
+    again = Chats(tmp_path / "chats.sqlite")  # a new process would do exactly this
+    [info] = again.list("ana")
+    assert info.title == "Where is the treasure?"  # named by its first question
+    history = again.history("ana", chat)
+    assert history[0] == Message("system", "Answer like a pirate.")
+    # The failed reply stays visible in the chat but not in what the model sees.
+    assert [m.content for m in history[1:]] == [
+        "Where is the treasure?", "Under the palm, matey.", "And the map?"]  # fmt: skip
+    assert len(again.turns("ana", chat)) == 4
+
+
+def test_chats_belong_to_their_user(tmp_path):
+    chats = Chats(tmp_path / "chats.sqlite")
+    chat = chats.create("ana")
+    assert chats.list("bob") == []
+    for attempt in (lambda: chats.turns("bob", chat), lambda: chats.delete("bob", chat),
+                    lambda: chats.rename("bob", chat, "mine now")):  # fmt: skip
+        with pytest.raises(BadInput):
+            attempt()
+    assert chats.info("ana", chat).title == "New chat"
+
+
+def test_rename_delete_and_export(tmp_path):
+    chats = Chats(tmp_path / "chats.sqlite")
+    chat = chats.create("ana")
+    chats.add("ana", chat, "user", "Hi there")
+    chats.add("ana", chat, "assistant", "Hello!", {"model": "smollm2-135m-instruct"})
+    chats.rename("ana", chat, "  Greetings \n ")
+    assert chats.info("ana", chat).title == "Greetings"
+    with pytest.raises(BadInput, match="empty"):
+        chats.rename("ana", chat, "   ")
+    md = chats.export("ana", chat, "md")
+    assert md.startswith("# Greetings") and "**You:**" in md and "Hello!" in md
+    data = json.loads(chats.export("ana", chat, "json"))
+    assert data["messages"][1] == {"role": "assistant", "content": "Hello!",
+                                   "model": "smollm2-135m-instruct"}  # fmt: skip
+    with pytest.raises(BadInput):
+        chats.export("ana", chat, "pdf")
+    chats.delete("ana", chat)
+    assert chats.list("ana") == []
+    with pytest.raises(BadInput, match="no chat"):
+        chats.turns("ana", chat)
+
+
+FEW = Template("sent", "Sentiment", "Review: {text}\nSentiment:", "Label reviews.",
+               (("Great!", "positive"), ("Awful.", "negative")))  # fmt: skip
+
+
+def test_a_few_shot_template_puts_its_examples_before_the_conversation():
+    history = (Message("system", "Be brief."), Message("user", "hi"), Message("assistant", "hey"))
+    text, out = apply_template(FEW, "Meh, fine.", {}, history)
+    assert text == "Review: Meh, fine.\nSentiment:"
+    assert out[0] == Message("system", "Be brief.\n\nLabel reviews.")
+    assert [m.content for m in out[1:5]] == [
+        "Review: Great!\nSentiment:", "positive", "Review: Awful.\nSentiment:", "negative"]
+    assert out[5:] == history[1:]
+    assert FEW.shots == "few-shot (2)"
+
+
+def test_a_missing_template_variable_is_a_clear_message():
+    summary = Template("s", "Summarise", "Summarise in {sentences} sentences:\n{text}")
+    with pytest.raises(BadInput, match="needs a value for sentences.*sentences=") as err:
+        apply_template(summary, "long text", {}, ())
+    assert "Template variables" in str(err.value)
+    assert apply_template(summary, "x", {"sentences": "2"}, ())[0].startswith("Summarise in 2")
+    with pytest.raises(BadInput, match="name=value"):
+        parse_variables("just words")
+
+
+def test_builtin_templates_load_and_a_broken_user_file_is_named(tmp_path):
+    templates = load_templates(tmp_path)
+    assert {"summarise", "translate", "sentiment"} <= set(templates)
+    assert {t.shots for t in templates.values()} >= {"zero-shot", "one-shot", "few-shot (3)"}
+    (tmp_path / "templates.json").write_text("{not json")
+    with pytest.raises(BadInput, match="templates.json"):
+        load_templates(tmp_path)
+
+
+def _fn(demo, name):
+    return next(f.fn for f in demo.fns.values() if f.api_name == name)
+
+
+def test_the_chat_handler_saves_both_turns_and_records_the_template(assistant, fake_chat):
+    respond = _fn(build_app(assistant), "chat")
+    last = list(respond({"text": "I love it", "files": []}, [], None, False,
+                        "Be kind.", "sentiment", ""))[-1]  # fmt: skip
+    chat_id = last[4]
+    turns = assistant.chats.turns("local", chat_id)
+    assert [t.role for t in turns] == ["user", "assistant"]
+    assert turns[0].content == "I love it" and turns[0].meta["template"] == "sentiment"
+    assert turns[1].content == "Paris is the capital of France."
+    # The model saw the few-shot prompt; the ledger recorded how it was made.
+    seen = fake_chat.seen[-1]
+    assert seen.text.startswith("Review: I love it") and seen.history[0].role == "system"
+    [row] = [r for r in assistant.ledger.rows(limit=5) if r["prompt"]]
+    expected = {"chat": chat_id, "system_prompt": "Be kind.",
+                "template": "sentiment", "shots": "few-shot (3)"}
+    assert json.loads(row["prompt"]) == expected
+
+
+def test_a_template_error_keeps_the_message_and_writes_nothing(assistant):
+    respond = _fn(build_app(assistant), "chat")
+    message = {"text": "a long article", "files": []}
+    updates = list(respond(message, [], None, False, "", "summarise", ""))
+    box = updates[-1][0]
+    assert box.value == message  # back in the box, to fix and resend
+    assert all(not assistant.chats.turns("local", c.id) for c in assistant.chats.list("local"))
+
+
+def test_stop_keeps_the_partial_reply_and_finishes_the_ledger_row(assistant, fake_chat):
+    fake_chat.replies = ["one two three four five six seven eight"]
+    respond = _fn(build_app(assistant), "chat")
+    updates = respond({"text": "What is the capital of France?", "files": []}, [], None)
+    chat_id = next(updates)[4]
+    next(updates)  # the first streamed word is on screen
+    updates.close()  # what Gradio does when the Stop button cancels the event
+    turns = assistant.chats.turns("local", chat_id)
+    assert turns[-1].role == "assistant" and turns[-1].meta.get("stopped") is True, turns
+    assert turns[-1].content.startswith("one")
+    [row] = assistant.ledger.rows(limit=1)
+    assert row["status"] == "ok" and row["finished_at"] is not None
