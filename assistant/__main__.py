@@ -69,7 +69,7 @@ def cmd_ask(args, settings: Settings) -> int:
 def cmd_models(args, settings: Settings) -> int:
     from assistant.catalog import Catalog
 
-    rows = Catalog.load().rows(settings.weights_dir)
+    rows = Catalog.load(extra=settings.catalog_file).rows(settings.weights_dir)
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0

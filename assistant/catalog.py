@@ -30,13 +30,18 @@ class Entry:
     tasks: tuple[str, ...]  # route tasks it serves
     backend: str  # which adapter loads it (see assistant/families.py)
     default_for: tuple[str, ...]  # tasks for which it is the default choice
-    source: dict  # {"pack": {...}} | {"hub": "org/name"} | {"packages": [...]}
+    # {"pack": {...}} | {"hub": "org/name"} | {"packages": [...]}
+    # | {"endpoint": "http://host/v1", "model": "served-name", "api_key_env": "VAR"}
+    source: dict
     license: str
     params_m: float  # parameters, millions
     size_mb: int  # on disk, as shipped
     memory_mb: int  # resident once loaded; what the pool budgets
     built: bool  # False: the family's adapter is not written yet
     context_window: int = 0  # text models: tokens of prompt + answer
+    # What a remote endpoint charges: usd_per_1m_input_tokens,
+    # usd_per_1m_output_tokens, source, date. Local models leave it empty.
+    prices: dict | None = None
 
     @property
     def pack(self) -> Pack | None:
@@ -47,12 +52,21 @@ class Entry:
     def hub_id(self) -> str | None:
         return self.source.get("hub")
 
+    @property
+    def endpoint(self) -> str | None:
+        return self.source.get("endpoint")
+
     def availability(self, weights_dir: Path) -> tuple[bool, str]:
         """(usable now, a sentence saying why or what to do)."""
         if not self.built:
             return False, (
                 f"not available yet: the {self.family} family is not built in this version"
             )
+        if self.endpoint:
+            key = self.source.get("api_key_env")
+            if key and not os.environ.get(key):
+                return False, f"remote endpoint: set {key} to use it"
+            return True, f"remote endpoint {self.endpoint} (reached on first use)"
         pack = self.pack
         if pack is not None:
             if not is_installed(pack):
@@ -81,15 +95,25 @@ class Catalog:
         self.entries = {e.id: e for e in entries}
 
     @classmethod
-    def load(cls, path: Path = CATALOG_FILE) -> Catalog:
-        data = json.loads(Path(path).read_text())
-        entries = []
-        for raw in data["models"]:
-            raw = dict(raw)
-            for key in ("tasks", "default_for"):
-                raw[key] = tuple(raw.get(key, ()))
-            entries.append(Entry(**raw))
-        return cls(entries)
+    def load(cls, path: Path = CATALOG_FILE, extra: Path | None = None) -> Catalog:
+        """The built-in catalog, plus the user's own entries from ``extra`` when it exists.
+
+        The user's file (ASSISTANT_HOME/catalog.json, same shape) is where remote
+        endpoints and local model folders are added; an entry with a built-in
+        id replaces it.
+        """
+        entries = {e.id: e for e in _read(Path(path))}
+        if extra is not None and Path(extra).is_file():
+            try:
+                entries.update((e.id, e) for e in _read(Path(extra)))
+            except (ValueError, KeyError, TypeError, AttributeError) as err:
+                raise BadInput(
+                    f"The catalog file {extra} is not usable ({type(err).__name__}: {err}). "
+                    "Each model needs id, name, family, tasks, backend, source, license, "
+                    "params_m, size_mb, memory_mb and built; see the README's 'Remote "
+                    "models' section. Fix it or move it away."
+                ) from None
+        return cls(list(entries.values()))
 
     def get(self, model_id: str) -> Entry:
         try:
@@ -119,7 +143,9 @@ class Catalog:
         for e in self.entries.values():
             ok, why = e.availability(weights_dir)
             packages = e.pack.packages if e.pack else e.source.get("packages", [])
-            source = e.hub_id or ", ".join(packages)
+            source = e.endpoint or e.hub_id or ", ".join(packages)
+            kind = ("remote" if e.endpoint else "pack" if e.pack
+                    else "hub" if e.hub_id else "packages")  # fmt: skip
             rows.append(
                 {
                     "id": e.id,
@@ -128,7 +154,7 @@ class Catalog:
                     "tasks": list(e.tasks),
                     "backend": e.backend,
                     "source": source,
-                    "source_kind": "pack" if e.pack else ("hub" if e.hub_id else "packages"),
+                    "source_kind": kind,
                     "license": e.license,
                     "params_m": e.params_m,
                     "size_mb": e.size_mb,
@@ -139,3 +165,14 @@ class Catalog:
                 }
             )
         return rows
+
+
+def _read(path: Path) -> list[Entry]:
+    data = json.loads(path.read_text())
+    entries = []
+    for raw in data["models"]:
+        raw = dict(raw)
+        for key in ("tasks", "default_for"):
+            raw[key] = tuple(raw.get(key, ()))
+        entries.append(Entry(**raw))
+    return entries

@@ -9,6 +9,10 @@
 - $ local: device-seconds × the device's $/hour from the price table (what
   renting that device costs; configurable).
 - $ cloud: the same work priced on a hosted API from the dated table.
+
+A remote endpoint (models/remote.py) uses no local device: no device-seconds
+or energy are charged here, and $ local is the endpoint's own price from its
+catalog entry (zero for a self-hosted server with no price set).
 """
 
 from __future__ import annotations
@@ -95,7 +99,10 @@ def cost_of(
     usage: Usage | None,
     prices: Prices,
     measured_energy_j: float | None = None,
+    endpoint_prices: dict | None = None,
 ) -> Cost:
+    if device == "remote":
+        return _remote_cost(task, usage, prices, endpoint_prices)
     row = prices.devices.get(device) or prices.devices["cpu"]
     if measured_energy_j is not None:
         energy, method = measured_energy_j, "nvml"
@@ -106,6 +113,17 @@ def cost_of(
     usd_cloud, ref = prices.cloud_usd(task, usage) if usage else (None, None)
     return Cost(device, round(device_seconds, 4), round(energy, 3), method,
                 usd_local, usd_cloud, ref)  # fmt: skip
+
+
+def _remote_cost(task: str, usage: Usage | None, prices: Prices, own: dict | None) -> Cost:
+    """A remote endpoint used no local device: what it charges is its catalog price."""
+    usd = 0.0
+    if own and usage and usage.unit == "tokens":
+        usd = (usage.units_in * float(own.get("usd_per_1m_input_tokens", 0))
+               + usage.units_out * float(own.get("usd_per_1m_output_tokens", 0))) / 1e6  # fmt: skip
+    usd_cloud, ref = prices.cloud_usd(task, usage) if usage else (None, None)
+    return Cost("remote", 0.0, 0.0, "not measured: the work ran on a remote endpoint",
+                usd, usd_cloud, ref)  # fmt: skip
 
 
 class EnergyMeter:

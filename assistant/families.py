@@ -23,6 +23,8 @@ def build_adapter(entry: Entry, settings: Settings, progress=print) -> Adapter:
         )
     if entry.backend in ("transformers", "ctranslate2"):
         return _text_adapter(entry, settings, progress)
+    if entry.backend == "openai":
+        return _remote_adapter(entry)
     if entry.backend in ("faster-whisper", "openai-whisper"):
         return _asr_adapter(entry, settings, progress)
     if entry.backend == "piper":
@@ -78,6 +80,24 @@ def _text_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
         device=settings.device,
         context_window=entry.context_window or 2048,
         prepare=prepare if entry.pack else None,
+    )
+
+
+def _remote_adapter(entry: Entry) -> Adapter:
+    from models.remote import OpenAIChat
+
+    src = entry.source
+    if not src.get("endpoint") or not src.get("model"):
+        raise ModelUnavailable(
+            f"Catalog entry '{entry.id}' uses the openai backend but lacks source.endpoint "
+            "(e.g. http://host:8000/v1) or source.model (the name the server serves)."
+        )
+    return OpenAIChat(
+        endpoint=src["endpoint"],
+        model=src["model"],
+        api_key_env=src.get("api_key_env", ""),
+        timeout_s=float(src.get("timeout_s", 60)),
+        context_window=entry.context_window or 8192,
     )
 
 

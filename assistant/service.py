@@ -75,7 +75,17 @@ class Assistant:
     @classmethod
     def from_settings(cls, settings: Settings, progress=print) -> Assistant:
         settings.ensure_home()
-        catalog = Catalog.load()
+        warnings: list[str] = []
+
+        def warn(message: str) -> None:
+            warnings.append(message)
+            progress(f"Warning: {message}")
+
+        try:
+            catalog = Catalog.load(extra=settings.catalog_file)
+        except BadInput as err:  # a broken user file must not stop the app either
+            warn(f"{err} Using the built-in catalog only.")
+            catalog = Catalog.load()
         if settings.text_model:
             catalog.get(settings.text_model)  # fail early, naming the known ids
         pool = Pool(
@@ -83,12 +93,6 @@ class Assistant:
             memory_budget_mb=settings.memory_gb * 1024,
             sizes={e.id: e.memory_mb for e in catalog.entries.values()},
         )
-        warnings: list[str] = []
-
-        def warn(message: str) -> None:
-            warnings.append(message)
-            progress(f"Warning: {message}")
-
         try:
             prices = Prices.load()
         except BadInput as err:  # a broken override must not stop the app
@@ -441,7 +445,9 @@ class Assistant:
             # Requests decoded in one batch share the device: each pays its share.
             busy_s = run_s / max(1, result.batch_size)
         measured = meter.read_joules() if device.startswith("cuda") else None
-        cost = cost_of(decision.task, device, load_s + busy_s, usage, self.prices, measured)
+        entry = self.catalog.entries.get(decision.model)
+        cost = cost_of(decision.task, device, load_s + busy_s, usage, self.prices, measured,
+                       entry.prices if entry else None)  # fmt: skip
         self.ledger.finish(
             Finished(
                 request_id, status, error, queue_s, load_s, run_s,

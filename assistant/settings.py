@@ -89,6 +89,11 @@ class Settings:
         return self.home / "documents"
 
     @property
+    def catalog_file(self) -> Path:
+        """The user's own catalog entries (remote endpoints, local folders)."""
+        return self.home / "catalog.json"
+
+    @property
     def ledger_path(self) -> Path:
         return self.home / "ledger.sqlite"
 
