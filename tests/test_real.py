@@ -105,3 +105,24 @@ def test_a_bad_recording_is_refused_and_the_next_one_works(assistant, tmp_path):
     good = assistant.ask(Request(text="transcribe", attachments=(clip,)))
     assert good.status == "ok" and "fox" in good.result.text.lower()
     assert good.as_json()["output"]["language"] == "en"
+
+
+def _coder_installed() -> bool:
+    from assistant.catalog import Catalog
+    from models.packs import is_installed
+
+    return is_installed(Catalog.load().get("qwen2.5-coder-0.5b-instruct").pack)
+
+
+@pytest.mark.skipif(not _coder_installed(), reason="optional pack not installed: make coder")
+def test_the_coder_pack_joins_verifies_and_writes_code(assistant):
+    terse = (Message("system", "Reply with one Python code block only: no docstring, no prose."),)
+    request = Request(text="Write a Python function is_even(n) that returns True for even n.",
+                      history=terse, model="qwen2.5-coder-0.5b-instruct")  # fmt: skip
+    outcome = assistant.ask(request)
+    assert outcome.status == "ok", outcome.error
+    # The code it wrote is run, not just looked at.
+    code = outcome.result.text.split("```python")[1].split("```")[0]
+    scope: dict = {}
+    exec(code, scope)  # noqa: S102 (the model's own answer, in a test)
+    assert [scope["is_even"](n) for n in (0, 3, 10, -7)] == [True, False, True, False]
