@@ -19,6 +19,7 @@ import sqlite3
 import string
 import threading
 import time
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +97,7 @@ class Chats:
 
     def add(self, user: str, chat_id: str, role: str, content: str, meta: dict | None = None):
         info = self.info(user, chat_id)
+        content = clean_text(content)
         now = time.time()
         with self._lock:
             self._db.execute("BEGIN")
@@ -111,14 +113,15 @@ class Chats:
 
     def rename(self, user: str, chat_id: str, title: str) -> None:
         self.info(user, chat_id)
-        title = " ".join(title.split())[:120]
+        title = " ".join(clean_text(title).split())[:120]
         if not title:
             raise BadInput("A chat's name cannot be empty.")
         self._db.execute("UPDATE chats SET title=? WHERE id=?", (title, chat_id))
 
     def set_system_prompt(self, user: str, chat_id: str, prompt: str) -> None:
         self.info(user, chat_id)
-        self._db.execute("UPDATE chats SET system_prompt=? WHERE id=?", (prompt.strip(), chat_id))
+        prompt = clean_text(prompt).strip()
+        self._db.execute("UPDATE chats SET system_prompt=? WHERE id=?", (prompt, chat_id))
 
     def delete(self, user: str, chat_id: str) -> None:
         self.info(user, chat_id)
@@ -223,3 +226,19 @@ def apply_template(
                   Message("assistant", assistant)]  # fmt: skip
     rest = [m for m in history if m.role != "system"]
     return prompt, tuple(system + shots + rest)
+
+
+def clean_text(text: str) -> str:
+    """Text safe for tokenizers, SQLite and terminals.
+
+    Control characters (NUL, escape sequences) are dropped: newlines and
+    tabs are the only ones a message needs. Lone surrogates, which is how
+    invalid UTF-8 reaches Python (surrogateescape, or a JSON "\\udce9"),
+    become U+FFFD: the tokenizer raises a TypeError on them and SQLite
+    refuses to store them.
+    """
+    return "".join(
+        "\ufffd" if unicodedata.category(ch) == "Cs" else ch
+        for ch in text
+        if ch in "\n\t" or unicodedata.category(ch) != "Cc"
+    )

@@ -13,14 +13,13 @@ import sys
 import threading
 import time
 import traceback
-import unicodedata
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 from assistant.catalog import Catalog
-from assistant.chat import Chats, Template, load_templates
+from assistant.chat import Chats, Template, clean_text, load_templates
 from assistant.costs import PRICES_FILE, EnergyMeter, Prices, cost_of
 from assistant.families import build_adapter
 from assistant.ledger import Finished, Ledger, Started, open_or_set_aside
@@ -107,7 +106,7 @@ class Assistant:
 
     def check(self, request: Request) -> Request:
         """Reject what no model should see; return the request with clean text."""
-        text = _clean(request.text)
+        text = clean_text(request.text)
         if not text.strip() and not request.attachments:
             raise BadInput("Your message is empty. Type a question, or attach a file.")
         limit = self.settings.max_message_chars
@@ -116,7 +115,9 @@ class Assistant:
                 f"Your message is {len(text):,} characters; the limit is {limit:,}. "
                 "Shorten it, or upload long text as a document and ask about it."
             )
-        return replace(request, text=text, max_new_tokens=min(
+        # Earlier turns come from a saved chat or an API caller: same cleaning.
+        history = tuple(replace(m, content=clean_text(m.content)) for m in request.history)
+        return replace(request, text=text, history=history, max_new_tokens=min(
             request.max_new_tokens, self.settings.max_new_tokens))  # fmt: skip
 
     # -- the flow -------------------------------------------------------------
@@ -487,14 +488,6 @@ class Assistant:
             Started(request_id, request.session_id, source, task, model, reason, 0.0, parent_id)
         )
         self.ledger.finish(Finished(request_id, err.status, str(err)))
-
-
-def _clean(text: str) -> str:
-    # Control characters (NUL, escape sequences) confuse tokenizers and
-    # terminals; newlines and tabs are the only ones a message needs.
-    return "".join(
-        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc"
-    )
 
 
 def _drain(steps: Generator[str, None, Outcome]) -> Outcome:

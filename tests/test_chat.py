@@ -142,3 +142,17 @@ def test_stop_keeps_the_partial_reply_and_finishes_the_ledger_row(assistant, fak
     assert turns[-1].content.startswith("one")
     [row] = assistant.ledger.rows(limit=1)
     assert row["status"] == "ok" and row["finished_at"] is not None
+
+
+def test_invalid_utf8_and_control_characters_are_cleaned_and_the_chat_kept(assistant, fake_chat):
+    # Invalid UTF-8 reaches Python as lone surrogates (surrogateescape, or a JSON
+    # "\udce9"); the real tokenizer raised TypeError on them and SQLite refuses them.
+    raw = b"caf\xe9 \x1b[31mred\x00".decode("utf-8", errors="surrogateescape")
+    respond = _fn(build_app(assistant), "chat")
+    last = list(respond({"text": raw, "files": []}, [], None, False, "sys\udcff", "none", ""))[-1]
+    chat_id = last[4]
+    turns = assistant.chats.turns("local", chat_id)
+    assert [t.content for t in turns] == ["caf\ufffd [31mred", "Paris is the capital of France."]
+    assert fake_chat.seen[-1].text == "caf\ufffd [31mred"
+    assert fake_chat.seen[-1].history[0].content == "sys\ufffd"
+    assert assistant.chats.list("local")[0].title == "caf\ufffd [31mred"
