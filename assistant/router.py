@@ -66,6 +66,8 @@ class Router:
 
     def classify(self, request: Request) -> tuple[str, str, float]:
         """(task, reason, confidence) from attachments first, then the words."""
+        if request.task:
+            return request.task, f"the caller asked for {request.task}", 1.0
         kinds = {_kind(p) for p in request.attachments}
         text = request.text.strip()
         if "audio" in kinds:

@@ -365,6 +365,31 @@ class Assistant:
         outcome = _drain(self._step(request_id, None, request, decision, source, None, index))
         return _chain(heard, outcome) if heard else outcome
 
+    def embed(self, texts: list[str], model: str | None = None, session_id: str = "api",
+              source: str = "api") -> tuple[Outcome, list[list[float]]]:  # fmt: skip
+        """Vectors for ``texts`` from an embedding model; recorded and priced like a request."""
+        request = Request(text=f"embed {len(texts)} text(s)", session_id=session_id, model=model)
+        request_id = uuid.uuid4().hex
+        try:
+            entry = self.catalog.get(model or self._embedder_id())
+            if entry.family != "embed":
+                raise BadInput(f"Model '{entry.id}' is not an embedding model; try "
+                               f"{self._embedder_id()}.")  # fmt: skip
+            decision = RouteDecision("rag", entry.id, "embeddings asked for", 1.0)
+        except AssistantError as err:
+            self._record_rejected(request_id, request, source, err)
+            return Outcome(request_id, None, None, err.status, str(err),
+                           error_type=type(err).__name__), []  # fmt: skip
+        vectors: list[list[float]] = []
+
+        def work(adapter, req: Request, stop) -> Iterator[Result]:
+            vectors.extend(adapter.embed(texts))
+            count = getattr(adapter, "count_tokens", None)
+            tokens = count(texts) if count else sum(len(t) for t in texts) // 4
+            yield Result(usage=Usage(tokens, 0, "tokens"))
+
+        return _drain(self._step(request_id, None, request, decision, source, None, work)), vectors
+
     def _priced(self, decision: RouteDecision) -> RouteDecision:
         """Each alternative with what it typically cost here, from the ledger's own history."""
         priced = []

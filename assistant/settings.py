@@ -35,6 +35,8 @@ class Settings:
     # Unset: an embedded PersistentClient in ASSISTANT_HOME/chroma.
     chroma_url: str | None = None
     max_upload_mb: float = 100.0  # ASSISTANT_MAX_UPLOAD_MB: larger files are refused unread
+    # ASSISTANT_API_KEY: when set, /v1 calls must send "Authorization: Bearer <key>".
+    api_key: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -66,6 +68,7 @@ class Settings:
             session_budget_usd=_budget(env.get("ASSISTANT_SESSION_BUDGET_USD")),
             chroma_url=env.get("ASSISTANT_CHROMA_URL") or None,
             max_upload_mb=number("ASSISTANT_MAX_UPLOAD_MB", 100.0),
+            api_key=env.get("ASSISTANT_API_KEY") or None,
         )
 
     def with_(self, **changes) -> Settings:

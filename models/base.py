@@ -64,6 +64,7 @@ class Request:
     history: tuple[Message, ...] = ()  # earlier turns, oldest first
     session_id: str = "cli"  # who is asking; groups requests in the ledger
     model: str | None = None  # catalog id that overrides the router's choice
+    task: str | None = None  # route task fixed by the caller (an API route), not guessed
     prefer: tuple[tuple[str, str], ...] = ()  # (task, catalog id): the person's picks per task
     max_new_tokens: int = 256  # generation cap for text output
     temperature: float = 0.0  # 0 means greedy, which is reproducible

@@ -110,6 +110,12 @@ class SentenceEmbedder(Adapter):
             )
         return vectors.astype("float32").tolist()
 
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        """Tokens the model reads for ``texts`` (what an embeddings API bills)."""
+        if self.model is None:
+            self.load()
+        return sum(len(ids) for ids in self.model.tokenizer(list(texts))["input_ids"])
+
     def run(self, request: Request) -> Result:
         text = request.text.strip()
         if not text:

@@ -25,8 +25,7 @@ def build(settings: Settings, progress=print):
 
 
 def serve(settings: Settings) -> None:
-    from assistant.ui.app import launch_options
+    """The UI and the /v1 API on one port (assistant/server.py)."""
+    from assistant.server import serve as serve_all
 
-    demo, _ = build(settings)
-    # Host and port come from Gradio's own GRADIO_SERVER_NAME/PORT variables.
-    demo.queue(default_concurrency_limit=4, max_size=64).launch(**launch_options(settings))
+    serve_all(settings)

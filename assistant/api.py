@@ -1,0 +1,381 @@
+"""OpenAI-compatible REST endpoints, served by the same process as the UI.
+
+Every call goes through the same router, pool and ledger as the browser, so
+API traffic shows in the cost panel (source "api"). The shapes follow
+OpenAI's API closely enough for the official client: chat completions
+(streamed or not), models, embeddings, audio transcriptions and image
+generations. ``model: "auto"`` lets the router choose; a catalog id pins
+the model; OpenAI's own names map to our defaults (whisper-1 → the default
+speech model). Errors use OpenAI's shape, {"error": {"message", "type",
+"param", "code"}}, with a 4xx status for anything the caller can fix.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi import Request as HttpRequest
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from assistant.outcome import Outcome
+from assistant.service import Assistant
+from models.base import BadInput, Message, Request
+
+MAX_JSON_BYTES = 2 * 1024 * 1024  # a chat body past this is a mistake or an attack
+MAX_EMBED_INPUTS = 2048  # OpenAI's own cap per call
+ROLES = {"system", "developer", "user", "assistant"}
+# OpenAI's model names, mapped to the task whose default model serves them.
+ALIASES = {"whisper-1": "asr", "gpt-4o-transcribe": "asr", "dall-e-2": "image_generation",
+           "dall-e-3": "image_generation", "gpt-image-1": "image_generation",
+           "text-embedding-3-small": "rag", "text-embedding-ada-002": "rag"}  # fmt: skip
+# Outcome.error_type -> (HTTP status, OpenAI error type)
+STATUS = {"BadInput": (400, "invalid_request_error"),
+          "ModelUnavailable": (503, "model_unavailable"),
+          "BudgetExceeded": (429, "insufficient_quota"),
+          "Refused": (403, "refused"),
+          "InternalError": (500, "server_error")}  # fmt: skip
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, param: str | None = None,
+                 code: str | None = None, kind: str = "invalid_request_error"):  # fmt: skip
+        super().__init__(message)
+        self.status, self.param, self.code, self.kind = status, param, code, kind
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(
+            {"error": {"message": str(self), "type": self.kind, "param": self.param,
+                       "code": self.code}},  # fmt: skip
+            status_code=self.status,
+        )
+
+
+def add_api(app: FastAPI, assistant: Assistant) -> None:
+    """Mount /v1 on ``app``; every failure becomes an OpenAI-shaped error."""
+    router = APIRouter(prefix="/v1")
+    settings = assistant.settings
+
+    def guard(http: HttpRequest) -> None:
+        if settings.api_key and http.headers.get("authorization") != f"Bearer {settings.api_key}":
+            raise ApiError(401, "Missing or wrong API key: send 'Authorization: Bearer <key>' "
+                                "with the key in ASSISTANT_API_KEY.",
+                           code="invalid_api_key")  # fmt: skip
+
+    @router.get("/models")
+    async def models(http: HttpRequest):
+        guard(http)
+        weights = settings.weights_dir
+        data = [{"id": "auto", "object": "model", "created": 0, "owned_by": "assistant",
+                 "description": "the router chooses per request"}]  # fmt: skip
+        for entry in assistant.catalog.entries.values():
+            if entry.built:
+                ok, why = entry.availability(weights)
+                data.append({"id": entry.id, "object": "model", "created": 0,
+                             "owned_by": "assistant", "family": entry.family,
+                             "tasks": list(entry.tasks), "available": ok,
+                             "availability": why})  # fmt: skip
+        return {"object": "list", "data": data}
+
+    @router.post("/chat/completions")
+    async def chat(http: HttpRequest):
+        guard(http)
+        body = await _json_body(http)
+        request, stream, include_usage = _chat_request(body, assistant)
+        if not stream:
+            outcome = await run_in_threadpool(assistant.ask, request, "api")
+            return _completion(outcome)
+        return StreamingResponse(_sse(assistant, request, include_usage),
+                                 media_type="text/event-stream")  # fmt: skip
+
+    @router.post("/embeddings")
+    async def embeddings(http: HttpRequest):
+        guard(http)
+        body = await _json_body(http)
+        texts = body.get("input")
+        if isinstance(texts, str):
+            texts = [texts]
+        if (not isinstance(texts, list) or not texts or len(texts) > MAX_EMBED_INPUTS
+                or not all(isinstance(t, str) and t.strip() for t in texts)):  # fmt: skip
+            raise ApiError(400, f"'input' must be a non-empty string or a list of 1 to "
+                                f"{MAX_EMBED_INPUTS} non-empty strings.",
+                           param="input")  # fmt: skip
+        model = _model(body.get("model"), assistant, "rag")
+        outcome, vectors = await run_in_threadpool(
+            assistant.embed, texts, model, _session(body), "api")  # fmt: skip
+        _raise_for(outcome)
+        tokens = int(outcome.result.usage.units_in)
+        return {"object": "list", "model": outcome.route.model,
+                "data": [{"object": "embedding", "index": i, "embedding": v}
+                         for i, v in enumerate(vectors)],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+                "assistant": _extra(outcome)}  # fmt: skip
+
+    @router.post("/audio/transcriptions")
+    async def transcriptions(http: HttpRequest):
+        guard(http)
+        if not http.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise ApiError(415, "Send the recording as multipart/form-data with a 'file' field.")
+        _check_length(http, settings.max_upload_bytes, "recording")
+        form = await http.form()
+        upload = form.get("file")
+        if upload is None or not hasattr(upload, "read"):
+            raise ApiError(400, "No 'file' field with a recording in the form.", param="file")
+        fmt = str(form.get("response_format") or "json")
+        if fmt not in ("json", "text", "verbose_json"):
+            raise ApiError(400, f"response_format '{fmt}' is not supported; use json, text "
+                                "or verbose_json.", param="response_format")  # fmt: skip
+        model = _model(form.get("model"), assistant, "asr")
+        path = await _save_upload(upload, settings.uploads_dir / "api", settings.max_upload_bytes)
+        session = f"api-{str(form.get('user') or 'anonymous')[:64]}"
+        request = Request(text="transcribe", attachments=(path,), model=model, task="asr",
+                          session_id=session)  # fmt: skip
+        outcome = await run_in_threadpool(assistant.ask, request, "api")
+        _raise_for(outcome)
+        result = outcome.result
+        if fmt == "text":
+            return PlainTextResponse(result.text)
+        if fmt == "json":
+            return {"text": result.text}
+        return {"task": "transcribe", "language": result.language,
+                "duration": result.usage.units_in, "text": result.text,
+                "segments": [{"id": i, **s} for i, s in enumerate(result.segments)],
+                "assistant": _extra(outcome)}  # fmt: skip
+
+    @router.post("/images/generations")
+    async def images(http: HttpRequest):
+        guard(http)
+        body = await _json_body(http)
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ApiError(400, "'prompt' must be a non-empty string.", param="prompt")
+        model = _model(body.get("model"), assistant, "image_generation")
+        # Never left to the router: this route asks for a picture whatever the words.
+        request = Request(text=prompt, model=model, session_id=_session(body),
+                          task="image_generation")  # fmt: skip
+        outcome = await run_in_threadpool(assistant.ask, request, "api")
+        _raise_for(outcome)
+        import base64
+
+        return {"created": int(time.time()),
+                "data": [{"b64_json": base64.b64encode(Path(f).read_bytes()).decode(),
+                          "revised_prompt": prompt} for f in outcome.result.files],
+                "assistant": _extra(outcome)}  # fmt: skip
+
+    @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    async def unknown(rest: str):
+        raise ApiError(404, f"There is no /v1/{rest[:100]} here. Routes: /v1/models, "
+                            "/v1/chat/completions, /v1/embeddings, /v1/audio/transcriptions, "
+                            "/v1/images/generations.", code="unknown_url")  # fmt: skip
+
+    app.include_router(router)
+
+    @app.exception_handler(ApiError)
+    async def api_error(http: HttpRequest, err: ApiError):
+        return err.response()
+
+    @app.exception_handler(BadInput)
+    async def bad_input(http: HttpRequest, err: BadInput):
+        return ApiError(400, str(err)).response()
+
+
+# --- requests in -----------------------------------------------------------
+
+
+def _check_length(http: HttpRequest, limit: int, what: str) -> None:
+    raw = http.headers.get("content-length")
+    if raw is not None and raw.isdigit() and int(raw) > limit:
+        raise ApiError(413, f"The {what} is {int(raw):,} bytes; the limit is {limit:,}.")
+
+
+async def _json_body(http: HttpRequest) -> dict:
+    if "application/json" not in http.headers.get("content-type", ""):
+        raise ApiError(415, "Send a JSON body with 'Content-Type: application/json'.")
+    _check_length(http, MAX_JSON_BYTES, "request body")
+    raw = await http.body()
+    if len(raw) > MAX_JSON_BYTES:  # chunked bodies carry no Content-Length
+        raise ApiError(413, f"The request body is over {MAX_JSON_BYTES:,} bytes.")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ApiError(400, f"The body is not valid JSON ({err}).") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "The body must be a JSON object.")
+    return body
+
+
+def _session(body: dict) -> str:
+    user = body.get("user")
+    return f"api-{str(user)[:64]}" if user else "api-anonymous"
+
+
+def _model(name, assistant: Assistant, task: str) -> str | None:
+    """A catalog id for ``name`` (None: let the router or the task default choose)."""
+    if name in (None, "", "auto"):
+        return None
+    if not isinstance(name, str):
+        raise ApiError(400, "'model' must be a string.", param="model")
+    if ALIASES.get(name) == task:
+        entry = assistant.catalog.default_for(task)
+        return entry.id if entry else None
+    entry = assistant.catalog.entries.get(name)
+    if entry is None or not entry.built:
+        known = ", ".join(["auto"] + [e.id for e in assistant.catalog.for_task(task) if e.built])
+        raise ApiError(404, f"The model '{name[:100]}' does not exist here. For this route: "
+                            f"{known}.", param="model", code="model_not_found")  # fmt: skip
+    if task not in entry.tasks:
+        raise ApiError(400, f"The model '{name}' serves {', '.join(entry.tasks)}, not {task}.",
+                       param="model")  # fmt: skip
+    return entry.id
+
+
+def _text(content, where: str) -> str:
+    """A message's content as text: a string, or OpenAI's list of parts (text only)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") != "text":
+                raise ApiError(400, f"{where}: only text parts are supported on this route; "
+                                    "send images through the UI.", param="messages")  # fmt: skip
+            parts.append(str(part.get("text", "")))
+        return "".join(parts)
+    raise ApiError(400, f"{where}: 'content' must be a string or a list of text parts.",
+                   param="messages")  # fmt: skip
+
+
+def _chat_request(body: dict, assistant: Assistant) -> tuple[Request, bool, bool]:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "'messages' must be a non-empty list.", param="messages")
+    turns = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ROLES:
+            raise ApiError(400, f"messages[{i}] needs a role of system, developer, user or "
+                                "assistant.", param="messages")  # fmt: skip
+        role = "system" if m["role"] == "developer" else m["role"]
+        turns.append(Message(role, _text(m.get("content"), f"messages[{i}]")))
+    if turns[-1].role != "user":
+        raise ApiError(400, "The last message must be the user's.", param="messages")
+    limit = assistant.settings.max_new_tokens
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens", limit))
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        raise ApiError(400, "'max_tokens' must be a positive integer.", param="max_tokens")
+    temperature = body.get("temperature", 0)
+    if not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
+        raise ApiError(400, "'temperature' must be a number from 0 to 2.", param="temperature")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ApiError(400, "'stream' must be true or false.", param="stream")
+    options = body.get("stream_options") or {}
+    user = str(body.get("user") or "local")[:64]
+    request = Request(
+        text=turns[-1].content, history=tuple(turns[:-1]), session_id=_session(body),
+        model=_model(body.get("model"), assistant, "text"), user=user,
+        max_new_tokens=min(max_tokens, limit), temperature=float(temperature),
+    )  # fmt: skip
+    return request, stream, bool(isinstance(options, dict) and options.get("include_usage"))
+
+
+# --- results out -----------------------------------------------------------
+
+
+def _raise_for(outcome: Outcome) -> None:
+    if outcome.status == "ok":
+        return
+    status, kind = STATUS.get(outcome.error_type or "", (500, "server_error"))
+    raise ApiError(status, outcome.error or "The request failed.", kind=kind)
+
+
+def _extra(outcome: Outcome) -> dict:
+    """What the panel shows, for API callers that want it (OpenAI clients ignore it)."""
+    data = outcome.as_json()
+    return {k: data.get(k) for k in ("request_id", "route", "timings", "cost")}
+
+
+def _usage(outcome: Outcome) -> dict:
+    usage = outcome.result.usage
+    n_in, n_out = int(usage.units_in), int(usage.units_out)
+    return {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}
+
+
+def _completion(outcome: Outcome) -> dict:
+    _raise_for(outcome)
+    return {"id": f"chatcmpl-{outcome.request_id}", "object": "chat.completion",
+            "created": int(time.time()), "model": outcome.route.model,
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": outcome.result.text}}],
+            "usage": _usage(outcome), "assistant": _extra(outcome)}  # fmt: skip
+
+
+def _chunk(cid: str, model: str, delta: dict, finish: str | None = None, **extra) -> str:
+    body = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra}  # fmt: skip
+    return f"data: {json.dumps(body)}\n\n"
+
+
+async def _sse(assistant: Assistant, request: Request, include_usage: bool):
+    """Server-sent events for one streamed completion; a hang-up stops the model."""
+    cancel = threading.Event()
+    steps = assistant.handle(request, source="api", cancel=cancel)
+    cid, model = f"chatcmpl-{uuid.uuid4().hex}", request.model or "auto"
+    done = False
+    try:
+        yield _chunk(cid, model, {"role": "assistant", "content": ""})
+        while True:
+            item = await run_in_threadpool(next, steps, None)
+            if item is None:
+                break
+            if isinstance(item, Outcome):
+                done = True
+                if item.status != "ok":
+                    status, kind = STATUS.get(item.error_type or "", (500, "server_error"))
+                    # Headers are gone: the error travels as an event, as OpenAI does.
+                    error = {"message": item.error, "type": kind, "code": status}
+                    yield f"data: {json.dumps({'error': error})}\n\n"
+                    break
+                model = item.route.model if item.route else model
+                yield _chunk(cid, model, {}, "stop")
+                if include_usage:
+                    body = json.loads(_chunk(cid, model, {})[6:])
+                    body.update(choices=[], usage=_usage(item), assistant=_extra(item))
+                    yield f"data: {json.dumps(body)}\n\n"
+                break
+            yield _chunk(cid, model, {"content": item})
+        yield "data: [DONE]\n\n"
+    finally:
+        if not done:
+            # The client went away (or the server is stopping): stop generating
+            # at the next token and let the ledger close the row, off this task.
+            cancel.set()
+            threading.Thread(target=lambda: [None for _ in steps], daemon=True).start()
+
+
+async def _save_upload(upload, folder: Path, limit: int) -> Path:
+    """The upload inside ASSISTANT_HOME under a name of our own making (never the client's path)."""
+    import re
+
+    name = Path(str(upload.filename or "upload")).name  # drops any ../ or folders
+    suffix = re.sub(r"[^A-Za-z0-9.]", "", Path(name).suffix)[:10].lower()
+    target = folder / uuid.uuid4().hex / f"recording{suffix}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    size = 0
+    with target.open("wb") as out:
+        while chunk := await upload.read(1 << 20):
+            size += len(chunk)
+            if size > limit:
+                out.close()
+                target.unlink()
+                raise ApiError(413, f"The recording is over the {limit:,}-byte upload limit.")
+            out.write(chunk)
+    if size == 0:
+        target.unlink()
+        raise ApiError(400, "The uploaded recording is empty.", param="file")
+    return target

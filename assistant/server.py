@@ -1,0 +1,40 @@
+"""One process, one port: the Gradio UI at / and the OpenAI-compatible API at /v1.
+
+Both share one Assistant (router, pool, ledger), so a model loaded for the
+browser serves API calls too, and API traffic shows in the cost panel.
+"""
+
+from __future__ import annotations
+
+import os
+
+from assistant.settings import Settings
+
+
+def build_server(settings: Settings, progress=print):
+    """(ASGI app, Assistant): the UI mounted at / on a FastAPI app that carries /v1."""
+    import gradio as gr
+    from fastapi import FastAPI
+
+    from assistant.api import add_api
+    from assistant.ui import build
+    from assistant.ui.app import launch_options
+
+    demo, assistant = build(settings, progress)
+    app = FastAPI(title="Assistant API", docs_url=None, redoc_url=None)
+    add_api(app, assistant)  # before the UI, whose routes would otherwise match first
+    # A bounded queue: past 64 waiting events Gradio answers "busy", never a 5xx.
+    demo.queue(default_concurrency_limit=4, max_size=64)
+    app = gr.mount_gradio_app(app, demo, path="", **launch_options(settings))
+    return app, assistant
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    app, _ = build_server(settings)
+    # Gradio's own variables, so Spaces and `make run` configure it the usual way.
+    host = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
+    port = int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
+    print(f"Serving the app on http://{host}:{port}/ and the API on http://{host}:{port}/v1")
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,182 @@
+"""The running server on loopback, called with the official openai client (real models).
+
+One process serves the UI at / and the API at /v1, as `make run` and Spaces do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from models.base import Request
+from tests.realenv import real_settings
+
+pytestmark = pytest.mark.real
+DATA = Path(__file__).parent / "data"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import uvicorn
+
+    from assistant.server import build_server
+
+    app, assistant = build_server(real_settings(tmp_path_factory.mktemp("api") / "home"),
+                                  progress=lambda m: None)  # fmt: skip
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the server did not start within 30 s"
+    try:
+        yield f"http://127.0.0.1:{port}", assistant
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    import openai
+
+    return openai.OpenAI(base_url=server[0] + "/v1", api_key="unused", max_retries=0)
+
+
+def test_a_streamed_chat_arrives_in_pieces_and_is_in_the_ledger(client, server):
+    stream = client.chat.completions.create(
+        model="auto", stream=True, stream_options={"include_usage": True}, max_tokens=24,
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+    )  # fmt: skip
+    chunks = list(stream)
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    pieces = [d.content for d in deltas if d.content]
+    assert len(pieces) > 3 and "Paris" in "".join(pieces)
+    assert chunks[-1].usage.completion_tokens >= len(pieces) // 2
+    _, assistant = server
+    row = next(r for r in assistant.ledger.rows(limit=5) if r["source"] == "api")
+    assert row["task"] == "text" and row["status"] == "ok" and row["usd_cloud"] > 0
+
+
+def test_hanging_up_stops_generation(server):
+    import httpx
+
+    url, assistant = server
+    body = {"model": "auto", "stream": True, "max_tokens": 256, "user": "hangup",
+            "messages": [{"role": "user", "content": "Count from 1 to 500, comma separated."}]}
+    with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=30) as response:
+        for i, _ in enumerate(response.iter_lines()):
+            if i == 6:
+                break  # leaving the block closes the connection
+    deadline = time.time() + 10
+    row = None
+    while time.time() < deadline:
+        rows = [r for r in assistant.ledger.rows(limit=10) if r["session_id"] == "api-hangup"]
+        if rows and rows[0]["status"] != "started":
+            row = rows[0]
+            break
+        time.sleep(0.1)
+    assert row is not None, "the request never finished after the hang-up"
+    # Six events read is ~5 tokens; the model stops at its next token after the hang-up.
+    assert row["status"] == "ok" and row["units_out"] < 20
+    # Unstopped, it runs to the real tier's 48-token cap (94 tokens uncapped).
+    full = assistant.ask(Request(text=body["messages"][0]["content"]))
+    assert full.result.usage.units_out >= 40
+
+
+def test_a_plain_chat_names_the_model_that_answered(client):
+    reply = client.chat.completions.create(
+        model="smollm2-135m-instruct", max_tokens=24,
+        messages=[{"role": "system", "content": "Answer in one short sentence."},
+                  {"role": "user", "content": "What is the capital of France?"}],
+    )  # fmt: skip
+    assert reply.model == "smollm2-135m-instruct" and "Paris" in reply.choices[0].message.content
+    assert reply.usage.prompt_tokens > 10
+
+
+def test_a_generated_wav_is_transcribed(client):
+    # tests/data/speech_en.wav was made with espeak-ng (see MODEL_PACKS.md's recipe).
+    with open(DATA / "speech_en.wav", "rb") as f:
+        out = client.audio.transcriptions.create(model="whisper-1", file=f,
+                                                 response_format="verbose_json")  # fmt: skip
+    words = {w.strip(".,").lower() for w in out.text.split()}
+    assert len({"quick", "fox", "lazy", "report", "office"} & words) >= 4, out.text
+    assert out.segments and out.segments[0].start == 0.0 and out.language == "en"
+
+
+def test_embeddings_put_related_texts_closer(client):
+    out = client.embeddings.create(model="all-minilm-l6-v2", input=[
+        "How do I bake bread?", "A recipe for a sourdough loaf", "The stock market fell today"])
+    a, b, c = (d.embedding for d in out.data)
+    assert len(a) == 384 and out.usage.prompt_tokens > 10
+
+    def cos(x, y):
+        return sum(p * q for p, q in zip(x, y, strict=True)) / math.sqrt(
+            sum(p * p for p in x) * sum(q * q for q in y))  # fmt: skip
+
+    assert cos(a, b) > cos(a, c) + 0.2
+
+
+def test_error_shapes_reach_the_client_as_its_own_exceptions(client):
+    import openai
+
+    with pytest.raises(openai.NotFoundError) as err:
+        client.chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "hi"}])
+    assert err.value.body["code"] == "model_not_found"
+    with pytest.raises(openai.BadRequestError, match="non-empty list"):
+        client.chat.completions.create(model="auto", messages=[])
+    # No image model is installed on this machine: a clear 503, never a fake picture.
+    with pytest.raises(openai.InternalServerError) as err:
+        client.images.generate(prompt="a red circle on a blue background")
+    assert err.value.status_code == 503 and "not available" in err.value.message
+
+
+def test_nothing_outside_the_app_is_served(server):
+    url, _ = server
+    with urllib.request.urlopen(url + "/", timeout=10) as response:  # the UI, same port
+        assert response.status == 200 and b"gradio" in response.read().lower()
+    for path in ("/v1/../../../etc/passwd", "/gradio_api/file=/etc/passwd",
+                 "/gradio_api/file=../../../../etc/passwd", "/file=/etc/passwd"):  # fmt: skip
+        request = urllib.request.Request(url + path)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                body = response.read()
+        except urllib.error.HTTPError as err:
+            assert 400 <= err.code < 500, (path, err.code)
+            continue
+        assert b"root:" not in body, path
+
+
+def test_the_remote_backend_can_use_this_server(server, tmp_path):
+    """One assistant as another's remote model: the backend against a real OpenAI-style server."""
+    from assistant.service import Assistant
+    from assistant.settings import Settings
+
+    url, _ = server
+    settings = Settings(home=tmp_path / "home", max_new_tokens=24)
+    settings.ensure_home()
+    settings.catalog_file.write_text(json.dumps({"models": [{
+        "id": "upstream", "name": "the other assistant", "family": "text", "tasks": ["text"],
+        "backend": "openai", "default_for": [], "license": "Apache-2.0", "params_m": 135,
+        "size_mb": 0, "memory_mb": 0, "built": True, "context_window": 8192,
+        "source": {"endpoint": url + "/v1", "model": "smollm2-135m-instruct"}}]}))  # fmt: skip
+    outcome = Assistant.from_settings(settings, progress=lambda m: None).ask(
+        Request(text="What is the capital of France?", model="upstream"))  # fmt: skip
+    assert outcome.status == "ok", outcome.error
+    assert "Paris" in outcome.result.text and outcome.cost.device == "remote"
+    assert outcome.result.usage.units_out > 0 and not outcome.result.notes  # real counts
