@@ -234,36 +234,77 @@ def _model(name, assistant: Assistant, task: str) -> str | None:
     return entry.id
 
 
-def _text(content, where: str) -> str:
-    """A message's content as text: a string, or OpenAI's list of parts (text only)."""
+def _text(content, where: str, images: list | None = None) -> str:
+    """A message's content as text: a string, or OpenAI's list of parts.
+
+    Image parts (data: URLs only: this server fetches nothing) are appended
+    to ``images`` when given, refused otherwise.
+    """
     if isinstance(content, str):
         return content
     if isinstance(content, list):
         parts = []
         for part in content:
-            if not isinstance(part, dict) or part.get("type") != "text":
-                raise ApiError(400, f"{where}: only text parts are supported on this route; "
-                                    "send images through the UI.", param="messages")  # fmt: skip
-            parts.append(str(part.get("text", "")))
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "image_url" and images is not None:
+                url = (part.get("image_url") or {}).get("url", "")
+                if not isinstance(url, str) or not url.startswith("data:image/"):
+                    raise ApiError(400, f"{where}: send the picture inline as a data:image/... "
+                                        "URL; this server does not fetch URLs.",
+                                   param="messages")  # fmt: skip
+                images.append(url)
+            elif kind == "text":
+                parts.append(str(part.get("text", "")))
+            else:
+                raise ApiError(400, f"{where}: parts must be text, or image_url in the last "
+                                    "user message.", param="messages")  # fmt: skip
         return "".join(parts)
     raise ApiError(400, f"{where}: 'content' must be a string or a list of text parts.",
                    param="messages")  # fmt: skip
+
+
+def _save_data_url(url: str, folder: Path, limit: int) -> Path:
+    """A data:image/...;base64 URL decoded into ASSISTANT_HOME under a name of our making."""
+    import base64
+    import binascii
+
+    header, _, data = url.partition(",")
+    kind = header.removeprefix("data:image/").split(";")[0]
+    if ";base64" not in header or kind not in ("png", "jpeg", "jpg", "gif", "webp", "bmp"):
+        raise ApiError(400, "An image data URL must be base64 PNG, JPEG, GIF, WebP or BMP.",
+                       param="messages")  # fmt: skip
+    if len(data) * 3 // 4 > limit:
+        raise ApiError(413, f"The picture is over the {limit:,}-byte upload limit.")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, "The picture's data URL is not valid base64.",
+                       param="messages") from None  # fmt: skip
+    target = folder / uuid.uuid4().hex / f"image.{'jpg' if kind == 'jpeg' else kind}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(raw)
+    return target
 
 
 def _chat_request(body: dict, assistant: Assistant) -> tuple[Request, bool, bool]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "'messages' must be a non-empty list.", param="messages")
-    turns = []
+    turns, images = [], []
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or m.get("role") not in ROLES:
             raise ApiError(400, f"messages[{i}] needs a role of system, developer, user or "
                                 "assistant.", param="messages")  # fmt: skip
         role = "system" if m["role"] == "developer" else m["role"]
-        turns.append(Message(role, _text(m.get("content"), f"messages[{i}]")))
+        last = i == len(messages) - 1
+        turns.append(Message(role, _text(m.get("content"), f"messages[{i}]",
+                                         images if last else None)))  # fmt: skip
     if turns[-1].role != "user":
         raise ApiError(400, "The last message must be the user's.", param="messages")
-    limit = assistant.settings.max_new_tokens
+    settings = assistant.settings
+    attachments = tuple(_save_data_url(url, settings.uploads_dir / "api", settings.max_upload_bytes)
+                        for url in images)  # fmt: skip
+    limit = settings.max_new_tokens
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens", limit))
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         raise ApiError(400, "'max_tokens' must be a positive integer.", param="max_tokens")
@@ -277,6 +318,7 @@ def _chat_request(body: dict, assistant: Assistant) -> tuple[Request, bool, bool
     user = str(body.get("user") or "local")[:64]
     request = Request(
         text=turns[-1].content, history=tuple(turns[:-1]), session_id=_session(body),
+        attachments=attachments,
         model=_model(body.get("model"), assistant, "text"), user=user,
         max_new_tokens=min(max_tokens, limit), temperature=float(temperature),
     )  # fmt: skip

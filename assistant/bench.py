@@ -296,8 +296,14 @@ def bench_text(repeats: int, progress) -> list[dict]:
     return run_text(repeats, progress)
 
 
+def bench_vision(repeats: int, progress) -> list[dict]:
+    from assistant.bench_vision import bench_vision as run_vision
+
+    return run_vision(repeats, progress)
+
+
 BENCHES = {"asr": bench_asr, "router": bench_router, "pool": bench_pool, "rag": bench_rag,
-           "text": bench_text}  # fmt: skip
+           "text": bench_text, "vision": bench_vision}  # fmt: skip
 
 
 def run(name: str, repeats: int = 3, progress=print) -> dict:

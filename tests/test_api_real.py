@@ -119,6 +119,21 @@ def test_a_generated_wav_is_transcribed(client):
     assert out.segments and out.segments[0].start == 0.0 and out.language == "en"
 
 
+def test_a_picture_sent_inline_is_read_and_answered(client):
+    import base64
+
+    import skimage
+
+    photo = Path(skimage.__file__).parent / "data" / "chelsea.png"
+    url = "data:image/png;base64," + base64.b64encode(photo.read_bytes()).decode()
+    parts = [{"type": "text", "text": "What animal is this?"},
+             {"type": "image_url", "image_url": {"url": url}}]
+    reply = client.chat.completions.create(model="auto", max_tokens=32,
+                                           messages=[{"role": "user", "content": parts}])
+    assert "cat" in reply.choices[0].message.content.lower()
+    assert reply.model_extra["assistant"]["route"]["task"] == "vision"
+
+
 def test_embeddings_put_related_texts_closer(client):
     out = client.embeddings.create(model="all-minilm-l6-v2", input=[
         "How do I bake bread?", "A recipe for a sourdough loaf", "The stock market fell today"])
