@@ -340,7 +340,7 @@ class Assistant:
         Audio is transcribed first, as its own linked step, and indexed by
         time; the store's ids make a second ingest of the same file add nothing.
         """
-        from assistant.documents import check_file, from_segments, read
+        from assistant.documents import Parsed, check_file, from_segments, read
         from assistant.router import AUDIO, IMAGE
 
         name = name or path.name
@@ -348,10 +348,7 @@ class Assistant:
         request = Request(text=f"index {name}", attachments=(path,), session_id=source, user=user)
         request_id = uuid.uuid4().hex
         try:
-            if path.suffix.lower() in IMAGE:
-                raise BadInput(f"{name}: images cannot be indexed yet: the vision family "
-                               "(captions and OCR) is not built in this version.")  # fmt: skip
-            check_file(path, self.settings.max_upload_bytes, also=AUDIO)
+            check_file(path, self.settings.max_upload_bytes, also=AUDIO | IMAGE)
             decision = RouteDecision("rag", self._embedder_id(),
                                      f"index {name} into {collection}", 1.0)  # fmt: skip
         except AssistantError as err:
@@ -359,15 +356,20 @@ class Assistant:
             return Outcome(request_id, None, None, err.status, str(err),
                            error_type=type(err).__name__)  # fmt: skip
         heard = None
-        if path.suffix.lower() in AUDIO:
-            asr = RouteDecision("asr", self.catalog.default_for("asr").id,
-                                "a recording to index: transcribe it first", 1.0)  # fmt: skip
-            heard = _drain(self._step(uuid.uuid4().hex, request_id, request, asr, source, None))
+        suffix = path.suffix.lower()
+        if suffix in AUDIO | IMAGE:
+            # Recordings are indexed by what was said, pictures by what their readers saw.
+            task, why = (("asr", "a recording to index: transcribe it first") if suffix in AUDIO
+                         else ("vision", "a picture to index: label it and read its text"))
+            first = RouteDecision(task, self.catalog.default_for(task).id, why, 1.0)
+            heard = _drain(self._step(uuid.uuid4().hex, request_id, request, first, source, None))
             if heard.status != "ok":
                 return heard
 
         def index(adapter, req: Request, stop) -> Iterator[Result]:
-            if heard is not None:
+            if heard is not None and suffix in IMAGE:
+                parsed = Parsed("image", ((heard.result.text, "picture", None),))
+            elif heard is not None:
                 segments = list(heard.result.segments)
                 if not segments:
                     raise BadInput(f"{name}: no speech was heard in it; nothing was indexed.")

@@ -120,3 +120,19 @@ def test_bad_pictures_through_the_assistant_lose_nothing(assistant, fake_chat, t
     # and the next good picture still works
     good = assistant.ask(Request(text="", attachments=(_png(tmp_path / "ok.png"),)))
     assert good.status == "ok" and "What is in this picture?" in fake_chat.seen[-1].text
+
+
+def test_a_picture_is_indexed_by_its_text_and_found_again(assistant, tmp_path, monkeypatch):
+    _use_fake_vision(assistant, monkeypatch)
+    scan = _png(tmp_path / "receipt.png", (300, 200))
+    outcome = assistant.ingest(scan)
+    assert outcome.status == "ok", outcome.error
+    assert [s.route.task for s in outcome.steps] == ["vision", "rag"]
+    [doc] = [d for d in assistant.store.documents(("user-local",)) if d.name == "receipt.png"]
+    assert doc.kind == "image" and doc.status == "complete"
+    assert assistant.ingest(scan).status == "ok"  # the same picture again adds nothing
+    assert len(assistant.store.documents(("user-local",))) == 1
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (9000, 9000)).save(bomb)
+    refused = assistant.ingest(bomb)
+    assert refused.status == "error" and "megapixels" in refused.error
