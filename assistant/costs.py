@@ -81,7 +81,8 @@ class Prices:
         elif usage.unit == "audio_seconds" and "usd_per_minute" in row:
             usd = usage.units_in / 60 * row["usd_per_minute"]
         elif usage.unit == "images" and "usd_per_image" in row:
-            usd = usage.units_out * row["usd_per_image"]
+            # Pictures made (generation, edits) or read (vision), whichever the work was.
+            usd = max(usage.units_in, usage.units_out) * row["usd_per_image"]
         elif usage.unit == "characters" and "usd_per_1m_characters" in row:
             usd = usage.units_in * row["usd_per_1m_characters"] / 1e6
         elif usage.unit in ("tokens", "characters") and "usd_per_1m_tokens" in row:

@@ -185,6 +185,9 @@ class Assistant:
         try:
             follow = self.check(follow)
             child_decision = self.router.route(follow)
+            if decision.task == "vision":
+                child_decision = replace(child_decision, reason="answers from what the "
+                                         "picture's readers saw → text model")  # fmt: skip
         except AssistantError as err:
             self._record_rejected(child_id, follow, source, err, parent_id=request_id)
             second = Outcome(child_id, None, None, err.status, str(err),

@@ -37,6 +37,13 @@ def test_speech_is_priced_per_minute_of_audio(prices):
     assert cost.usd_cloud == pytest.approx(1.5 * prices.cloud["asr"]["usd_per_minute"])
 
 
+def test_pictures_are_priced_per_picture_read_or_made(prices):
+    read = cost_of("vision", "cpu", 1.0, Usage(2, 0, "images"), prices)
+    assert read.usd_cloud == pytest.approx(2 * prices.cloud["vision"]["usd_per_image"])
+    made = cost_of("image_generation", "cpu", 9.0, Usage(0, 3, "images"), prices)
+    assert made.usd_cloud == pytest.approx(3 * prices.cloud["image_generation"]["usd_per_image"])
+
+
 def test_energy_without_a_meter_is_an_estimate_and_says_so(prices):
     cost = cost_of("text", "cpu", 3.0, Usage(1, 1), prices)
     watts = prices.devices["cpu"]["watts"]
