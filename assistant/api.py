@@ -38,6 +38,7 @@ ALIASES = {"whisper-1": "asr", "gpt-4o-transcribe": "asr", "dall-e-2": "image_ge
 STATUS = {"BadInput": (400, "invalid_request_error"),
           "ModelUnavailable": (503, "model_unavailable"),
           "BudgetExceeded": (429, "insufficient_quota"),
+          "RateLimited": (429, "rate_limit_exceeded"),
           "Refused": (403, "refused"),
           "InternalError": (500, "server_error")}  # fmt: skip
 

@@ -101,13 +101,29 @@ MIGRATIONS: list[str] = [
              ON f.request_id = s.request_id AND f.phase = 'finished'
         WHERE s.phase = 'started';
     """,
+    # 5: whose request it was (login name, or "local"), for per-user daily quotas.
+    """
+    ALTER TABLE events ADD COLUMN user TEXT;
+    CREATE INDEX events_user ON events (user, ts);
+    DROP VIEW requests;
+    CREATE VIEW requests AS
+        SELECT s.request_id, s.parent_id, s.session_id, s.source, s.ts AS started_at,
+               f.ts AS finished_at, s.task, s.model, s.reason, s.confidence,
+               COALESCE(f.status, 'started') AS status, f.error,
+               f.queue_s, f.load_s, f.run_s, f.units_in, f.units_out, f.unit, f.device, f.extra,
+               f.device_seconds, f.energy_j, f.energy_method, f.usd_local, f.usd_cloud,
+               f.cloud_ref, s.prompt, s.user
+        FROM events s LEFT JOIN events f
+             ON f.request_id = s.request_id AND f.phase = 'finished'
+        WHERE s.phase = 'started';
+    """,
 ]
 
 COLUMNS = (
     "request_id", "parent_id", "session_id", "source", "started_at", "finished_at", "task",
     "model", "reason", "confidence", "status", "error", "queue_s", "load_s", "run_s",
     "units_in", "units_out", "unit", "device", "extra", "device_seconds", "energy_j",
-    "energy_method", "usd_local", "usd_cloud", "cloud_ref", "prompt",
+    "energy_method", "usd_local", "usd_cloud", "cloud_ref", "prompt", "user",
 )  # fmt: skip
 
 
@@ -122,6 +138,7 @@ class Started:
     confidence: float
     parent_id: str | None = None
     prompt: dict | None = None  # {"chat", "template", "shots", "system_prompt"} when used
+    user: str | None = None  # login name ("local" without ASSISTANT_AUTH)
 
 
 @dataclass(frozen=True)
@@ -181,10 +198,11 @@ class Ledger:
     def start(self, row: Started) -> None:
         self._conn().execute(
             "INSERT INTO events (request_id, phase, ts, parent_id, session_id, source, task,"
-            " model, reason, confidence, prompt) VALUES (?, 'started', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " model, reason, confidence, prompt, user)"
+            " VALUES (?, 'started', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (row.request_id, time.time(), row.parent_id, row.session_id, row.source,
              row.task, row.model, row.reason, row.confidence,
-             json.dumps(row.prompt) if row.prompt else None),
+             json.dumps(row.prompt) if row.prompt else None, row.user),
         )  # fmt: skip
 
     def finish(self, row: Finished) -> None:
@@ -218,6 +236,14 @@ class Ledger:
         """$ here spent so far by one session."""
         row = self._conn().execute(
             "SELECT COALESCE(SUM(usd_local), 0) FROM requests WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        return float(row[0])
+
+    def user_spend(self, user: str, since: float) -> float:
+        """$ here spent by one user's requests started since ``since`` (epoch seconds)."""
+        row = self._conn().execute(
+            "SELECT COALESCE(SUM(usd_local), 0) FROM requests WHERE user = ? AND started_at >= ?",
+            (user, since),
         ).fetchone()
         return float(row[0])
 

@@ -23,6 +23,7 @@ from assistant.chat import Chats, Template, clean_text, load_templates
 from assistant.costs import PRICES_FILE, EnergyMeter, Prices, cost_of
 from assistant.families import build_adapter
 from assistant.ledger import Finished, Ledger, Started, open_or_set_aside
+from assistant.limits import RateLimiter
 from assistant.outcome import Outcome, _add_costs, _chain
 from assistant.pool import Pool
 from assistant.rag import ANSWER_SYSTEM, Store, answer_prompt, collections_for
@@ -79,6 +80,7 @@ class Assistant:
         self._vectors: dict[str, list[float]] = {}  # the router's query vectors, reused once
         # Cold loads of the embedder paid while routing a text: charged to its request.
         self._routing_loads: dict[str, float] = {}
+        self.limiter = RateLimiter(settings.rate_limit)
 
     @classmethod
     def from_settings(cls, settings: Settings, progress=print) -> Assistant:
@@ -153,6 +155,7 @@ class Assistant:
         request_id = uuid.uuid4().hex
         decision = None
         try:
+            self._within_limits(request)  # first: malformed requests count against the rate too
             request = self.check(request)
             decision = self.router.route(request)
             decision = self._within_budget(request, decision)
@@ -418,6 +421,20 @@ class Assistant:
             priced.append({**alt, "est_usd_local": usd, "est_from_requests": runs})
         return replace(decision, alternatives=tuple(priced))
 
+    def _within_limits(self, request: Request) -> None:
+        """Per-user request rate and daily $ quota (ASSISTANT_RATE_LIMIT, _DAILY_QUOTA_USD)."""
+        self.limiter.check(request.user)
+        quota = self.settings.daily_quota_usd
+        if quota is None:
+            return
+        midnight = time.time() // 86400 * 86400  # UTC day, as the ledger's timestamps
+        spent = self.ledger.user_spend(request.user, midnight)
+        if spent >= quota:
+            raise BudgetExceeded(
+                f"'{request.user}' has spent ${spent:.4g} today, the daily quota of ${quota:.4g} "
+                "(ASSISTANT_DAILY_QUOTA_USD). It resets at midnight UTC."
+            )
+
     def _within_budget(self, request: Request, decision: RouteDecision) -> RouteDecision:
         """Refuse past the session's cap; near it, move to the smallest model for the task."""
         cap = self.settings.session_budget_usd
@@ -455,7 +472,7 @@ class Assistant:
         self.ledger.start(
             Started(request_id, request.session_id, source, decision.task, decision.model,
                     decision.reason, decision.confidence, parent_id,
-                    dict(request.prompt) or None)
+                    dict(request.prompt) or None, request.user)
         )  # fmt: skip
         routed = replace(request, model=decision.model)
         result, status, error, error_type = None, "ok", None, None
@@ -530,7 +547,8 @@ class Assistant:
         else:
             task, model, reason = "", request.model or "", "rejected before routing"
         self.ledger.start(
-            Started(request_id, request.session_id, source, task, model, reason, 0.0, parent_id)
+            Started(request_id, request.session_id, source, task, model, reason, 0.0, parent_id,
+                    user=request.user)
         )
         self.ledger.finish(Finished(request_id, err.status, str(err)))
 

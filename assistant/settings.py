@@ -37,6 +37,11 @@ class Settings:
     max_upload_mb: float = 100.0  # ASSISTANT_MAX_UPLOAD_MB: larger files are refused unread
     # ASSISTANT_API_KEY: when set, /v1 calls must send "Authorization: Bearer <key>".
     api_key: str | None = None
+    # ASSISTANT_AUTH="ana:secret,bob:pw": the UI asks for a login; each user has their
+    # own chats, documents and quota. Unset: no login, everyone is "local".
+    auth: tuple[tuple[str, str], ...] = ()
+    rate_limit: float | None = None  # ASSISTANT_RATE_LIMIT: requests per user per minute
+    daily_quota_usd: float | None = None  # ASSISTANT_DAILY_QUOTA_USD: $ here per user per day
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -69,6 +74,9 @@ class Settings:
             chroma_url=env.get("ASSISTANT_CHROMA_URL") or None,
             max_upload_mb=number("ASSISTANT_MAX_UPLOAD_MB", 100.0),
             api_key=env.get("ASSISTANT_API_KEY") or None,
+            auth=_auth(env.get("ASSISTANT_AUTH")),
+            rate_limit=number("ASSISTANT_RATE_LIMIT", 0.0) or None,
+            daily_quota_usd=number("ASSISTANT_DAILY_QUOTA_USD", 0.0) or None,
         )
 
     def with_(self, **changes) -> Settings:
@@ -117,6 +125,22 @@ class Settings:
                 "Point ASSISTANT_HOME at a folder you can write, e.g. "
                 "ASSISTANT_HOME=$HOME/.assistant make run"
             ) from err
+
+
+def _auth(raw: str | None) -> tuple[tuple[str, str], ...]:
+    """'ana:secret,bob:pw' -> (("ana", "secret"), ("bob", "pw")), or BadInput naming the fix."""
+    if not raw:
+        return ()
+    pairs = []
+    for item in raw.split(","):
+        user, sep, password = item.strip().partition(":")
+        if not sep or not user.strip() or not password:
+            raise BadInput(
+                "ASSISTANT_AUTH must be user:password pairs separated by commas, e.g. "
+                "'ana:secret,bob:pw' (an entry had no ':' or an empty part)."
+            )
+        pairs.append((user.strip(), password))
+    return tuple(pairs)
 
 
 def _budget(raw: str | None) -> float | None:

@@ -41,7 +41,11 @@ class Refused(AssistantError):
 
 
 class BudgetExceeded(Refused):
-    """The session's cost budget does not allow this request."""
+    """The session's cost budget (or the user's daily quota) does not allow this request."""
+
+
+class RateLimited(Refused):
+    """Too many requests from one user in a short time; retry in a moment."""
 
 
 # --- request / result ----------------------------------------------------

@@ -36,6 +36,9 @@ def usd(value: float | None) -> str:
 def launch_options(settings=None) -> dict:
     # Uploads larger than this are refused by Gradio before they reach us.
     options = {"max_file_size": "200mb", "show_error": False}
+    if settings is not None and settings.auth:
+        options["auth"] = list(settings.auth)  # Gradio's login page; user_of() reads the name
+        options["auth_message"] = "Log in: each account has its own chats, documents and quota."
     if settings is not None:
         # Kept copies of indexed documents, so a cited recording plays from its timestamp.
         (settings.documents_dir / "files").mkdir(parents=True, exist_ok=True)
