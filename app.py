@@ -7,9 +7,16 @@ from models.base import AssistantError
 
 if __name__ == "__main__":
     try:
+        from assistant.space import ensure_packs, on_space
         from assistant.ui import serve
 
-        serve(Settings.from_env())
+        settings = Settings.from_env()
+        if on_space():
+            # Spaces cannot pip-install the weight packs with --no-deps from
+            # requirements.txt; they go into ASSISTANT_HOME once (see assistant/space.py).
+            settings.ensure_home()
+            ensure_packs(settings.home)
+        serve(settings)
     except AssistantError as err:
         # Configuration problems (unwritable ASSISTANT_HOME, a ledger that is
         # not SQLite...) are stated plainly, not as a traceback.

@@ -190,6 +190,15 @@ def cmd_documents(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_space(args, settings: Settings) -> int:
+    from assistant.space import export
+
+    folder = export(args.dir)
+    print(f"Wrote the Space to {folder}. Push it: cd {folder} && git init && git add . && "
+          "git commit -m space && git push https://huggingface.co/spaces/<you>/<name> main")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m assistant", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -238,6 +247,11 @@ def parser() -> argparse.ArgumentParser:
     docs.add_argument("--delete", metavar="ID", help="document id (or a unique prefix)")
     docs.add_argument("--json", action="store_true")
     docs.set_defaults(func=cmd_documents)
+
+    space = sub.add_parser("space", help="Hugging Face Spaces: export the folder to push")
+    space.add_argument("action", choices=["export"])
+    space.add_argument("dir", type=Path, help="a new (or empty) folder")
+    space.set_defaults(func=cmd_space)
     return p
 
 

@@ -181,8 +181,9 @@ def test_hostile_file_names_are_stored_inside_home(assistant, settings, tmp_path
     assert safe_name("..\\..\\boot.ini") == "boot.ini"
 
 
-def test_images_cannot_be_indexed_yet_and_say_why(assistant, tmp_path):
+def test_a_broken_picture_is_not_indexed_and_says_why(assistant, tmp_path):
     path = tmp_path / "photo.png"
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 100)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 100)  # a PNG signature, then nothing valid
     outcome = assistant.ingest(path)
-    assert outcome.status == "error" and "vision family" in outcome.error
+    assert outcome.status == "error" and "photo.png is damaged or truncated" in outcome.error
+    assert assistant.store.documents(("user-local",)) == []

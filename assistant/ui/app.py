@@ -16,6 +16,7 @@ import gradio as gr
 from assistant.catalog import TASKS
 from assistant.chat import apply_template, parse_variables
 from assistant.service import Assistant, Outcome
+from assistant.space import gpu
 from assistant.ui.chats import NO_TEMPLATE, build_chat_sidebar, build_prompt_controls
 from assistant.ui.costs import build_costs_tab
 from assistant.ui.documents import build_documents_tab, user_of
@@ -149,6 +150,8 @@ def panel_rows(assistant: Assistant, session_id: str) -> list[list]:
 
 def build_app(assistant: Assistant) -> gr.Blocks:
     speech_ok = _tts_available(assistant)
+    # On ZeroGPU hardware a GPU is attached only inside this wrapper (a no-op elsewhere).
+    handle = gpu(assistant.handle)
 
     pickable = _pickable_tasks(assistant)
 
@@ -190,7 +193,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         reply = ""
         outcome = None
         cancel = threading.Event()
-        steps = assistant.handle(req, source="ui", cancel=cancel)
+        steps = handle(req, source="ui", cancel=cancel)
         try:
             for item in steps:
                 if isinstance(item, Outcome):
