@@ -1,9 +1,14 @@
 """The flow of one request: check → route → lease a model → run → record.
 
-The UI, the CLI and (later) the API all call :meth:`Assistant.handle`, so a
+The UI, the CLI and the API all call :meth:`Assistant.handle`, so a
 request is checked, routed, timed and recorded the same way wherever it
 comes from. Domain errors become an Outcome with a message here, once;
 callers only render it.
+
+It is longer than our ~400-line guide because every path that runs a model
+(chains, RAG, ingest, embeddings, speech) goes through the one ``_step`` that
+times, prices and records it; the policy around it lives in limits.py and
+costs.py, the documents themselves in rag.py.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from assistant.chat import Chats, Template, clean_text, load_templates
 from assistant.costs import PRICES_FILE, EnergyMeter, Prices, cost_of
 from assistant.families import build_adapter
 from assistant.ledger import Finished, Ledger, Started, open_or_set_aside
-from assistant.limits import RateLimiter
+from assistant.limits import RateLimiter, check_daily_quota, within_session_budget
 from assistant.outcome import Outcome, _add_costs, _chain
 from assistant.pool import Pool
 from assistant.rag import ANSWER_SYSTEM, Store, answer_prompt, collections_for
@@ -33,7 +38,6 @@ from models.base import (
     Adapter,
     AssistantError,
     BadInput,
-    BudgetExceeded,
     Message,
     Request,
     Result,
@@ -155,10 +159,13 @@ class Assistant:
         request_id = uuid.uuid4().hex
         decision = None
         try:
-            self._within_limits(request)  # first: malformed requests count against the rate too
+            # First: malformed requests count against the rate too.
+            self.limiter.check(request.user)
+            check_daily_quota(self.settings, self.ledger, request.user)
             request = self.check(request)
             decision = self.router.route(request)
-            decision = self._within_budget(request, decision)
+            decision = within_session_budget(self.settings, self.ledger, self.catalog,
+                                             request, decision)  # fmt: skip
             decision = self._priced(decision)
         except AssistantError as err:
             # A budget refusal was routed first: its row names the task and model.
@@ -420,43 +427,6 @@ class Assistant:
             usd, runs = self.ledger.typical_cost(alt["model"], decision.task)
             priced.append({**alt, "est_usd_local": usd, "est_from_requests": runs})
         return replace(decision, alternatives=tuple(priced))
-
-    def _within_limits(self, request: Request) -> None:
-        """Per-user request rate and daily $ quota (ASSISTANT_RATE_LIMIT, _DAILY_QUOTA_USD)."""
-        self.limiter.check(request.user)
-        quota = self.settings.daily_quota_usd
-        if quota is None:
-            return
-        midnight = time.time() // 86400 * 86400  # UTC day, as the ledger's timestamps
-        spent = self.ledger.user_spend(request.user, midnight)
-        if spent >= quota:
-            raise BudgetExceeded(
-                f"'{request.user}' has spent ${spent:.4g} today, the daily quota of ${quota:.4g} "
-                "(ASSISTANT_DAILY_QUOTA_USD). It resets at midnight UTC."
-            )
-
-    def _within_budget(self, request: Request, decision: RouteDecision) -> RouteDecision:
-        """Refuse past the session's cap; near it, move to the smallest model for the task."""
-        cap = self.settings.session_budget_usd
-        if cap is None:
-            return decision
-        spent = self.ledger.session_spend(request.session_id)
-        if spent >= cap:
-            raise BudgetExceeded(
-                f"This session has spent ${spent:.4g} of its ${cap:.4g} budget, so this request "
-                "was not run. Start a new session, or raise ASSISTANT_SESSION_BUDGET_USD."
-            )
-        if spent < 0.8 * cap or request.model or dict(request.prefer).get(decision.task):
-            return decision  # far from the cap, or the person chose the model
-        weights = self.settings.weights_dir
-        usable = [e for e in self.catalog.for_task(decision.task)
-                  if e.built and e.availability(weights)[0]]  # fmt: skip
-        smallest = min(usable, key=lambda e: e.memory_mb, default=None)
-        if smallest is None or smallest.id == decision.model:
-            return decision
-        reason = (f"{decision.reason}; budget {spent / cap:.0%} used → smaller model "
-                  f"{smallest.id} instead of {decision.model}")  # fmt: skip
-        return replace(decision, model=smallest.id, reason=reason)
 
     def _step(
         self,
