@@ -190,6 +190,15 @@ def cmd_documents(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_train(args, settings: Settings) -> int:
+    from assistant.train_demo import OUT, evaluate, train
+
+    out = args.out or OUT
+    train(args.minutes, out)
+    evaluate(out)  # judged on held-out prompts: printed as JSON
+    return 0
+
+
 def cmd_space(args, settings: Settings) -> int:
     from assistant.space import export
 
@@ -247,6 +256,12 @@ def parser() -> argparse.ArgumentParser:
     docs.add_argument("--delete", metavar="ID", help="document id (or a unique prefix)")
     docs.add_argument("--json", action="store_true")
     docs.set_defaults(func=cmd_documents)
+
+    train = sub.add_parser("train", help="train the demo text-to-image model on the CPU")
+    train.add_argument("what", choices=["demo-diffusion"])
+    train.add_argument("--minutes", type=float, default=30.0, help="wall-clock training budget")
+    train.add_argument("--out", type=Path, help="where to save (default: models/demo_diffusion)")
+    train.set_defaults(func=cmd_train)
 
     space = sub.add_parser("space", help="Hugging Face Spaces: export the folder to push")
     space.add_argument("action", choices=["export"])

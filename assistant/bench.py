@@ -302,8 +302,39 @@ def bench_vision(repeats: int, progress) -> list[dict]:
     return run_vision(repeats, progress)
 
 
+def bench_image(repeats: int, progress) -> list[dict]:
+    """The demo text-to-image model on held-out prompts, scored by the checked judge."""
+    import json
+
+    from assistant import scenes
+    from assistant.train_demo import OUT, evaluate
+
+    right, wrong = scenes.check_judge(400)
+    if not (OUT / "unet").is_dir():
+        from models.base import ModelUnavailable
+
+        raise ModelUnavailable("No demo model in models/demo_diffusion: train it with "
+                               "python -m assistant train demo-diffusion")  # fmt: skip
+    result = evaluate(OUT, progress=progress)
+    info = json.loads((OUT / "training.json").read_text())
+    return [
+        metric("judge: right on rendered scenes", right, "fraction", ">= 0.99", right >= 0.99),
+        metric("judge: agrees with a mismatched caption", wrong, "fraction", "<= 0.02",
+               wrong <= 0.02),  # fmt: skip
+        metric("held-out prompts: background right", result["background"], "fraction",
+               ">= 0.9", result["background"] >= 0.9),  # fmt: skip
+        metric("held-out prompts: colour and shape both right", result["color_and_shape"],
+               "fraction", ">= 0.7", result["color_and_shape"] >= 0.7),  # fmt: skip
+        metric("held-out prompts: all three right", result["all"], "fraction"),
+        metric("pictures judged", result["images"], "images"),
+        metric("seconds per picture (25 DDIM steps, CPU)", result["seconds_per_image"], "s"),
+        metric("training wall time", info["wall_s"] / 60, "min"),
+        metric("training steps (batch 64)", info["steps"], "steps"),
+    ]
+
+
 BENCHES = {"asr": bench_asr, "router": bench_router, "pool": bench_pool, "rag": bench_rag,
-           "text": bench_text, "vision": bench_vision}  # fmt: skip
+           "text": bench_text, "vision": bench_vision, "image": bench_image}  # fmt: skip
 
 
 def run(name: str, repeats: int = 3, progress=print) -> dict:
