@@ -194,7 +194,7 @@ def cmd_train(args, settings: Settings) -> int:
     from assistant.train_demo import OUT, evaluate, train
 
     out = args.out or OUT
-    train(args.minutes, out)
+    train(args.minutes, out, resume=args.resume, peak_lr=args.lr)
     evaluate(out)  # judged on held-out prompts: printed as JSON
     return 0
 
@@ -261,6 +261,8 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("what", choices=["demo-diffusion"])
     train.add_argument("--minutes", type=float, default=30.0, help="wall-clock training budget")
     train.add_argument("--out", type=Path, help="where to save (default: models/demo_diffusion)")
+    train.add_argument("--resume", type=Path, help="a saved model folder to go on training")
+    train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay)")
     train.set_defaults(func=cmd_train)
 
     space = sub.add_parser("space", help="Hugging Face Spaces: export the folder to push")

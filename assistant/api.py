@@ -156,9 +156,16 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
         if not isinstance(prompt, str) or not prompt.strip():
             raise ApiError(400, "'prompt' must be a non-empty string.", param="prompt")
         model = _model(body.get("model"), assistant, "image_generation")
+        options = []
+        for key, name in (("steps", "steps"), ("guidance_scale", "guidance"), ("seed", "seed")):
+            value = body.get(key)
+            if value is not None:
+                if not isinstance(value, int | float) or isinstance(value, bool):
+                    raise ApiError(400, f"'{key}' must be a number.", param=key)
+                options.append((name, float(value)))
         # Never left to the router: this route asks for a picture whatever the words.
         request = Request(text=prompt, model=model, session_id=_session(body),
-                          task="image_generation")  # fmt: skip
+                          task="image_generation", options=tuple(options))  # fmt: skip
         outcome = await run_in_threadpool(assistant.ask, request, "api")
         _raise_for(outcome)
         import base64
@@ -225,7 +232,7 @@ def _model(name, assistant: Assistant, task: str) -> str | None:
         entry = assistant.catalog.default_for(task)
         return entry.id if entry else None
     entry = assistant.catalog.entries.get(name)
-    if entry is None or not entry.built:
+    if entry is None:  # a listed model that is not built yet gets its 503 from the service
         known = ", ".join(["auto"] + [e.id for e in assistant.catalog.for_task(task) if e.built])
         raise ApiError(404, f"The model '{name[:100]}' does not exist here. For this route: "
                             f"{known}.", param="model", code="model_not_found")  # fmt: skip

@@ -62,6 +62,11 @@ class Entry:
             return False, (
                 f"not available yet: the {self.family} family is not built in this version"
             )
+        if self.source.get("bundled"):
+            folder = Path(__file__).resolve().parent.parent / self.source["bundled"]
+            if not (folder / "unet").is_dir():
+                return False, "not trained yet: python -m assistant train demo-diffusion"
+            return True, "bundled with the project (a demo model)"
         if self.endpoint:
             key = self.source.get("api_key_env")
             if key and not os.environ.get(key):
@@ -143,9 +148,9 @@ class Catalog:
         for e in self.entries.values():
             ok, why = e.availability(weights_dir)
             packages = e.pack.packages if e.pack else e.source.get("packages", [])
-            source = e.endpoint or e.hub_id or ", ".join(packages)
-            kind = ("remote" if e.endpoint else "pack" if e.pack
-                    else "hub" if e.hub_id else "packages")  # fmt: skip
+            source = e.endpoint or e.hub_id or e.source.get("bundled") or ", ".join(packages)
+            kind = ("remote" if e.endpoint else "pack" if e.pack else "hub" if e.hub_id
+                    else "bundled" if e.source.get("bundled") else "packages")  # fmt: skip
             rows.append(
                 {
                     "id": e.id,

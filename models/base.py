@@ -69,6 +69,7 @@ class Request:
     session_id: str = "cli"  # who is asking; groups requests in the ledger
     model: str | None = None  # catalog id that overrides the router's choice
     task: str | None = None  # route task fixed by the caller (an API route), not guessed
+    options: tuple[tuple[str, float], ...] = ()  # picture controls: steps, guidance, seed
     prefer: tuple[tuple[str, str], ...] = ()  # (task, catalog id): the person's picks per task
     max_new_tokens: int = 256  # generation cap for text output
     temperature: float = 0.0  # 0 means greedy, which is reproducible
@@ -101,6 +102,7 @@ class Result:
     notes: tuple[str, ...] = ()  # what the user should know about how it was made
     queue_s: float = 0.0  # waited inside the adapter for a batch slot (not compute)
     batch_size: int = 1  # requests that shared the model's work (for a fair cost share)
+    recipe: tuple[tuple[str, str], ...] = ()  # how a produced file was made (seed, steps...)
 
 
 # --- the adapter ---------------------------------------------------------

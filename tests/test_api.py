@@ -136,11 +136,22 @@ def test_a_transcription_upload_is_checked_and_kept_inside_home(client, settings
     assert not any("evil" in p.name or "notes" in p.name for p in saved)
 
 
-def test_an_image_request_names_what_is_missing(client):
+def test_an_image_request_returns_a_png_that_carries_its_recipe(client):
+    import base64
+    import io
+
+    from PIL import Image
+
     response = client.post("/v1/images/generations", json={"prompt": "a red circle"})
-    error = _error(response, 503)
-    assert error["type"] == "model_unavailable" and "not available yet" in error["message"]
+    assert response.status_code == 200, response.text
+    [item] = response.json()["data"]
+    with Image.open(io.BytesIO(base64.b64decode(item["b64_json"]))) as img:
+        assert img.format == "PNG" and img.text["model"] == "demo-scenes"
+        assert img.text["prompt"] == "a red circle"
+    assert response.json()["assistant"]["route"]["task"] == "image_generation"
     _error(client.post("/v1/images/generations", json={"prompt": " "}), 400)
+    edit = client.post("/v1/images/generations", json={"prompt": "x", "model": "sd-turbo"})
+    assert "not available yet" in _error(edit, 503)["message"]  # a hub model not built here
 
 
 def test_an_api_key_is_required_when_configured(assistant):

@@ -56,10 +56,10 @@ def test_unknown_model_names_the_known_ones(assistant):
 
 
 def test_a_family_not_built_yet_says_so_and_is_recorded(assistant):
-    outcome = assistant.ask(Request(text="a photo of a cat", task="image_generation"))
+    outcome = assistant.ask(Request(text="make the sky pink", task="image_edit"))
     assert outcome.status == "error" and "not available yet" in outcome.error
     row = assistant.ledger.get(outcome.request_id)
-    assert row["task"] == "image_generation" and row["status"] == "error"
+    assert row["task"] == "image_edit" and row["status"] == "error"
     assert outcome.result is None  # no fake output
 
 

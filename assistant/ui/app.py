@@ -158,6 +158,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     def respond(
         message: dict | None, chat: list[dict] | None, chat_id: str | None = None,
         speak: bool = False, system: str = "", template: str = NO_TEMPLATE, variables: str = "",
+        steps: float = 25, guidance: float = 5.0, seed: float = -1,
         *picks: str, request: gr.Request = None,
     ):  # fmt: skip
         session_id = (request.session_hash if request else None) or "anonymous"
@@ -189,7 +190,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         prefer = tuple((t, m) for t, m in zip(pickable, picks, strict=False) if m and m != AUTO)
         req = Request(text=model_text, attachments=tuple(files), history=history,
                       session_id=session_id, speak=bool(speak) and speech_ok,
-                      prefer=prefer, user=user, prompt=prompt)  # fmt: skip
+                      prefer=prefer, user=user, prompt=prompt, options=(
+                          ("steps", steps), ("guidance", guidance), ("seed", seed)))  # fmt: skip
         reply = ""
         outcome = None
         cancel = threading.Event()
@@ -234,6 +236,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
 
     def rerun(chat: list[dict] | None, chat_id: str | None = None, speak: bool = False,
               system: str = "", template: str = NO_TEMPLATE, variables: str = "",
+              steps: float = 25, guidance: float = 5.0, seed: float = -1,
               *picks: str, request: gr.Request = None):  # fmt: skip
         """Ask the last message again (with the models picked now), replacing its answer."""
         chat = list(chat or [])
@@ -257,7 +260,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     text += text_of(part)
         message = {"text": text, "files": files}
         yield from respond(message, chat[:first], chat_id, speak, system, template, variables,
-                           *picks, request=request)  # fmt: skip
+                           steps, guidance, seed, *picks, request=request)  # fmt: skip
 
     with gr.Blocks(title="Assistant") as demo:
         chat_id = gr.State(None)  # the open saved chat (assistant/chat.py)
@@ -301,6 +304,13 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                         gr.Dropdown([AUTO] + ids, value=AUTO, label=task, elem_id=f"pick-{task}")
                         for task, ids in pickable.items()
                     ]
+                with gr.Accordion("Pictures: steps, guidance, seed", open=False):
+                    picture = [
+                        gr.Slider(1, 50, value=25, step=1, label="Steps", elem_id="steps"),
+                        gr.Slider(0, 15, value=5, step=0.5, label="Guidance", elem_id="guidance"),
+                        gr.Number(-1, precision=0, elem_id="seed",
+                                  label="Seed (-1: new each time; a picture's seed redraws it)"),
+                    ]  # fmt: skip
         with gr.Tab("Documents") as documents_tab:
             build_documents_tab(assistant, documents_tab)
         with gr.Tab("Costs") as costs_tab:
@@ -308,10 +318,10 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         listing = build_chat_sidebar(assistant, user_of, chat_id, chatbot, prompt, demo)
         outputs = [box, chatbot, panel, resident, chat_id, listing]
         prompt_in = [prompt.system, prompt.template, prompt.variables]
-        sent = box.submit(respond, [box, chatbot, chat_id, speak, *prompt_in, *pickers], outputs,
-                          api_name="chat")  # fmt: skip
-        again = rerun_btn.click(rerun, [chatbot, chat_id, speak, *prompt_in, *pickers], outputs,
-                                api_name="rerun")  # fmt: skip
+        sent = box.submit(respond, [box, chatbot, chat_id, speak, *prompt_in, *picture, *pickers],
+                          outputs, api_name="chat")  # fmt: skip
+        again = rerun_btn.click(rerun, [chatbot, chat_id, speak, *prompt_in, *picture, *pickers],
+                                outputs, api_name="rerun")  # fmt: skip
         stop_btn.click(None, None, None, cancels=[sent, again])
         # A stopped reply leaves the box disabled: give it back.
         stop_btn.click(lambda: gr.MultimodalTextbox(interactive=True), None, box)

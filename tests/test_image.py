@@ -1,0 +1,106 @@
+"""Picture generation plumbing with a tiny untrained UNet (never shown to a user as a generator)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from assistant.train_demo import scheduler_config
+from models.base import BadInput, Request
+from models.image_demo import CAN_DRAW, DemoSceneDiffusion
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    from diffusers import UNet2DConditionModel
+
+    folder = tmp_path_factory.mktemp("tiny")
+    unet = UNet2DConditionModel(
+        sample_size=16, in_channels=12, out_channels=12, layers_per_block=1,
+        block_out_channels=(32, 32), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=384,
+        attention_head_dim=4, norm_num_groups=8)  # fmt: skip
+    unet.save_pretrained(folder / "unet")
+    (folder / "scheduler_config.json").write_text(json.dumps(scheduler_config()))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_model, tmp_path_factory):
+    from assistant.train_demo import minilm_folder
+
+    a = DemoSceneDiffusion(tiny_model, minilm_folder, tmp_path_factory.mktemp("out"), steps=4)
+    a.load()
+    return a
+
+
+def _draw(adapter, text: str):
+    return list(adapter.stream(Request(text=text)))[-1]
+
+
+def test_a_picture_is_saved_with_how_it_was_made(adapter):
+    result = _draw(adapter, "a red circle on a blue background")
+    [path] = result.files
+    with Image.open(path) as img:
+        assert img.size == (256, 256)
+        meta = img.text
+    assert meta["prompt"] == "a red circle on a blue background" and meta["steps"] == "4"
+    assert meta["scheduler"] == "DDIMScheduler" and meta["model"] == "demo-scenes"
+    assert int(meta["seed"]) >= 0 and result.usage.units_out == 1
+    assert result.notes == ()  # inside its grammar: nothing to warn about
+
+
+def test_a_prompt_outside_the_grammar_gets_the_picture_and_what_it_can_draw(adapter):
+    result = _draw(adapter, "a photo of an astronaut riding a horse")
+    assert result.files and CAN_DRAW in result.notes
+    long = _draw(adapter, "a red circle on a blue background " + "with a tiny dot " * 10)
+    assert any("longer than the 20 tokens" in n for n in long.notes)
+    with pytest.raises(BadInput, match="Describe the picture"):
+        _draw(adapter, "   ")
+
+
+def test_two_users_drawing_at_once_each_get_their_own_picture(adapter):
+    results = {}
+
+    def draw(prompt):
+        results[prompt] = _draw(adapter, prompt)
+
+    prompts = ["a red circle on a blue background", "a green square on a white background"]
+    threads = [threading.Thread(target=draw, args=(p,)) for p in prompts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for prompt in prompts:
+        with Image.open(results[prompt].files[0]) as img:
+            assert img.text["prompt"] == prompt
+
+
+def test_public_mode_turns_generation_off_without_a_checker(assistant, fake_chat):
+    from dataclasses import replace
+
+    assistant.settings = replace(assistant.settings, public=True)
+    outcome = assistant.ask(Request(text="a red circle on a blue background",
+                                    task="image_generation"))  # fmt: skip
+    assert outcome.status == "refused" and "NSFW check" in outcome.error
+    assert assistant.ask(Request(text="hello")).status == "ok"  # text still works
+
+
+def test_a_seed_given_back_draws_the_same_picture_and_steps_are_honoured(adapter):
+    import numpy as np
+
+    def draw(**options):
+        result = list(adapter.stream(Request(text="a red circle on a blue background",
+                                             options=tuple(options.items()))))[-1]  # fmt: skip
+        with Image.open(result.files[0]) as img:
+            return np.asarray(img).copy(), dict(img.text), dict(result.recipe)
+
+    first, meta, recipe = draw(seed=123, steps=3)
+    again, _, _ = draw(seed=123, steps=3)
+    other, _, _ = draw(seed=124, steps=3)
+    assert (first == again).all() and not (first == other).all()
+    assert meta["seed"] == "123" and meta["steps"] == "3" and recipe["steps"] == "3"
