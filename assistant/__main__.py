@@ -18,7 +18,7 @@ from pathlib import Path
 
 from assistant.rag import collections_for
 from assistant.settings import Settings
-from models.base import AssistantError, BadInput, Request
+from models.base import AssistantError, BadInput, Progress, Request
 
 
 def _progress(message: str) -> None:
@@ -49,6 +49,9 @@ def cmd_ask(args, settings: Settings) -> int:
     for item in assistant.handle(request, source="cli"):
         if isinstance(item, Outcome):
             outcome = item
+        elif isinstance(item, Progress):
+            if item.done == item.total or item.done % 5 == 0:
+                _progress(f"  {item.what} {item.done}/{item.total}")
         elif not args.json:
             print(item, end="", flush=True)
     assert outcome is not None

@@ -163,6 +163,16 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
                 if not isinstance(value, int | float) or isinstance(value, bool):
                     raise ApiError(400, f"'{key}' must be a number.", param=key)
                 options.append((name, float(value)))
+        size = body.get("size")
+        if size is not None:  # OpenAI's "WIDTHxHEIGHT"
+            try:
+                width, height = (int(n) for n in str(size).lower().split("x"))
+            except ValueError:
+                raise ApiError(400, "'size' must look like '512x512'.", param="size") from None
+            options += [("width", float(width)), ("height", float(height))]
+        negative = body.get("negative_prompt")
+        if isinstance(negative, str) and negative.strip():
+            options.append(("negative", negative.strip()))
         # Never left to the router: this route asks for a picture whatever the words.
         request = Request(text=prompt, model=model, session_id=_session(body),
                           task="image_generation", options=tuple(options))  # fmt: skip
@@ -398,7 +408,8 @@ async def _sse(assistant: Assistant, request: Request, include_usage: bool):
                     body.update(choices=[], usage=_usage(item), assistant=_extra(item))
                     yield f"data: {json.dumps(body)}\n\n"
                 break
-            yield _chunk(cid, model, {"content": item})
+            if isinstance(item, str):  # Progress of a picture is not chat text
+                yield _chunk(cid, model, {"content": item})
         yield "data: [DONE]\n\n"
     finally:
         if not done:

@@ -42,6 +42,9 @@ class Entry:
     # What a remote endpoint charges: usd_per_1m_input_tokens,
     # usd_per_1m_output_tokens, source, date. Local models leave it empty.
     prices: dict | None = None
+    # Image models: the settings that suit them, e.g. {"steps": 1, "guidance": 0.0,
+    # "size": 512} for a turbo model; a request's own options win.
+    defaults: dict | None = None
 
     @property
     def pack(self) -> Pack | None:
@@ -80,7 +83,10 @@ class Entry:
                 return True, "ready (pack prepared)"
             return True, "pack installed; prepared on first use"
         if self.hub_id:
-            if hub_cached(self.hub_id, "config.json"):
+            if Path(self.hub_id).is_dir():
+                return True, "local model folder"
+            marker = "model_index.json" if self.backend == "diffusers" else "config.json"
+            if hub_cached(self.hub_id, marker):
                 return True, "hub model, in the local cache"
             if os.environ.get("HF_HUB_OFFLINE") == "1":
                 return False, "hub model; HF_HUB_OFFLINE=1 and not in the local cache"

@@ -35,6 +35,14 @@ def build_adapter(entry: Entry, settings: Settings, progress=print) -> Adapter:
         return _vision_adapter(settings)
     if entry.backend == "demo-diffusion":
         return _demo_image_adapter(entry, settings)
+    if entry.backend == "diffusers":
+        from models.image_diffusers import DiffusersImages
+
+        return DiffusersImages(
+            entry.hub_id or entry.id, entry.id, settings.home / "outputs", settings.device,
+            entry.defaults, settings.public, settings.nsfw_checker, settings.tiny_vae,
+            entry.memory_mb,
+        )
     raise ModelUnavailable(f"Model '{entry.id}' names an unknown backend '{entry.backend}'.")
 
 

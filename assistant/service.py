@@ -67,6 +67,14 @@ TRANSCRIBE_ONLY = re.compile(
 )
 
 
+def _has_cuda(device: str) -> bool:
+    if device != "auto":
+        return device.startswith("cuda")
+    import torch
+
+    return torch.cuda.is_available()
+
+
 class Assistant:
     def __init__(
         self,
@@ -83,6 +91,9 @@ class Assistant:
         self.prices = prices or Prices.load(PRICES_FILE)
         self.warnings: list[str] = []  # said at start, shown at the top of the UI
         preferred = {"text": settings.text_model} if settings.text_model else {}
+        image = settings.image_model or ("sd-turbo" if _has_cuda(settings.device) else None)
+        if image:
+            preferred.update(image_generation=image, image_edit=image)
         self.router = Router(catalog, preferred, documents=self._document_match)
         self._store: Store | None = None
         self._chats: Chats | None = None

@@ -41,8 +41,16 @@ class Settings:
     # own chats, documents and quota. Unset: no login, everyone is "local".
     auth: tuple[tuple[str, str], ...] = ()
     # ASSISTANT_PUBLIC=1: a server open to strangers. Generated pictures must pass an
-    # NSFW check; with no checker installed, image generation is off.
+    # NSFW check; where no checker can be loaded, image generation is off.
     public: bool = False
+    # ASSISTANT_NSFW_CHECKER: hub id or folder of diffusers' StableDiffusionSafetyChecker.
+    nsfw_checker: str = "CompVis/stable-diffusion-safety-checker"
+    # ASSISTANT_TINY_VAE: e.g. madebyollin/taesd (SDXL: taesdxl); decodes pictures
+    # for a few percent of the full VAE's cost, with a little less detail.
+    tiny_vae: str | None = None
+    # ASSISTANT_IMAGE_MODEL: catalog id for pictures. Unset: sd-turbo when a CUDA GPU
+    # is present, else the demo model (no real text-to-image weights ship on PyPI).
+    image_model: str | None = None
     rate_limit: float | None = None  # ASSISTANT_RATE_LIMIT: requests per user per minute
     daily_quota_usd: float | None = None  # ASSISTANT_DAILY_QUOTA_USD: $ here per user per day
 
@@ -79,6 +87,10 @@ class Settings:
             api_key=env.get("ASSISTANT_API_KEY") or None,
             auth=_auth(env.get("ASSISTANT_AUTH")),
             public=env.get("ASSISTANT_PUBLIC", "") in ("1", "true", "yes"),
+            nsfw_checker=env.get("ASSISTANT_NSFW_CHECKER")
+            or "CompVis/stable-diffusion-safety-checker",
+            tiny_vae=env.get("ASSISTANT_TINY_VAE") or None,
+            image_model=env.get("ASSISTANT_IMAGE_MODEL") or None,
             rate_limit=number("ASSISTANT_RATE_LIMIT", 0.0) or None,
             daily_quota_usd=number("ASSISTANT_DAILY_QUOTA_USD", 0.0) or None,
         )

@@ -8,6 +8,7 @@ here imports torch, so ``import models`` stays instant.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -69,7 +70,8 @@ class Request:
     session_id: str = "cli"  # who is asking; groups requests in the ledger
     model: str | None = None  # catalog id that overrides the router's choice
     task: str | None = None  # route task fixed by the caller (an API route), not guessed
-    options: tuple[tuple[str, float], ...] = ()  # picture controls: steps, guidance, seed
+    # Picture controls: steps, guidance, seed, width, height, strength, negative.
+    options: tuple[tuple[str, float | str], ...] = ()
     prefer: tuple[tuple[str, str], ...] = ()  # (task, catalog id): the person's picks per task
     max_new_tokens: int = 256  # generation cap for text output
     temperature: float = 0.0  # 0 means greedy, which is reproducible
@@ -105,6 +107,18 @@ class Result:
     recipe: tuple[tuple[str, str], ...] = ()  # how a produced file was made (seed, steps...)
 
 
+@dataclass(frozen=True)
+class Progress:
+    """A step of long work (a picture's denoising steps), yielded between text pieces.
+
+    Consumers that only want text skip it; the UI shows it as a progress bar.
+    """
+
+    done: int
+    total: int
+    what: str = "step"
+
+
 # --- the adapter ---------------------------------------------------------
 
 
@@ -136,8 +150,8 @@ class Adapter:
 
     def stream(
         self, request: Request, cancel: threading.Event | None = None
-    ) -> Iterator[str | Result]:
-        """Yield text pieces as they are produced, then the final Result."""
+    ) -> Iterator[str | Progress | Result]:
+        """Yield text pieces (and Progress) as they are produced, then the final Result."""
         yield self.run(request)
 
 
@@ -167,6 +181,12 @@ def require_download(source: str, url: str, cached: bool) -> None:
     if cached or Path(source).exists():
         return
     host = urlparse(url).hostname or url
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise ModelUnavailable(
+            f"'{source}' must be downloaded from {host}, and HF_HUB_OFFLINE=1 says this machine "
+            "cannot reach it. Copy the model into a local folder and point the catalog at it, "
+            "or pick a packed model (python -m assistant models)."
+        )
     try:
         socket.create_connection((host, 443), timeout=3.0).close()
     except OSError as err:

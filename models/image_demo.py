@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from models.base import Adapter, BadInput, Request, Result, Usage
+from models.base import Adapter, BadInput, Progress, Refused, Request, Result, Usage
 
 MAX_TOKENS = 20  # the longest two-object caption is 17 MiniLM tokens
 WORDS = {"red", "green", "blue", "yellow", "purple", "orange", "white", "black",
@@ -66,7 +66,7 @@ def load_unet(folder: Path):
     import torch
     from diffusers import DDIMScheduler, UNet2DConditionModel
 
-    unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=torch.float32).eval()
+    unet = UNet2DConditionModel.from_pretrained(folder / "unet", dtype=torch.float32).eval()
     cfg = json.loads((folder / "scheduler_config.json").read_text())
     # clip_sample=False: DDIM's default clipping wrecks pixel-space samples.
     return unet, DDIMScheduler(**{**cfg, "clip_sample": False})
@@ -80,10 +80,13 @@ def to_pixels(x):
     return ((img + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
-def sample(unet, scheduler, encoder: TextEncoder, captions: list[str], steps: int = 25,
-           guidance: float = 5.0, seed: int = 0,
-           on_step: Callable[[int, int], None] | None = None):  # fmt: skip
-    """Pictures for ``captions`` with classifier-free guidance; uint8 (B,32,32,3)."""
+def denoise(unet, scheduler, encoder: TextEncoder, captions: list[str], steps: int = 25,
+            guidance: float = 5.0, seed: int = 0) -> Iterator[int | Any]:  # fmt: skip
+    """Yield each finished step's number, then the pictures (uint8 (B,32,32,3)).
+
+    Classifier-free guidance: the model runs on the prompt and on the empty
+    caption in one batch, and the difference is pushed ``guidance`` times.
+    """
     import torch
 
     gen = torch.Generator().manual_seed(seed)
@@ -95,9 +98,15 @@ def sample(unet, scheduler, encoder: TextEncoder, captions: list[str], steps: in
             out = unet(torch.cat([x, x]), t, encoder_hidden_states=cond).sample
             uncond, text = out.chunk(2)
             x = scheduler.step(uncond + guidance * (text - uncond), t, x).prev_sample
-            if on_step:
-                on_step(i + 1, steps)
-    return to_pixels(x)
+            yield i + 1
+    yield to_pixels(x)
+
+
+def sample(unet, scheduler, encoder: TextEncoder, captions: list[str], steps: int = 25,
+           guidance: float = 5.0, seed: int = 0):  # fmt: skip
+    """Pictures for ``captions``; uint8 (B,32,32,3)."""
+    *_, pictures = denoise(unet, scheduler, encoder, captions, steps, guidance, seed)
+    return pictures
 
 
 class DemoSceneDiffusion(Adapter):
@@ -121,7 +130,7 @@ class DemoSceneDiffusion(Adapter):
         self.unet = self.scheduler = self.encoder = None
 
     def stream(self, request: Request, cancel: threading.Event | None = None
-               ) -> Iterator[str | Result]:  # fmt: skip
+               ) -> Iterator[str | Progress | Result]:  # fmt: skip
         from diffusers import DDIMScheduler
         from PIL import Image, PngImagePlugin
 
@@ -136,13 +145,23 @@ class DemoSceneDiffusion(Adapter):
         if not set(re.findall(r"[a-z]+", prompt)) & WORDS or "on a" not in prompt:
             notes.append(CAN_DRAW)
         opts = dict(request.options)
+        unused = [k for k in ("width", "height", "negative") if opts.get(k)]
+        if unused:
+            notes.append(f"The demo model draws 32×32 pictures from the prompt alone; "
+                         f"{', '.join(unused)} were not used.")  # fmt: skip
         steps = int(min(100, max(1, opts.get("steps", self.steps))))
         guidance = float(min(20.0, max(0.0, opts.get("guidance", self.guidance))))
         # A seed given back reproduces a picture exactly; none (or -1) draws a new one.
         seed = int(opts["seed"]) if opts.get("seed", -1) >= 0 else uuid.uuid4().int % 2**31
         # A fresh scheduler per request: its timesteps are state, never shared.
         scheduler = DDIMScheduler.from_config(self.scheduler.config)
-        pixels = sample(self.unet, scheduler, self.encoder, [prompt], steps, guidance, seed)[0]
+        for item in denoise(self.unet, scheduler, self.encoder, [prompt], steps, guidance, seed):
+            if isinstance(item, int):
+                yield Progress(item, steps)
+                if cancel is not None and cancel.is_set():
+                    raise Refused("Stopped: no picture was drawn.")
+            else:
+                pixels = item[0]
         recipe = {"prompt": prompt, "seed": seed, "steps": steps, "guidance": guidance,
                   "scheduler": "DDIMScheduler", "model": "demo-scenes"}  # fmt: skip
         info = PngImagePlugin.PngInfo()

@@ -32,9 +32,18 @@ def test_rows_say_what_is_usable_and_why(catalog, tmp_path):
     rows = {r["id"]: r for r in catalog.rows(tmp_path)}
     assert rows["smollm2-135m-instruct"]["source_kind"] == "pack"
     assert rows["qwen2.5-1.5b-instruct"]["source_kind"] == "hub"
-    assert "not available yet" in rows["sd-turbo"]["availability"]
-    assert rows["sd-turbo"]["available"] is False
+    assert rows["sd-turbo"]["source_kind"] == "hub"
+    assert "hub model" in rows["sd-turbo"]["availability"]
+    assert rows["demo-scenes"]["source_kind"] == "bundled"
     assert all(r["availability"] for r in rows.values())
+
+
+def test_a_local_folder_as_a_hub_id_is_usable_offline(catalog, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    local = replace(catalog.get("sd-1.5"), source={"hub": str(tmp_path)})
+    assert local.availability(tmp_path) == (True, "local model folder")
 
 
 def test_hub_models_are_unavailable_when_offline_and_uncached(catalog, tmp_path, monkeypatch):

@@ -86,7 +86,7 @@ def test_a_per_task_pick_applies_to_its_task_only(router):
     speech = router.route(Request(attachments=(Path("a.wav"),), prefer=prefer))
     assert speech.model == "whisper-tiny.en" and "picked for asr" in speech.reason
     assert router.route(Request(text="hi", prefer=prefer)).model == "qwen2.5-1.5b-instruct"
-    assert router.route(Request(text="draw a cat", prefer=prefer)).model == "sd-turbo"
+    assert router.route(Request(text="draw a cat", prefer=prefer)).model == "demo-scenes"
 
 
 def test_a_pick_that_cannot_serve_its_task_is_refused(router):

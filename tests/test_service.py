@@ -55,9 +55,10 @@ def test_unknown_model_names_the_known_ones(assistant):
     assert outcome.status == "error" and "smollm2-135m-instruct" in outcome.error
 
 
-def test_a_family_not_built_yet_says_so_and_is_recorded(assistant):
+def test_an_edit_without_a_reachable_image_model_says_so_and_is_recorded(assistant, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # sd-turbo is a hub model
     outcome = assistant.ask(Request(text="make the sky pink", task="image_edit"))
-    assert outcome.status == "error" and "not available yet" in outcome.error
+    assert outcome.status == "error" and "huggingface.co" in outcome.error
     row = assistant.ledger.get(outcome.request_id)
     assert row["task"] == "image_edit" and row["status"] == "error"
     assert outcome.result is None  # no fake output
@@ -100,3 +101,21 @@ def test_alternatives_carry_their_typical_cost_from_the_ledger(assistant):
     fresh = assistant.ask(Request(text="hi", model="qwen2.5-1.5b-instruct"))
     (never,) = [a for a in fresh.route.alternatives if a["model"] == "smollm2-135m-instruct"]
     assert never["est_from_requests"] == 1  # only "hey" ran on smollm
+
+
+def test_pictures_default_to_sd_turbo_on_a_gpu_and_to_the_demo_on_a_cpu(settings):
+    from assistant.catalog import Catalog
+    from assistant.ledger import Ledger
+    from assistant.pool import Pool
+    from assistant.service import Assistant
+
+    def picked(**changes):
+        s = settings.with_(**changes)
+        s.ensure_home()
+        pool = Pool(lambda m: None, 1e9, {})
+        built = Assistant(s, Catalog.load(), pool, Ledger(s.ledger_path))
+        return built.router.route(Request(text="a red circle", task="image_generation")).model
+
+    assert picked(device="cpu") == "demo-scenes"
+    assert picked(device="cuda") == "sd-turbo"
+    assert picked(device="cuda", image_model="sdxl-turbo") == "sdxl-turbo"

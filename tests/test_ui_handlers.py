@@ -60,8 +60,9 @@ def test_rerun_asks_the_last_message_again_with_the_picked_model(assistant, fake
     rerun = next(f.fn for f in demo.fns.values() if f.api_name == "rerun")
     chat = list(respond({"text": "first question", "files": []}, [], None))[-1][1]
     chat = list(respond({"text": "second question", "files": []}, chat, None))[-1][1]
-    updates = list(rerun(chat, None, False, "", "none", "", 25, 5.0, -1,
-                          "qwen2.5-1.5b-instruct", "auto"))
+    pictures = (None, None, -1, "model default", "", 0.6)  # steps ... strength: untouched
+    updates = list(rerun(chat, None, False, "", "none", "", *pictures,
+                         "qwen2.5-1.5b-instruct", "auto"))
     rerun_chat = updates[-1][1]
     users = [m["content"] for m in rerun_chat if m["role"] == "user"]
     assert users == ["first question", "second question"]  # replaced, not appended

@@ -20,7 +20,7 @@ from assistant.space import gpu
 from assistant.ui.chats import NO_TEMPLATE, build_chat_sidebar, build_prompt_controls
 from assistant.ui.costs import build_costs_tab
 from assistant.ui.documents import build_documents_tab, user_of
-from models.base import BadInput, Message, Request
+from models.base import BadInput, Message, Progress, Request
 
 PANEL_COLUMNS = [
     "time", "model · task", "why", "queue / load / run s", "units in→out", "$ local / cloud",
@@ -94,6 +94,24 @@ def history_of(chat: list[dict]) -> tuple[Message, ...]:
     return tuple(turns)
 
 
+SIZE_DEFAULT = "model default"
+
+
+def picture_options(steps, guidance, seed, size, negative, strength) -> tuple:
+    """The picture controls as Request.options; a blank control leaves the model's own value."""
+    chosen = {"steps": steps, "guidance": guidance, "seed": seed, "strength": strength,
+              "negative": (negative or "").strip() or None}  # fmt: skip
+    if size and size != SIZE_DEFAULT:
+        chosen.update(width=float(size), height=float(size))
+    return tuple((k, v) for k, v in chosen.items() if v is not None and v != "")
+
+
+def progress_bar(step: Progress, width: int = 20) -> str:
+    """'Drawing ▓▓▓▓░░░░ step 5/25' for a picture's denoising steps."""
+    filled = round(width * step.done / max(1, step.total))
+    return f"Drawing `{'▓' * filled}{'░' * (width - filled)}` {step.what} {step.done}/{step.total}"
+
+
 def badge(outcome: Outcome) -> tuple[str, str]:
     """(one-line title, details) of the route badge under a reply."""
     route = outcome.route
@@ -158,7 +176,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     def respond(
         message: dict | None, chat: list[dict] | None, chat_id: str | None = None,
         speak: bool = False, system: str = "", template: str = NO_TEMPLATE, variables: str = "",
-        steps: float = 25, guidance: float = 5.0, seed: float = -1,
+        steps: float | None = None, guidance: float | None = None, seed: float = -1,
+        size: str = SIZE_DEFAULT, negative: str = "", strength: float = 0.6,
         *picks: str, request: gr.Request = None,
     ):  # fmt: skip
         session_id = (request.session_hash if request else None) or "anonymous"
@@ -190,8 +209,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         prefer = tuple((t, m) for t, m in zip(pickable, picks, strict=False) if m and m != AUTO)
         req = Request(text=model_text, attachments=tuple(files), history=history,
                       session_id=session_id, speak=bool(speak) and speech_ok,
-                      prefer=prefer, user=user, prompt=prompt, options=(
-                          ("steps", steps), ("guidance", guidance), ("seed", seed)))  # fmt: skip
+                      prefer=prefer, user=user, prompt=prompt, options=picture_options(
+                          steps, guidance, seed, size, negative, strength))  # fmt: skip
         reply = ""
         outcome = None
         cancel = threading.Event()
@@ -201,6 +220,10 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 if isinstance(item, Outcome):
                     outcome = item
                     break
+                if isinstance(item, Progress):
+                    chat[-1] = {"role": "assistant", "content": progress_bar(item)}
+                    yield gr.skip(), chat, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                    continue
                 reply += item
                 chat[-1] = {"role": "assistant", "content": safe_markdown(reply)}
                 yield gr.skip(), chat, gr.skip(), gr.skip(), gr.skip(), gr.skip()
@@ -236,7 +259,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
 
     def rerun(chat: list[dict] | None, chat_id: str | None = None, speak: bool = False,
               system: str = "", template: str = NO_TEMPLATE, variables: str = "",
-              steps: float = 25, guidance: float = 5.0, seed: float = -1,
+              steps: float | None = None, guidance: float | None = None, seed: float = -1,
+              size: str = SIZE_DEFAULT, negative: str = "", strength: float = 0.6,
               *picks: str, request: gr.Request = None):  # fmt: skip
         """Ask the last message again (with the models picked now), replacing its answer."""
         chat = list(chat or [])
@@ -260,7 +284,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     text += text_of(part)
         message = {"text": text, "files": files}
         yield from respond(message, chat[:first], chat_id, speak, system, template, variables,
-                           steps, guidance, seed, *picks, request=request)  # fmt: skip
+                           steps, guidance, seed, size, negative, strength, *picks,
+                           request=request)  # fmt: skip
 
     with gr.Blocks(title="Assistant") as demo:
         chat_id = gr.State(None)  # the open saved chat (assistant/chat.py)
@@ -304,12 +329,19 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                         gr.Dropdown([AUTO] + ids, value=AUTO, label=task, elem_id=f"pick-{task}")
                         for task, ids in pickable.items()
                     ]
-                with gr.Accordion("Pictures: steps, guidance, seed", open=False):
+                with gr.Accordion("Pictures: steps, guidance, seed, size, edits", open=False):
                     picture = [
-                        gr.Slider(1, 50, value=25, step=1, label="Steps", elem_id="steps"),
-                        gr.Slider(0, 15, value=5, step=0.5, label="Guidance", elem_id="guidance"),
+                        gr.Number(None, precision=0, minimum=1, maximum=100, elem_id="steps",
+                                  label="Steps (blank: the model's own, e.g. 1 for turbo)"),
+                        gr.Number(None, minimum=0, maximum=20, elem_id="guidance",
+                                  label="Guidance (blank: the model's own)"),
                         gr.Number(-1, precision=0, elem_id="seed",
                                   label="Seed (-1: new each time; a picture's seed redraws it)"),
+                        gr.Dropdown([SIZE_DEFAULT, "256", "512", "768", "1024"],
+                                    value=SIZE_DEFAULT, label="Size (square, pixels)"),
+                        gr.Textbox(label="Negative prompt (what to keep out)", lines=1),
+                        gr.Slider(0.1, 1.0, value=0.6, step=0.05, label="Edit strength "
+                                  "(attach a picture: how far to move from it)"),
                     ]  # fmt: skip
         with gr.Tab("Documents") as documents_tab:
             build_documents_tab(assistant, documents_tab)

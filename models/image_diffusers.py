@@ -1,0 +1,234 @@
+"""Text-to-image and image-to-image with diffusers' pipelines (sd-turbo, SD 1.5, SDXL-Turbo, ...).
+
+One loaded ``AutoPipelineForText2Image``; edits use
+``AutoPipelineForImage2Image.from_pipe``, which reuses the same UNet, VAE
+and text encoder objects, so the weights are in memory once.
+
+GPU settings, and why:
+- fp16 weights on CUDA: half the memory and the tensor cores; fp32 on CPU,
+  where half-precision convolutions are slow or missing.
+- SDPA attention: diffusers uses torch's scaled_dot_product_attention by
+  default on torch 2 (flash / memory-efficient kernels on CUDA), so nothing
+  is set; xformers would add a dependency for no gain.
+- channels_last for the UNet on CUDA: cuDNN's convolutions are faster in
+  NHWC; on CPU it is left alone.
+- a tiny autoencoder (TAESD, ``tiny_vae``) is an option: decoding a 512²
+  picture with the full VAE costs about as much as a turbo model's one
+  denoising step, TAESD a few percent of it, at some loss of detail.
+- model CPU offload when free GPU memory is below what the model needs:
+  each part moves to the GPU only while it runs (slower, but it runs).
+
+Every request gets its own pipeline object around the shared weights with
+a fresh scheduler: a scheduler's timesteps are state, and two users must
+never step each other's schedules.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from models.base import (
+    Adapter,
+    BadInput,
+    ModelUnavailable,
+    Progress,
+    Refused,
+    Request,
+    Result,
+    Usage,
+    hub_cached,
+    pick_device,
+    require_download,
+)
+
+PICTURES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
+LIMIT = 1024  # largest side drawn; more would not fit a consumer GPU at SDXL sizes
+
+
+def fit_size(width: float | None, height: float | None, default: int) -> tuple[int, int, str]:
+    """(width, height, note): multiples of 8 within 64..LIMIT, as a UNet needs."""
+    w, h = int(width or default), int(height or default)
+    fw = min(LIMIT, max(64, w // 8 * 8))
+    fh = min(LIMIT, max(64, h // 8 * 8))
+    note = "" if (fw, fh) == (w, h) else (
+        f"The size was changed from {w}×{h} to {fw}×{fh} (multiples of 8, at most {LIMIT}).")
+    return fw, fh, note
+
+
+class DiffusersImages(Adapter):
+    family = "image"
+    tasks = ("image_generation", "image_edit")
+
+    def __init__(self, source: str, model_id: str, out_dir: Path, device: str = "auto",
+                 defaults: dict | None = None, public: bool = False,
+                 checker: str = "CompVis/stable-diffusion-safety-checker",
+                 tiny_vae: str | None = None, memory_mb: int = 4000):  # fmt: skip
+        self.source = source  # hub id or a local folder with model_index.json
+        self.model_id = model_id  # catalog id, written into each picture
+        self.out_dir = out_dir  # inside ASSISTANT_HOME
+        self.preference = device
+        self.defaults = {"steps": 25, "guidance": 7.5, "size": 512, "strength": 0.6,
+                         **(defaults or {})}  # fmt: skip
+        self.public, self.checker_source = public, checker
+        self.tiny_vae, self.memory_mb = tiny_vae, memory_mb
+        self.pipe = self.checker = self.features = None
+
+    def load(self) -> None:
+        import torch
+        from diffusers import AutoPipelineForText2Image
+
+        self.device = pick_device(self.preference)
+        cuda = self.device.startswith("cuda")
+        dtype = torch.float16 if cuda else torch.float32
+        require_download(self.source, "huggingface.co", hub_cached(self.source, "model_index.json"))
+        try:
+            # Our own checker runs in public mode (below); the pipeline's is not loaded twice.
+            pipe = AutoPipelineForText2Image.from_pretrained(
+                self.source, dtype=dtype, safety_checker=None, requires_safety_checker=False)
+        except (OSError, ValueError) as err:
+            raise ModelUnavailable(
+                f"The image model '{self.source}' could not be loaded: {err}") from None
+        if self.tiny_vae:
+            from diffusers import AutoencoderTiny
+
+            pipe.vae = AutoencoderTiny.from_pretrained(self.tiny_vae, dtype=dtype)
+        if cuda:
+            pipe.unet.to(memory_format=torch.channels_last)
+            free, _ = torch.cuda.mem_get_info()
+            if free < self.memory_mb * 1.2 * 2**20:
+                pipe.enable_model_cpu_offload()
+            else:
+                pipe.to(self.device)
+        else:
+            pipe.to(self.device)
+        pipe.set_progress_bar_config(disable=True)
+        self.pipe = pipe
+        if self.public:
+            self._load_checker(dtype)
+
+    def _load_checker(self, dtype) -> None:
+        try:
+            from diffusers.pipelines.stable_diffusion.safety_checker import (
+                StableDiffusionSafetyChecker,
+            )
+            from transformers import CLIPImageProcessor
+
+            require_download(self.checker_source, "huggingface.co",
+                             hub_cached(self.checker_source, "config.json"))  # fmt: skip
+            self.checker = StableDiffusionSafetyChecker.from_pretrained(
+                self.checker_source, dtype=dtype).to(self.device)
+            self.features = CLIPImageProcessor.from_pretrained(self.checker_source)
+        except Exception as err:  # noqa: BLE001 - any failure means no checker
+            self.pipe = None
+            raise Refused(
+                "Image generation is off on this public server: every generated picture must "
+                f"pass an NSFW check, and the checker ({self.checker_source}) could not be "
+                f"loaded ({type(err).__name__}: {err})."
+            ) from None
+
+    def unload(self) -> None:
+        self.pipe = self.checker = self.features = None
+
+    def _flagged(self, image) -> bool:
+        import numpy as np
+        import torch
+
+        clip = self.features(image, return_tensors="pt").pixel_values
+        with torch.inference_mode():
+            _, nsfw = self.checker(images=np.asarray(image)[None] / 255.0,
+                                   clip_input=clip.to(self.device, self.checker.dtype))  # fmt: skip
+        return bool(nsfw[0])
+
+    def stream(self, request: Request, cancel: threading.Event | None = None
+               ) -> Iterator[str | Progress | Result]:  # fmt: skip
+        from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image
+        from PIL import PngImagePlugin
+
+        prompt = " ".join(request.text.split())
+        if not prompt:
+            raise BadInput("Describe the picture to draw (or the change to make).")
+        opts = {**self.defaults, **dict(request.options)}
+        steps = int(min(100, max(1, float(opts["steps"]))))
+        guidance = float(min(20.0, max(0.0, float(opts["guidance"]))))
+        seed = int(opts.get("seed", -1))
+        seed = seed if seed >= 0 else uuid.uuid4().int % 2**31
+        negative = str(opts.get("negative") or "") or None
+        notes = []
+        pictures = [p for p in request.attachments if p.suffix.lower() in PICTURES]
+        kwargs = {}
+        if pictures:  # an edit: the uploaded picture is the start
+            from models.vision import load_image
+
+            start = load_image(pictures[0])
+            width, height, note = fit_size(start.width, start.height, self.defaults["size"])
+            strength = float(min(1.0, max(0.05, float(opts["strength"]))))
+            # img2img runs steps × strength of them: at least one must remain.
+            steps = max(steps, math.ceil(1 / strength))
+            kwargs.update(image=start.resize((width, height)), strength=strength)
+            base = AutoPipelineForImage2Image
+        else:
+            width, height, note = fit_size(opts.get("width"), opts.get("height"),
+                                           self.defaults["size"])  # fmt: skip
+            kwargs.update(width=width, height=height)
+            base = AutoPipelineForText2Image
+        if note:
+            notes.append(note)
+        words = getattr(self.pipe, "tokenizer", None)  # CLIP reads 77 tokens
+        if words is not None and len(words(prompt)["input_ids"]) > words.model_max_length:
+            notes.append(f"The prompt is longer than the {words.model_max_length} tokens "
+                         "the model reads; the rest was ignored.")  # fmt: skip
+        scheduler = self.pipe.scheduler.__class__.from_config(self.pipe.scheduler.config)
+        pipe = base.from_pipe(self.pipe, scheduler=scheduler)  # same weights, own scheduler
+        pipe.set_progress_bar_config(disable=True)
+        total = int(steps * kwargs["strength"]) if pictures else steps
+        updates: queue.Queue = queue.Queue()
+
+        def on_step(p, i, t, tensors):
+            updates.put(Progress(i + 1, total))
+            if cancel is not None and cancel.is_set():
+                p._interrupt = True  # diffusers' own stop flag, read before the next step
+            return tensors
+
+        def work():
+            import torch
+
+            try:
+                gen = torch.Generator("cpu").manual_seed(seed)
+                out = pipe(prompt, negative_prompt=negative, num_inference_steps=steps,
+                           guidance_scale=guidance, generator=gen, callback_on_step_end=on_step,
+                           **kwargs)  # fmt: skip
+                updates.put(out.images[0])
+            except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+                updates.put(err)
+
+        threading.Thread(target=work, daemon=True).start()
+        while isinstance(item := updates.get(), Progress):
+            yield item
+        if isinstance(item, BaseException):
+            raise item
+        if cancel is not None and cancel.is_set():
+            raise Refused("Stopped: no picture was kept.")
+        if self.checker is not None and self._flagged(item):
+            raise Refused("The picture was withheld: the NSFW checker flagged it. "
+                          "Try a different prompt.")  # fmt: skip
+        recipe = {"prompt": prompt, "negative": negative or "", "seed": seed, "steps": steps,
+                  "guidance": guidance, "size": f"{width}x{height}",
+                  "scheduler": type(scheduler).__name__, "model": self.model_id}  # fmt: skip
+        if pictures:
+            recipe.update(strength=kwargs["strength"], edited=pictures[0].name)
+        info = PngImagePlugin.PngInfo()
+        for key, value in recipe.items():
+            info.add_text(key, str(value))
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / f"image-{uuid.uuid4().hex[:12]}.png"
+        item.save(path, pnginfo=info)
+        verb = "Edited" if pictures else "Drew"
+        yield Result(text=f"{verb} “{prompt}” ({self.model_id}, seed {seed}, {steps} steps, "
+                          f"guidance {guidance:g}, {width}×{height}).",
+                     files=(path,), usage=Usage(0, 1, "images"), notes=tuple(notes),
+                     recipe=tuple((k, str(v)) for k, v in recipe.items()))  # fmt: skip
