@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant import scenes
-from models.image_demo import TextEncoder, load_unet, sample
+from models.image_demo import GUIDANCE, TextEncoder, load_unet, sample
 
 OUT = Path(__file__).resolve().parent.parent / "models" / "demo_diffusion"
 
@@ -129,7 +129,7 @@ def save(unet, out: Path, info: dict) -> None:
     (out / "training.json").write_text(json.dumps(info, indent=1))
 
 
-def evaluate(folder: Path = OUT, per_combo: int = 4, guidance: float = 5.0,
+def evaluate(folder: Path = OUT, per_combo: int = 4, guidance: float = GUIDANCE,
              progress=print) -> dict:  # fmt: skip
     """Judge pictures of held-out prompts (combinations never seen in training).
 

@@ -23,6 +23,9 @@ from typing import Any
 
 from models.base import Adapter, BadInput, Progress, Refused, Request, Result, Usage
 
+# Chosen by a sweep (2, 3, 4, 5, 7) on the held-out prompts with other seeds:
+# 3 drew 81% of them fully right, 5 drew 77%, 7 drew 71%; see the model card.
+GUIDANCE = 3.0
 MAX_TOKENS = 20  # the longest two-object caption is 17 MiniLM tokens
 WORDS = {"red", "green", "blue", "yellow", "purple", "orange", "white", "black",
          "circle", "square", "triangle", "background"}  # fmt: skip
@@ -81,7 +84,7 @@ def to_pixels(x):
 
 
 def denoise(unet, scheduler, encoder: TextEncoder, captions: list[str], steps: int = 25,
-            guidance: float = 5.0, seed: int = 0) -> Iterator[int | Any]:  # fmt: skip
+            guidance: float = GUIDANCE, seed: int = 0) -> Iterator[int | Any]:  # fmt: skip
     """Yield each finished step's number, then the pictures (uint8 (B,32,32,3)).
 
     Classifier-free guidance: the model runs on the prompt and on the empty
@@ -103,7 +106,7 @@ def denoise(unet, scheduler, encoder: TextEncoder, captions: list[str], steps: i
 
 
 def sample(unet, scheduler, encoder: TextEncoder, captions: list[str], steps: int = 25,
-           guidance: float = 5.0, seed: int = 0):  # fmt: skip
+           guidance: float = GUIDANCE, seed: int = 0):  # fmt: skip
     """Pictures for ``captions``; uint8 (B,32,32,3)."""
     *_, pictures = denoise(unet, scheduler, encoder, captions, steps, guidance, seed)
     return pictures
@@ -114,7 +117,7 @@ class DemoSceneDiffusion(Adapter):
     tasks = ("image_generation",)
 
     def __init__(self, folder: Path, text_folder: Callable[[], Path], out_dir: Path,
-                 steps: int = 25, guidance: float = 5.0):  # fmt: skip
+                 steps: int = 25, guidance: float = GUIDANCE):  # fmt: skip
         self.folder = folder  # models/demo_diffusion: unet/, scheduler_config.json
         self.text_folder = text_folder  # finds the packed MiniLM when load() runs
         self.out_dir = out_dir  # inside ASSISTANT_HOME
