@@ -82,11 +82,15 @@ def within_session_budget(settings, ledger, catalog, request: Request, decision)
     return replace(decision, model=smallest.id, reason=reason)
 
 
-def check_public(settings, task: str) -> None:
-    """On a public server, pictures need an NSFW checker; none is installed, so none are made."""
-    if settings.public and task in ("image_generation", "image_edit"):
+def check_public(settings, task: str, backend: str = "") -> None:
+    """On a public server every picture must pass an NSFW checker.
+
+    Only the diffusers models load one (models/image_diffusers.py, which
+    refuses itself when it cannot); the demo model has none, so it is off.
+    """
+    if settings.public and task in ("image_generation", "image_edit") and backend != "diffusers":
         raise Refused(
             "Image generation is off on this public server: every generated picture must pass "
-            "an NSFW check, and no checker is installed here. Ask the operator, or run the "
+            "an NSFW check, and this model has no checker. Ask the operator, or run the "
             "assistant yourself (ASSISTANT_PUBLIC unset)."
         )

@@ -13,6 +13,7 @@ costs.py, the documents themselves in rag.py.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import threading
@@ -169,6 +170,21 @@ class Assistant:
             outcome = yield from self._speak(outcome, request, source, cancel)
         yield outcome
 
+    def _again(self, request: Request) -> Request:
+        """"Same again with 8 steps" redraws this session's last picture with that change."""
+        text = request.text
+        # Short commands only: "again, what is the capital of France?" is a question.
+        if request.attachments or request.task or len(text) > 80 or "?" in text:
+            return request
+        if not AGAIN.search(text):
+            return request
+        for row in self.ledger.rows(request.session_id, limit=50):
+            recipe = json.loads(row["extra"] or "{}").get("recipe")
+            if row["status"] == "ok" and recipe and row["task"] == "image_generation":
+                prompt, options = again_options(text, recipe)
+                return replace(request, text=prompt, options=options, task="image_generation")
+        return request
+
     def _answer(
         self, request: Request, source: str, cancel: threading.Event | None
     ) -> Generator[str, None, Outcome]:
@@ -179,8 +195,10 @@ class Assistant:
             self.limiter.check(request.user)
             check_daily_quota(self.settings, self.ledger, request.user)
             request = self.check(request)
+            request = self._again(request)
             decision = self.router.route(request)
-            check_public(self.settings, decision.task)
+            entry = self.catalog.entries.get(decision.model)
+            check_public(self.settings, decision.task, entry.backend if entry else "")
             decision = within_session_budget(self.settings, self.ledger, self.catalog,
                                              request, decision)  # fmt: skip
             decision = self._priced(decision)
@@ -538,6 +556,23 @@ class Assistant:
                     user=request.user)
         )
         self.ledger.finish(Finished(request_id, err.status, str(err)))
+
+
+# "same again", "again with 8 steps", "redo it with guidance 2": the last picture's recipe.
+AGAIN = re.compile(r"^\s*(same( again)?|again|redo( it)?|once more|draw it again)\b", re.I)
+
+
+def again_options(text: str, recipe: dict) -> tuple[str, tuple]:
+    """(prompt, options) of the last picture, with what ``text`` changes in it."""
+    options = {"seed": float(recipe["seed"]), "steps": float(recipe["steps"]),
+               "guidance": float(recipe["guidance"])}  # fmt: skip
+    for key, pattern in (("steps", r"(\d+)\s*steps?"), ("guidance", r"guidance\D{0,4}([\d.]+)"),
+                         ("seed", r"seed\D{0,4}(\d+)")):  # fmt: skip
+        if found := re.search(pattern, text, re.I):
+            options[key] = float(found.group(1))
+    if re.search(r"\b(new|another|different) seed\b", text, re.I):
+        options["seed"] = -1.0
+    return recipe["prompt"], tuple(options.items())
 
 
 def _extra(evicted, result: Result | None) -> dict | None:

@@ -81,3 +81,17 @@ def test_with_auth_the_ui_needs_a_login_and_the_api_answers_429_when_limited(tmp
     limited = client.post("/v1/chat/completions", json=body)
     assert limited.status_code == 429
     assert limited.json()["error"]["type"] == "rate_limit_exceeded"
+
+
+def test_public_mode_lets_pictures_through_only_from_models_with_a_checker():
+    from pathlib import Path
+
+    from assistant.limits import check_public
+    from models.base import Refused
+
+    public = Settings(home=Path("/nonexistent"), public=True)
+    check_public(public, "image_generation", "diffusers")  # it loads the checker itself
+    check_public(public, "text", "ctranslate2")
+    with pytest.raises(Refused, match="no checker"):
+        check_public(public, "image_generation", "demo-diffusion")
+    check_public(Settings(home=Path("/nonexistent")), "image_generation", "demo-diffusion")

@@ -104,3 +104,20 @@ def test_a_seed_given_back_draws_the_same_picture_and_steps_are_honoured(adapter
     other, _, _ = draw(seed=124, steps=3)
     assert (first == again).all() and not (first == other).all()
     assert meta["seed"] == "123" and meta["steps"] == "3" and recipe["steps"] == "3"
+
+
+def test_same_again_with_8_steps_redraws_the_last_picture_with_that_change(assistant):
+    from PIL import Image
+
+    first = assistant.ask(Request(text="a red circle on a blue background", session_id="s1",
+                                  task="image_generation", options=(("steps", 4.0),)))  # fmt: skip
+    assert first.status == "ok", first.error
+    again = assistant.ask(Request(text="same again with 8 steps", session_id="s1"))
+    assert again.status == "ok" and again.route.task == "image_generation"
+    before = dict(first.result.recipe)
+    after = Image.open(again.result.files[0]).text
+    assert after["prompt"] == before["prompt"] and after["seed"] == before["seed"]
+    assert before["steps"] == "4" and after["steps"] == "8"
+    # another session has no picture to redo, and a question is a question
+    for text, session in (("same again with 8 steps", "s2"), ("again, what is 2+2?", "s1")):
+        assert assistant._again(Request(text=text, session_id=session)).text == text
