@@ -35,6 +35,10 @@ def build_adapter(entry: Entry, settings: Settings, progress=print) -> Adapter:
         return _vision_adapter(settings)
     if entry.backend == "demo-diffusion":
         return _demo_image_adapter(entry, settings)
+    if entry.backend == "transformers-vlm":
+        from models.vision_vlm import HubVision
+
+        return HubVision(entry.hub_id or entry.id, settings.device)
     if entry.backend == "diffusers":
         from models.image_diffusers import DiffusersImages
 

@@ -211,6 +211,9 @@ class Assistant:
         said = first.result.text if first.result else ""
         if not (first.status == "ok" and decision.task in ("asr", "vision") and said):
             return first
+        reader = decision.task == "vision" and self.catalog.get(decision.model).backend
+        if reader and reader != "classifier-ocr":
+            return first  # a vision-language model answered the question itself
         if decision.task == "asr" and TRANSCRIBE_ONLY.search(request.text):
             return first
         question = request.text.strip()

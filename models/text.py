@@ -9,7 +9,7 @@ be reached.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,54 +124,70 @@ class TransformersChat(Adapter):
     def stream(
         self, request: Request, cancel: threading.Event | None = None
     ) -> Iterator[str | Result]:
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
-
         inputs, n_in, trimmed = self._prompt_ids(request)
-        streamer = TextIteratorStreamer(
-            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600
-        )
-        cancel = cancel or threading.Event()
+        text, n_out = yield from stream_generate(
+            self.model, self.tokenizer, inputs, request.max_new_tokens,
+            request.temperature, cancel, repetition_penalty=self.repetition_penalty,
+            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+        )  # fmt: skip
+        yield Result(text=text, usage=Usage(n_in, n_out, "tokens"), notes=trimmed_note(trimmed))
 
-        class _Cancelled(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs):
-                return cancel.is_set()
 
-        generated: dict[str, Any] = {}
-        greedy = request.temperature <= 0
+def stream_generate(model, tokenizer, inputs: dict, max_new_tokens: int,
+                    temperature: float = 0.0, cancel: threading.Event | None = None,
+                    **extra) -> Generator[str, None, tuple[str, int]]:  # fmt: skip
+    """Yield the pieces of ``model.generate`` as they come; return (text, new tokens).
 
-        def work() -> None:
-            try:
-                out = self.model.generate(
-                    **inputs,
-                    max_new_tokens=request.max_new_tokens,
-                    do_sample=not greedy,
-                    temperature=None if greedy else request.temperature,
-                    top_p=None,
-                    top_k=None,
-                    repetition_penalty=self.repetition_penalty,
-                    streamer=streamer,
-                    stopping_criteria=StoppingCriteriaList([_Cancelled()]),
-                    pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-                )
-                generated["ids"] = out[0][n_in:]
-            except BaseException as err:  # surfaced in the caller's thread below
-                generated["error"] = err
-                streamer.end()
+    generate runs in a thread feeding a streamer; Stop (``cancel``) ends it
+    at the next token. Shared by the chat and the vision-language adapters.
+    """
+    from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-        thread = threading.Thread(target=work, name="generate", daemon=True)
-        thread.start()
-        pieces = []
-        for piece in streamer:
-            if piece:
-                pieces.append(piece)
-                yield piece
-        thread.join()
-        if "error" in generated:
-            raise generated["error"]
-        n_out = int(generated["ids"].shape[0])
-        yield Result(text="".join(pieces).strip(), usage=Usage(n_in, n_out, "tokens"),
-                     notes=trimmed_note(trimmed))
+    class _Counting(TextIteratorStreamer):
+        """Counts the new tokens as generate hands them over (whatever the architecture
+        puts before them: a chat prompt, a captioner's start, an image)."""
 
+        count = 0
+
+        def put(self, value):
+            prompt = self.skip_prompt and self.next_tokens_are_prompt
+            super().put(value)
+            if not prompt:
+                self.count += int(value.numel())
+
+    streamer = _Counting(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+    cancel = cancel or threading.Event()
+
+    class _Cancelled(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return cancel.is_set()
+
+    generated: dict[str, BaseException] = {}
+    greedy = temperature <= 0
+
+    def work() -> None:
+        try:
+            model.generate(
+                **inputs, max_new_tokens=max_new_tokens, do_sample=not greedy,
+                temperature=None if greedy else temperature, top_p=None, top_k=None,
+                streamer=streamer, stopping_criteria=StoppingCriteriaList([_Cancelled()]),
+                **extra,
+            )  # fmt: skip
+        except BaseException as err:  # surfaced in the caller's thread below
+            generated["error"] = err
+            streamer.end()
+
+    thread = threading.Thread(target=work, name="generate", daemon=True)
+    thread.start()
+    pieces = []
+    for piece in streamer:
+        if piece:
+            pieces.append(piece)
+            yield piece
+    thread.join()
+    if "error" in generated:
+        raise generated["error"]
+    return "".join(pieces).strip(), streamer.count
 
 
 def chat_prompt(tokenizer: Any, request: Request, context_window: int, return_tensors=False):
