@@ -43,7 +43,8 @@ def test_a_megabyte_from_stdin_gets_the_length_message(tmp_path):
 def test_route_only_runs_no_model(tmp_path):
     out = cli("ask", "draw a cat", "--route-only", "--json", home=tmp_path)
     route = json.loads(out.stdout)
-    assert route["task"] == "image_generation" and route["model"] == "sd-turbo"
+    # the demo model on a CPU (sd-turbo when a CUDA GPU is present)
+    assert route["task"] == "image_generation" and route["model"] == "demo-scenes"
     assert not (tmp_path / "weights").exists()
 
 

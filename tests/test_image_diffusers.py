@@ -16,8 +16,6 @@ import pytest
 
 from models.base import ModelUnavailable, Progress, Refused, Request, Result
 
-pytest.importorskip("diffusers")
-
 
 def _tiny_tokenizer(folder: Path) -> None:
     """A CLIP BPE tokenizer with single characters only: enough to turn text into ids."""

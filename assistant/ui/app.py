@@ -339,7 +339,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                                   label="Seed (-1: new each time; a picture's seed redraws it)"),
                         gr.Dropdown([SIZE_DEFAULT, "256", "512", "768", "1024"],
                                     value=SIZE_DEFAULT, label="Size (square, pixels)"),
-                        gr.Textbox(label="Negative prompt (what to keep out)", lines=1),
+                        gr.Textbox("", label="Negative prompt (what to keep out)", lines=1),
                         gr.Slider(0.1, 1.0, value=0.6, step=0.05, label="Edit strength "
                                   "(attach a picture: how far to move from it)"),
                     ]  # fmt: skip
