@@ -137,24 +137,26 @@ def test_an_edit_reuses_the_loaded_weights_and_records_its_strength(images, tmp_
 
 
 def test_two_users_drawing_at_once_each_get_their_own_picture(images):
+    import numpy as np
     from PIL import Image
 
-    alone = {}
+    def draw(seed, into):
+        _, result = _run(images, text="a tree", options=(("seed", seed),))
+        into[seed] = np.asarray(Image.open(result.files[0]), dtype=np.float32)
+
+    alone, together = {}, {}
     for seed in (1.0, 2.0):
-        _, result = _run(images, text="a tree", options=(("seed", seed),))
-        alone[seed] = Image.open(result.files[0]).tobytes()
-    together = {}
-
-    def draw(seed):
-        _, result = _run(images, text="a tree", options=(("seed", seed),))
-        together[seed] = Image.open(result.files[0]).tobytes()
-
-    threads = [threading.Thread(target=draw, args=(s,)) for s in (1.0, 2.0)]
+        draw(seed, alone)
+    threads = [threading.Thread(target=draw, args=(s, together)) for s in (1.0, 2.0)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert together == alone  # interleaved steps never crossed schedulers
+    # Two forward passes at once may split CPU threads differently and round a
+    # pixel by one; crossed schedulers or latents would give the other picture.
+    for mine, other in ((1.0, 2.0), (2.0, 1.0)):
+        assert np.abs(together[mine] - alone[mine]).mean() < 1.0
+        assert np.abs(together[mine] - alone[other]).mean() > 10  # seeds differ by ~50
 
 
 def test_stop_keeps_no_picture(images):
