@@ -14,6 +14,7 @@ costs.py, the documents themselves in rag.py.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import threading
@@ -71,6 +72,8 @@ TRANSCRIBE_ONLY = re.compile(
 def _has_cuda(device: str) -> bool:
     if device != "auto":
         return device.startswith("cuda")
+    if os.environ.get("SPACES_ZERO_GPU"):
+        return True  # a GPU is lent per call there, and CUDA must not be touched at start
     import torch
 
     return torch.cuda.is_available()

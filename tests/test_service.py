@@ -103,7 +103,7 @@ def test_alternatives_carry_their_typical_cost_from_the_ledger(assistant):
     assert never["est_from_requests"] == 1  # only "hey" ran on smollm
 
 
-def test_pictures_default_to_sd_turbo_on_a_gpu_and_to_the_demo_on_a_cpu(settings):
+def test_pictures_default_to_sd_turbo_on_a_gpu_and_to_the_demo_on_a_cpu(settings, monkeypatch):
     from assistant.catalog import Catalog
     from assistant.ledger import Ledger
     from assistant.pool import Pool
@@ -119,3 +119,9 @@ def test_pictures_default_to_sd_turbo_on_a_gpu_and_to_the_demo_on_a_cpu(settings
     assert picked(device="cpu") == "demo-scenes"
     assert picked(device="cuda") == "sd-turbo"
     assert picked(device="cuda", image_model="sdxl-turbo") == "sdxl-turbo"
+    # ZeroGPU lends a GPU per call and refuses CUDA touched at start: not asked.
+    import torch
+
+    monkeypatch.setenv("SPACES_ZERO_GPU", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: pytest.fail("CUDA touched"))
+    assert picked(device="auto") == "sd-turbo"
