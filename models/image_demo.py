@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 import re
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from models.base import Adapter, BadInput, Progress, Refused, Request, Result, Usage
+from models.base import Adapter, BadInput, Progress, Refused, Request, Result
+from models.pictures import controls, picture_result
 
 # Chosen by a sweep (2, 3, 4, 5, 7) on the held-out prompts with other seeds:
 # 3 drew 81% of them fully right, 5 drew 77%, 7 drew 71%; see the model card.
@@ -135,7 +135,7 @@ class DemoSceneDiffusion(Adapter):
     def stream(self, request: Request, cancel: threading.Event | None = None
                ) -> Iterator[str | Progress | Result]:  # fmt: skip
         from diffusers import DDIMScheduler
-        from PIL import Image, PngImagePlugin
+        from PIL import Image
 
         prompt = " ".join(request.text.split()).lower()
         if not prompt:
@@ -152,10 +152,7 @@ class DemoSceneDiffusion(Adapter):
         if unused:
             notes.append(f"The demo model draws 32×32 pictures from the prompt alone; "
                          f"{', '.join(unused)} were not used.")  # fmt: skip
-        steps = int(min(100, max(1, opts.get("steps", self.steps))))
-        guidance = float(min(20.0, max(0.0, opts.get("guidance", self.guidance))))
-        # A seed given back reproduces a picture exactly; none (or -1) draws a new one.
-        seed = int(opts["seed"]) if opts.get("seed", -1) >= 0 else uuid.uuid4().int % 2**31
+        steps, guidance, seed = controls(opts, self.steps, self.guidance)
         # A fresh scheduler per request: its timesteps are state, never shared.
         scheduler = DDIMScheduler.from_config(self.scheduler.config)
         for item in denoise(self.unet, scheduler, self.encoder, [prompt], steps, guidance, seed):
@@ -167,14 +164,7 @@ class DemoSceneDiffusion(Adapter):
                 pixels = item[0]
         recipe = {"prompt": prompt, "seed": seed, "steps": steps, "guidance": guidance,
                   "scheduler": "DDIMScheduler", "model": "demo-scenes"}  # fmt: skip
-        info = PngImagePlugin.PngInfo()
-        for key, value in recipe.items():
-            info.add_text(key, str(value))
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        path = self.out_dir / f"image-{uuid.uuid4().hex[:12]}.png"
         # 32×32 drawn, shown 8× larger with hard pixel edges.
         big = Image.fromarray(pixels).resize((256, 256), Image.Resampling.NEAREST)
-        big.save(path, pnginfo=info)
         text = f"Drew “{prompt}” (demo model, seed {seed}, {steps} steps, guidance {guidance:g})."
-        yield Result(text=text, files=(path,), usage=Usage(0, 1, "images"), notes=tuple(notes),
-                     recipe=tuple((k, str(v)) for k, v in recipe.items()))  # fmt: skip
+        yield picture_result(big, self.out_dir, recipe, text, notes)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 import queue
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,11 +39,11 @@ from models.base import (
     Refused,
     Request,
     Result,
-    Usage,
     hub_cached,
     pick_device,
     require_download,
 )
+from models.pictures import controls, picture_result
 
 PICTURES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 LIMIT = 1024  # largest side drawn; more would not fit a consumer GPU at SDXL sizes
@@ -147,16 +146,12 @@ class DiffusersImages(Adapter):
     def stream(self, request: Request, cancel: threading.Event | None = None
                ) -> Iterator[str | Progress | Result]:  # fmt: skip
         from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image
-        from PIL import PngImagePlugin
 
         prompt = " ".join(request.text.split())
         if not prompt:
             raise BadInput("Describe the picture to draw (or the change to make).")
         opts = {**self.defaults, **dict(request.options)}
-        steps = int(min(100, max(1, float(opts["steps"]))))
-        guidance = float(min(20.0, max(0.0, float(opts["guidance"]))))
-        seed = int(opts.get("seed", -1))
-        seed = seed if seed >= 0 else uuid.uuid4().int % 2**31
+        steps, guidance, seed = controls(opts, self.defaults["steps"], self.defaults["guidance"])
         negative = str(opts.get("negative") or "") or None
         notes = []
         pictures = [p for p in request.attachments if p.suffix.lower() in PICTURES]
@@ -221,14 +216,7 @@ class DiffusersImages(Adapter):
                   "scheduler": type(scheduler).__name__, "model": self.model_id}  # fmt: skip
         if pictures:
             recipe.update(strength=kwargs["strength"], edited=pictures[0].name)
-        info = PngImagePlugin.PngInfo()
-        for key, value in recipe.items():
-            info.add_text(key, str(value))
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        path = self.out_dir / f"image-{uuid.uuid4().hex[:12]}.png"
-        item.save(path, pnginfo=info)
         verb = "Edited" if pictures else "Drew"
-        yield Result(text=f"{verb} “{prompt}” ({self.model_id}, seed {seed}, {steps} steps, "
-                          f"guidance {guidance:g}, {width}×{height}).",
-                     files=(path,), usage=Usage(0, 1, "images"), notes=tuple(notes),
-                     recipe=tuple((k, str(v)) for k, v in recipe.items()))  # fmt: skip
+        text = (f"{verb} “{prompt}” ({self.model_id}, seed {seed}, {steps} steps, "
+                f"guidance {guidance:g}, {width}×{height}).")  # fmt: skip
+        yield picture_result(item, self.out_dir, recipe, text, notes)
