@@ -49,6 +49,7 @@ from models.base import (
     Request,
     Result,
     Usage,
+    pick_device,
 )
 
 # What a step does with its leased model; by default, the model's own stream.
@@ -70,13 +71,9 @@ TRANSCRIBE_ONLY = re.compile(
 
 
 def _has_cuda(device: str) -> bool:
-    if device != "auto":
-        return device.startswith("cuda")
-    if os.environ.get("SPACES_ZERO_GPU"):
+    if device == "auto" and os.environ.get("SPACES_ZERO_GPU"):
         return True  # a GPU is lent per call there, and CUDA must not be touched at start
-    import torch
-
-    return torch.cuda.is_available()
+    return pick_device(device).startswith("cuda")
 
 
 class Assistant:
@@ -200,10 +197,11 @@ class Assistant:
             request = self.check(request)
             request = self._again(request)
             decision = self.router.route(request)
-            entry = self.catalog.entries.get(decision.model)
-            check_public(self.settings, decision.task, entry.backend if entry else "")
             decision = within_session_budget(self.settings, self.ledger, self.catalog,
                                              request, decision)  # fmt: skip
+            # After the budget's choice: the model that will run is the one checked.
+            entry = self.catalog.entries.get(decision.model)
+            check_public(self.settings, decision.task, entry.backend if entry else "")
             decision = self._priced(decision)
         except AssistantError as err:
             # A budget refusal was routed first: its row names the task and model.
@@ -214,8 +212,7 @@ class Assistant:
         said = first.result.text if first.result else ""
         if not (first.status == "ok" and decision.task in ("asr", "vision") and said):
             return first
-        reader = decision.task == "vision" and self.catalog.get(decision.model).backend
-        if reader and reader != "classifier-ocr":
+        if decision.task == "vision" and entry and entry.backend != "classifier-ocr":
             return first  # a vision-language model answered the question itself
         if decision.task == "asr" and TRANSCRIBE_ONLY.search(request.text):
             return first
