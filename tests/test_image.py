@@ -31,7 +31,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def adapter(tiny_model, tmp_path_factory):
-    from assistant.train_demo import minilm_folder
+    from assistant.families import minilm_folder
 
     a = DemoSceneDiffusion(tiny_model, minilm_folder, tmp_path_factory.mktemp("out"), steps=4)
     a.load()
