@@ -569,6 +569,11 @@ def again_options(text: str, recipe: dict) -> tuple[str, tuple]:
     """(prompt, options) of the last picture, with what ``text`` changes in it."""
     options = {"seed": float(recipe["seed"]), "steps": float(recipe["steps"]),
                "guidance": float(recipe["guidance"])}  # fmt: skip
+    if recipe.get("negative"):
+        options["negative"] = recipe["negative"]
+    if "x" in recipe.get("size", ""):  # "512x768": the hub models' recipes carry it
+        width, height = recipe["size"].split("x")
+        options.update(width=float(width), height=float(height))
     for key, pattern in (("steps", r"(\d+)\s*steps?"), ("guidance", r"guidance\D{0,4}([\d.]+)"),
                          ("seed", r"seed\D{0,4}(\d+)")):  # fmt: skip
         if found := re.search(pattern, text, re.I):

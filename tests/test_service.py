@@ -125,3 +125,15 @@ def test_pictures_default_to_sd_turbo_on_a_gpu_and_to_the_demo_on_a_cpu(settings
     monkeypatch.setenv("SPACES_ZERO_GPU", "1")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: pytest.fail("CUDA touched"))
     assert picked(device="auto") == "sd-turbo"
+
+
+def test_same_again_keeps_everything_the_words_do_not_change():
+    from assistant.service import again_options
+
+    recipe = {"prompt": "a fox", "negative": "blurry", "seed": "7", "steps": "4",
+              "guidance": "0.0", "size": "512x768", "scheduler": "Euler", "model": "sd-turbo"}
+    prompt, options = again_options("same again with 8 steps", recipe)
+    assert prompt == "a fox"
+    assert dict(options) == {"seed": 7.0, "steps": 8.0, "guidance": 0.0, "negative": "blurry",
+                             "width": 512.0, "height": 768.0}
+    assert dict(again_options("again with a new seed", recipe)[1])["seed"] == -1.0
