@@ -131,7 +131,7 @@ COLUMNS = (
 class Started:
     request_id: str
     session_id: str
-    source: str  # "ui" | "cli" | "api"
+    source: str  # "ui" | "cli" | "api" | "mcp" | "gradio-api" (assistant/ui/tools.py)
     task: str
     model: str
     reason: str

@@ -44,7 +44,7 @@ short_description: Multimodal chat, routed to local models, with costs
 
 
 def gradio_pin(requirements: Path = ROOT / "requirements.txt") -> str:
-    match = re.search(r"^gradio==([\w.]+)", requirements.read_text(), re.MULTILINE)
+    match = re.search(r"^gradio(?:\[[\w,]+\])?==([\w.]+)", requirements.read_text(), re.MULTILINE)
     if match is None:
         raise RuntimeError("requirements.txt must pin gradio==X.Y.Z for the Space's sdk_version")
     return match.group(1)

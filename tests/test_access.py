@@ -76,6 +76,8 @@ def test_with_auth_the_ui_needs_a_login_and_the_api_answers_429_when_limited(tmp
     assert login.status_code == 400
     login = client.post("/login", data={"username": "ana", "password": "s3cret"})
     assert login.status_code == 200 and client.get("/config").status_code == 200
+    # No MCP server behind a login: its calls could not log in (assistant/ui/tools.py).
+    assert client.get("/gradio_api/mcp/schema").status_code == 404
     body = {"model": "auto", "user": "ana", "messages": [{"role": "user", "content": ""}]}
     assert client.post("/v1/chat/completions", json=body).status_code == 400  # empty: refused
     limited = client.post("/v1/chat/completions", json=body)

@@ -207,3 +207,68 @@ def test_the_remote_backend_can_use_this_server(server, tmp_path):
     assert outcome.status == "ok", outcome.error
     assert "Paris" in outcome.result.text and outcome.cost.device == "remote"
     assert outcome.result.usage.units_out > 0 and not outcome.result.notes  # real counts
+
+
+def _mcp(url: str, work):
+    """Run ``work(session)`` against the app's MCP server, as an agent would."""
+    import asyncio
+
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def main():
+        async with streamable_http_client(url + "/gradio_api/mcp/") as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return await work(session)
+
+    return asyncio.run(main())
+
+
+def test_agents_see_four_tools_over_mcp_and_each_call_is_in_the_ledger(server):
+    url, assistant = server
+
+    async def work(session):
+        tools = (await session.list_tools()).tools
+        answer = await session.call_tool("ask", {"question": "What is the capital of France?"})
+        picture = await session.call_tool("draw_picture",
+                                          {"prompt": "a red circle on a blue background",
+                                           "seed": 7})  # fmt: skip
+        return tools, answer, picture
+
+    tools, answer, picture = _mcp(url, work)
+    # Only the tools made for agents: the chat UI's own events are not listed.
+    assert sorted(t.name for t in tools) == ["ask", "draw_picture", "look_at_picture",
+                                              "transcribe"]  # fmt: skip
+    ask = next(t for t in tools if t.name == "ask")
+    assert "router" in ask.description and ask.inputSchema["required"] == ["question"]
+
+    assert not answer.isError
+    text = answer.content[0].text
+    assert "Paris" in text and "smollm2-135m-instruct (text;" in text, text
+
+    assert not picture.isError
+    image = next((c for c in picture.content if c.type == "image"), None)
+    assert image is not None, picture.content
+    import base64
+    import io
+
+    from PIL import Image
+
+    drawn = Image.open(io.BytesIO(base64.b64decode(image.data)))
+    assert drawn.size[0] >= 32 and drawn.format == "PNG"
+
+    rows = [r for r in assistant.ledger.rows(limit=20) if r["source"] == "mcp"]
+    assert {r["task"] for r in rows} == {"text", "image_generation"}
+    assert all(r["status"] == "ok" for r in rows)
+
+
+def test_a_bad_mcp_call_is_an_error_result_not_a_crash(server):
+    url, _ = server
+
+    async def work(session):
+        return await session.call_tool("ask", {"question": "Hi", "model": "no-such-model"})
+
+    result = _mcp(url, work)
+    text = " ".join(c.text for c in result.content if c.type == "text")
+    assert result.isError and "no-such-model" in text, text

@@ -20,6 +20,7 @@ from assistant.space import gpu
 from assistant.ui.chats import NO_TEMPLATE, build_chat_sidebar, build_prompt_controls
 from assistant.ui.costs import build_costs_tab
 from assistant.ui.documents import build_documents_tab, user_of
+from assistant.ui.tools import build_tools
 from models.base import BadInput, Message, Progress, Request
 
 PANEL_COLUMNS = [
@@ -36,8 +37,13 @@ def usd(value: float | None) -> str:
 
 def launch_options(settings=None) -> dict:
     # Uploads larger than this are refused by Gradio before they reach us.
-    options = {"max_file_size": "200mb", "show_error": False}
+    # Agents call the tools of assistant/ui/tools.py at /gradio_api/mcp/.
+    options = {"max_file_size": "200mb", "show_error": False, "mcp_server": True}
     if settings is not None and settings.auth:
+        # Gradio's MCP server calls the app through a client that cannot log
+        # in, so behind a login it would list tools and refuse every call.
+        # Agents use /v1 with ASSISTANT_API_KEY there instead.
+        options["mcp_server"] = False
         options["auth"] = list(settings.auth)  # Gradio's login page; user_of() reads the name
         options["auth_message"] = "Log in: each account has its own chats, documents and quota."
     if settings is not None:
@@ -357,6 +363,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         stop_btn.click(None, None, None, cancels=[sent, again])
         # A stopped reply leaves the box disabled: give it back.
         stop_btn.click(lambda: gr.MultimodalTextbox(interactive=True), None, box)
+        build_tools(assistant, demo)  # last: it hides every UI event from the tool list
     return demo
 
 
