@@ -13,7 +13,8 @@ small model trained here on the scene grammar of assistant/scenes.py:
 - an exponential moving average of the weights is what gets saved.
 
 Held-out (background, colour, shape) combinations never appear in training;
-``evaluate`` draws them and the judge scores what was drawn.
+``evaluate`` draws them through the saved pipeline (models/demo_pipeline.py,
+the same one the app loads) and the judge scores what was drawn.
 """
 
 from __future__ import annotations
@@ -28,9 +29,36 @@ import numpy as np
 
 from assistant import scenes
 from assistant.families import minilm_folder
-from models.image_demo import GUIDANCE, TextEncoder, load_unet, sample
+from models.image_demo import GUIDANCE, MAX_TOKENS
 
 OUT = Path(__file__).resolve().parent.parent / "models" / "demo_diffusion"
+
+
+class TextEncoder:
+    """Frozen MiniLM token states for captions, cached (the grammar has few of them).
+
+    Tokenized exactly as DemoScenePipeline.encode does when drawing.
+    """
+
+    def __init__(self, folder: Path):
+        from transformers import AutoModel, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.model = AutoModel.from_pretrained(folder).eval()
+        self.cache: dict = {}
+
+    def __call__(self, captions: list[str]):
+        import torch
+
+        missing = [c for c in dict.fromkeys(captions) if c not in self.cache]
+        if missing:
+            enc = self.tokenizer(missing, padding="max_length", truncation=True,
+                                 max_length=MAX_TOKENS, return_tensors="pt")  # fmt: skip
+            with torch.inference_mode():
+                states = self.model(**enc).last_hidden_state
+            for caption, s in zip(missing, states, strict=True):
+                self.cache[caption] = s.clone()
+        return torch.stack([self.cache[c] for c in captions])
 
 
 def unet_config() -> dict:
@@ -58,7 +86,8 @@ def train(minutes: float, out: Path = OUT, batch: int = 64, seed: int = 0, progr
     encoder = TextEncoder(minilm_folder())
     unet = UNet2DConditionModel(**unet_config())
     if resume is not None:  # go on from saved (EMA) weights, e.g. a longer run in two parts
-        unet.load_state_dict(load_unet(resume)[0].state_dict())
+        saved = UNet2DConditionModel.from_pretrained(resume / "unet", dtype=torch.float32)
+        unet.load_state_dict(saved.state_dict())
         done = json.loads((resume / "training.json").read_text())
         progress(f"resuming after {done['steps']} steps ({done['wall_s'] / 60:.0f} min)")
     ema = UNet2DConditionModel(**unet_config())
@@ -113,11 +142,12 @@ def train(minutes: float, out: Path = OUT, batch: int = 64, seed: int = 0, progr
 
 
 def save(unet, out: Path, info: dict) -> None:
+    """The pipeline folder the app loads (models/demo_pipeline.py), and how it was trained."""
     import torch
 
-    out.mkdir(parents=True, exist_ok=True)
-    unet.to(torch.float16).save_pretrained(out / "unet", safe_serialization=True)
-    (out / "scheduler_config.json").write_text(json.dumps(scheduler_config(), indent=1))
+    from models.demo_pipeline import save as save_pipeline
+
+    save_pipeline(out, unet.to(torch.float16), scheduler_config())
     (out / "training.json").write_text(json.dumps(info, indent=1))
 
 
@@ -128,8 +158,12 @@ def evaluate(folder: Path = OUT, per_combo: int = 4, guidance: float = GUIDANCE,
     Single objects are the measure; objects at a place and two-object scenes
     are reported beside them.
     """
-    unet, scheduler = load_unet(folder)
-    encoder = TextEncoder(minilm_folder())
+    import torch
+
+    from models.demo_pipeline import load
+
+    pipe = load(folder, minilm_folder(), torch.float32)
+    pipe.set_progress_bar_config(disable=True)
     result = {}
     for which in ("single", "placed", "two"):
         wanted = scenes.test_scenes(which, per_combo if which == "single" else 2)
@@ -137,8 +171,9 @@ def evaluate(folder: Path = OUT, per_combo: int = 4, guidance: float = GUIDANCE,
         pictures = []
         for i in range(0, len(wanted), 32):
             part = wanted[i:i + 32]
-            pictures.extend(sample(unet, scheduler, encoder, [w.caption for w in part],
-                                   guidance=guidance, seed=i))  # fmt: skip
+            drawn = pipe([w.caption for w in part], guidance_scale=guidance,
+                         generator=torch.Generator().manual_seed(i), output_type="np")
+            pictures.extend(drawn.images)
         seen = [scenes.look(p) for p in pictures]
         result[f"{which}_right"] = float(np.mean(list(map(scenes.follows, seen, wanted))))
         result[f"{which}_images"] = len(wanted)

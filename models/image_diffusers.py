@@ -21,10 +21,16 @@ GPU settings, and why:
 Every request gets its own pipeline object around the shared weights with
 a fresh scheduler: a scheduler's timesteps are state, and two users must
 never step each other's schedules.
+
+The demo model trained in this project runs through this same adapter
+(models/image_demo.py subclasses it): its folder is a diffusers pipeline
+too (models/demo_pipeline.py), so loading, the per-request scheduler,
+progress, Stop and the saved recipe are this code for every model.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import queue
 import threading
@@ -62,6 +68,7 @@ def fit_size(width: float | None, height: float | None, default: int) -> tuple[i
 class DiffusersImages(Adapter):
     family = "image"
     tasks = ("image_generation", "image_edit")
+    enlarge = 1  # saved pictures are this many times the drawn size, with hard pixel edges
 
     def __init__(self, source: str, model_id: str, out_dir: Path, device: str = "auto",
                  defaults: dict | None = None, public: bool = False,
@@ -77,22 +84,31 @@ class DiffusersImages(Adapter):
         self.tiny_vae, self.memory_mb = tiny_vae, memory_mb
         self.pipe = self.checker = self.features = None
 
+    def _pipeline(self, dtype):
+        """The text-to-image pipeline from ``self.source`` (a hub id or a folder)."""
+        from diffusers import AutoPipelineForText2Image
+
+        require_download(self.source, "huggingface.co", hub_cached(self.source, "model_index.json"))
+        # Our own checker runs in public mode (below); the pipeline's is not loaded twice.
+        return AutoPipelineForText2Image.from_pretrained(
+            self.source, dtype=dtype, safety_checker=None, requires_safety_checker=False)
+
+    def prompt_notes(self, prompt: str) -> list[str]:
+        """Anything to tell the person about this prompt before drawing it (none here)."""
+        return []
+
     def load(self) -> None:
         import torch
-        from diffusers import AutoPipelineForText2Image
 
         self.device = pick_device(self.preference)
         cuda = self.device.startswith("cuda")
         dtype = torch.float16 if cuda else torch.float32
-        require_download(self.source, "huggingface.co", hub_cached(self.source, "model_index.json"))
         try:
-            # Our own checker runs in public mode (below); the pipeline's is not loaded twice.
-            pipe = AutoPipelineForText2Image.from_pretrained(
-                self.source, dtype=dtype, safety_checker=None, requires_safety_checker=False)
+            pipe = self._pipeline(dtype)
         except (OSError, ValueError) as err:
             raise ModelUnavailable(
                 f"The image model '{self.source}' could not be loaded: {err}") from None
-        if self.tiny_vae:
+        if self.tiny_vae and hasattr(pipe, "vae"):
             from diffusers import AutoencoderTiny
 
             pipe.vae = AutoencoderTiny.from_pretrained(self.tiny_vae, dtype=dtype)
@@ -145,7 +161,7 @@ class DiffusersImages(Adapter):
 
     def stream(self, request: Request, cancel: threading.Event | None = None
                ) -> Iterator[str | Progress | Result]:  # fmt: skip
-        from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image
+        from diffusers import AutoPipelineForImage2Image
 
         prompt = " ".join(request.text.split())
         if not prompt:
@@ -153,8 +169,10 @@ class DiffusersImages(Adapter):
         opts = {**self.defaults, **dict(request.options)}
         steps, guidance, seed = controls(opts, self.defaults["steps"], self.defaults["guidance"])
         negative = str(opts.get("negative") or "") or None
-        notes = []
-        pictures = [p for p in request.attachments if p.suffix.lower() in PICTURES]
+        notes = self.prompt_notes(prompt)
+        # A model that only draws from words (the demo) ignores attached pictures.
+        editing = "image_edit" in self.tasks
+        pictures = [p for p in request.attachments if p.suffix.lower() in PICTURES and editing]
         kwargs = {}
         if pictures:  # an edit: the uploaded picture is the start
             from models.vision import load_image
@@ -166,11 +184,17 @@ class DiffusersImages(Adapter):
             steps = max(steps, math.ceil(1 / strength))
             kwargs.update(image=start.resize((width, height)), strength=strength)
             base = AutoPipelineForImage2Image
-        else:
+        elif "width" in inspect.signature(self.pipe.__call__).parameters:
             width, height, note = fit_size(opts.get("width"), opts.get("height"),
                                            self.defaults["size"])  # fmt: skip
             kwargs.update(width=width, height=height)
-            base = AutoPipelineForText2Image
+            base = type(self.pipe)
+        else:  # a model that draws one size only (the demo: 32×32)
+            width = height = self.defaults["size"]
+            asked = {dict(request.options).get(k) for k in ("width", "height")} - {None, width}
+            note = "" if not asked else (
+                f"{self.model_id} draws {width}×{height} pictures only; the size was not used.")
+            base = type(self.pipe)
         if note:
             notes.append(note)
         words = getattr(self.pipe, "tokenizer", None)  # CLIP reads 77 tokens
@@ -211,6 +235,11 @@ class DiffusersImages(Adapter):
         if self.checker is not None and self._flagged(item):
             raise Refused("The picture was withheld: the NSFW checker flagged it. "
                           "Try a different prompt.")  # fmt: skip
+        if self.enlarge > 1:
+            from PIL import Image
+
+            item = item.resize((item.width * self.enlarge, item.height * self.enlarge),
+                               Image.Resampling.NEAREST)  # fmt: skip
         recipe = {"prompt": prompt, "negative": negative or "", "seed": seed, "steps": steps,
                   "guidance": guidance, "size": f"{width}x{height}",
                   "scheduler": type(scheduler).__name__, "model": self.model_id}  # fmt: skip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from PIL import Image
 
 from assistant.train_demo import scheduler_config
 from models.base import BadInput, Request
+from models.demo_pipeline import DemoScenePipeline, save
 from models.image_demo import CAN_DRAW, DemoSceneDiffusion
 
 
@@ -24,8 +24,7 @@ def tiny_model(tmp_path_factory) -> Path:
         block_out_channels=(32, 32), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=384,
         attention_head_dim=4, norm_num_groups=8)  # fmt: skip
-    unet.save_pretrained(folder / "unet")
-    (folder / "scheduler_config.json").write_text(json.dumps(scheduler_config()))
+    save(folder, unet, scheduler_config())
     return folder
 
 
@@ -52,6 +51,43 @@ def test_a_picture_is_saved_with_how_it_was_made(adapter):
     assert meta["scheduler"] == "DDIMScheduler" and meta["model"] == "demo-scenes"
     assert int(meta["seed"]) >= 0 and result.usage.units_out == 1
     assert result.notes == ()  # inside its grammar: nothing to warn about
+
+
+def test_the_demo_is_a_diffusers_pipeline_driven_like_the_hub_models(adapter, tiny_model):
+    import json
+
+    from diffusers import DDIMScheduler
+
+    from models.image_diffusers import DiffusersImages
+
+    index = json.loads((tiny_model / "model_index.json").read_text())
+    assert index["_class_name"] == "DemoScenePipeline"
+    assert index["unet"] == ["diffusers", "UNet2DConditionModel"]
+    assert isinstance(adapter, DiffusersImages) and isinstance(adapter.pipe, DemoScenePipeline)
+    # DDIM without clipping: its default clip_sample=True wrecks pixel-space samples.
+    assert isinstance(adapter.pipe.scheduler, DDIMScheduler)
+    assert adapter.pipe.scheduler.config.clip_sample is False
+    # The packed MiniLM reads the prompt; its 20-token limit is the tokenizer's.
+    assert adapter.pipe.tokenizer.model_max_length == 20
+    result = _draw(adapter, "a red circle on a blue background")
+    assert dict(result.recipe)["size"] == "32x32"
+    asked = Request(text="a red circle on a blue background",
+                    options=(("width", 512.0), ("height", 512.0)))
+    sized = list(adapter.stream(asked))[-1]
+    assert any("draws 32×32 pictures only" in n for n in sized.notes)
+
+
+def test_stop_mid_picture_keeps_nothing(adapter):
+    from models.base import Progress, Refused
+
+    cancel = threading.Event()
+    seen = []
+    with pytest.raises(Refused, match="Stopped"):
+        for item in adapter.stream(Request(text="a red circle on a blue background"), cancel):
+            if isinstance(item, Progress):
+                seen.append(item)
+                cancel.set()
+    assert seen and seen[0].total == 4 and len(seen) < 4
 
 
 def test_a_prompt_outside_the_grammar_gets_the_picture_and_what_it_can_draw(adapter):
