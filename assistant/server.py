@@ -17,6 +17,7 @@ def build_server(settings: Settings, progress=print):
     from fastapi import FastAPI
 
     from assistant.api import add_api
+    from assistant.owners import UploadOwners
     from assistant.ui import build
     from assistant.ui.app import launch_options
 
@@ -26,6 +27,8 @@ def build_server(settings: Settings, progress=print):
     # A bounded queue: past 64 waiting events Gradio answers "busy", never a 5xx.
     demo.queue(default_concurrency_limit=4, max_size=64)
     app = gr.mount_gradio_app(app, demo, path="", **launch_options(settings))
+    # Outermost: an upload is served back only to the browser that sent it.
+    app.add_middleware(UploadOwners, db_path=settings.upload_owners_path)
     return app, assistant
 
 

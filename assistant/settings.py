@@ -107,6 +107,11 @@ class Settings:
         return self.home / "uploads"
 
     @property
+    def upload_owners_path(self) -> Path:
+        # Which browser sent each upload (assistant/owners.py).
+        return self.home / "upload_owners.sqlite"
+
+    @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 2**20)
 

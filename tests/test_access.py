@@ -1,8 +1,9 @@
-"""Access: login, per-user request rate, daily $ quota, and how each refusal reads."""
+"""Access: login, per-user request rate, daily $ quota, private uploads, and how refusals read."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -86,8 +87,6 @@ def test_with_auth_the_ui_needs_a_login_and_the_api_answers_429_when_limited(tmp
 
 
 def test_public_mode_lets_pictures_through_only_from_models_with_a_checker():
-    from pathlib import Path
-
     from assistant.limits import check_public
     from models.base import Refused
 
@@ -97,3 +96,31 @@ def test_public_mode_lets_pictures_through_only_from_models_with_a_checker():
     with pytest.raises(Refused, match="no checker"):
         check_public(public, "image_generation", "demo-diffusion")
     check_public(Settings(home=Path("/nonexistent")), "image_generation", "demo-diffusion")
+
+
+def test_an_upload_is_served_only_to_the_browser_that_sent_it(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from assistant.server import build_server
+
+    settings = Settings(home=tmp_path / "home")
+    app, _ = build_server(settings, progress=lambda m: None)
+    ana, bob = TestClient(app), TestClient(app)
+    upload = {"files": ("scan.txt", b"my payslip", "text/plain")}
+    sent = ana.post("/gradio_api/upload", files=upload)
+    [path] = sent.json()
+    assert Path(path).is_relative_to(settings.uploads_dir)
+    assert "assistant_session" in sent.cookies
+    assert ana.get(f"/gradio_api/file={path}").content == b"my payslip"
+    # Another browser gets what a missing file gets, by either route and any spelling.
+    spellings = (path, path.replace("/uploads/", "/uploads/./../uploads/"))
+    for route in ("/gradio_api/file=", "/gradio_api/file/"):
+        for spelled in spellings:
+            assert bob.get(route + spelled).status_code == 404, (route, spelled)
+    bob.cookies.set("assistant_session", "guessed")
+    assert bob.get(f"/gradio_api/file={path}").status_code == 404
+    # After a restart the owner still gets it and nobody else does.
+    again, _ = build_server(settings, progress=lambda m: None)
+    assert TestClient(again).get(f"/gradio_api/file={path}").status_code == 404
+    ana_again = TestClient(again, cookies={"assistant_session": ana.cookies["assistant_session"]})
+    assert ana_again.get(f"/gradio_api/file={path}").content == b"my payslip"
