@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from assistant.outcome import Outcome
 from assistant.service import Assistant
+from assistant.space import gpu
 from models.base import BadInput, Message, Request
 
 MAX_JSON_BYTES = 2 * 1024 * 1024  # a chat body past this is a mistake or an attack
@@ -61,6 +62,9 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
     """Mount /v1 on ``app``; every failure becomes an OpenAI-shaped error."""
     router = APIRouter(prefix="/v1")
     settings = assistant.settings
+    # On ZeroGPU a GPU is attached only inside spaces.GPU (a no-op elsewhere),
+    # as for the UI: a model the UI left on the GPU must not be run without one.
+    ask, embed = gpu(assistant.ask), gpu(assistant.embed)
 
     def guard(http: HttpRequest) -> None:
         if settings.api_key and http.headers.get("authorization") != f"Bearer {settings.api_key}":
@@ -89,7 +93,7 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
         body = await _json_body(http)
         request, stream, include_usage = _chat_request(body, assistant)
         if not stream:
-            outcome = await run_in_threadpool(assistant.ask, request, "api")
+            outcome = await run_in_threadpool(ask, request, "api")
             return _completion(outcome)
         return StreamingResponse(_sse(assistant, request, include_usage),
                                  media_type="text/event-stream")  # fmt: skip
@@ -108,7 +112,7 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
                            param="input")  # fmt: skip
         model = _model(body.get("model"), assistant, "rag")
         outcome, vectors = await run_in_threadpool(
-            assistant.embed, texts, model, _session(body), "api")  # fmt: skip
+            embed, texts, model, _session(body), "api")  # fmt: skip
         _raise_for(outcome)
         tokens = int(outcome.result.usage.units_in)
         return {"object": "list", "model": outcome.route.model,
@@ -136,7 +140,7 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
         session = f"api-{str(form.get('user') or 'anonymous')[:64]}"
         request = Request(text="transcribe", attachments=(path,), model=model, task="asr",
                           session_id=session)  # fmt: skip
-        outcome = await run_in_threadpool(assistant.ask, request, "api")
+        outcome = await run_in_threadpool(ask, request, "api")
         _raise_for(outcome)
         result = outcome.result
         if fmt == "text":
@@ -176,7 +180,7 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
         # Never left to the router: this route asks for a picture whatever the words.
         request = Request(text=prompt, model=model, session_id=_session(body),
                           task="image_generation", options=tuple(options))  # fmt: skip
-        outcome = await run_in_threadpool(assistant.ask, request, "api")
+        outcome = await run_in_threadpool(ask, request, "api")
         _raise_for(outcome)
         import base64
 
@@ -384,7 +388,7 @@ def _chunk(cid: str, model: str, delta: dict, finish: str | None = None, **extra
 async def _sse(assistant: Assistant, request: Request, include_usage: bool):
     """Server-sent events for one streamed completion; a hang-up stops the model."""
     cancel = threading.Event()
-    steps = assistant.handle(request, source="api", cancel=cancel)
+    steps = gpu(assistant.handle)(request, source="api", cancel=cancel)
     cid, model = f"chatcmpl-{uuid.uuid4().hex}", request.model or "auto"
     done = False
     try:

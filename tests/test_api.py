@@ -166,3 +166,34 @@ def test_an_api_key_is_required_when_configured(assistant):
     assert _error(client.get("/v1/models"), 401)["code"] == "invalid_api_key"
     ok = client.get("/v1/models", headers={"authorization": "Bearer s3cret"})
     assert ok.status_code == 200 and ok.json()["data"][0]["id"] == "auto"
+
+
+def test_on_zerogpu_every_model_call_runs_inside_spaces_gpu(assistant, monkeypatch):
+    import sys
+    import types
+
+    entered = []
+
+    def gpu_decorator(duration):
+        def wrap(fn):
+            def inside(*args, **kwargs):
+                entered.append(fn.__name__)
+                return fn(*args, **kwargs)
+
+            return inside
+
+        return wrap
+
+    fake = types.ModuleType("spaces")
+    fake.GPU = gpu_decorator
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    app = FastAPI()
+    add_api(app, assistant)
+    client = TestClient(app)
+    assert _chat(client, HELLO).status_code == 200
+    with client.stream("POST", "/v1/chat/completions", json={**HELLO, "stream": True}) as r:
+        assert r.status_code == 200 and list(r.iter_lines())
+    embedded = client.post("/v1/embeddings", json={"model": "auto", "input": "hi"})
+    assert embedded.status_code == 200, embedded.text
+    assert entered == ["ask", "handle", "embed"]
