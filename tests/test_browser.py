@@ -122,6 +122,33 @@ def test_an_uploaded_picture_is_read_and_answered(page):
     # said "leopard". tests/test_real_vision.py checks the answer on a fresh chat.)
 
 
+def test_a_picture_is_drawn_with_a_progress_bar_and_shown(page):
+    # 100 steps (a few seconds on a CPU), so the progress bar is on screen long enough to see.
+    page.get_by_text("Pictures: steps, guidance, seed, size, edits").click()
+    page.locator("#steps input").fill("100")
+    page.locator("#steps input").press("Tab")
+    seen_progress = []
+    box = page.locator("#input textarea")
+    box.fill("draw a red circle on a blue background")
+    box.press("Enter")
+    page.locator("#input textarea[disabled]").wait_for()
+    while page.locator("#input textarea[disabled]").count():
+        text = page.locator("#chat").inner_text()
+        if "/100" in text:
+            seen_progress.append(text)
+        page.wait_for_timeout(50)
+    page.screenshot(path=ARTIFACTS / "5-drawing.png", full_page=True)
+    chat = page.locator("#chat").inner_text()
+    assert "demo-scenes · image_generation" in chat, chat[-500:]
+    assert "Drew “draw a red circle on a blue background”" in chat
+    # Only the steps were changed: the untouched Guidance box keeps the model's own (3).
+    assert "100 steps, guidance 3," in chat, chat[-500:]
+    drawn = page.locator("#chat img").last
+    drawn.wait_for()
+    assert drawn.evaluate("img => img.complete && img.naturalWidth") == 256  # 32×32, ×8
+    assert seen_progress, "no step of the progress bar was seen"
+
+
 def test_the_costs_tab_shows_the_new_rows(page, server):
     page.get_by_role("tab", name="Costs").click()
     page.locator("#costs-refresh").click()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from assistant.ui.app import badge, build_app, history_of, text_of
+from assistant.ui.app import SIZE_DEFAULT, badge, build_app, history_of, picture_options, text_of
 from models.base import Request
 
 
@@ -10,6 +10,15 @@ def test_text_of_reads_every_content_shape():
     assert text_of("hi") == "hi"
     assert text_of({"type": "text", "text": "hi"}) == "hi"
     assert text_of([{"type": "text", "text": "a"}, {"type": "file", "file": {}}, "b"]) == "ab"
+
+
+def test_the_picture_panel_untouched_leaves_each_model_its_own_steps_and_guidance():
+    # What the panel sends when nobody changed it (Gradio sends 0 for its Numbers).
+    untouched = dict(picture_options(0, 0, -1, SIZE_DEFAULT, "", 0.6))
+    assert "steps" not in untouched and "guidance" not in untouched
+    chosen = dict(picture_options(8, 1.0, 42, "512", " no text ", 0.6))
+    assert chosen["steps"] == 8 and chosen["guidance"] == 1.0 and chosen["seed"] == 42
+    assert chosen["width"] == chosen["height"] == 512.0 and chosen["negative"] == "no text"
 
 
 def test_history_skips_badges_and_files():

@@ -104,9 +104,15 @@ SIZE_DEFAULT = "model default"
 
 
 def picture_options(steps, guidance, seed, size, negative, strength) -> tuple:
-    """The picture controls as Request.options; a blank control leaves the model's own value."""
-    chosen = {"steps": steps, "guidance": guidance, "seed": seed, "strength": strength,
-              "negative": (negative or "").strip() or None}  # fmt: skip
+    """The picture controls as Request.options; 0 or blank leaves the model's own value.
+
+    0, not blank, is what the panel sends for "the model's own": Gradio's
+    Number shows and sends 0 for an empty value as soon as it is drawn, so a
+    blank default turned into 1 step and no guidance for anyone who opened
+    the panel. 0 steps means nothing else; guidance 1 is how to turn it off.
+    """
+    chosen = {"steps": steps or None, "guidance": guidance or None, "seed": seed,
+              "strength": strength, "negative": (negative or "").strip() or None}  # fmt: skip
     if size and size != SIZE_DEFAULT:
         chosen.update(width=float(size), height=float(size))
     return tuple((k, v) for k, v in chosen.items() if v is not None and v != "")
@@ -337,10 +343,10 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     ]
                 with gr.Accordion("Pictures: steps, guidance, seed, size, edits", open=False):
                     picture = [
-                        gr.Number(None, precision=0, minimum=1, maximum=100, elem_id="steps",
-                                  label="Steps (blank: the model's own, e.g. 1 for turbo)"),
-                        gr.Number(None, minimum=0, maximum=20, elem_id="guidance",
-                                  label="Guidance (blank: the model's own)"),
+                        gr.Number(0, precision=0, minimum=0, maximum=100, elem_id="steps",
+                                  label="Steps (0: the model's own, e.g. 1 for turbo)"),
+                        gr.Number(0, minimum=0, maximum=20, elem_id="guidance",
+                                  label="Guidance (0: the model's own; 1 turns it off)"),
                         gr.Number(-1, precision=0, elem_id="seed",
                                   label="Seed (-1: new each time; a picture's seed redraws it)"),
                         gr.Dropdown([SIZE_DEFAULT, "256", "512", "768", "1024"],
