@@ -19,14 +19,14 @@ from models.packs import Pack, is_installed, is_prepared, module_dir
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
 TASKS = ("text", "image_generation", "image_edit", "vision", "asr", "rag")
 # Steps the router never chooses, run when a person asks for them.
-STEP_TASKS = ("tts",)  # a spoken reply
+STEP_TASKS = ("tts", "rerank")  # a spoken reply; passages reordered (ASSISTANT_RERANKER)
 
 
 @dataclass(frozen=True)
 class Entry:
     id: str  # stable catalog id, used by --model and the API's "model"
     name: str  # what a person reads
-    family: str  # text | asr | image | vision | embed
+    family: str  # text | asr | image | vision | embed | tts | rerank
     tasks: tuple[str, ...]  # route tasks it serves
     backend: str  # which adapter loads it (see assistant/families.py)
     default_for: tuple[str, ...]  # tasks for which it is the default choice

@@ -83,6 +83,8 @@ class Prices:
         elif usage.unit == "images" and "usd_per_image" in row:
             # Pictures made (generation, edits) or read (vision), whichever the work was.
             usd = max(usage.units_in, usage.units_out) * row["usd_per_image"]
+        elif usage.unit == "searches" and "usd_per_1k_searches" in row:
+            usd = usage.units_in * row["usd_per_1k_searches"] / 1000
         elif usage.unit == "characters" and "usd_per_1m_characters" in row:
             usd = usage.units_in * row["usd_per_1m_characters"] / 1e6
         elif usage.unit in ("tokens", "characters") and "usd_per_1m_tokens" in row:

@@ -39,6 +39,10 @@ def build_adapter(entry: Entry, settings: Settings, progress=print) -> Adapter:
         from models.vision_vlm import HubVision
 
         return HubVision(entry.hub_id or entry.id, settings.device)
+    if entry.backend == "cross-encoder":
+        from models.rerank import CrossEncoderReranker
+
+        return CrossEncoderReranker(entry.hub_id or entry.id, settings.device)
     if entry.backend == "diffusers":
         from models.image_diffusers import DiffusersImages
 

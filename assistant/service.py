@@ -25,7 +25,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from assistant.catalog import Catalog
+from assistant.catalog import Catalog, Entry
 from assistant.chat import Chats, Template, clean_text, load_templates
 from assistant.costs import PRICES_FILE, EnergyMeter, Prices, cost_of
 from assistant.families import build_adapter
@@ -58,6 +58,8 @@ Work = Callable[[Adapter, Request, threading.Event | None], Iterator[str | Resul
 # Words that ask for the transcript itself, so the chain stops after speech.
 # The second step of a question about a picture: the text model answers from
 # what the picture's readers saw, and is told it cannot see the picture itself.
+ANSWER_PASSAGES = 4  # excerpts the text model answers from (a 135M model reads few well)
+RERANK_POOL = 20  # candidates handed to a reranker, when there is one
 VISION_PROMPT = (
     "A picture was attached. You cannot see it; two small models read it for you:\n"
     "{seen}\n\nThe labels are guesses of an ImageNet classifier (1000 everyday "
@@ -330,8 +332,15 @@ class Assistant:
         self, request_id: str, parent_id: str | None, request: Request,
         decision: RouteDecision, source: str, cancel: threading.Event | None,
     ) -> Generator[str, None, Outcome]:  # fmt: skip
-        """Retrieval (attached documents indexed first), then the text model answers from it."""
+        """Retrieval (attached documents indexed first), then the text model answers from it.
+
+        With a reranker configured (ASSISTANT_RERANKER), retrieval hands it
+        RERANK_POOL candidates and its best ANSWER_PASSAGES go to the answer:
+        a step of its own in the ledger, like every model that runs.
+        """
         collections = collections_for(request.user)
+        reranker, rerank_note = self._reranker()
+        wanted = RERANK_POOL if reranker else ANSWER_PASSAGES
 
         def retrieve(adapter, req: Request, stop) -> Iterator[Result]:
             notes, chars = [], 0
@@ -343,7 +352,7 @@ class Assistant:
             if req.text.strip():
                 vector = self._vectors.pop(req.text, None) or adapter.embed([req.text])[0]
                 chars += len(req.text)
-                hits = self.store.search(req.text, vector, collections)
+                hits = self.store.search(req.text, vector, collections, k=wanted)
             if not hits and req.text.strip():
                 notes.append("Nothing in your documents matches this question.")
             yield Result(text="\n".join(notes), usage=Usage(chars, len(hits), "characters"),
@@ -356,6 +365,15 @@ class Assistant:
                 yield first.result.text
             return first
         hits = first.result.citations
+        notes = (rerank_note,) if rerank_note else ()
+        if reranker is not None and len(hits) > 1:
+            ranked = yield from self._rerank(request_id, request, reranker, hits, source, cancel)
+            if ranked.status == "ok":
+                first, hits = _chain(first, ranked), ranked.result.citations
+            else:  # e.g. the hub model cannot be fetched here: answer from retrieval's order
+                notes += (f"Reranking failed ({ranked.error}); the passages are in retrieval's "
+                          "order.",)  # fmt: skip
+        hits = hits[:ANSWER_PASSAGES]
         picked = dict(request.prefer).get("text") or self.settings.text_model
         entry = self.catalog.default_for("text", picked)
         answer = RouteDecision("text", entry.id, f"answer from {len(hits)} excerpts", 1.0)
@@ -366,7 +384,40 @@ class Assistant:
             max_new_tokens=request.max_new_tokens, temperature=request.temperature,
         )  # fmt: skip
         second = yield from self._step(uuid.uuid4().hex, request_id, follow, answer, source, cancel)
+        if notes and second.result is not None:
+            second = replace(second, result=replace(second.result,
+                                                    notes=second.result.notes + notes))  # fmt: skip
         return _chain(first, second)
+
+    def _reranker(self) -> tuple[Entry | None, str]:
+        """(the reranking model, or None; a note when ASSISTANT_RERANKER names no such model)."""
+        wanted = self.settings.reranker
+        if not wanted:
+            return None, ""
+        entry = self.catalog.entries.get(wanted)
+        if entry is None or "rerank" not in entry.tasks:
+            known = ", ".join(e.id for e in self.catalog.for_task("rerank")) or "none"
+            return None, (f"Reranking is off: ASSISTANT_RERANKER={wanted!r} is not a reranking "
+                          f"model in the catalog (known: {known}).")  # fmt: skip
+        return entry, ""
+
+    def _rerank(
+        self, parent_id: str, request: Request, entry: Entry, hits: tuple[dict, ...],
+        source: str, cancel: threading.Event | None,
+    ) -> Generator[str, None, Outcome]:  # fmt: skip
+        """Reorder ``hits`` by the cross-encoder's scores; the best ANSWER_PASSAGES, renumbered."""
+
+        def rerank(adapter, req: Request, stop) -> Iterator[Result]:
+            scores = adapter.scores(req.text, [h["text"] for h in hits])
+            order = sorted(range(len(hits)), key=lambda i: -scores[i])[:ANSWER_PASSAGES]
+            kept = tuple({**hits[i], "n": n + 1, "rerank_score": round(scores[i], 4)}
+                         for n, i in enumerate(order))  # fmt: skip
+            yield Result(usage=Usage(1, len(kept), "searches"), citations=kept)
+
+        decision = RouteDecision("rerank", entry.id, f"reorder {len(hits)} retrieved passages "
+                                 "for the question (ASSISTANT_RERANKER)", 1.0)  # fmt: skip
+        return (yield from self._step(uuid.uuid4().hex, parent_id, request, decision, source,
+                                      cancel, work=rerank))  # fmt: skip
 
     def _index(self, path: Path, name: str, collection: str, embed,
                progress=None, parsed=None) -> tuple[str, int]:  # fmt: skip

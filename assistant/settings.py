@@ -51,6 +51,9 @@ class Settings:
     # ASSISTANT_IMAGE_MODEL: catalog id for pictures. Unset: sd-turbo when a CUDA GPU
     # is present, else the demo model (no real text-to-image weights ship on PyPI).
     image_model: str | None = None
+    # ASSISTANT_RERANKER: catalog id of a cross-encoder (ms-marco-minilm-l6-v2, a hub
+    # model) that reorders retrieved passages before the answer. Unset: no reranking.
+    reranker: str | None = None
     rate_limit: float | None = None  # ASSISTANT_RATE_LIMIT: requests per user per minute
     daily_quota_usd: float | None = None  # ASSISTANT_DAILY_QUOTA_USD: $ here per user per day
 
@@ -91,6 +94,7 @@ class Settings:
             or "CompVis/stable-diffusion-safety-checker",
             tiny_vae=env.get("ASSISTANT_TINY_VAE") or None,
             image_model=env.get("ASSISTANT_IMAGE_MODEL") or None,
+            reranker=env.get("ASSISTANT_RERANKER") or None,
             rate_limit=number("ASSISTANT_RATE_LIMIT", 0.0) or None,
             daily_quota_usd=number("ASSISTANT_DAILY_QUOTA_USD", 0.0) or None,
         )

@@ -88,7 +88,7 @@ class Usage:
 
     units_in: float = 0  # e.g. prompt tokens, or seconds of audio heard
     units_out: float = 0  # e.g. generated tokens, or words transcribed
-    unit: str = "tokens"  # "tokens" | "audio_seconds" | "images" | "characters"
+    unit: str = "tokens"  # "tokens" | "audio_seconds" | "images" | "characters" | "searches"
 
 
 @dataclass(frozen=True)

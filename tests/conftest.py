@@ -87,13 +87,19 @@ def fake_chat() -> FakeChat:
 @pytest.fixture
 def assistant(settings, fake_chat) -> Assistant:
     """The real catalog, router, pool and ledger; text models are the fake."""
+    return make_assistant(settings, fake_chat)
+
+
+def make_assistant(settings, fake_chat, fakes: dict[str, Adapter] | None = None) -> Assistant:
+    """An Assistant whose text and embedding models are fakes (and any family in ``fakes``)."""
     settings.ensure_home()
     catalog = Catalog.load()
+    fakes = {"text": fake_chat, **(fakes or {})}
 
     def factory(model_id: str) -> Adapter:
         entry = catalog.get(model_id)
-        if entry.family == "text":
-            return fake_chat
+        if entry.family in fakes:
+            return fakes[entry.family]
         if entry.family == "embed":
             return FakeEmbedder()
         return build_adapter(entry, settings)  # unbuilt families fail like production
