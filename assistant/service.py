@@ -55,11 +55,12 @@ from models.base import (
 # What a step does with its leased model; by default, the model's own stream.
 Work = Callable[[Adapter, Request, threading.Event | None], Iterator[str | Result]]
 
+ANSWER_PASSAGES = 4  # excerpts the text model answers from (a 135M model reads few well)
+RERANK_POOL = 20  # candidates handed to a reranker, when there is one
+
 # Words that ask for the transcript itself, so the chain stops after speech.
 # The second step of a question about a picture: the text model answers from
 # what the picture's readers saw, and is told it cannot see the picture itself.
-ANSWER_PASSAGES = 4  # excerpts the text model answers from (a 135M model reads few well)
-RERANK_POOL = 20  # candidates handed to a reranker, when there is one
 VISION_PROMPT = (
     "A picture was attached. You cannot see it; two small models read it for you:\n"
     "{seen}\n\nThe labels are guesses of an ImageNet classifier (1000 everyday "
@@ -373,7 +374,9 @@ class Assistant:
             else:  # e.g. the hub model cannot be fetched here: answer from retrieval's order
                 notes += (f"Reranking failed ({ranked.error}); the passages are in retrieval's "
                           "order.",)  # fmt: skip
-        hits = hits[:ANSWER_PASSAGES]
+        if len(hits) > ANSWER_PASSAGES:  # unranked candidates: the answer reads and cites the best
+            hits = hits[:ANSWER_PASSAGES]
+            first = replace(first, result=replace(first.result, citations=hits))
         picked = dict(request.prefer).get("text") or self.settings.text_model
         entry = self.catalog.default_for("text", picked)
         answer = RouteDecision("text", entry.id, f"answer from {len(hits)} excerpts", 1.0)

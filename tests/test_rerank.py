@@ -40,8 +40,10 @@ def _assistant(settings, fake_chat, reranker: Adapter | None) -> Assistant:
     return make_assistant(settings, fake_chat, {"rerank": reranker} if reranker else None)
 
 
-def _ingest(assistant, tmp_path: Path) -> None:
-    for name, text in (("volcano.txt", VOLCANO), ("garden.txt", GARDEN)):
+def _ingest(assistant, tmp_path: Path, more: int = 0) -> None:
+    extra = [(f"note{i}.txt", f"Magma note {i}: rhyolite domes, ash and pumice.")
+             for i in range(more)]  # fmt: skip
+    for name, text in [("volcano.txt", VOLCANO), ("garden.txt", GARDEN)] + extra:
         (tmp_path / name).write_text(text)
         assert assistant.ingest(tmp_path / name).status == "ok"
 
@@ -58,15 +60,15 @@ def test_a_reranker_reorders_the_passages_and_is_a_step_in_the_ledger(settings, 
     reranker = FakeReranker()
     assistant = _assistant(replace(settings, reranker="ms-marco-minilm-l6-v2"), fake_chat,
                            reranker)  # fmt: skip
-    _ingest(assistant, tmp_path)
+    _ingest(assistant, tmp_path, more=4)
     outcome = assistant.ask(Request(text=QUESTION))
     assert outcome.status == "ok", outcome.error
     assert [s.route.task for s in outcome.steps] == ["rag", "rerank", "text"]
     query, passages = reranker.calls[-1]
-    assert query == QUESTION and len(passages) == 2  # every candidate retrieval found
+    assert query == QUESTION and len(passages) == 6  # every candidate retrieval found
     cited = outcome.result.citations
-    assert [c["source"] for c in cited] == ["garden.txt", "volcano.txt"]
-    assert [c["n"] for c in cited] == [1, 2] and cited[0]["rerank_score"] == 1.0
+    assert len(cited) == 4 and cited[0]["source"] == "garden.txt"
+    assert [c["n"] for c in cited] == [1, 2, 3, 4] and cited[0]["rerank_score"] == 1.0
     assert "<<<excerpt [1] from garden.txt" in fake_chat.seen[-1].text  # the answer reads it so
     rows = {r["request_id"]: r for r in assistant.ledger.rows()}
     row = rows[outcome.steps[1].request_id]
@@ -79,10 +81,13 @@ def test_a_reranker_that_cannot_load_leaves_the_answer_and_says_so(settings, fak
                                                                    tmp_path):  # fmt: skip
     # The real adapter: its hub model cannot be fetched on this machine.
     assistant = _assistant(replace(settings, reranker="ms-marco-minilm-l6-v2"), fake_chat, None)
-    _ingest(assistant, tmp_path)
+    _ingest(assistant, tmp_path, more=4)
     outcome = assistant.ask(Request(text=QUESTION))
     assert outcome.status == "ok", outcome.error
-    assert outcome.result.citations[0]["source"] == "volcano.txt"
+    # Of the 6 candidates retrieved for a reranker, the 4 the answer read are cited.
+    cited = outcome.result.citations
+    assert len(cited) == 4 and cited[0]["source"] == "volcano.txt"
+    assert fake_chat.seen[-1].text.count("<<<excerpt") == 4
     assert any(n.startswith("Reranking failed") for n in outcome.result.notes), outcome.result
     failed = [r for r in assistant.ledger.rows() if r["task"] == "rerank"]
     assert failed and failed[0]["status"] != "ok"
