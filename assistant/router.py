@@ -9,6 +9,7 @@ confidence and the models it passed over.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +21,13 @@ from models.base import BadInput, Request
 # A picture costs far more than a sentence, and a wrong one helps nobody:
 # below this confidence the words are answered in words.
 PICTURE_CONFIDENCE = 0.6
+# "a red circle on a blue background": the demo model's own example (and any
+# scene said that way) is a picture, with or without "draw". A rule, because
+# the n-gram classifier cannot learn it without colour words and "back…"
+# starting to draw ("green tea", "are you back?" did when exemplars were tried).
+_COLOUR = r"(?:red|green|blue|yellow|purple|orange|white|black|pink|brown|grey|gray)"
+SCENE = re.compile(rf"\b{_COLOUR}\s+(?:circle|square|triangle|star|rectangle|dot)s?\b.*"
+                   rf"\bon\s+(?:an?\s+)?{_COLOUR}\s+background\b", re.IGNORECASE)  # fmt: skip
 # Cosine between a question and the closest chunk of the user's documents
 # (all-MiniLM-L6-v2) above which the documents are searched. Measured by
 # `bench router`: questions about the bench's documents score 0.45-0.8,
@@ -87,6 +95,8 @@ class Router:
                 f"Unsupported file type: {names}. Attach audio ({', '.join(sorted(AUDIO))}), "
                 f"images ({', '.join(sorted(IMAGE))}) or documents ({', '.join(sorted(DOCUMENT))})."
             )
+        if SCENE.search(text):
+            return "image_generation", "describes shapes on a coloured background → a picture", 0.9
         task, confidence, _ = self.intent.classify(text, ("image_generation", "text"))
         if task == "image_generation" and confidence >= PICTURE_CONFIDENCE:
             return task, "asks for a new picture → image generation", confidence

@@ -95,5 +95,16 @@ def test_a_pick_that_cannot_serve_its_task_is_refused(router):
 
 
 def test_an_unclear_request_is_answered_in_words(router):
-    decision = route(router, "blue")  # the classifier leans to a picture, but barely
+    decision = route(router, "one")  # the classifier leans to a picture, but barely
     assert decision.task == "text" and decision.reason.startswith("unclear")
+
+
+def test_a_scene_in_the_demo_models_words_is_a_picture_and_look_alikes_are_not(router):
+    for text in ("a red circle on a blue background", "draw two yellow squares on a black "
+                 "background", "Red square at the left on green background"):  # fmt: skip
+        decision = route(router, text)
+        assert decision.task == "image_generation", text
+        assert decision.reason.startswith("describes shapes on a coloured background"), text
+    for text in ("what is the background of the cold war?", "green tea benefits",
+                 "are you back?", "is a red square a rectangle?"):  # fmt: skip
+        assert route(router, text).task == "text", text
