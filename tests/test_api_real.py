@@ -5,6 +5,7 @@ One process serves the UI at / and the API at /v1, as `make run` and Spaces do.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import socket
@@ -120,8 +121,6 @@ def test_a_generated_wav_is_transcribed(client):
 
 
 def test_a_picture_sent_inline_is_read_and_answered(client):
-    import base64
-
     import skimage
 
     photo = Path(skimage.__file__).parent / "data" / "chelsea.png"
@@ -135,7 +134,6 @@ def test_a_picture_sent_inline_is_read_and_answered(client):
 
 
 def test_a_picture_is_drawn_by_the_demo_model(client):
-    import base64
     import io
 
     from PIL import Image
@@ -234,9 +232,19 @@ def test_agents_see_four_tools_over_mcp_and_each_call_is_in_the_ledger(server):
         picture = await session.call_tool("draw_picture",
                                           {"prompt": "a red circle on a blue background",
                                            "seed": 7})  # fmt: skip
-        return tools, answer, picture
+        # A file goes to an MCP tool as a URL or, as here, inline as a data: URL.
+        wav = base64.b64encode((Path(__file__).parent / "data" / "speech_en.wav").read_bytes())
+        heard = await session.call_tool("transcribe",
+                                        {"audio": "data:audio/wav;base64," + wav.decode()})
+        import skimage
 
-    tools, answer, picture = _mcp(url, work)
+        photo = Path(skimage.__file__).parent / "data" / "chelsea.png"
+        png = base64.b64encode(photo.read_bytes())
+        seen = await session.call_tool("look_at_picture", {"image": "data:image/png;base64,"
+                                       + png.decode(), "question": "What animal is this?"})
+        return tools, answer, picture, heard, seen
+
+    tools, answer, picture, heard, seen = _mcp(url, work)
     # Only the tools made for agents: the chat UI's own events are not listed.
     assert sorted(t.name for t in tools) == ["ask", "draw_picture", "look_at_picture",
                                               "transcribe"]  # fmt: skip
@@ -250,7 +258,6 @@ def test_agents_see_four_tools_over_mcp_and_each_call_is_in_the_ledger(server):
     assert not picture.isError
     image = next((c for c in picture.content if c.type == "image"), None)
     assert image is not None, picture.content
-    import base64
     import io
 
     from PIL import Image
@@ -258,8 +265,14 @@ def test_agents_see_four_tools_over_mcp_and_each_call_is_in_the_ledger(server):
     drawn = Image.open(io.BytesIO(base64.b64decode(image.data)))
     assert drawn.size[0] >= 32 and drawn.format == "PNG"
 
+    assert not heard.isError, heard.content
+    words = heard.content[0].text.lower()
+    assert "fox" in words and "— whisper-base (asr;" in words, words
+    assert not seen.isError, seen.content
+    assert "efficientnet-lite0+rapidocr" in seen.content[0].text, seen.content
+
     rows = [r for r in assistant.ledger.rows(limit=20) if r["source"] == "mcp"]
-    assert {r["task"] for r in rows} == {"text", "image_generation"}
+    assert {r["task"] for r in rows} >= {"text", "image_generation", "asr", "vision"}
     assert all(r["status"] == "ok" for r in rows)
 
 
