@@ -45,6 +45,9 @@ class Entry:
     # Image models: the settings that suit them, e.g. {"steps": 1, "guidance": 0.0,
     # "size": 512} for a turbo model; a request's own options win.
     defaults: dict | None = None
+    # False where no hosted API does comparable work (the 32×32 demo model): its
+    # requests get no cloud price, rather than a DALL·E price that flatters it.
+    cloud_comparable: bool = True
 
     @property
     def pack(self) -> Pack | None:

@@ -103,6 +103,7 @@ def cost_of(
     prices: Prices,
     measured_energy_j: float | None = None,
     endpoint_prices: dict | None = None,
+    compare_cloud: bool = True,
 ) -> Cost:
     if device == "remote":
         return _remote_cost(task, usage, prices, endpoint_prices)
@@ -113,7 +114,8 @@ def cost_of(
         energy = device_seconds * float(row["watts"])
         method = f"estimate: {row['watts']:g} W × device-seconds"
     usd_local = device_seconds / 3600 * float(row["usd_per_hour"])
-    usd_cloud, ref = prices.cloud_usd(task, usage) if usage else (None, None)
+    comparable = usage is not None and compare_cloud
+    usd_cloud, ref = prices.cloud_usd(task, usage) if comparable else (None, None)
     return Cost(device, round(device_seconds, 4), round(energy, 3), method,
                 usd_local, usd_cloud, ref)  # fmt: skip
 

@@ -573,7 +573,8 @@ class Assistant:
         measured = meter.read_joules() if device.startswith("cuda") else None
         entry = self.catalog.entries.get(decision.model)
         cost = cost_of(decision.task, device, load_s + busy_s, usage, self.prices, measured,
-                       entry.prices if entry else None)  # fmt: skip
+                       entry.prices if entry else None,
+                       entry.cloud_comparable if entry else True)  # fmt: skip
         self.ledger.finish(
             Finished(
                 request_id, status, error, queue_s, load_s, run_s,
