@@ -124,9 +124,17 @@ def test_an_uploaded_picture_is_read_and_answered(page):
 
 def test_a_picture_is_drawn_with_a_progress_bar_and_shown(page):
     # 100 steps (a few seconds on a CPU), so the progress bar is on screen long enough to see.
+    from playwright.sync_api import expect
+
     page.get_by_text("Pictures: steps, guidance, seed, size, edits").click()
-    page.locator("#steps input").fill("100")
-    page.locator("#steps input").press("Tab")
+    steps = page.locator("#steps input")
+    # Typed too early, the box's own first value (0) overwrote it: wait for that first.
+    expect(steps).to_have_value("0")
+    page.wait_for_timeout(300)
+    steps.fill("100")
+    steps.press("Tab")
+    page.wait_for_timeout(300)
+    expect(steps).to_have_value("100")
     seen_progress = []
     box = page.locator("#input textarea")
     box.fill("draw a red circle on a blue background")
