@@ -34,6 +34,7 @@ import inspect
 import math
 import queue
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,11 +46,11 @@ from models.base import (
     Refused,
     Request,
     Result,
+    Usage,
     hub_cached,
     pick_device,
     require_download,
 )
-from models.pictures import controls, picture_result
 
 PICTURES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 LIMIT = 1024  # largest side drawn; more would not fit a consumer GPU at SDXL sizes
@@ -63,6 +64,29 @@ def fit_size(width: float | None, height: float | None, default: int) -> tuple[i
     note = "" if (fw, fh) == (w, h) else (
         f"The size was changed from {w}×{h} to {fw}×{fh} (multiples of 8, at most {LIMIT}).")
     return fw, fh, note
+
+
+def controls(options: dict) -> tuple[int, float, int]:
+    """(steps, guidance, seed), bounded, from options with the model's defaults merged in."""
+    steps = int(min(100, max(1, float(options["steps"]))))
+    guidance = float(min(20.0, max(0.0, float(options["guidance"]))))
+    # A seed given back reproduces a picture exactly; none (or -1) draws a new one.
+    seed = options.get("seed", -1)
+    return steps, guidance, int(seed) if seed >= 0 else uuid.uuid4().int % 2**31
+
+
+def picture_result(image, out_dir: Path, recipe: dict, text: str, notes: list[str]) -> Result:
+    """Save ``image`` (PIL) in ``out_dir`` with ``recipe`` in its PNG text chunks; its Result."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    for key, value in recipe.items():
+        info.add_text(key, str(value))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"image-{uuid.uuid4().hex[:12]}.png"
+    image.save(path, pnginfo=info)
+    return Result(text=text, files=(path,), usage=Usage(0, 1, "images"), notes=tuple(notes),
+                  recipe=tuple((k, str(v)) for k, v in recipe.items()))  # fmt: skip
 
 
 class DiffusersImages(Adapter):
@@ -167,13 +191,14 @@ class DiffusersImages(Adapter):
         if not prompt:
             raise BadInput("Describe the picture to draw (or the change to make).")
         opts = {**self.defaults, **dict(request.options)}
-        steps, guidance, seed = controls(opts, self.defaults["steps"], self.defaults["guidance"])
+        steps, guidance, seed = controls(opts)
         negative = str(opts.get("negative") or "") or None
         notes = self.prompt_notes(prompt)
         # A model that only draws from words (the demo) ignores attached pictures.
         editing = "image_edit" in self.tasks
         pictures = [p for p in request.attachments if p.suffix.lower() in PICTURES and editing]
         kwargs = {}
+        base = type(self.pipe)  # a fresh pipeline of the same class around the same weights
         if pictures:  # an edit: the uploaded picture is the start
             from models.vision import load_image
 
@@ -188,13 +213,11 @@ class DiffusersImages(Adapter):
             width, height, note = fit_size(opts.get("width"), opts.get("height"),
                                            self.defaults["size"])  # fmt: skip
             kwargs.update(width=width, height=height)
-            base = type(self.pipe)
         else:  # a model that draws one size only (the demo: 32×32)
             width = height = self.defaults["size"]
             asked = {dict(request.options).get(k) for k in ("width", "height")} - {None, width}
             note = "" if not asked else (
                 f"{self.model_id} draws {width}×{height} pictures only; the size was not used.")
-            base = type(self.pipe)
         if note:
             notes.append(note)
         words = getattr(self.pipe, "tokenizer", None)  # CLIP reads 77 tokens
