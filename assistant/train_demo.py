@@ -29,7 +29,7 @@ import numpy as np
 
 from assistant import scenes
 from assistant.families import minilm_folder
-from models.image_demo import GUIDANCE, MAX_TOKENS
+from models.image_demo import GUIDANCE
 
 OUT = Path(__file__).resolve().parent.parent / "models" / "demo_diffusion"
 
@@ -37,26 +37,24 @@ OUT = Path(__file__).resolve().parent.parent / "models" / "demo_diffusion"
 class TextEncoder:
     """Frozen MiniLM token states for captions, cached (the grammar has few of them).
 
-    Tokenized exactly as DemoScenePipeline.encode does when drawing.
+    Encoded by the same function the pipeline uses when drawing.
     """
 
     def __init__(self, folder: Path):
-        from transformers import AutoModel, AutoTokenizer
+        from models.demo_pipeline import text_encoder
 
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModel.from_pretrained(folder).eval()
+        self.tokenizer, self.model = text_encoder(folder)
         self.cache: dict = {}
 
     def __call__(self, captions: list[str]):
         import torch
 
+        from models.demo_pipeline import encode
+
         missing = [c for c in dict.fromkeys(captions) if c not in self.cache]
         if missing:
-            enc = self.tokenizer(missing, padding="max_length", truncation=True,
-                                 max_length=MAX_TOKENS, return_tensors="pt")  # fmt: skip
-            with torch.inference_mode():
-                states = self.model(**enc).last_hidden_state
-            for caption, s in zip(missing, states, strict=True):
+            for caption, s in zip(missing, encode(self.tokenizer, self.model, missing),
+                                  strict=True):  # fmt: skip
                 self.cache[caption] = s.clone()
         return torch.stack([self.cache[c] for c in captions])
 

@@ -40,13 +40,7 @@ class DemoScenePipeline(DiffusionPipeline):
                               tokenizer=tokenizer)  # fmt: skip
 
     def encode(self, prompts: list[str]):
-        import torch
-
-        enc = self.tokenizer(prompts, padding="max_length", truncation=True,
-                             max_length=MAX_TOKENS, return_tensors="pt")  # fmt: skip
-        enc = {k: v.to(self.text_encoder.device) for k, v in enc.items()}
-        with torch.inference_mode():
-            return self.text_encoder(**enc).last_hidden_state.to(self.unet.dtype)
+        return encode(self.tokenizer, self.text_encoder, prompts).to(self.unet.dtype)
 
     def __call__(self, prompt: str | list[str], negative_prompt: str | list[str] | None = None,
                  num_inference_steps: int = 25, guidance_scale: float = GUIDANCE, generator=None,
@@ -93,12 +87,28 @@ class DemoScenePipeline(DiffusionPipeline):
         return ImagePipelineOutput(images=[Image.fromarray(p) for p in pixels])
 
 
-def load(folder: Path, text_folder: Path, dtype=None) -> DemoScenePipeline:
-    """The demo pipeline from its folder, with the packed MiniLM as its text encoder."""
+def text_encoder(text_folder: Path):
+    """(tokenizer, frozen encoder) of the packed MiniLM, as training and drawing both read it."""
     from transformers import AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(text_folder, model_max_length=MAX_TOKENS)
-    encoder = AutoModel.from_pretrained(text_folder).eval()
+    return tokenizer, AutoModel.from_pretrained(text_folder).eval()
+
+
+def encode(tokenizer, encoder, prompts: list[str]):
+    """MiniLM token states (B, MAX_TOKENS, 384) of ``prompts``: the UNet's cross-attention input."""
+    import torch
+
+    enc = tokenizer(prompts, padding="max_length", truncation=True, max_length=MAX_TOKENS,
+                    return_tensors="pt")  # fmt: skip
+    enc = {k: v.to(encoder.device) for k, v in enc.items()}
+    with torch.inference_mode():
+        return encoder(**enc).last_hidden_state
+
+
+def load(folder: Path, text_folder: Path, dtype=None) -> DemoScenePipeline:
+    """The demo pipeline from its folder, with the packed MiniLM as its text encoder."""
+    tokenizer, encoder = text_encoder(text_folder)
     return DemoScenePipeline.from_pretrained(folder, text_encoder=encoder, tokenizer=tokenizer,
                                              dtype=dtype)  # fmt: skip
 
