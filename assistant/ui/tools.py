@@ -24,6 +24,7 @@ import gradio as gr
 
 from assistant.service import Assistant, Outcome
 from assistant.space import gpu
+from assistant.ui.documents import user_of
 from models.base import Request
 
 TOOLS = ("ask", "draw_picture", "transcribe", "look_at_picture")
@@ -39,8 +40,7 @@ def build_tools(assistant: Assistant, demo: gr.Blocks) -> None:
         by_mcp = request is not None and request.headers.get("x-gradio-user") == "mcp"
         source = "mcp" if by_mcp else "gradio-api"
         session = (request.session_hash if request else None) or "none"
-        user = (getattr(request, "username", None) or "local") if request else "local"
-        req = Request(session_id=f"{source}-{session}", user=user, **fields)
+        req = Request(session_id=f"{source}-{session}", user=user_of(request), **fields)
         outcome = ask_routed(req, source)
         if outcome.status != "ok":
             raise gr.Error(outcome.error)  # the agent gets an error result with this message
