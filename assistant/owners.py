@@ -57,13 +57,13 @@ class UploadOwners:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        path, cookie = scope["path"], _cookie(scope)
+        path = scope["path"]  # every request passes here: only uploads and files read more
         if path == UPLOAD and scope["method"] == "POST":
-            return await self._upload(scope, receive, send, cookie)
+            return await self._upload(scope, receive, send, _cookie(scope))
         for route in FILE_ROUTES:
             if path.startswith(route):
                 owner = self.owner_of(path[len(route):])
-                if owner is not None and owner != cookie:
+                if owner is not None and owner != _cookie(scope):
                     return await _not_found(send)
         return await self.app(scope, receive, send)
 
