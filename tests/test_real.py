@@ -126,3 +126,23 @@ def test_the_coder_pack_joins_verifies_and_writes_code(assistant):
     scope: dict = {}
     exec(code, scope)  # noqa: S102 (the model's own answer, in a test)
     assert [scope["is_even"](n) for n in (0, 3, 10, -7)] == [True, False, True, False]
+
+
+def test_loading_the_chat_model_leaves_torch_its_threads(assistant):
+    # CTranslate2 sets OpenMP's count to 1 on the thread that builds it;
+    # torch shares that count, so every torch model run later on that thread
+    # (embeddings, Whisper, pictures) used to run on one core.
+    import torch
+
+    from assistant.families import build_adapter
+
+    entry = assistant.catalog.get("smollm2-135m-instruct")
+    adapter = build_adapter(entry, assistant.settings, lambda message: None)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        adapter.load()
+        assert torch.get_num_threads() == 2
+    finally:
+        adapter.unload()
+        torch.set_num_threads(previous)
