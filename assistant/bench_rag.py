@@ -139,8 +139,18 @@ def _embedding_speed(assistant, store, repeats: int, progress) -> list[dict]:
     loop = statistics.median(runs["loop"])
     cosine = float(np.min(np.sum(reference * product, axis=1)))
     mode = "bf16 autocast" if adapter.bf16 else "fp32"
+    # How much room is there? The loop's arithmetic rate against the fp32
+    # matrix-multiply peak measured now: no fp32 path, batched or not, can
+    # beat the loop by more than their ratio.
+    loop_gflops = _encoder_flops(model, texts) / loop / 1e9
+    peak = statistics.median(_matmul_gflops() for _ in range(repeats))
     return [
         metric("embedding: one chunk at a time (reference)", len(texts) / loop, "chunks/s"),
+        metric("embedding: the loop's arithmetic rate", loop_gflops, "GFLOP/s"),
+        metric(f"fp32 matrix-multiply peak, {torch.get_num_threads()} threads (median)", peak,
+               "GFLOP/s"),  # fmt: skip
+        metric("largest fp32 speed-up over the loop this CPU allows (peak / loop rate)",
+               peak / loop_gflops, "x"),  # fmt: skip
         metric("embedding: batched fp32 vs loop", loop / statistics.median(runs["batched fp32"]),
                "x"),  # fmt: skip
         metric(f"embedding: product path ({mode}, batched) vs loop",
@@ -149,6 +159,39 @@ def _embedding_speed(assistant, store, repeats: int, progress) -> list[dict]:
         metric(f"embedding: min cosine, product path vs reference ({torch.get_num_threads()} "
                "threads)", cosine, "cosine", ">= 0.99", cosine >= 0.99),  # fmt: skip
     ]
+
+
+def _encoder_flops(model, texts: list[str]) -> float:
+    """Floating-point operations to embed the texts one at a time (no padding).
+
+    Per token, 2 per weight of the encoder's Linear layers; per layer,
+    4·n·hidden more for the n×n attention scores and their use.
+    """
+    import torch
+
+    weights = sum(m.weight.numel() for name, m in model.named_modules()
+                  if isinstance(m, torch.nn.Linear) and ".encoder." in f".{name}.")  # fmt: skip
+    config = model[0].auto_model.config
+    ids = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)["input_ids"]
+    per_layer_attention = 4 * config.hidden_size
+    return float(sum(2 * weights * len(x) + per_layer_attention * len(x) ** 2
+                     * config.num_hidden_layers for x in ids))  # fmt: skip
+
+
+def _matmul_gflops(size: int = 2048) -> float:
+    """This CPU's fp32 matrix-multiply rate on all torch threads: best of five."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(5))
+    return 2 * size**3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
 
 
 def _query_latency(assistant, home: Path, vectors, questions, progress) -> list[dict]:
