@@ -31,6 +31,7 @@ from models.base import (
     Result,
     Usage,
     hub_cached,
+    keeping_torch_threads,
     pick_device,
     require_download,
 )
@@ -116,10 +117,11 @@ class FasterWhisper(_Whisper):
         if compute == "auto":
             compute = "float16" if self.device == "cuda" else "int8"
         try:
-            self.model = WhisperModel(
-                str(self.source), device=self.device, compute_type=compute,
-                cpu_threads=self.cpu_threads,
-            )  # fmt: skip
+            with keeping_torch_threads():
+                self.model = WhisperModel(
+                    str(self.source), device=self.device, compute_type=compute,
+                    cpu_threads=self.cpu_threads,
+                )  # fmt: skip
         except (OSError, RuntimeError, ValueError) as err:
             raise ModelUnavailable(
                 f"Could not load Whisper model '{self.source}': {err}. A size name such as "

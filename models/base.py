@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -153,6 +154,29 @@ class Adapter:
     ) -> Iterator[str | Progress | Result]:
         """Yield text pieces (and Progress) as they are produced, then the final Result."""
         yield self.run(request)
+
+
+@contextmanager
+def keeping_torch_threads() -> Iterator[None]:
+    """Build a CTranslate2 model without changing torch's thread count on this thread.
+
+    CTranslate2 sets OpenMP's thread count to its ``intra_threads`` on the
+    thread that builds a model, and torch shares that OpenMP runtime: with
+    the chat model's 1, every torch model later run on the same server
+    thread (embeddings, Whisper, vision, pictures) ran on one core, seen as
+    ``bench rag`` embedding on "1 threads". CTranslate2's own workers set
+    their count themselves, so restoring it costs them nothing.
+    """
+    try:
+        import torch
+    except ImportError:  # no torch, nothing shares the count
+        yield
+        return
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def pick_device(preference: str = "auto") -> str:

@@ -28,12 +28,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.base import Adapter, ModelUnavailable, Request, Result, Usage
+from models.base import Adapter, ModelUnavailable, Request, Result, Usage, keeping_torch_threads
 from models.text import chat_prompt, trimmed_note
 
 CT2_DIR = "ct2-int8"  # inside a transformers weights folder
@@ -64,29 +63,6 @@ def ensure_ct2(folder: Path, progress: Callable[[str], None] = print) -> Path:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out
-
-
-@contextmanager
-def _keeping_omp_threads() -> Iterator[None]:
-    """Build a Generator without changing the OpenMP thread count of this thread.
-
-    CTranslate2 sets OpenMP's thread count to ``intra_threads`` (1 here) on
-    the thread that builds the generator, and torch shares that OpenMP
-    runtime: every torch model later run on the same server thread
-    (embeddings, Whisper, vision, pictures) ran on one core, measured as
-    ``bench rag`` embedding on "1 threads" at half speed. Its own worker
-    threads set their count themselves, so restoring it here costs nothing.
-    """
-    try:
-        import torch
-    except ImportError:  # no torch, nothing shares the count
-        yield
-        return
-    threads = torch.get_num_threads()
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @dataclass(eq=False)  # compared by identity: two equal prompts are two requests
@@ -235,7 +211,7 @@ class CT2Chat(Adapter):
         # Measured on 2 cores only: two single-threaded batch workers. With
         # more cores, up to four workers share them (untested beyond 2).
         self.workers = self.workers or (1 if cuda else min(4, cores))
-        with _keeping_omp_threads():
+        with keeping_torch_threads():
             self.generator = ctranslate2.Generator(
                 str(ct2),
                 device=self.device,

@@ -128,16 +128,19 @@ def test_the_coder_pack_joins_verifies_and_writes_code(assistant):
     assert [scope["is_even"](n) for n in (0, 3, 10, -7)] == [True, False, True, False]
 
 
-def test_loading_the_chat_model_leaves_torch_its_threads(assistant):
-    # CTranslate2 sets OpenMP's count to 1 on the thread that builds it;
-    # torch shares that count, so every torch model run later on that thread
-    # (embeddings, Whisper, pictures) used to run on one core.
+@pytest.mark.parametrize("model_id", ["smollm2-135m-instruct", "whisper-tiny.en"])
+def test_loading_a_ctranslate2_model_leaves_torch_its_threads(assistant, model_id):
+    # CTranslate2 sets OpenMP's count to its own on the thread that builds a
+    # model (1 for the chat model); torch shares that count, so every torch
+    # model run later on that thread (embeddings, Whisper, pictures) used to
+    # run on one core. Whisper is built with one thread here to show it too.
     import torch
 
     from assistant.families import build_adapter
 
-    entry = assistant.catalog.get("smollm2-135m-instruct")
-    adapter = build_adapter(entry, assistant.settings, lambda message: None)
+    adapter = build_adapter(assistant.catalog.get(model_id), assistant.settings, print)
+    if model_id.startswith("whisper"):
+        adapter.cpu_threads = 1
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
