@@ -1,4 +1,5 @@
-"""Command line: serve | ask | models | ledger | prepare | ingest | documents | bench.
+"""Command line: serve | ask | models | ledger | prepare | ingest | documents | bench |
+train | space.
 
     python -m assistant ask "What is the capital of France?" --json
     python -m assistant models --json
@@ -240,7 +241,9 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("prepare", help="prepare packed weights once").set_defaults(func=cmd_prepare)
     sub.add_parser("serve", help="serve the web app").set_defaults(func=cmd_serve)
-    bench = sub.add_parser("bench", help="measure side by side: asr")
+    bench = sub.add_parser(
+        "bench", help="measure side by side: asr, text, rag, router, vision, image, pool"
+    )
     bench.add_argument("name", nargs="?", help="one bench; all when omitted")
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--repeats", type=int, default=3, help="runs per contender (median)")
