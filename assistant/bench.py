@@ -38,6 +38,13 @@ def metric(name: str, value: float, unit: str, goal: str | None = None, met=None
     return {"name": name, "value": round(value, 4), "unit": unit, "goal": goal, "met": met}
 
 
+def timed(fn) -> float:
+    """Seconds one call of fn takes."""
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
 # -- word error rate ---------------------------------------------------------
 
 

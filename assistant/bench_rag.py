@@ -19,7 +19,7 @@ import statistics
 import time
 from pathlib import Path
 
-from assistant.bench import metric
+from assistant.bench import metric, timed
 from assistant.settings import Settings
 from models.base import Request
 
@@ -184,14 +184,8 @@ def _matmul_gflops(size: int = 2048) -> float:
 
     a, b = torch.randn(size, size), torch.randn(size, size)
     a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(5))
+    best = min(timed(lambda: a @ b) for _ in range(5))
     return 2 * size**3 / best / 1e9
-
-
-def _timed(fn) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
 
 
 def _query_latency(assistant, home: Path, vectors, questions, progress) -> list[dict]:

@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from assistant.bench import metric
+from assistant.bench import metric, timed
 from assistant.settings import Settings
 from models.base import Request, Result
 
@@ -54,15 +54,9 @@ def memory_bandwidth_gbs(threads: int) -> float:
     torch.set_num_threads(threads)
     x = torch.ones(128 * 1024 * 1024)  # fp32: 512 MB
     x.sum()
-    best = min(_timed(x.sum) for _ in range(5))
+    best = min(timed(x.sum) for _ in range(5))
     torch.set_num_threads(CORES)
     return x.numel() * 4 / best / 1e9
-
-
-def _timed(fn) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
 
 
 def _one(adapter, text: str, new_tokens: int = NEW_TOKENS) -> dict:
