@@ -9,7 +9,7 @@ be reached.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +188,27 @@ def stream_generate(model, tokenizer, inputs: dict, max_new_tokens: int,
     if "error" in generated:
         raise generated["error"]
     return "".join(pieces).strip(), streamer.count
+
+
+def stream_decoded(ids: Iterable[int], tokenizer: Any) -> Generator[str, None, tuple[str, int]]:
+    """Yield the text of token ids as it grows; return (the whole text, how many ids).
+
+    For runtimes that hand over token ids one by one (CTranslate2, llama.cpp).
+    A multi-byte character split across tokens decodes to U+FFFD until its
+    last byte arrives: wait for it rather than show junk.
+    """
+    out: list[int] = []
+    shown = ""
+    for token in ids:
+        out.append(token)
+        text = tokenizer.decode(out, skip_special_tokens=True)
+        if len(text) > len(shown) and not text.endswith("\ufffd"):
+            yield text[len(shown):]
+            shown = text
+    text = tokenizer.decode(out, skip_special_tokens=True)
+    if len(text) > len(shown):
+        yield text[len(shown):]
+    return text.strip(), len(out)
 
 
 def chat_prompt(tokenizer: Any, request: Request, context_window: int, return_tensors=False):

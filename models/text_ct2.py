@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from models.base import Adapter, ModelUnavailable, Request, Result, Usage, keeping_torch_threads
-from models.text import chat_prompt, trimmed_note
+from models.text import chat_prompt, stream_decoded, trimmed_note
 
 CT2_DIR = "ct2-int8"  # inside a transformers weights folder
 
@@ -267,24 +267,19 @@ class CT2Chat(Adapter):
             cancel=cancel or threading.Event(),
         )
         self.batcher.submit(job)
-        out_ids: list[int] = []
-        shown = ""
-        while not isinstance(item := job.out.get(), _Done):
-            out_ids.append(item)
-            text = self.tokenizer.decode(out_ids, skip_special_tokens=True)
-            # A multi-byte character split across tokens decodes to U+FFFD
-            # until its last byte arrives: wait for it rather than show junk.
-            if len(text) > len(shown) and not text.endswith("\ufffd"):
-                yield text[len(shown):]
-                shown = text
-        if item.error is not None:
-            raise item.error
-        text = self.tokenizer.decode(out_ids, skip_special_tokens=True)
-        if len(text) > len(shown):
-            yield text[len(shown):]
+        done: list[_Done] = []
+
+        def token_ids() -> Iterator[int]:
+            while not isinstance(item := job.out.get(), _Done):
+                yield item
+            done.append(item)
+
+        text, n_out = yield from stream_decoded(token_ids(), self.tokenizer)
+        if done[0].error is not None:
+            raise done[0].error
         yield Result(
-            text=text.strip(),
-            usage=Usage(len(ids), len(out_ids), "tokens"),
+            text=text,
+            usage=Usage(len(ids), n_out, "tokens"),
             notes=trimmed_note(trimmed),
             queue_s=max(0.0, job.started - job.submitted),
             batch_size=job.batch_size,
