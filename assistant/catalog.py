@@ -74,6 +74,11 @@ class Entry:
             return False, (
                 f"not available yet: the {self.family} family is not built in this version"
             )
+        # A library the backend needs beyond the weights (llama.cpp is compiled
+        # on request): {"modules": [import names], "install": "how"}.
+        runtime = self.source.get("runtime")
+        if runtime and any(module_dir(m) is None for m in runtime["modules"]):
+            return False, f"needs {', '.join(runtime['modules'])}: {runtime['install']}"
         if self.bundled:
             if not (self.bundled / "unet").is_dir():
                 return False, "not trained yet: python -m assistant train demo-diffusion"

@@ -21,7 +21,7 @@ def build_adapter(entry: Entry, settings: Settings, progress=print) -> Adapter:
             f"({', '.join(entry.tasks)}) is not built in this version of the assistant. "
             "Ask a text question instead, or watch the catalog (python -m assistant models)."
         )
-    if entry.backend in ("transformers", "ctranslate2"):
+    if entry.backend in ("transformers", "ctranslate2", "llama.cpp"):
         return _text_adapter(entry, settings, progress)
     if entry.backend == "openai":
         return _remote_adapter(entry)
@@ -62,7 +62,8 @@ def prepare_weights(entry: Entry, settings: Settings, progress=print):
     if pack is None:
         return None
     convert = None
-    if entry.backend in ("transformers", "ctranslate2") and pack.filename.endswith(".gguf"):
+    text = ("transformers", "ctranslate2", "llama.cpp")
+    if entry.backend in text and pack.filename.endswith(".gguf"):
         from models.text import convert_gguf
 
         convert = convert_gguf
@@ -84,6 +85,14 @@ def _text_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
         # to the request that triggered it, like any other cold load.
         return prepare_weights(entry, settings, progress)
 
+    if entry.backend == "llama.cpp":
+        from models.text_llamacpp import LlamaCppChat
+
+        return LlamaCppChat(
+            files=lambda: _gguf_files(entry, prepare),
+            device=settings.device,
+            context_window=entry.context_window or 2048,
+        )
     if entry.backend == "ctranslate2":
         from models.text_ct2 import CT2Chat
 
@@ -101,6 +110,33 @@ def _text_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
         context_window=entry.context_window or 2048,
         prepare=prepare if entry.pack else None,
     )
+
+
+def _gguf_files(entry: Entry, prepare) -> tuple[Path, Path]:
+    """(tokenizer folder, GGUF file) for llama.cpp: a one-file pack, or source.folder + gguf.
+
+    The pack is prepared like the other text backends' (its tokenizer is in
+    the converted folder); its GGUF is read where pip put it, checked by
+    the same preparation. A split pack keeps no joined GGUF, so it is not offered.
+    """
+    from models import packs
+
+    pack = entry.pack
+    if pack is not None:
+        if len(pack.parts) != 1:
+            raise ModelUnavailable(
+                f"'{entry.id}': the llama.cpp backend needs a one-file GGUF pack; "
+                f"'{pack.id}' is split in {len(pack.parts)} parts."
+            )
+        folder = prepare()
+        return Path(folder), packs.locate(pack)[0]
+    src = entry.source
+    if not src.get("folder") or not src.get("gguf"):
+        raise ModelUnavailable(
+            f"Catalog entry '{entry.id}' uses the llama.cpp backend but lacks source.folder "
+            "(a transformers tokenizer folder) or source.gguf (the model file)."
+        )
+    return Path(src["folder"]), Path(src["gguf"])
 
 
 def _remote_adapter(entry: Entry) -> Adapter:

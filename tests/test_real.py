@@ -149,3 +149,23 @@ def test_loading_a_ctranslate2_model_leaves_torch_its_threads(assistant, model_i
     finally:
         adapter.unload()
         torch.set_num_threads(previous)
+
+
+def _llama_cpp_installed() -> bool:
+    from models.packs import module_dir
+
+    return module_dir("llama_cpp") is not None
+
+
+@pytest.mark.skipif(not _llama_cpp_installed(), reason="optional runtime: make llamacpp")
+def test_llama_cpp_serves_the_pack_gguf_as_shipped(assistant):
+    model = "smollm2-135m-instruct-llamacpp"
+    outcome = assistant.ask(Request(text="What is the capital of Germany?", model=model))
+    assert outcome.status == "ok", outcome.error
+    assert outcome.route.model == model and "Berlin" in outcome.result.text
+    # Same prompt rendering as the default backend: the same tokens go in.
+    default = assistant.ask(Request(text="What is the capital of Germany?"))
+    assert outcome.result.usage.units_in == default.result.usage.units_in
+    items = list(assistant.handle(Request(text="Name three colours.", model=model)))
+    pieces = [i for i in items if isinstance(i, str)]
+    assert len(pieces) > 3 and "".join(pieces).strip() == items[-1].result.text
