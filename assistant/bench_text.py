@@ -9,6 +9,8 @@ Same weights (the SmolLM2 pack), same prompts, one run:
 - eight chats at once vs one: aggregate tokens/s, p95 time to first token,
   and whether each batched reply equals its prompt's reply run alone.
 Both models are built from the catalog exactly as the app builds them.
+When the optional llama.cpp runtime is installed (``make llamacpp``), the
+same pack's GGUF on llama.cpp is a third contender for decode and roofline.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from models.base import Request, Result
 
 CORES = os.cpu_count() or 1
 FAST, REFERENCE = "smollm2-135m-instruct", "smollm2-135m-instruct-fp32"
+LLAMA = "smollm2-135m-instruct-llamacpp"  # optional: only when llama_cpp is installed
 NEW_TOKENS = 96
 PROMPTS = [
     "Write a short story about a robot who learns to paint.",
@@ -83,6 +86,8 @@ def _one(adapter, text: str, new_tokens: int = NEW_TOKENS) -> dict:
 
 def _weights_bytes(adapter) -> int:
     """Bytes of weights read per decoded token: every matrix, once (tied embeddings once)."""
+    if getattr(adapter, "llm", None) is not None:
+        return Path(adapter.llm.model_path).stat().st_size  # the GGUF as read
     if getattr(adapter, "generator", None) is not None:
         from models.text_ct2 import CT2_DIR
 
@@ -156,13 +161,18 @@ def bench_text(repeats: int, progress) -> list[dict]:
     bw1 = statistics.median(memory_bandwidth_gbs(1) for _ in range(repeats))
     progress(f"  memory read bandwidth: {bw:.1f} GB/s (all cores), {bw1:.1f} GB/s (one core)")
 
-    decode: dict[str, list[float]] = {FAST: [], REFERENCE: []}
-    ttft: dict[str, list[float]] = {FAST: [], REFERENCE: []}
+    from models.packs import module_dir
+
+    contenders = [REFERENCE, FAST] + ([LLAMA] if module_dir("llama_cpp") else [])
+    if LLAMA not in contenders:
+        progress("  llama.cpp not installed (make llamacpp): two contenders")
+    decode: dict[str, list[float]] = {m: [] for m in contenders}
+    ttft: dict[str, list[float]] = {m: [] for m in contenders}
     size: dict[str, int] = {}
     n_long = 0
     for r in range(repeats):
-        # Alternate the order so drift on a shared machine hits both.
-        for model_id in (FAST, REFERENCE) if r % 2 else (REFERENCE, FAST):
+        # Alternate the order so drift on a shared machine hits all alike.
+        for model_id in contenders[::-1] if r % 2 else contenders:
             got = _in_subprocess(model_id)
             decode[model_id] += got["rates"]
             ttft[model_id].append(got["ttft"])
@@ -171,7 +181,7 @@ def bench_text(repeats: int, progress) -> list[dict]:
                  f"{statistics.median(decode[REFERENCE][-4:]):.1f} tok/s, first token "
                  f"{ttft[FAST][-1]:.2f} vs {ttft[REFERENCE][-1]:.2f} s")  # fmt: skip
     fast, ref = statistics.median(decode[FAST]), statistics.median(decode[REFERENCE])
-    roof = {m: statistics.median(decode[m]) * size[m] / 1e9 / bw for m in (FAST, REFERENCE)}
+    roof = {m: statistics.median(decode[m]) * size[m] / 1e9 / bw for m in contenders}
 
     # Eight chats at once vs one, on the product's path.
     fast_adapter = _build(FAST)
@@ -186,6 +196,19 @@ def bench_text(repeats: int, progress) -> list[dict]:
     one_m, eight_m = statistics.median(one), statistics.median(eight)
     progress(f"  8 chats at once: {eight_m:.1f} tok/s aggregate vs {one_m:.1f} for one chat")
     fast_adapter.unload()
+    optional = []
+    if LLAMA in contenders:
+        llama = statistics.median(decode[LLAMA])
+        optional = [
+            metric("decode, llama.cpp Q4_1 (optional backend, median)", llama, "tok/s"),
+            metric("decode speed-up, llama.cpp vs transformers fp32", llama / ref, "x"),
+            metric("decode speed-up, llama.cpp vs CTranslate2 int8", llama / fast, "x"),
+            metric(f"time to first token, {n_long}-token prompt, llama.cpp (median)",
+                   statistics.median(ttft[LLAMA]), "s"),  # fmt: skip
+            metric("weights read per token, llama.cpp Q4_1", size[LLAMA] / 1e6, "MB"),
+            metric("roofline efficiency, llama.cpp Q4_1", roof[LLAMA], "fraction", ">= 0.5",
+                   roof[LLAMA] >= 0.5),  # fmt: skip
+        ]
     return [
         metric("memory read bandwidth, all cores (median)", bw, "GB/s"),
         metric("memory read bandwidth, one core (median)", bw1, "GB/s"),
@@ -201,6 +224,7 @@ def bench_text(repeats: int, progress) -> list[dict]:
         metric("roofline efficiency, CTranslate2 int8", roof[FAST], "fraction", ">= 0.5",
                roof[FAST] >= 0.5),  # fmt: skip
         metric("roofline efficiency, transformers fp32", roof[REFERENCE], "fraction"),
+        *optional,
         metric("one chat alone, aggregate (median)", one_m, "tok/s"),
         metric("8 concurrent chats, aggregate (median)", eight_m, "tok/s"),
         metric("8 concurrent vs 1", eight_m / one_m, "x", ">= 3", eight_m / one_m >= 3),
