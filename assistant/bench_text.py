@@ -3,7 +3,7 @@
 Same weights (the SmolLM2 pack), same prompts, one run:
 - decode tokens/s of the product's path (CTranslate2 int8, batched) vs a
   plain transformers fp32 ``generate``, and time to first token on a
-  250-token prompt;
+  250-token prompt and on the next turn of that chat;
 - roofline efficiency: tokens/s x bytes of weights read per token, over
   the memory bandwidth measured here in the same run;
 - eight chats at once vs one: aggregate tokens/s, p95 time to first token,
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from assistant.bench import metric, timed
 from assistant.settings import Settings
-from models.base import Request, Result
+from models.base import Message, Request, Result
 
 CORES = os.cpu_count() or 1
 FAST, REFERENCE = "smollm2-135m-instruct", "smollm2-135m-instruct-fp32"
@@ -48,6 +48,7 @@ LONG_CONTEXT = (
     "windows, a children's corner with low shelves and cushions, a quiet study area, "
     "a small cafe, and a workshop where volunteers repair old books. "
 ) * 5 + "In two sentences, what does the new wing of the library contain?"
+FOLLOW_UP = "Is there somewhere to eat?"
 
 
 def memory_bandwidth_gbs(threads: int) -> float:
@@ -62,12 +63,12 @@ def memory_bandwidth_gbs(threads: int) -> float:
     return x.numel() * 4 / best / 1e9
 
 
-def _one(adapter, text: str, new_tokens: int = NEW_TOKENS) -> dict:
+def _one(adapter, text: str, new_tokens: int = NEW_TOKENS, history: tuple = ()) -> dict:
     """Stream one reply; time to first piece, decode rate after it, the text."""
     started = time.perf_counter()
     first = None
     result = None
-    for item in adapter.stream(Request(text=text, max_new_tokens=new_tokens)):
+    for item in adapter.stream(Request(text=text, max_new_tokens=new_tokens, history=history)):
         if isinstance(item, Result):
             result = item
         elif first is None:
@@ -141,9 +142,14 @@ def _decode_worker(model_id: str) -> dict:
     torch.set_num_threads(CORES)
     adapter = _build(model_id)
     rates = [_one(adapter, text)["decode_tps"] for text in PROMPTS[:4]]
-    first = _one(adapter, LONG_CONTEXT, 16)["ttft"]
+    long = _one(adapter, LONG_CONTEXT, 16)
+    # The next turn of that chat: a runtime that keeps the chat's KV cache
+    # (llama.cpp) reads only the new turn; one that does not reads it all.
+    history = (Message("user", LONG_CONTEXT), Message("assistant", long["text"]))
+    follow = _one(adapter, FOLLOW_UP, 16, history)["ttft"]
     n_long = len(adapter.tokenizer(LONG_CONTEXT)["input_ids"])
-    return {"rates": rates, "ttft": first, "bytes": _weights_bytes(adapter), "n_long": n_long}
+    return {"rates": rates, "ttft": long["ttft"], "follow": follow,
+            "bytes": _weights_bytes(adapter), "n_long": n_long}  # fmt: skip
 
 
 def _in_subprocess(model_id: str) -> dict:
@@ -168,6 +174,7 @@ def bench_text(repeats: int, progress) -> list[dict]:
         progress("  llama.cpp not installed (make llamacpp): two contenders")
     decode: dict[str, list[float]] = {m: [] for m in contenders}
     ttft: dict[str, list[float]] = {m: [] for m in contenders}
+    follow: dict[str, list[float]] = {m: [] for m in contenders}
     size: dict[str, int] = {}
     n_long = 0
     for r in range(repeats):
@@ -176,6 +183,7 @@ def bench_text(repeats: int, progress) -> list[dict]:
             got = _in_subprocess(model_id)
             decode[model_id] += got["rates"]
             ttft[model_id].append(got["ttft"])
+            follow[model_id].append(got["follow"])
             size[model_id], n_long = got["bytes"], got["n_long"]
         progress(f"  repeat {r + 1}: decode {statistics.median(decode[FAST][-4:]):.1f} vs "
                  f"{statistics.median(decode[REFERENCE][-4:]):.1f} tok/s, first token "
@@ -205,6 +213,8 @@ def bench_text(repeats: int, progress) -> list[dict]:
             metric("decode speed-up, llama.cpp vs CTranslate2 int8", llama / fast, "x"),
             metric(f"time to first token, {n_long}-token prompt, llama.cpp (median)",
                    statistics.median(ttft[LLAMA]), "s"),  # fmt: skip
+            metric("time to first token, the next turn of that chat, llama.cpp (median)",
+                   statistics.median(follow[LLAMA]), "s"),  # fmt: skip
             metric("weights read per token, llama.cpp Q4_1", size[LLAMA] / 1e6, "MB"),
             metric("roofline efficiency, llama.cpp Q4_1", roof[LLAMA], "fraction", ">= 0.5",
                    roof[LLAMA] >= 0.5),  # fmt: skip
@@ -219,6 +229,8 @@ def bench_text(repeats: int, progress) -> list[dict]:
                statistics.median(ttft[FAST]), "s"),  # fmt: skip
         metric(f"time to first token, {n_long}-token prompt, transformers fp32 (median)",
                statistics.median(ttft[REFERENCE]), "s"),  # fmt: skip
+        metric("time to first token, the next turn of that chat, CTranslate2 int8 (median)",
+               statistics.median(follow[FAST]), "s"),  # fmt: skip
         metric("weights read per token, CTranslate2 int8", size[FAST] / 1e6, "MB"),
         metric("weights read per token, transformers fp32", size[REFERENCE] / 1e6, "MB"),
         metric("roofline efficiency, CTranslate2 int8", roof[FAST], "fraction", ">= 0.5",
