@@ -8,9 +8,14 @@ text`` on a 2-core EPYC; the README has the figures):
   overhead the way transformers' ``generate`` is.
 - ``intra_threads=1`` per batch: a 576-wide layer is too small to split
   across cores, and with 2 threads each token paid for the synchronisation
-  (29 tok/s vs 75 tok/s with one). The cores are used by running batches
-  side by side instead (``inter_threads``), which is also how concurrent
-  chats get their throughput.
+  (29 tok/s vs 75 tok/s with one, on an Intel AVX-512 machine where
+  CTranslate2 uses MKL). The cores are used by running batches side by
+  side instead (``inter_threads``), which is also how concurrent chats get
+  their throughput. On an AMD AVX2 machine (oneDNN) the trade-off differs:
+  one worker of 2 threads decoded one chat at 28 tok/s vs 20, but eight
+  chats at 73 vs 78 tok/s, so 2.6x one chat instead of 3.9x (2026-12-01).
+  Two workers are kept, for a shared server; a single user who wants the
+  fastest one chat has the llama.cpp backend (``text_llamacpp.py``).
 - Concurrent chats are batched: requests that arrive while others wait are
   decoded together, one matrix-matrix product per layer instead of several
   matrix-vector ones. Static batches (CTranslate2 has no continuous
