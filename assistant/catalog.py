@@ -104,6 +104,11 @@ class Entry:
             if os.environ.get("HF_HUB_OFFLINE") == "1":
                 return False, "hub model; HF_HUB_OFFLINE=1 and not in the local cache"
             return True, "hub model: downloads on first use (needs internet)"
+        gguf = self.source.get("gguf")  # a local GGUF file (llama.cpp)
+        if gguf:
+            if Path(gguf).is_file():
+                return True, "local GGUF file"
+            return False, f"no GGUF file at {gguf}"
         packages = self.source.get("packages", [])
         # Import names, when they differ from the pip names (piper-tts -> piper).
         modules = self.source.get("modules") or [

@@ -139,3 +139,17 @@ def test_a_split_pack_or_a_bare_entry_is_refused_clearly(tmp_path):
     bare = Entry(**{**coder.__dict__, "id": "mine", "backend": "llama.cpp", "source": {}})
     with pytest.raises(ModelUnavailable, match="source.gguf"):
         build_adapter(bare, settings).files()
+
+
+def test_a_local_gguf_entry_is_offered_only_when_its_file_exists(tmp_path):
+    from assistant.catalog import Entry
+
+    base = Catalog.load().get("smollm2-135m-instruct-llamacpp")
+    model = tmp_path / "mine.gguf"
+    source = {"folder": str(tmp_path), "gguf": str(model)}
+    entry = Entry(**{**base.__dict__, "id": "mine", "source": source})
+    usable, why = entry.availability(tmp_path)
+    assert not usable and str(model) in why
+    model.write_bytes(b"GGUF")
+    assert entry.availability(tmp_path) == (True, "local GGUF file")
+    assert build_adapter(entry, Settings.from_env()).files() == (tmp_path, model)
