@@ -89,7 +89,7 @@ def _text_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
         from models.text_llamacpp import LlamaCppChat
 
         return LlamaCppChat(
-            files=lambda: _gguf_files(entry, prepare),
+            files=lambda: _gguf_files(entry, prepare, settings, progress),
             device=settings.device,
             context_window=entry.context_window or 2048,
         )
@@ -112,24 +112,19 @@ def _text_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
     )
 
 
-def _gguf_files(entry: Entry, prepare) -> tuple[Path, Path]:
-    """(tokenizer folder, GGUF file) for llama.cpp: a one-file pack, or source.folder + gguf.
+def _gguf_files(entry: Entry, prepare, settings: Settings, progress) -> tuple[Path, Path]:
+    """(tokenizer folder, GGUF file) for llama.cpp: from a pack, or source.folder + gguf.
 
-    The pack is prepared like the other text backends' (its tokenizer is in
-    the converted folder); its GGUF is read where pip put it, checked by
-    the same preparation. A split pack keeps no joined GGUF, so it is not offered.
+    A pack is prepared as for the other text backends (its tokenizer is in
+    the converted folder); llama.cpp then reads the GGUF as shipped, joined
+    once more if the pack is split.
     """
     from models import packs
 
     pack = entry.pack
     if pack is not None:
-        if len(pack.parts) != 1:
-            raise ModelUnavailable(
-                f"'{entry.id}': the llama.cpp backend needs a one-file GGUF pack; "
-                f"'{pack.id}' is split in {len(pack.parts)} parts."
-            )
-        folder = prepare()
-        return Path(folder), packs.locate(pack)[0]
+        folder = Path(prepare())
+        return folder, packs.joined_file(pack, settings.weights_dir, progress)
     src = entry.source
     if not src.get("folder") or not src.get("gguf"):
         raise ModelUnavailable(

@@ -125,6 +125,14 @@ def _join_and_hash(paths: list[Path], dest: Path, progress: Progress) -> str:
     return digest.hexdigest()
 
 
+def _check_hash(pack: Pack, sha: str) -> None:
+    if sha != pack.sha256:
+        raise ModelUnavailable(
+            f"The weights pack '{pack.id}' is corrupted: its sha256 is {sha[:16]}..., "
+            f"expected {pack.sha256[:16]}.... Reinstall it with: {pack.install_hint}"
+        )
+
+
 def prepared_dir(pack: Pack, weights_root: Path) -> Path:
     return weights_root / pack.id
 
@@ -180,11 +188,7 @@ def prepare(
         try:
             joined = work / pack.filename if convert is None else work / ("src-" + pack.filename)
             sha = _join_and_hash(paths, joined, progress)
-            if sha != pack.sha256:
-                raise ModelUnavailable(
-                    f"The weights pack '{pack.id}' is corrupted: its sha256 is {sha[:16]}..., "
-                    f"expected {pack.sha256[:16]}.... Reinstall it with: {pack.install_hint}"
-                )
+            _check_hash(pack, sha)
             for extra in extras:
                 shutil.copyfile(extra, work / extra.name)
             if convert is not None:
@@ -201,3 +205,32 @@ def prepare(
             shutil.rmtree(work, ignore_errors=True)
         progress(f"Weights '{pack.id}' ready in {final}")
     return final
+
+
+def joined_file(pack: Pack, weights_root: Path, progress: Progress = print) -> Path:
+    """The pack's file whole, for a runtime that reads it as shipped (llama.cpp's GGUF).
+
+    Call after ``prepare()``. A one-file pack is read where pip put it (its
+    hash was checked by that preparation). A split pack is joined once more,
+    beside its converted weights, and checked again; a re-prepared pack
+    starts from a new folder without it, so it can never be stale.
+    """
+    from filelock import FileLock
+
+    paths = locate(pack)[: len(pack.parts)]
+    if len(paths) == 1:
+        return paths[0]
+    dest = prepared_dir(pack, weights_root) / pack.filename
+    if dest.is_file():
+        return dest
+    with FileLock(str(weights_root / f".{pack.id}.lock")):
+        if dest.is_file():  # joined by another process while we waited
+            return dest
+        progress(f"Joining '{pack.id}' into one {pack.filename} (once)...")
+        work = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+        try:
+            _check_hash(pack, _join_and_hash(paths, work, progress))
+            os.replace(work, dest)
+        finally:
+            work.unlink(missing_ok=True)
+    return dest

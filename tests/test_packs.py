@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from models.base import ModelUnavailable
-from models.packs import Pack, is_prepared, prepare
+from models.packs import Pack, is_prepared, joined_file, prepare
 
 
 @pytest.fixture
@@ -117,3 +117,30 @@ def test_an_unwritable_weights_folder_says_to_move_assistant_home(site, tmp_path
     blocker.write_text("x")
     with pytest.raises(ModelUnavailable, match="ASSISTANT_HOME"):
         prepare(single(), blocker / "weights", progress=lambda m: None)
+
+
+def test_a_split_pack_is_joined_once_for_a_runtime_that_reads_it_whole(site, tmp_path):
+    weights = tmp_path / "weights"
+    pack = split()
+    folder = prepare(pack, weights, convert=CountingConverter(), progress=lambda m: None)
+    assert not (folder / "m.bin").exists()  # the converter's input is not kept
+    joined = joined_file(pack, weights, progress=lambda m: None)
+    assert joined == folder / "m.bin" and joined.read_bytes() == b"first-half|second-half"
+    stamp = joined.stat().st_mtime_ns
+    assert joined_file(pack, weights, progress=lambda m: None).stat().st_mtime_ns == stamp
+    assert is_prepared(pack, weights)  # the extra file does not unprepare it
+
+
+def test_a_one_file_pack_is_read_where_pip_put_it(site, tmp_path):
+    weights = tmp_path / "weights"
+    prepare(single(), weights, progress=lambda m: None)
+    assert joined_file(single(), weights) == site / "fakepack_a" / "w.bin"
+
+
+def test_a_corrupted_split_pack_is_not_joined(site, tmp_path):
+    weights = tmp_path / "weights"
+    prepare(split(), weights, convert=CountingConverter(), progress=lambda m: None)
+    (site / "fakepack_b2" / "m.part2").write_bytes(b"tampered!!!")
+    with pytest.raises(ModelUnavailable, match="corrupted"):
+        joined_file(split(), weights, progress=lambda m: None)
+    assert not list((weights / "split").glob("*m.bin*"))  # nothing half-written left

@@ -114,11 +114,24 @@ def _coder_installed() -> bool:
     return is_installed(Catalog.load().get("qwen2.5-coder-0.5b-instruct").pack)
 
 
+def _llama_cpp_installed() -> bool:
+    from models.packs import module_dir
+
+    return module_dir("llama_cpp") is not None
+
+
+NEEDS_LLAMA_CPP = pytest.mark.skipif(not _llama_cpp_installed(), reason="optional: make llamacpp")
+
+
 @pytest.mark.skipif(not _coder_installed(), reason="optional pack not installed: make coder")
-def test_the_coder_pack_joins_verifies_and_writes_code(assistant):
+@pytest.mark.parametrize("model", [
+    "qwen2.5-coder-0.5b-instruct",
+    pytest.param("qwen2.5-coder-0.5b-instruct-llamacpp", marks=NEEDS_LLAMA_CPP),
+])  # fmt: skip
+def test_the_coder_pack_joins_verifies_and_writes_code(assistant, model):
     terse = (Message("system", "Reply with one Python code block only: no docstring, no prose."),)
     request = Request(text="Write a Python function is_even(n) that returns True for even n.",
-                      history=terse, model="qwen2.5-coder-0.5b-instruct")  # fmt: skip
+                      history=terse, model=model)  # fmt: skip
     outcome = assistant.ask(request)
     assert outcome.status == "ok", outcome.error
     # The code it wrote is run, not just looked at.
@@ -151,13 +164,7 @@ def test_loading_a_ctranslate2_model_leaves_torch_its_threads(assistant, model_i
         torch.set_num_threads(previous)
 
 
-def _llama_cpp_installed() -> bool:
-    from models.packs import module_dir
-
-    return module_dir("llama_cpp") is not None
-
-
-@pytest.mark.skipif(not _llama_cpp_installed(), reason="optional runtime: make llamacpp")
+@NEEDS_LLAMA_CPP
 def test_llama_cpp_serves_the_pack_gguf_as_shipped(assistant):
     model = "smollm2-135m-instruct-llamacpp"
     outcome = assistant.ask(Request(text="What is the capital of Germany?", model=model))

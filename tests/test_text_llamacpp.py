@@ -128,17 +128,13 @@ def test_catalog_offers_it_only_with_the_runtime(monkeypatch, tmp_path):
     assert Catalog.load().default_for("text").id == "smollm2-135m-instruct"
 
 
-def test_a_split_pack_or_a_bare_entry_is_refused_clearly(tmp_path):
+def test_an_entry_without_pack_or_gguf_is_refused_clearly():
     from assistant.catalog import Entry
 
     coder = Catalog.load().get("qwen2.5-coder-0.5b-instruct")
-    settings = Settings.from_env()
-    split = Entry(**{**coder.__dict__, "id": "coder-llamacpp", "backend": "llama.cpp"})
-    with pytest.raises(ModelUnavailable, match="one-file GGUF"):
-        build_adapter(split, settings).files()
     bare = Entry(**{**coder.__dict__, "id": "mine", "backend": "llama.cpp", "source": {}})
     with pytest.raises(ModelUnavailable, match="source.gguf"):
-        build_adapter(bare, settings).files()
+        build_adapter(bare, Settings.from_env()).files()
 
 
 def test_a_local_gguf_entry_is_offered_only_when_its_file_exists(tmp_path):
