@@ -10,7 +10,9 @@ Same weights (the SmolLM2 pack), same prompts, one run:
   and whether each batched reply equals its prompt's reply run alone.
 Both models are built from the catalog exactly as the app builds them.
 When the optional llama.cpp runtime is installed (``make llamacpp``), the
-same pack's GGUF on llama.cpp is a third contender for decode and roofline.
+same pack's GGUF on llama.cpp is a third contender for decode and roofline;
+with the coder pack (``make coder``), Qwen2.5-Coder-0.5B is measured on
+each installed runtime as well.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from models.base import Message, Request, Result
 CORES = os.cpu_count() or 1
 FAST, REFERENCE = "smollm2-135m-instruct", "smollm2-135m-instruct-fp32"
 LLAMA = "smollm2-135m-instruct-llamacpp"  # optional: only when llama_cpp is installed
+# Optional too (make coder): a 4x bigger model, which memory bounds far more
+# than per-token overhead, so its roofline shows what the runtimes reach.
+CODER, CODER_LLAMA = "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-0.5b-instruct-llamacpp"
 NEW_TOKENS = 96
 PROMPTS = [
     "Write a short story about a robot who learns to paint.",
@@ -167,11 +172,18 @@ def bench_text(repeats: int, progress) -> list[dict]:
     bw1 = statistics.median(memory_bandwidth_gbs(1) for _ in range(repeats))
     progress(f"  memory read bandwidth: {bw:.1f} GB/s (all cores), {bw1:.1f} GB/s (one core)")
 
-    from models.packs import module_dir
+    from assistant.catalog import Catalog
+    from models.packs import is_installed, module_dir
 
-    contenders = [REFERENCE, FAST] + ([LLAMA] if module_dir("llama_cpp") else [])
-    if LLAMA not in contenders:
-        progress("  llama.cpp not installed (make llamacpp): two contenders")
+    llama = module_dir("llama_cpp") is not None
+    coder = is_installed(Catalog.load().get(CODER).pack)
+    contenders = [REFERENCE, FAST] + [LLAMA] * llama + [CODER] * coder + [CODER_LLAMA] * (
+        coder and llama
+    )
+    if not llama:
+        progress("  llama.cpp not installed (make llamacpp): not measured")
+    if not coder:
+        progress("  coder pack not installed (make coder): not measured")
     decode: dict[str, list[float]] = {m: [] for m in contenders}
     ttft: dict[str, list[float]] = {m: [] for m in contenders}
     follow: dict[str, list[float]] = {m: [] for m in contenders}
@@ -206,11 +218,11 @@ def bench_text(repeats: int, progress) -> list[dict]:
     fast_adapter.unload()
     optional = []
     if LLAMA in contenders:
-        llama = statistics.median(decode[LLAMA])
+        lcpp = statistics.median(decode[LLAMA])
         optional = [
-            metric("decode, llama.cpp Q4_1 (optional backend, median)", llama, "tok/s"),
-            metric("decode speed-up, llama.cpp vs transformers fp32", llama / ref, "x"),
-            metric("decode speed-up, llama.cpp vs CTranslate2 int8", llama / fast, "x"),
+            metric("decode, llama.cpp Q4_1 (optional backend, median)", lcpp, "tok/s"),
+            metric("decode speed-up, llama.cpp vs transformers fp32", lcpp / ref, "x"),
+            metric("decode speed-up, llama.cpp vs CTranslate2 int8", lcpp / fast, "x"),
             metric(f"time to first token, {n_long}-token prompt, llama.cpp (median)",
                    statistics.median(ttft[LLAMA]), "s"),  # fmt: skip
             metric("time to first token, the next turn of that chat, llama.cpp (median)",
@@ -219,6 +231,16 @@ def bench_text(repeats: int, progress) -> list[dict]:
             metric("roofline efficiency, llama.cpp Q4_1", roof[LLAMA], "fraction", ">= 0.5",
                    roof[LLAMA] >= 0.5),  # fmt: skip
         ]
+    for model_id, runtime in ((CODER, "CTranslate2 int8"), (CODER_LLAMA, "llama.cpp Q4_K_M")):
+        if model_id in contenders:
+            optional += [
+                metric(f"decode, Qwen2.5-Coder-0.5B, {runtime} (median)",
+                       statistics.median(decode[model_id]), "tok/s"),  # fmt: skip
+                metric(f"weights read per token, Qwen2.5-Coder-0.5B, {runtime}",
+                       size[model_id] / 1e6, "MB"),  # fmt: skip
+                metric(f"roofline efficiency, Qwen2.5-Coder-0.5B, {runtime}",
+                       roof[model_id], "fraction"),  # fmt: skip
+            ]
     return [
         metric("memory read bandwidth, all cores (median)", bw, "GB/s"),
         metric("memory read bandwidth, one core (median)", bw1, "GB/s"),
