@@ -133,6 +133,13 @@ def _check_hash(pack: Pack, sha: str) -> None:
         )
 
 
+def _lock(pack: Pack, weights_root: Path):
+    """The one lock for a pack's folder: preparing and joining must exclude each other."""
+    from filelock import FileLock
+
+    return FileLock(str(weights_root / f".{pack.id}.lock"))
+
+
 def prepared_dir(pack: Pack, weights_root: Path) -> Path:
     return weights_root / pack.id
 
@@ -162,8 +169,6 @@ def prepare(
     ``convert(joined_file, out_dir)`` turns the joined file into the form
     the family loads fast; without it the joined file itself is kept.
     """
-    from filelock import FileLock
-
     final = prepared_dir(pack, weights_root)
     if is_prepared(pack, weights_root):
         return final
@@ -171,7 +176,7 @@ def prepare(
     paths, extras = located[: len(pack.parts)], located[len(pack.parts) :]
     try:
         weights_root.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(weights_root / f".{pack.id}.lock"))
+        lock = _lock(pack, weights_root)
     except OSError as err:
         raise ModelUnavailable(
             f"Cannot write prepared weights under {weights_root}: {err.strerror}. "
@@ -215,15 +220,13 @@ def joined_file(pack: Pack, weights_root: Path, progress: Progress = print) -> P
     beside its converted weights, and checked again; a re-prepared pack
     starts from a new folder without it, so it can never be stale.
     """
-    from filelock import FileLock
-
     paths = locate(pack)[: len(pack.parts)]
     if len(paths) == 1:
         return paths[0]
     dest = prepared_dir(pack, weights_root) / pack.filename
     if dest.is_file():
         return dest
-    with FileLock(str(weights_root / f".{pack.id}.lock")):
+    with _lock(pack, weights_root):
         if dest.is_file():  # joined by another process while we waited
             return dest
         progress(f"Joining '{pack.id}' into one {pack.filename} (once)...")
