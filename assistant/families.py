@@ -13,6 +13,10 @@ from assistant.catalog import Entry
 from assistant.settings import Settings
 from models.base import Adapter, ModelUnavailable
 
+# Chat backends: all built by _text_adapter, all loading a GGUF pack's
+# converted folder (llama.cpp for its tokenizer).
+TEXT_BACKENDS = ("transformers", "ctranslate2", "llama.cpp")
+
 
 def build_adapter(entry: Entry, settings: Settings, progress=print) -> Adapter:
     if not entry.built:
@@ -21,7 +25,7 @@ def build_adapter(entry: Entry, settings: Settings, progress=print) -> Adapter:
             f"({', '.join(entry.tasks)}) is not built in this version of the assistant. "
             "Ask a text question instead, or watch the catalog (python -m assistant models)."
         )
-    if entry.backend in ("transformers", "ctranslate2", "llama.cpp"):
+    if entry.backend in TEXT_BACKENDS:
         return _text_adapter(entry, settings, progress)
     if entry.backend == "openai":
         return _remote_adapter(entry)
@@ -62,8 +66,7 @@ def prepare_weights(entry: Entry, settings: Settings, progress=print):
     if pack is None:
         return None
     convert = None
-    text = ("transformers", "ctranslate2", "llama.cpp")
-    if entry.backend in text and pack.filename.endswith(".gguf"):
+    if entry.backend in TEXT_BACKENDS and pack.filename.endswith(".gguf"):
         from models.text import convert_gguf
 
         convert = convert_gguf
