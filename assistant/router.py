@@ -58,12 +58,16 @@ class Router:
         catalog: Catalog,
         preferred: dict[str, str] | None = None,
         documents: Callable[[Request], tuple[float, str] | None] | None = None,
+        grounded: Callable[[], tuple[str, str] | None] | None = None,
     ):
         self.catalog = catalog
         self.preferred = preferred or {}  # task -> catalog id chosen by settings
         # How close a question is to the asker's documents: (cosine, document
         # name), or None when they have none. Supplied by the app.
         self.documents = documents
+        # The stronger model for work that must hold to what it was given, and
+        # why (its measured quality and cost), or None when none is installed.
+        self.grounded = grounded
         self._intent: IntentClassifier | None = None  # built on first use, not at start
 
     @property
@@ -135,6 +139,12 @@ class Router:
                 reason = f"{reason}; {entry.id} picked for {task}"
             else:
                 entry = self.catalog.default_for(task, self.preferred.get(task))
+                stronger = self.grounded() if self.grounded and task == "text" else None
+                if stronger and _follow_up(request):
+                    # Routed by difficulty: a follow-up must use the earlier turns,
+                    # which the small chat model measurably does not.
+                    entry = self.catalog.get(stronger[0])
+                    reason = f"{reason}; a follow-up that needs the earlier turns → {stronger[1]}"
             if entry is None:
                 raise BadInput(f"No model in the catalog serves {task} requests.")
         alternatives = tuple(
@@ -143,6 +153,10 @@ class Router:
             if e.id != entry.id
         )
         return RouteDecision(task, entry.id, reason, confidence, alternatives)
+
+
+def _follow_up(request: Request) -> bool:
+    return any(m.role == "assistant" for m in request.history)
 
 
 def _kind(path: Path) -> str:

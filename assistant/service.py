@@ -25,6 +25,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+from assistant import grounding
 from assistant.catalog import Catalog, Entry
 from assistant.chat import Chats, Template, clean_text, load_templates
 from assistant.costs import PRICES_FILE, EnergyMeter, Prices, cost_of
@@ -38,7 +39,7 @@ from assistant.limits import (
 )
 from assistant.outcome import Outcome, _add_costs, _chain
 from assistant.pool import Pool
-from assistant.rag import ANSWER_SYSTEM, Store, answer_prompt, collections_for
+from assistant.rag import Store, collections_for
 from assistant.router import RouteDecision, Router
 from assistant.settings import Settings
 from models.base import (
@@ -52,6 +53,10 @@ from models.base import (
     pick_device,
 )
 
+# Measured quality of each text model on grounded work, quoted on the route card
+# (written from `python -m assistant bench answers`; see the file's "_about").
+MEASURED = Path(__file__).parent / "router_data" / "answers_measured.json"
+
 # What a step does with its leased model; by default, the model's own stream.
 Work = Callable[[Adapter, Request, threading.Event | None], Iterator[str | Result]]
 
@@ -59,15 +64,6 @@ ANSWER_PASSAGES = 4  # excerpts the text model answers from (a 135M model reads 
 RERANK_POOL = 20  # candidates handed to a reranker, when there is one
 
 # Words that ask for the transcript itself, so the chain stops after speech.
-# The second step of a question about a picture: the text model answers from
-# what the picture's readers saw, and is told it cannot see the picture itself.
-VISION_PROMPT = (
-    "A picture was attached. You cannot see it; two small models read it for you:\n"
-    "{seen}\n\nThe labels are guesses of an ImageNet classifier (1000 everyday "
-    "categories, with its confidence); the text is what OCR read. Using only these, "
-    "answer the question. If they cannot answer it, say what the picture seems to "
-    "contain.\n\nQuestion: {question}"
-)
 TRANSCRIBE_ONLY = re.compile(
     r"transcri|расшифр|транскри|transkryp|转录|转写|听写", re.IGNORECASE
 )
@@ -98,7 +94,8 @@ class Assistant:
         image = settings.image_model or ("sd-turbo" if _has_cuda(settings.device) else None)
         if image:
             preferred.update(image_generation=image, image_edit=image)
-        self.router = Router(catalog, preferred, documents=self._document_match)
+        self.router = Router(catalog, preferred, documents=self._document_match,
+                             grounded=self._grounded)  # fmt: skip
         self._store: Store | None = None
         self._chats: Chats | None = None
         self._vectors: dict[str, list[float]] = {}  # the router's query vectors, reused once
@@ -221,15 +218,12 @@ class Assistant:
             return first
         question = request.text.strip()
         if decision.task == "vision":
-            # What the classifier and OCR saw goes to the text model, which answers.
-            text, task = VISION_PROMPT.format(seen=said, question=question or
-                                              "What is in this picture?"), "text"  # fmt: skip
-        else:
-            text, task = (f"{question}\n\n{said}" if question else said), None
+            return (yield from self._picture_answer(request, first, source, cancel))
+        text = f"{question}\n\n{said}" if question else said
         follow = Request(
             text=text, history=request.history, session_id=request.session_id,
             prefer=request.prefer, max_new_tokens=request.max_new_tokens,
-            temperature=request.temperature, user=request.user, task=task,
+            temperature=request.temperature, user=request.user,
             options=request.options,
         )  # fmt: skip
         yield "\n"
@@ -237,9 +231,9 @@ class Assistant:
         try:
             follow = self.check(follow)
             child_decision = self.router.route(follow)
-            if decision.task == "vision":
-                child_decision = replace(child_decision, reason="answers from what the "
-                                         "picture's readers saw → text model")  # fmt: skip
+            if child_decision.task == "text":
+                child_decision = self._grounded_decision(request, "answers what was said",
+                                                         child_decision)  # fmt: skip
         except AssistantError as err:
             self._record_rejected(child_id, follow, source, err, parent_id=request_id)
             second = Outcome(child_id, None, None, err.status, str(err),
@@ -249,6 +243,93 @@ class Assistant:
                 child_id, request_id, follow, child_decision, source, cancel
             )
         return _chain(first, second)
+
+    def _picture_answer(
+        self, request: Request, first: Outcome, source: str, cancel: threading.Event | None
+    ) -> Generator[str, None, Outcome]:
+        """Answer a question about a picture from what the classifier and OCR saw.
+
+        An amount, date, code or name asked for is read from the OCR lines by
+        rule, and what the picture shows is the classifier's own labels: no
+        model can "improve" them. Other questions go to the grounded text
+        model with the labels and lines as short plain lists; a reply whose
+        words the readers did not see is replaced by their findings.
+        """
+        from models.vision import read_description
+
+        question = request.text.strip()
+        seen = read_description(first.result.text)
+        if not question or not seen:
+            return first  # the description is the answer
+        labels = [x for _, found, _ in seen for x in found]
+        lines = [x for _, _, found in seen for x in found]
+        ruled = grounding.picture_reply(question, labels, lines)
+        if ruled is not None:
+            yield "\n" + ruled
+            note = "Answered by rule from what the picture's readers saw; no text model ran."
+            return replace(first, result=replace(first.result, text=ruled, notes=(
+                first.result.notes + (note,))))  # fmt: skip
+        history, dropped = grounding.trim_history(request.history, self.settings.history_turns)
+        follow = Request(
+            text=grounding.picture_prompt(question, labels, lines),
+            history=(Message("system", grounding.PICTURE_SYSTEM),)
+            + tuple(m for m in history if m.role != "system"),
+            session_id=request.session_id, user=request.user,
+            max_new_tokens=request.max_new_tokens, temperature=request.temperature,
+        )  # fmt: skip
+        decision = self._grounded_decision(request, "answers from what the picture's readers saw")
+        second = yield from self._step(uuid.uuid4().hex, first.request_id, follow, decision,
+                                       source, cancel, work=_silent)  # fmt: skip
+        if second.status == "ok":
+            reply = grounding.strip_scaffolding(second.result.text)
+            evidence = lines + [label for label, _ in labels]
+            notes = (grounding.trimmed_note(dropped),) if dropped else ()
+            if grounding.support(reply, evidence, question) < grounding.SUPPORT_THRESHOLD:
+                reply = grounding.picture_facts(labels, lines)
+                notes += ("The text model's reply held words the picture's readers did not "
+                          "see, so their findings are shown instead.",)  # fmt: skip
+            yield "\n" + reply
+            second = replace(second, result=replace(second.result, text=reply,
+                                                    notes=second.result.notes + notes))  # fmt: skip
+        return _chain(first, second)
+
+    # -- routing by difficulty ------------------------------------------------
+
+    def _grounded(self) -> tuple[str, str] | None:
+        """(the model for grounded work and follow-ups, why), or None: the chat model does it.
+
+        The first of ASSISTANT_GROUNDED_MODEL that can run here; the reason
+        quotes its measured quality against the chat model's and its cost.
+        """
+        weights = self.settings.weights_dir
+        default = self.catalog.default_for("text", self.settings.text_model)
+        for model_id in self.settings.grounded_model:
+            entry = self.catalog.entries.get(model_id)
+            if entry is None or "text" not in entry.tasks or not entry.availability(weights)[0]:
+                continue
+            if default is not None and entry.id == default.id:
+                return None
+            return entry.id, f"{entry.id}{_quality(entry.id, default.id if default else '')}" \
+                f"{self._typical(entry.id)}"  # fmt: skip
+        return None
+
+    def _typical(self, model_id: str) -> str:
+        usd, runs = self.ledger.typical_cost(model_id, "text")
+        return f"; typically ${usd:.6f} an answer here ({runs} answers)" if usd else ""
+
+    def _grounded_decision(self, request: Request, why: str,
+                           routed: RouteDecision | None = None) -> RouteDecision:  # fmt: skip
+        """The text step of a grounded chain: the person's pick, else the stronger model."""
+        picked = dict(request.prefer).get("text") or request.model
+        if routed is not None and (picked or routed.model != self.catalog.default_for(
+                "text", self.settings.text_model).id):  # fmt: skip
+            return replace(routed, reason=f"{why} → {routed.reason}")
+        stronger = None if picked else self._grounded()
+        if stronger:
+            return RouteDecision("text", stronger[0], f"{why} → {stronger[1]}", 1.0,
+                                 routed.alternatives if routed else ())  # fmt: skip
+        entry = self.catalog.default_for("text", picked or self.settings.text_model)
+        return RouteDecision("text", entry.id, f"{why} → {entry.id}", 1.0)
 
     def _speak(
         self, answer: Outcome, request: Request, source: str, cancel: threading.Event | None
@@ -354,11 +435,13 @@ class Assistant:
                 vector = self._vectors.pop(req.text, None) or adapter.embed([req.text])[0]
                 chars += len(req.text)
                 hits = self.store.search(req.text, vector, collections, k=wanted)
+                vectors[req.text] = vector
             if not hits and req.text.strip():
                 notes.append("Nothing in your documents matches this question.")
             yield Result(text="\n".join(notes), usage=Usage(chars, len(hits), "characters"),
                          citations=tuple(h.as_citation() for h in hits))  # fmt: skip
 
+        vectors: dict[str, list[float]] = {}
         first = yield from self._step(request_id, parent_id, request, decision, source, cancel,
                                       work=retrieve)  # fmt: skip
         if first.status != "ok" or not first.result.citations:
@@ -377,20 +460,50 @@ class Assistant:
         if len(hits) > ANSWER_PASSAGES:  # unranked candidates: the answer reads and cites the best
             hits = hits[:ANSWER_PASSAGES]
             first = replace(first, result=replace(first.result, citations=hits))
-        picked = dict(request.prefer).get("text") or self.settings.text_model
-        entry = self.catalog.default_for("text", picked)
-        answer = RouteDecision("text", entry.id, f"answer from {len(hits)} excerpts", 1.0)
+        quotes, best = self._quotes(request.text, hits, vectors.get(request.text))
+        if not grounding.answers_question(request.text, quotes, best):
+            reply, _ = grounding.rag_reply(request.text, "", quotes, hits, relevant=False)
+            yield reply
+            return replace(first, result=replace(first.result, text=reply,
+                                                 notes=first.result.notes + notes))  # fmt: skip
+        history, dropped = grounding.trim_history(request.history, self.settings.history_turns)
+        if dropped:
+            notes += (grounding.trimmed_note(dropped),)
+        answer = self._grounded_decision(request, f"answer from the {len(quotes)} best-matching "
+                                         f"sentences of {len(hits)} excerpts")  # fmt: skip
         follow = Request(
-            text=answer_prompt(request.text, hits),
-            history=(Message("system", ANSWER_SYSTEM),) + request.history,
+            text=grounding.grounded_prompt(request.text, quotes),
+            history=(Message("system", grounding.GROUNDED_SYSTEM),)
+            + tuple(m for m in history if m.role != "system"),
             session_id=request.session_id, user=request.user,
-            max_new_tokens=request.max_new_tokens, temperature=request.temperature,
+            max_new_tokens=min(request.max_new_tokens, 96), temperature=request.temperature,
         )  # fmt: skip
-        second = yield from self._step(uuid.uuid4().hex, request_id, follow, answer, source, cancel)
+        second = yield from self._step(uuid.uuid4().hex, request_id, follow, answer, source, cancel,
+                                       work=_silent)  # fmt: skip
+        if second.status == "ok":
+            reply, how = grounding.rag_reply(request.text, second.result.text, quotes, hits, True)
+            if how == "quote":
+                notes += ("The model's own wording was not supported by your documents, so "
+                          "the passage is quoted instead.",)  # fmt: skip
+            yield reply
+            second = replace(second, result=replace(second.result, text=reply))
         if notes and second.result is not None:
             second = replace(second, result=replace(second.result,
                                                     notes=second.result.notes + notes))  # fmt: skip
         return _chain(first, second)
+
+    def _quotes(self, question: str, hits, vector: list[float] | None
+                ) -> tuple[list[grounding.Quote], float | None]:  # fmt: skip
+        """The sentences of the retrieved chunks that best answer the question, and the best
+        cosine; scored by BM25 and by the embedder already loaded for retrieval."""
+        pool = grounding.candidates(hits)
+        similarity = None
+        if pool and vector is not None:
+            with self.pool.lease(self._embedder_id()) as lease:
+                found = lease.adapter.embed([s for s, _ in pool])
+            similarity = [sum(a * b for a, b in zip(vector, v, strict=True)) for v in found]
+        quotes = grounding.pick_quotes(question, pool, similarity)
+        return quotes, max(similarity) if similarity else None
 
     def _reranker(self) -> tuple[Entry | None, str]:
         """(the reranking model, or None; a note when ASSISTANT_RERANKER names no such model)."""
@@ -646,6 +759,30 @@ def _extra(evicted, result: Result | None) -> dict | None:
     if result is not None and result.recipe:
         extra["recipe"] = dict(result.recipe)  # "same again with 8 steps" starts from here
     return extra or None
+
+
+def _silent(adapter: Adapter, request: Request, stop) -> Iterator[Result]:
+    """Run the model without showing its words: a grounded reply is checked before it is shown."""
+    for item in adapter.stream(request, stop):
+        if isinstance(item, Result):
+            yield item
+
+
+def _quality(model_id: str, default_id: str) -> str:
+    """" (grounded answers right 0.91 vs 0.40 for smollm2…, bench answers)", when measured."""
+    try:
+        measured = json.loads(MEASURED.read_text())["models"]
+    except (OSError, ValueError, KeyError):
+        return ""
+
+    def score(i: str):
+        return (measured.get(i) or measured.get(i.removesuffix("-llamacpp")) or {}).get("grounded")
+
+    mine, theirs = score(model_id), score(default_id)
+    if mine is None:
+        return ""
+    versus = f" vs {theirs:.2f} for {default_id}" if theirs is not None else ""
+    return f" (grounded answers right {mine:.2f}{versus} in `bench answers`)"
 
 
 def _drain(steps: Generator[str, None, Outcome]) -> Outcome:

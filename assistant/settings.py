@@ -19,6 +19,9 @@ def default_home() -> Path:
     return Path("/data") if Path("/data").is_dir() and os.access("/data", os.W_OK) else Path("data")
 
 
+GROUNDED_DEFAULT = ("qwen2.5-coder-0.5b-instruct-llamacpp", "qwen2.5-coder-0.5b-instruct")
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path  # ASSISTANT_HOME: everything the app writes lives here
@@ -28,6 +31,12 @@ class Settings:
     max_new_tokens: int = 256  # ASSISTANT_MAX_NEW_TOKENS: cap on one reply
     max_audio_seconds: float = 1800.0  # ASSISTANT_MAX_AUDIO_SECONDS: longer recordings are refused
     text_model: str | None = None  # ASSISTANT_TEXT_MODEL: catalog id of the default chat model
+    # ASSISTANT_GROUNDED_MODEL: catalog ids, first available wins, of the model that answers
+    # grounded work (documents, pictures, voice memos) and follow-ups; "off": the chat model.
+    # Default: Qwen2.5-Coder-0.5B (llama.cpp, then CTranslate2), measured by `bench answers`.
+    grounded_model: tuple[str, ...] = GROUNDED_DEFAULT
+    # ASSISTANT_HISTORY_TURNS: earlier exchanges a grounded answer reads (short contexts).
+    history_turns: int = 4
     # ASSISTANT_SESSION_BUDGET_USD: $ here one session may spend (None: no cap).
     # Past 80% the router picks smaller models; past 100% requests are refused.
     session_budget_usd: float | None = None
@@ -84,6 +93,8 @@ class Settings:
             max_new_tokens=number("ASSISTANT_MAX_NEW_TOKENS", 256, int),
             max_audio_seconds=number("ASSISTANT_MAX_AUDIO_SECONDS", 1800.0),
             text_model=env.get("ASSISTANT_TEXT_MODEL") or None,
+            grounded_model=_ids(env.get("ASSISTANT_GROUNDED_MODEL")),
+            history_turns=number("ASSISTANT_HISTORY_TURNS", 4, int),
             session_budget_usd=_budget(env.get("ASSISTANT_SESSION_BUDGET_USD")),
             chroma_url=env.get("ASSISTANT_CHROMA_URL") or None,
             max_upload_mb=number("ASSISTANT_MAX_UPLOAD_MB", 100.0),
@@ -166,6 +177,15 @@ def _auth(raw: str | None) -> tuple[tuple[str, str], ...]:
             )
         pairs.append((user.strip(), password))
     return tuple(pairs)
+
+
+def _ids(raw: str | None) -> tuple[str, ...]:
+    """'a,b' -> ("a", "b"); unset: the default; "off" or "none": () (the chat model answers)."""
+    if raw is None or not raw.strip():
+        return GROUNDED_DEFAULT
+    if raw.strip().lower() in ("off", "none"):
+        return ()
+    return tuple(i.strip() for i in raw.split(",") if i.strip())
 
 
 def _budget(raw: str | None) -> float | None:

@@ -19,6 +19,7 @@ fast, and applies EXIF rotation.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -166,10 +167,30 @@ class ClassifierOCR(Adapter):
 
 
 def describe(name: str, labels: list[tuple[str, float]], lines: list[str], frames: int) -> str:
-    """What the two models saw, in words the text model (and the person) can read."""
+    """What the two models saw, in words the text model (and the person) can read.
+
+    The OCR lines are a list, one per line, so that :func:`read_description`
+    gets them back exactly and a reader sees where each line ends.
+    """
     seen = ", ".join(f"{label} ({p:.0%})" for label, p in labels)
-    text = " / ".join(lines) if lines else "none found"
-    out = f"{name}: looks like {seen}. Text in it: {text}."
+    out = f"{name}: looks like {seen}."
     if frames > 1:
         out += f" (An animation of {frames} frames; the first was read.)"
+    if not lines:
+        return out + " Text in it: none found."
+    return out + " Text in it:\n" + "\n".join(f"- {' '.join(line.split())}" for line in lines)
+
+
+def read_description(text: str) -> list[tuple[str, list[tuple[str, float]], list[str]]]:
+    """(file name, labels with probabilities, OCR lines) per picture of :func:`describe`'s text."""
+    out = []
+    for block in re.split(r"\n\n(?=[^\n]+: looks like )", text.strip()):
+        head, _, rest = block.partition("\n")
+        m = re.match(r"(.+?): looks like (.*?)\.(?: \(An animation[^)]*\))? Text in it:", head)
+        if not m:
+            continue
+        labels = [(label.strip(), int(p) / 100)
+                  for label, p in re.findall(r"([^,(]+?) \((\d+)%\)", m[2])]  # fmt: skip
+        lines = [line[2:] for line in rest.splitlines() if line.startswith("- ")]
+        out.append((m[1], labels, lines))
     return out

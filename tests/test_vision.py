@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from assistant.service import VISION_PROMPT
+from assistant.grounding import PICTURE_SYSTEM
 from models.base import BadInput, Request
 from models.vision import ClassifierOCR, describe, load_image
 
@@ -87,22 +87,50 @@ def _use_fake_vision(assistant, monkeypatch) -> None:
     monkeypatch.setattr(assistant.pool, "factory", pick)
 
 
-def test_a_question_about_a_picture_is_read_then_answered_by_the_text_model(
+def test_an_amount_asked_for_is_read_from_the_ocr_lines_by_rule(
     assistant, fake_chat, tmp_path, monkeypatch
 ):
     _use_fake_vision(assistant, monkeypatch)
     photo = _png(tmp_path / "cat.png", (500, 300))
     outcome = assistant.ask(Request(text="What is the total?", attachments=(photo,)))
     assert outcome.status == "ok", outcome.error
+    assert "The total is **12.00**" in outcome.result.text
+    assert "TOTAL 12.00" in outcome.result.text  # the line it came from is quoted
+    assert fake_chat.seen == []  # no model can get the amount wrong
+    assert "no text model ran" in outcome.result.notes[-1]
+
+
+def test_an_open_question_goes_to_the_text_model_as_plain_lists(
+    assistant, fake_chat, tmp_path, monkeypatch
+):
+    _use_fake_vision(assistant, monkeypatch)
+    fake_chat.replies = ["It is a tabby with a total of 12.00 on it."]
+    photo = _png(tmp_path / "cat.png", (500, 300))
+    outcome = assistant.ask(Request(text="Is this a bill for a pet?", attachments=(photo,)))
+    assert outcome.status == "ok", outcome.error
     assert [s.route.task for s in outcome.steps] == ["vision", "text"]
-    seen = fake_chat.seen[-1].text
-    assert seen.startswith(VISION_PROMPT.split("{")[0])
-    assert "cat.png: looks like tabby (" in seen and "TOTAL 12.00" in seen
-    assert seen.endswith("Question: What is the total?")
+    seen = fake_chat.seen[-1]
+    assert seen.history[0].content == PICTURE_SYSTEM
+    assert "- TOTAL 12.00" in seen.text and "tabby (" in seen.text
+    assert seen.text.endswith("Is this a bill for a pet?")
+    assert "<<<" not in seen.text and "Question:" not in seen.text
+    assert outcome.result.text == "It is a tabby with a total of 12.00 on it."
     vision_row = assistant.ledger.get(outcome.steps[0].request_id)
     text_row = assistant.ledger.get(outcome.steps[1].request_id)
     assert vision_row["units_in"] == 1 and vision_row["unit"] == "images"
     assert text_row["parent_id"] == outcome.steps[0].request_id
+
+
+def test_a_reply_the_readers_do_not_support_is_replaced_by_their_findings(
+    assistant, fake_chat, tmp_path, monkeypatch
+):
+    _use_fake_vision(assistant, monkeypatch)
+    fake_chat.replies = ["The picture is a leopard costing 99.00."]
+    photo = _png(tmp_path / "cat.png", (500, 300))
+    outcome = assistant.ask(Request(text="Is this a bill for a pet?", attachments=(photo,)))
+    assert "leopard" not in outcome.result.text and "99.00" not in outcome.result.text
+    assert "best guess is **tabby**" in outcome.result.text
+    assert "- TOTAL 12.00" in outcome.result.text
 
 
 def test_bad_pictures_through_the_assistant_lose_nothing(assistant, fake_chat, tmp_path,
@@ -119,7 +147,7 @@ def test_bad_pictures_through_the_assistant_lose_nothing(assistant, fake_chat, t
     assert fake_chat.seen == []  # the text model was never asked about a broken file
     # and the next good picture still works
     good = assistant.ask(Request(text="", attachments=(_png(tmp_path / "ok.png"),)))
-    assert good.status == "ok" and "What is in this picture?" in fake_chat.seen[-1].text
+    assert good.status == "ok" and good.result.text.startswith("ok.png: looks like tabby (")
 
 
 def test_a_picture_is_indexed_by_its_text_and_found_again(assistant, tmp_path, monkeypatch):
