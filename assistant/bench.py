@@ -359,8 +359,15 @@ def bench_image(repeats: int, progress) -> list[dict]:
     ]
 
 
-BENCHES = {"asr": bench_asr, "router": bench_router, "pool": bench_pool, "rag": bench_rag,
-           "text": bench_text, "vision": bench_vision, "image": bench_image}  # fmt: skip
+def bench_answers(repeats: int, progress) -> list[dict]:
+    from assistant.bench_answers import bench_answers as run_answers
+
+    return run_answers(repeats, progress)
+
+
+BENCHES = {"answers": bench_answers, "asr": bench_asr, "router": bench_router,
+           "pool": bench_pool, "rag": bench_rag, "text": bench_text, "vision": bench_vision,
+           "image": bench_image}  # fmt: skip
 
 
 def run(name: str, repeats: int = 3, progress=print) -> dict:

@@ -463,6 +463,11 @@ class Assistant:
         quotes, best = self._quotes(request.text, hits, vectors.get(request.text))
         if not grounding.answers_question(request.text, quotes, best):
             reply, _ = grounding.rag_reply(request.text, "", quotes, hits, relevant=False)
+            if request.task != "rag" and not request.attachments:
+                # Sent here only because it resembled a document ("how long to boil an
+                # egg?" beside a kettle manual): said so, then answered as plain chat.
+                return (yield from self._general(request_id, request, first, reply, best,
+                                                 source, cancel))  # fmt: skip
             yield reply
             return replace(first, result=replace(first.result, text=reply,
                                                  notes=first.result.notes + notes))  # fmt: skip
@@ -476,7 +481,7 @@ class Assistant:
             history=(Message("system", grounding.GROUNDED_SYSTEM),)
             + tuple(m for m in history if m.role != "system"),
             session_id=request.session_id, user=request.user,
-            max_new_tokens=min(request.max_new_tokens, 96), temperature=request.temperature,
+            max_new_tokens=min(request.max_new_tokens, 64), temperature=request.temperature,
         )  # fmt: skip
         second = yield from self._step(uuid.uuid4().hex, request_id, follow, answer, source, cancel,
                                        work=_silent)  # fmt: skip
@@ -490,6 +495,23 @@ class Assistant:
         if notes and second.result is not None:
             second = replace(second, result=replace(second.result,
                                                     notes=second.result.notes + notes))  # fmt: skip
+        return _chain(first, second)
+
+    def _general(self, request_id: str, request: Request, first: Outcome, said: str,
+                 best: float | None, source: str, cancel: threading.Event | None,
+                 ) -> Generator[str, None, Outcome]:  # fmt: skip
+        """A question the documents do not answer, routed to them by resemblance alone."""
+        yield said + "\n\n"
+        follow = replace(request, task="text")
+        decision = self.router.route(follow)
+        decision = replace(decision, reason=f"your documents do not answer it (best sentence "
+                           f"{best or 0:.2f} < {grounding.SENTENCE_MATCH}) → {decision.model}")
+        second = yield from self._step(uuid.uuid4().hex, request_id, follow, decision, source,
+                                       cancel)  # fmt: skip
+        if second.result is not None:
+            second = replace(second, result=replace(second.result,
+                                                    text=f"{said}\n\n{second.result.text}"))
+        first = replace(first, result=replace(first.result, citations=()))
         return _chain(first, second)
 
     def _quotes(self, question: str, hits, vector: list[float] | None
