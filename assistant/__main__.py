@@ -1,4 +1,4 @@
-"""Command line: serve | ask | models | ledger | prepare | ingest | documents | bench |
+"""Command line: serve | ask | chats | models | ledger | prepare | ingest | documents | bench |
 train | space.
 
     python -m assistant ask "What is the capital of France?" --json
@@ -15,6 +15,8 @@ import csv
 import json
 import os
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
 from assistant.rag import collections_for
@@ -42,6 +44,16 @@ def cmd_ask(args, settings: Settings) -> int:
                       max_new_tokens=args.max_new_tokens, speak=args.speak,
                       user=args.user)  # fmt: skip
     assistant = Assistant.from_settings(settings, progress=_progress)
+    chat_id = None
+    if args.chat:
+        # A saved conversation (the UI's sidebar, or an earlier `ask --chat`) goes on:
+        # the model reads its earlier turns, and this exchange is added to it.
+        chats = assistant.chats
+        chat_id = chats.create(args.user) if args.chat == "new" else args.chat
+        request = replace(request, history=chats.history(args.user, chat_id),
+                          session_id=f"chat-{chat_id}", prompt=(("chat", chat_id),))  # fmt: skip
+        if args.chat == "new":
+            _progress(f"New chat {chat_id}: continue it with --chat {chat_id}")
     if args.route_only:
         checked = assistant.check(request)
         print(json.dumps(assistant.router.route(checked).as_dict(), ensure_ascii=False, indent=1))
@@ -56,8 +68,13 @@ def cmd_ask(args, settings: Settings) -> int:
         elif not args.json:
             print(item, end="", flush=True)
     assert outcome is not None
+    if chat_id is not None:
+        _save_exchange(assistant, args.user, chat_id, request, outcome)
     if args.json:
-        print(json.dumps(outcome.as_json(), ensure_ascii=False, indent=1))
+        out = outcome.as_json()
+        if chat_id is not None:
+            out["chat_id"] = chat_id
+        print(json.dumps(out, ensure_ascii=False, indent=1))
     elif outcome.status == "ok":
         print()
         route = outcome.route
@@ -68,6 +85,34 @@ def cmd_ask(args, settings: Settings) -> int:
     if outcome.status == "ok":
         return 0
     return 2 if outcome.error_type == "BadInput" else 1
+
+
+def _save_exchange(assistant, user: str, chat_id: str, request: Request, outcome) -> None:
+    """The question and its reply, saved as the UI saves them (the reply with its route)."""
+    chats = assistant.chats
+    chats.add(user, chat_id, "user", request.text,
+              {"files": [p.name for p in request.attachments], "chat": chat_id})  # fmt: skip
+    meta = {"status": outcome.status, "request_id": outcome.request_id}
+    if outcome.route:
+        meta.update(model=outcome.route.model, reason=outcome.route.reason)
+    text = outcome.result.text if outcome.result else ""
+    if outcome.status != "ok":
+        text = f"{text}\n\n⚠️ {outcome.error}".strip()
+    chats.add(user, chat_id, "assistant", text, meta)
+
+
+def cmd_chats(args, settings: Settings) -> int:
+    """The saved chats, newest first: their ids are what `ask --chat ID` continues."""
+    from assistant.chat import Chats
+
+    settings.ensure_home()
+    chats = Chats(settings.home / "chats.sqlite").list(args.user)
+    if args.json:
+        print(json.dumps([c.__dict__ for c in chats], ensure_ascii=False, indent=1))
+        return 0
+    for c in chats:
+        print(f"{c.id}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(c.updated))}  {c.title}")
+    return 0
 
 
 def cmd_models(args, settings: Settings) -> int:
@@ -225,9 +270,17 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--route-only", action="store_true", help="print the route, run nothing")
     ask.add_argument("--max-new-tokens", type=int, default=256)
     ask.add_argument("--user", default="local", help="whose documents are searched")
+    ask.add_argument("--chat", metavar="ID",
+                     help="continue a saved chat (its id from `chats`); 'new' starts "
+                          "one and prints its id")  # fmt: skip
     ask.add_argument("--speak", action="store_true",
                      help="also read the answer aloud to a WAV (optional Piper extra)")  # fmt: skip
     ask.set_defaults(func=cmd_ask)
+
+    chats = sub.add_parser("chats", help="list saved chats (ids for ask --chat)")
+    chats.add_argument("--user", default="local")
+    chats.add_argument("--json", action="store_true")
+    chats.set_defaults(func=cmd_chats)
 
     models = sub.add_parser("models", help="list the catalog")
     models.add_argument("--json", action="store_true")

@@ -41,7 +41,7 @@ DATA = Path(__file__).with_name("benchdata") / "answers"
 CANDIDATES = ("smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct",
               "smollm2-135m-instruct-llamacpp", "qwen2.5-coder-0.5b-instruct-llamacpp")  # fmt: skip
 ROUTED = "routed"
-MAX_NEW_TOKENS = 96  # replies are judged on their first sentences; time stays comparable
+MAX_NEW_TOKENS = 64  # replies are judged on their first sentences; time stays comparable
 
 # Prompt scaffolding a person must never see (an independent list: not grounding.py's).
 SCAFFOLD = [re.compile(p, re.I | re.M) for p in (

@@ -251,7 +251,10 @@ def rag_reply(question: str, model_reply: str, quotes: Sequence[Quote],
         bare = re.sub(r"\s*\[\d+\]", "", sentence).strip()
         if not bare or _refuses(bare):
             break
-        score, quote = max(((support(bare, [q.text], question), q) for q in quotes),
+        # Only the sentences that answer best may support it: a reply built on a
+        # lower one answers something else ("booked" + "flights of six hours").
+        top = [q for q in quotes if q.score >= 0.9 * quotes[0].score]
+        score, quote = max(((support(bare, [q.text], question), q) for q in top),
                            key=lambda x: x[0])  # fmt: skip
         if score < SUPPORT_THRESHOLD:
             break
@@ -291,8 +294,10 @@ def strip_scaffolding(text: str, n_citations: int = 0) -> str:
     line) and citations of excerpts that do not exist ([5] of 4) go.
     """
     out = []
-    for line in _TOKENS.sub("", text).splitlines():
-        if _SCAFFOLD_LINE.match(line) or _QUESTION_LINE.match(line):
+    for raw in text.splitlines():
+        line = _TOKENS.sub("", raw)
+        if _SCAFFOLD_LINE.match(line) or _QUESTION_LINE.match(line) or (
+                raw.strip() and not line.strip()):  # fmt: skip
             continue
         line = _LABEL.sub("", line)
         line = re.sub(r"^\s{0,3}#{1,6}\s+", "", line)
@@ -527,7 +532,10 @@ def trim_history(history: Sequence[Message], max_turns: int) -> tuple[tuple[Mess
             if users > max_turns:
                 break
         kept.append(m)
-    return tuple(system + kept[::-1]), exchanges - max_turns
+    kept = kept[::-1]
+    while kept and kept[0].role != "user":  # the reply to a question left out
+        kept.pop(0)
+    return tuple(system + kept), exchanges - max_turns
 
 
 def trimmed_note(dropped: int) -> str:

@@ -1,0 +1,65 @@
+"""Real tier for grounded answers: one per chain, through the product's own routing."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from assistant.bench_answers import DATA, _picture, scaffolding
+from assistant.service import Assistant
+from models.base import Message, Request
+from tests.realenv import real_settings
+
+pytestmark = pytest.mark.real
+
+
+@pytest.fixture(scope="module")
+def assistant(tmp_path_factory) -> Assistant:
+    assistant = Assistant.from_settings(real_settings(tmp_path_factory.mktemp("ans") / "home"))
+    assistant.ingest(DATA / "docs" / "kettle-manual.md")
+    return assistant
+
+
+def test_a_document_answer_holds_the_fact_cites_it_and_shows_no_scaffolding(assistant):
+    outcome = assistant.ask(Request(text="How long is the warranty on the Nimbus K2 kettle?"))
+    assert outcome.status == "ok" and outcome.route.task == "rag", outcome.error
+    text = outcome.result.text
+    assert "2 years" in text and "[1]" in text, text
+    assert outcome.result.citations[0]["source"] == "kettle-manual.md"
+    assert scaffolding(text, len(outcome.result.citations)) == [], text
+    nothing = assistant.ask(Request(text="What colour is the Nimbus K2 kettle?", task="rag"))
+    assert nothing.result.text.startswith("Your documents do not say."), nothing.result.text
+
+
+def test_the_total_on_a_drawn_invoice_is_read_and_stated(assistant, tmp_path):
+    invoice = _picture(["ACME Supplies Ltd", "Invoice 4471", "Total: 83.20 EUR"],
+                       tmp_path / "invoice.png")  # fmt: skip
+    outcome = assistant.ask(Request(text="What is the total amount?", attachments=(invoice,)))
+    assert outcome.status == "ok", outcome.error
+    assert "83.20" in outcome.result.text, outcome.result.text
+
+
+def test_a_follow_up_uses_the_first_turn(assistant):
+    if assistant._grounded() is None:
+        pytest.skip("no stronger model installed for follow-ups (make coder)")
+    history = (Message("user", "My name is Ana and I live in Lisbon."),
+               Message("assistant", "Nice to meet you, Ana!"))  # fmt: skip
+    outcome = assistant.ask(Request(text="Which city do I live in?", history=history))
+    assert outcome.status == "ok", outcome.error
+    assert "follow-up" in outcome.route.reason
+    assert "lisbon" in outcome.result.text.lower(), outcome.result.text
+
+
+@pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("sox")),
+                    reason="needs espeak-ng and sox to record the memo")  # fmt: skip
+def test_a_voice_memo_is_answered_about_what_was_said(assistant, tmp_path):
+    raw, wav = tmp_path / "raw.wav", tmp_path / "memo.wav"
+    subprocess.run(["espeak-ng", "-w", str(raw), "Remind me to buy milk and bread."], check=True)
+    subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", str(wav)], check=True)
+    outcome = assistant.ask(Request(text="", attachments=(wav,)))
+    assert outcome.status == "ok", outcome.error
+    assert [s.route.task for s in outcome.steps] == ["asr", "text"]
+    said = outcome.result.text.lower()
+    assert "milk" in said or "bread" in said, said
