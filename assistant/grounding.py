@@ -470,7 +470,6 @@ def picture_reply(question: str, labels: Sequence[tuple[str, float]], lines: Seq
     found = find_in_ocr(question, lines)
     if found:
         return state(found, question)
-    lines = [respace(line) for line in lines]
     q = question.lower().strip()
     says = re.search(r"\b(say|says|read|text|written|writing|words)\b", q)
     shows = not q or re.search(r"\b(what is (this|it|in)|what's (this|in)|describe|what does "
