@@ -1,0 +1,121 @@
+"""How an output is scored against what was expected, one number per item.
+
+Each metric maps (output, expected) to a score in [0, 1] except ``wer``,
+which is the word error rate (lower is better, and can pass 1 when a model
+babbles). A run's score is the mean of its items' scores. ``judge`` (a
+model grading another) lives with the engine, not here: it is a model's
+opinion, shown apart from these measurements and never averaged with them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from models.base import BadInput
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A scoring rule, named as the CLI and the UI name it."""
+
+    name: str
+    higher_is_better: bool  # False for error rates
+    needs_expected: bool  # a dataset line without `expected` cannot be scored
+    score: Callable[[str, tuple[str, ...]], float]
+    about: str  # one line for the help text and the results table
+
+
+def _fold(text: str) -> str:
+    """Case, accents' width forms and runs of whitespace do not make an answer wrong."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(text.split())
+
+
+def contains(output: str, expected: tuple[str, ...]) -> float:
+    out = _fold(output)
+    return float(any(_fold(e) in out for e in expected if e.strip()))
+
+
+def exact(output: str, expected: tuple[str, ...]) -> float:
+    # A trailing full stop is how chat models end sentences, not a different answer.
+    out = _fold(output).rstrip(" .!")
+    return float(any(out == _fold(e).rstrip(" .!") for e in expected))
+
+
+_PUNCT = re.compile(r"[^\w\s']")
+
+
+def words(text: str) -> list[str]:
+    """Words as a WER counts them: folded, punctuation dropped (as Whisper's basic normaliser)."""
+    return _PUNCT.sub(" ", _fold(text)).split()
+
+
+def wer(output: str, expected: tuple[str, ...]) -> float:
+    """Word error rate against the best-matching reference: (S + D + I) / reference words."""
+    hypothesis = words(output)
+    rates = []
+    for reference in expected:
+        ref = words(reference)
+        if not ref:
+            rates.append(0.0 if not hypothesis else 1.0)
+            continue
+        rates.append(edit_distance(ref, hypothesis) / len(ref))
+    return min(rates) if rates else 1.0
+
+
+def edit_distance(a: list[str], b: list[str]) -> int:
+    """Levenshtein distance between two word lists (substitution, deletion, insertion cost 1)."""
+    previous = list(range(len(b) + 1))
+    for i, word in enumerate(a, start=1):
+        current = [i]
+        for j, other in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1,
+                               previous[j - 1] + (word != other)))  # fmt: skip
+        previous = current
+    return previous[-1]
+
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
+
+
+def json_keys(output: str, expected: tuple[str, ...]) -> float:
+    """1 when the output is a JSON object holding every expected key.
+
+    One fenced ```json block is accepted as the output, since chat models
+    fence JSON by habit; prose around a bare object is not.
+    """
+    text = output.strip()
+    fenced = _FENCE.fullmatch(text)
+    if fenced:
+        text = fenced.group(1).strip()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return 0.0
+    if not isinstance(value, dict):
+        return 0.0
+    return float(all(key in value for key in expected))
+
+
+METRICS = {
+    m.name: m
+    for m in (
+        Metric("contains", True, True, contains,
+               "the output contains an expected string (case-insensitive)"),
+        Metric("exact", True, True, exact, "the output is an expected string, case aside"),
+        Metric("wer", False, True, wer, "word error rate against the reference transcript"),
+        Metric("json", True, False, json_keys,
+               "the output parses as a JSON object with the expected keys"),
+    )
+}  # fmt: skip
+
+
+def metric(name: str) -> Metric:
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise BadInput(f"Unknown metric '{name}'; choose one of {', '.join(METRICS)}.") from None

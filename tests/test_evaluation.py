@@ -1,0 +1,146 @@
+"""Datasets, metrics and ratings of the evaluation package, against hand-computed values."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from assistant.evaluation import datasets, metrics, rating
+from assistant.evaluation.rating import Vote
+from models.base import BadInput
+
+
+def _write(path, lines):
+    path.write_text("\n".join(json.dumps(x) if not isinstance(x, str) else x for x in lines))
+    return path
+
+
+def test_a_jsonl_dataset_loads_with_attachments_resolved_beside_it(tmp_path):
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "a.wav").write_bytes(b"RIFF")
+    path = _write(tmp_path / "d.jsonl", [
+        {"id": "q1", "input": "capital of France?", "expected": "Paris"},
+        "",
+        {"id": 2, "input": "", "attachments": ["clips/a.wav"], "expected": ["hello", "hi"]},
+    ])  # fmt: skip
+    first, second = datasets.load(path)
+    assert first.expected == ("Paris",) and first.attachments == ()
+    assert second.id == "2" and second.expected == ("hello", "hi")
+    assert second.attachments == ((tmp_path / "clips" / "a.wav").resolve(),)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("{not json", "line 2: not JSON"),
+    ('["a list"]', "line 2: a line must be a JSON object"),
+    ('{"id": "x", "input": "q", "colour": "red"}', "line 2: unknown field"),
+    ('{"input": "q"}', "line 2: 'id' is missing"),
+    ('{"id": "a", "input": "again"}', "line 2: id 'a' was already used on line 1"),
+    ('{"id": "x", "input": ""}', "line 2: neither 'input' nor 'attachments'"),
+    ('{"id": "x", "input": "q", "expected": 3}', "line 2: 'expected' must be"),
+    ('{"id": "x", "input": "q", "attachments": ["../secret.txt"]}', "outside the dataset"),
+    ('{"id": "x", "input": "q", "attachments": ["/etc/passwd"]}', "outside the dataset"),
+    ('{"id": "x", "input": "q", "attachments": ["nope.wav"]}', "does not exist"),
+])  # fmt: skip
+def test_a_malformed_line_is_refused_with_its_number_before_anything_runs(tmp_path, bad, message):
+    (tmp_path / "secret.txt").write_text("s")
+    folder = tmp_path / "set"
+    folder.mkdir()
+    path = _write(folder / "d.jsonl", [{"id": "a", "input": "q"}, bad])
+    with pytest.raises(BadInput, match=message):
+        datasets.load(path)
+
+
+def test_a_csv_dataset_takes_the_same_columns_with_bars_between_values(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text('id,input,expected\nq1,"Say hi, please",hi|hello\n')
+    (example,) = datasets.load(path)
+    assert example.input == "Say hi, please" and example.expected == ("hi", "hello")
+    (tmp_path / "bad.csv").write_text("question,answer\nq,a\n")
+    with pytest.raises(BadInput, match="line 1: the header lacks id, input"):
+        datasets.load(tmp_path / "bad.csv")
+
+
+def test_empty_missing_and_foreign_files_are_refused(tmp_path):
+    (tmp_path / "e.jsonl").write_text("\n\n")
+    with pytest.raises(BadInput, match="holds no examples"):
+        datasets.load(tmp_path / "e.jsonl")
+    with pytest.raises(BadInput, match="No dataset"):
+        datasets.load(tmp_path / "none.jsonl")
+    (tmp_path / "d.txt").write_text("x")
+    with pytest.raises(BadInput, match=".jsonl or .csv"):
+        datasets.load(tmp_path / "d.txt")
+
+
+def test_contains_and_exact_ignore_case_and_spacing_but_not_words():
+    assert metrics.contains("The capital is  PARIS.", ("paris",)) == 1.0
+    assert metrics.contains("The capital is Lyon.", ("paris", "Île-de-France")) == 0.0
+    assert metrics.exact(" Paris. ", ("paris",)) == 1.0
+    assert metrics.exact("Paris, France", ("paris",)) == 0.0
+    assert metrics.contains("anything", ("",)) == 0.0  # an empty expectation proves nothing
+
+
+def test_wer_counts_substitutions_deletions_and_insertions_per_reference_word():
+    # Reference 6 words; "sat"->"sit" (S), "the" dropped (D), "today" added (I): 3/6.
+    assert metrics.wer("the cat sit on mat today", ("The cat sat on the mat.",)) == 0.5
+    assert metrics.wer("The cat sat on the mat", ("the cat sat on the mat",)) == 0.0
+    assert metrics.wer("", ("two words",)) == 1.0
+    # The best of several references counts.
+    assert metrics.wer("hello there", ("hi", "hello there")) == 0.0
+    assert metrics.edit_distance(list("kitten"), list("sitting")) == 3
+
+
+def test_json_metric_needs_an_object_with_every_expected_key():
+    assert metrics.json_keys('{"name": "a", "age": 3}', ("name", "age")) == 1.0
+    assert metrics.json_keys('```json\n{"name": "a"}\n```', ("name",)) == 1.0
+    assert metrics.json_keys('{"name": "a"}', ("name", "age")) == 0.0
+    assert metrics.json_keys('Sure! {"name": "a"}', ("name",)) == 0.0
+    assert metrics.json_keys("[1, 2]", ()) == 0.0
+    with pytest.raises(BadInput, match="Unknown metric 'bleu'"):
+        metrics.metric("bleu")
+    assert not metrics.metric("wer").higher_is_better
+
+
+def test_bradley_terry_two_models_matches_the_closed_form():
+    # A beats B 3 times of 4: p_A / (p_A + p_B) = 3/4, so the log-strength gap is ln 3.
+    votes = [Vote("A", "B", "a")] * 3 + [Vote("A", "B", "b")]
+    s = rating.strengths(votes, prior=0.0)
+    assert s["A"] - s["B"] == pytest.approx(math.log(3), abs=1e-6)
+    assert s["A"] + s["B"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_bradley_terry_three_models_satisfies_the_likelihood_equations():
+    votes = ([Vote("A", "B", "a")] * 2 + [Vote("A", "B", "b")] + [Vote("B", "C", "a")] * 3
+             + [Vote("C", "B", "a")] + [Vote("A", "C", "tie")] * 2)  # fmt: skip
+    s = rating.strengths(votes, iterations=2000, prior=0.0)
+    p = {m: math.exp(v) for m, v in s.items()}
+    # At the maximum, each model's wins equal its expected wins: sum_j n_ij p_i / (p_i + p_j).
+    wins = {"A": 2 + 1.0, "B": 1 + 3, "C": 1 + 1.0}
+    games = {("A", "B"): 3, ("B", "C"): 4, ("A", "C"): 2}
+    for m in p:
+        expected = sum(n * p[m] / (p[m] + p[y if m == x else x])
+                       for (x, y), n in games.items() if m in (x, y))  # fmt: skip
+        assert expected == pytest.approx(wins[m], rel=1e-6)
+
+
+def test_ratings_rank_best_first_with_an_interval_that_holds_the_score():
+    votes = [Vote("big", "small", "a")] * 8 + [Vote("big", "small", "b")] * 2
+    votes += [Vote("small", "big", "both_bad")]
+    ranked = rating.ratings(votes, rounds=100)
+    assert [r.model for r in ranked] == ["big", "small"]
+    for r in ranked:
+        assert r.low <= r.score <= r.high and r.votes == 11
+    # An unbeaten model stays finite (the prior), and the same seed gives the same interval.
+    unbeaten = rating.ratings([Vote("x", "y", "a")] * 5, rounds=50)
+    assert all(math.isfinite(r.score) for r in unbeaten)
+    assert unbeaten == rating.ratings([Vote("x", "y", "a")] * 5, rounds=50)
+    assert rating.ratings([]) == []
+
+
+def test_the_pareto_front_keeps_only_models_no_other_beats_on_score_and_cost():
+    points = [("cheap-bad", 0.4, 1.0), ("mid", 0.7, 2.0), ("dear-good", 0.9, 5.0),
+              ("dominated", 0.6, 3.0), ("twin-of-mid", 0.7, 2.0)]  # fmt: skip
+    assert rating.pareto(points) == {"cheap-bad", "mid", "dear-good", "twin-of-mid"}
+    # For an error rate, lower is better.
+    assert rating.pareto([("a", 0.1, 2.0), ("b", 0.3, 2.0)], higher_is_better=False) == {"a"}
