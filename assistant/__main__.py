@@ -1,5 +1,5 @@
 """Command line: serve | ask | models | ledger | prepare | ingest | documents | bench |
-train | space.
+eval | train | space.
 
     python -m assistant ask "What is the capital of France?" --json
     python -m assistant models --json
@@ -203,6 +203,33 @@ def cmd_train(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_eval(args, settings: Settings) -> int:
+    from assistant.evaluation.engine import evaluate
+    from assistant.service import Assistant
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    assistant = Assistant.from_settings(settings, progress=_progress)
+
+    def progress(done: int, total: int, item) -> None:
+        mark = "failed" if item.status != "ok" else f"score {item.score:.2f}"
+        _progress(f"  [{done}/{total}] {item.model} · {item.id}: {mark}")
+
+    report = evaluate(assistant, Path(args.dataset), models, args.metric, progress)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=1))
+        return 0
+    better = "higher" if report["higher_is_better"] else "lower"
+    print(f"{report['dataset']} · {report['task']} · metric {report['metric']} ({better} is "
+          f"better) · run {report['run']}")  # fmt: skip
+    print(f"{'model':<40} {'score':>7} {'n':>4} {'failed':>6} {'p50 s':>7} {'$ here':>10} "
+          f"{'$ cloud':>10}")  # fmt: skip
+    for m in report["models"]:
+        cloud = f"{m['usd_cloud']:.6f}" if m["usd_cloud"] is not None else "–"
+        print(f"{m['model']:<40} {m['score']:>7.3f} {m['n']:>4} {m['failed']:>6} "
+              f"{m['latency_p50_s']:>7.2f} {m['usd_local']:>10.6f} {cloud:>10}")  # fmt: skip
+    return 0
+
+
 def cmd_space(args, settings: Settings) -> int:
     from assistant.space import export
 
@@ -270,6 +297,13 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", type=Path, help="a saved model folder to go on training")
     train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay)")
     train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="score models on your own dataset (JSONL or CSV)")
+    ev.add_argument("dataset", help='lines of {"id", "input", "attachments", "expected"}')
+    ev.add_argument("--models", required=True, help="catalog ids, comma-separated")
+    ev.add_argument("--metric", help="contains (text) | exact | wer (speech) | json")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=cmd_eval)
 
     space = sub.add_parser("space", help="Hugging Face Spaces: export the folder to push")
     space.add_argument("action", choices=["export"])

@@ -79,6 +79,10 @@ def test_contains_and_exact_ignore_case_and_spacing_but_not_words():
     assert metrics.exact(" Paris. ", ("paris",)) == 1.0
     assert metrics.exact("Paris, France", ("paris",)) == 0.0
     assert metrics.contains("anything", ("",)) == 0.0  # an empty expectation proves nothing
+    # Whole words: wrong answers seen in real runs must not score.
+    assert metrics.contains("Water freezes at 0.98 degrees.", ("0",)) == 0.0
+    assert metrics.contains("It freezes at 0 degrees, or 32 F.", ("0",)) == 1.0
+    assert metrics.contains("A Parisian café.", ("Paris",)) == 0.0
 
 
 def test_wer_counts_substitutions_deletions_and_insertions_per_reference_word():
@@ -144,3 +148,80 @@ def test_the_pareto_front_keeps_only_models_no_other_beats_on_score_and_cost():
     assert rating.pareto(points) == {"cheap-bad", "mid", "dear-good", "twin-of-mid"}
     # For an error rate, lower is better.
     assert rating.pareto([("a", 0.1, 2.0), ("b", 0.3, 2.0)], higher_is_better=False) == {"a"}
+
+
+# --- the engine, through the real flow with a fake chat model -----------------------------
+
+
+def _dataset(tmp_path):
+    return _write(tmp_path / "capitals.jsonl", [
+        {"id": "fr", "input": "Capital of France?", "expected": "Paris"},
+        {"id": "de", "input": "Capital of Germany?", "expected": ["Berlin"]},
+    ])  # fmt: skip
+
+
+def test_eval_scores_each_model_through_the_ledger_and_resumes(assistant, fake_chat, tmp_path):
+    from assistant.evaluation.engine import evaluate
+
+    fake_chat.replies = ["It is Paris.", "Probably Paris too."]
+    path = _dataset(tmp_path)
+    seen = []
+    report = evaluate(assistant, path, ["smollm2-135m-instruct"], None,
+                      lambda done, total, item: seen.append((done, total)))  # fmt: skip
+    assert report["metric"] == "contains" and report["task"] == "text"
+    (summary,) = report["models"]
+    assert summary["score"] == 0.5 and summary["n"] == 2 and summary["failed"] == 0
+    assert [i["score"] for i in report["items"]] == [1.0, 0.0]
+    assert seen == [(1, 2), (2, 2)]
+    rows = assistant.ledger.rows(limit=10)
+    assert len(rows) == 2 and {r["source"] for r in rows} == {"eval"}
+    # Run again: every item is read back from the run file, no model runs.
+    again = evaluate(assistant, path, ["smollm2-135m-instruct"])
+    assert again["items"] == report["items"] and len(fake_chat.seen) == 2
+
+
+def test_an_interrupted_eval_keeps_the_items_done_and_runs_only_the_rest(assistant, fake_chat,
+                                                                         tmp_path):  # fmt: skip
+    from assistant.evaluation.engine import evaluate
+
+    path = _dataset(tmp_path)
+
+    def interrupt(done, total, item):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(assistant, path, ["smollm2-135m-instruct"], None, interrupt)
+    assert len(fake_chat.seen) == 1
+    report = evaluate(assistant, path, ["smollm2-135m-instruct"])
+    assert len(fake_chat.seen) == 2 and len(report["items"]) == 2
+
+
+def test_eval_refuses_models_that_cannot_serve_the_task_naming_those_that_can(assistant, tmp_path):
+    from assistant.evaluation.engine import evaluate
+
+    with pytest.raises(BadInput, match="asks for text, which whisper-base cannot.*smollm2"):
+        evaluate(assistant, _dataset(tmp_path), ["smollm2-135m-instruct", "whisper-base"])
+    with pytest.raises(BadInput, match="Unknown model 'nope'"):
+        evaluate(assistant, _dataset(tmp_path), ["nope"])
+    with pytest.raises(BadInput, match="named twice"):
+        evaluate(assistant, _dataset(tmp_path), ["smollm2-135m-instruct"] * 2)
+
+
+def test_a_failed_item_counts_as_wrong_and_says_why(settings, tmp_path):
+    from assistant.evaluation.engine import evaluate
+    from tests.conftest import FakeChat, make_assistant
+
+    broken = make_assistant(settings, FakeChat(fail=RuntimeError("out of memory")))
+    report = evaluate(broken, _dataset(tmp_path), ["smollm2-135m-instruct"])
+    assert report["models"][0]["score"] == 0.0 and report["models"][0]["failed"] == 2
+    assert all(i["status"] == "error" and i["score"] is None for i in report["items"])
+
+
+def test_eval_cli_prints_the_contract(tmp_path, monkeypatch, capsys):
+    from assistant.__main__ import main
+
+    monkeypatch.setenv("ASSISTANT_HOME", str(tmp_path / "home"))
+    bad = _write(tmp_path / "bad.jsonl", [{"id": "x"}])
+    assert main(["eval", str(bad), "--models", "smollm2-135m-instruct", "--json"]) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "error" and "line 1" in out["error"]

@@ -36,8 +36,19 @@ def _fold(text: str) -> str:
 
 
 def contains(output: str, expected: tuple[str, ...]) -> float:
+    """1 when an expected string stands in the output as whole words.
+
+    Whole words, because reading real answers showed "0" found inside
+    "0.98 degrees" and "Paris" inside "Parisian": a substring test scores
+    wrong answers right.
+    """
     out = _fold(output)
-    return float(any(_fold(e) in out for e in expected if e.strip()))
+    for e in expected:
+        if e.strip():
+            word = re.escape(_fold(e))
+            if re.search(rf"(?<!\w){word}(?!\w|[.,]\d)", out):
+                return 1.0
+    return 0.0
 
 
 def exact(output: str, expected: tuple[str, ...]) -> float:
@@ -105,7 +116,7 @@ METRICS = {
     m.name: m
     for m in (
         Metric("contains", True, True, contains,
-               "the output contains an expected string (case-insensitive)"),
+               "the output contains an expected string as whole words, case aside"),
         Metric("exact", True, True, exact, "the output is an expected string, case aside"),
         Metric("wer", False, True, wer, "word error rate against the reference transcript"),
         Metric("json", True, False, json_keys,
