@@ -225,3 +225,93 @@ def test_eval_cli_prints_the_contract(tmp_path, monkeypatch, capsys):
     assert main(["eval", str(bad), "--models", "smollm2-135m-instruct", "--json"]) == 2
     out = json.loads(capsys.readouterr().out)
     assert out["status"] == "error" and "line 1" in out["error"]
+
+
+# --- compare, votes and the leaderboard -----------------------------------------------------
+
+PAIR = ["smollm2-135m-instruct", "smollm2-135m-instruct-fp32"]
+
+
+def test_compare_streams_every_column_and_reports_them_in_the_order_asked(assistant, fake_chat):
+    from assistant.evaluation.compare import Column, Piece, compare, stream
+
+    fake_chat.replies = ["Paris is the capital."]
+    events = list(stream(assistant, "Capital of France?", PAIR))
+    pieces = [e for e in events if isinstance(e, Piece)]
+    finished = [e for e in events if isinstance(e, Column)]
+    assert {p.column for p in pieces} == {0, 1} and len(finished) == 2
+    for column in finished:
+        # Every piece of a column comes before that column's end.
+        assert max(i for i, e in enumerate(events) if getattr(e, "column", -1) == column.column
+                   and isinstance(e, Piece)) < events.index(column)  # fmt: skip
+    report = compare(assistant, "Capital of France?", list(reversed(PAIR)))
+    assert [c["model"] for c in report["columns"]] == list(reversed(PAIR))
+    for column in report["columns"]:
+        assert column["status"] == "ok" and column["output"] == "Paris is the capital."
+        assert column["task"] == "text" and column["cost"]["usd_local"] >= 0
+        assert column["timings"]["first_s"] <= column["timings"]["total_s"]
+        assert column["speed"].endswith("tokens/s")
+    sources = [r["source"] for r in assistant.ledger.rows(limit=10)]
+    assert sources == ["compare"] * 4
+
+
+def test_compare_refuses_too_few_too_many_twice_named_and_mismatched_models(assistant):
+    from assistant.evaluation.compare import compare
+
+    with pytest.raises(BadInput, match="2 to 4 models; 1 given"):
+        compare(assistant, "hi", PAIR[:1])
+    with pytest.raises(BadInput, match="2 to 4 models; 5 given"):
+        compare(assistant, "hi", PAIR + ["a", "b", "c"])
+    with pytest.raises(BadInput, match="named twice"):
+        compare(assistant, "hi", [PAIR[0], PAIR[0]])
+    with pytest.raises(BadInput, match="whisper-base cannot"):
+        compare(assistant, "hi", [PAIR[0], "whisper-base"])
+
+
+def test_a_failing_column_is_reported_while_the_other_answers(settings):
+    from assistant.evaluation.compare import compare
+    from tests.conftest import FakeChat, make_assistant
+
+    class Broken(FakeChat):
+        def stream(self, request, cancel=None):
+            raise RuntimeError("out of memory")
+
+    good, bad = FakeChat(["Fine."]), Broken()
+    assistant = make_assistant(settings, good)
+    factory = assistant.pool.factory
+
+    def pick(model_id):
+        return bad if model_id == PAIR[1] else factory(model_id)
+
+    assistant.pool.factory = pick
+    report = compare(assistant, "hello there, how are you?", PAIR)
+    first, second = report["columns"]
+    assert first["status"] == "ok" and first["output"] == "Fine."
+    assert second["status"] == "error" and "out of memory" in second["error"]
+
+
+def test_votes_feed_a_leaderboard_that_moves_and_the_cli_round_trip(tmp_path, monkeypatch,
+                                                                     capsys):  # fmt: skip
+    from assistant.__main__ import main
+    from assistant.evaluation.votes import Votes, leaderboard
+    from assistant.ledger import Ledger
+
+    votes = Votes(tmp_path / "votes.sqlite")
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    assert leaderboard(votes, ledger) == []
+    votes.record("text", "small", "big", "b")
+    top = leaderboard(votes, ledger, "text")
+    assert [r["model"] for r in top] == ["big", "small"]
+    for _ in range(3):
+        votes.record("text", "small", "big", "a")
+    assert [r["model"] for r in leaderboard(votes, ledger, "text")] == ["small", "big"]
+    with pytest.raises(BadInput, match="one of a, b, tie, both_bad"):
+        votes.record("text", "small", "big", "maybe")
+    with pytest.raises(BadInput, match="two different models"):
+        votes.record("text", "small", "small", "a")
+
+    monkeypatch.setenv("ASSISTANT_HOME", str(tmp_path / "home"))
+    assert main(["vote", "nope", "a"]) == 2
+    assert "No comparison 'nope'" in capsys.readouterr().err
+    assert main(["leaderboard", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
