@@ -93,6 +93,10 @@ def test_wer_counts_substitutions_deletions_and_insertions_per_reference_word():
     # The best of several references counts.
     assert metrics.wer("hello there", ("hi", "hello there")) == 0.0
     assert metrics.edit_distance(list("kitten"), list("sitting")) == 3
+    # Whisper's digits and a reference's words are the same words (a real transcript).
+    assert metrics.wer("The next train leaves from platform 4.",
+                       ("The next train leaves from platform four.",)) == 0.0  # fmt: skip
+    assert metrics.wer("at 10", ("at ten",)) == 0.0 and metrics.wer("at 100", ("at ten",)) == 0.5
 
 
 def test_json_metric_needs_an_object_with_every_expected_key():
@@ -315,3 +319,31 @@ def test_votes_feed_a_leaderboard_that_moves_and_the_cli_round_trip(tmp_path, mo
     assert "No comparison 'nope'" in capsys.readouterr().err
     assert main(["leaderboard", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_a_speech_eval_scores_the_transcript_and_runs_no_text_model(settings, tmp_path):
+    """transcribe_only stops the chain: the answer to a memo is not its transcript."""
+    from assistant.evaluation.engine import evaluate
+    from models.base import Adapter, Result, Usage
+    from tests.conftest import FakeChat, make_assistant
+
+    class FakeASR(Adapter):
+        family, tasks = "asr", ("asr",)
+
+        def load(self):
+            pass
+
+        def run(self, request):
+            return Result(text="Buy milk and 2 eggs.", usage=Usage(3.0, 5, "audio_seconds"))
+
+    chat = FakeChat()
+    assistant = make_assistant(settings, chat, {"asr": FakeASR()})
+    (tmp_path / "memo.wav").write_bytes(b"RIFF0000WAVE")
+    path = _write(tmp_path / "speech.jsonl", [
+        {"id": "m", "input": "", "attachments": ["memo.wav"], "expected": "buy milk and two eggs"},
+    ])  # fmt: skip
+    report = evaluate(assistant, path, ["whisper-base"])
+    assert report["task"] == "asr" and report["metric"] == "wer"
+    (item,) = report["items"]
+    assert item["output"] == "Buy milk and 2 eggs." and item["score"] == 0
+    assert chat.seen == []

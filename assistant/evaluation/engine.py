@@ -109,8 +109,10 @@ def evaluate(assistant, dataset: Path, models: Sequence[str], metric_name: str |
 
 def _run_one(assistant, example: datasets.Example, model: str, task: str,
              chosen: Metric) -> ItemResult:  # fmt: skip
+    # A speech model is judged on its transcript, not on what a text model makes of it.
     request = Request(text=example.input, attachments=example.attachments, model=model,
-                      task=task, session_id="eval", temperature=0.0)  # fmt: skip
+                      task=task, session_id="eval", temperature=0.0,
+                      transcribe_only=task == "asr")  # fmt: skip
     outcome = assistant.ask(request, source="eval")
     # In a chain (speech, then its answer) the evaluated model's output is its own step's.
     own = next((s for s in (outcome.steps or (outcome,)) if s.route and s.route.model == model),

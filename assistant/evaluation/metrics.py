@@ -58,11 +58,20 @@ def exact(output: str, expected: tuple[str, ...]) -> float:
 
 
 _PUNCT = re.compile(r"[^\w\s']")
+# Whisper writes "platform 4" where a reference says "platform four": the
+# same words. Small numbers are spelled out before counting (as Whisper's
+# English normaliser does, in the other direction).
+_NUMBERS = dict(enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty".split()))  # fmt: skip
 
 
 def words(text: str) -> list[str]:
-    """Words as a WER counts them: folded, punctuation dropped (as Whisper's basic normaliser)."""
-    return _PUNCT.sub(" ", _fold(text)).split()
+    """Words as a WER counts them: folded, punctuation dropped, small numbers spelled out."""
+    out = []
+    for word in _PUNCT.sub(" ", _fold(text)).split():
+        out.append(_NUMBERS.get(int(word), word) if word.isascii() and word.isdigit() else word)
+    return out
 
 
 def wer(output: str, expected: tuple[str, ...]) -> float:
