@@ -261,8 +261,10 @@ def _voice(run: _Run, memos: dict) -> None:
 def _factual(run: _Run) -> None:
     for case in _load("factual.jsonl"):
         _, reply, wall, leaks = run.ask(case["question"], "factual")
+        # The first sentence is the answer: "…is blue. … unlike green" is wrong.
+        first = re.split(r"(?<=[.!?])\s+", reply.strip(), maxsplit=1)[0]
         run.judge("factual questions, plain chat", case["question"], reply,
-                  _has(reply, case["expected"]), wall, leaks)  # fmt: skip
+                  _has(first, case["expected"]), wall, leaks)  # fmt: skip
 
 
 GOALS = {  # metric name start -> (goal text, test); judged on the product's routed column
