@@ -54,18 +54,34 @@ QUOTE_SENTENCES = 3  # sentences the model reads (short contexts for small model
 MAX_SENTENCE_CHARS = 360
 
 
+def _stem(w: str) -> str:
+    """Endings folded, so that a reply's "opened" meets the document's "open"."""
+    if w[0].isdigit():
+        return w
+    if len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
+        w = w[:-1]
+    if len(w) > 5 and w.endswith("ing"):
+        w = w[:-3]
+    elif len(w) > 4 and w.endswith("ed"):
+        w = w[:-2]
+    if len(w) > 4 and w.endswith("e"):
+        w = w[:-1]
+    return w
+
+
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"\d+(?:[.,]\d+)*|[^\W\d_]+", text.lower())
+
+
 def words(text: str) -> list[str]:
-    """Lowercase word tokens, plurals folded ("licenses" ~ "license"), numbers kept whole."""
-    out = []
-    for w in re.findall(r"\d+(?:[.,]\d+)*|[^\W\d_]+", text.lower()):
-        if len(w) > 3 and w.endswith("s") and not w.endswith("ss") and not w[0].isdigit():
-            w = w[:-1]
-        out.append(w)
-    return out
+    """Lowercase word stems ("licenses", "descaled" → "licens", "descal"); numbers whole."""
+    return [_stem(w) for w in _tokens(text)]
 
 
-def content_words(text: str) -> set[str]:
-    return {w for w in words(text) if w not in STOP and (len(w) > 1 or w.isdigit())}
+def content_words(text: str, also_drop: frozenset[str] = frozenset()) -> set[str]:
+    """The stems of the words that carry facts (stop words, and ``also_drop``, left out)."""
+    return {_stem(w) for w in _tokens(text)
+            if w not in STOP and w not in also_drop and (len(w) > 1 or w.isdigit())}  # fmt: skip
 
 
 def numbers(text: str) -> set[str]:
@@ -208,13 +224,18 @@ def support(reply: str, evidence: Sequence[str], question: str = "") -> float:
     A number in the reply that the evidence does not hold makes it 0: a
     wrong amount or date is the worst thing a grounded answer can say.
     """
-    said = content_words(reply) - FRAMING
+    said = content_words(reply, FRAMING)
     if not said:
         return 0.0
     known = set().union(*(content_words(e) for e in evidence)) | content_words(question)
     known_numbers = set().union(*(numbers(e) for e in evidence)) | numbers(question)
     if numbers(reply) - known_numbers:
         return 0.0
+    unknown = len(said - known)
+    # A short reply may not add a single word of its own ("use a water filter"):
+    # one new word in six is allowed from the seventh word on.
+    if unknown > (len(said) - 1) // 6:
+        return min(len(said & known) / len(said), SUPPORT_THRESHOLD - 0.01)
     return len(said & known) / len(said)
 
 
@@ -407,8 +428,8 @@ def _date(question: str, lines: Sequence[str]) -> Found | None:
     found = [(line, m[1]) for line in lines for m in _DATE.finditer(line)]
     if not found:
         return None
-    q = set(words(question))
-    line, value = max(found, key=lambda f: (len(q & set(words(f[0])) - STOP), -lines.index(f[0])))
+    q = content_words(question)
+    line, value = max(found, key=lambda f: (len(q & content_words(f[0])), -lines.index(f[0])))
     return Found("date", value, line)
 
 
@@ -418,7 +439,7 @@ def _code(question: str, lines: Sequence[str]) -> Found | None:
     OCR often glues a label to its value ("InvoiceNo.INV-2093", "Account5561-220"),
     so the line is matched by substring and a glued lowercase label is cut off.
     """
-    asked = content_words(question) - {"number", "code", "id", "picture", "image", "thi"}
+    asked = content_words(question) - {"number", "code", "id", "pictur", "imag"}
     best = None
     for i, line in enumerate(lines):
         low = line.lower()
