@@ -558,6 +558,14 @@ def trim_history(history: Sequence[Message], max_turns: int) -> tuple[tuple[Mess
     return tuple(system + kept), exchanges - max_turns
 
 
+def with_system(instructions: str, history: Sequence[Message]) -> tuple[Message, ...]:
+    """The grounded instructions first, then the chat's own system prompt ("answer in
+    French"), as one system message; then the earlier turns."""
+    own = [m.content for m in history if m.role == "system" and m.content.strip()]
+    system = Message("system", "\n\n".join([instructions, *own]))
+    return (system,) + tuple(m for m in history if m.role != "system")
+
+
 def trimmed_note(dropped: int) -> str:
     return (f"The {dropped} oldest exchange{'s' if dropped > 1 else ''} of this chat "
             "were left out of what the model read, to keep its context short.")  # fmt: skip

@@ -46,7 +46,6 @@ from models.base import (
     Adapter,
     AssistantError,
     BadInput,
-    Message,
     Request,
     Result,
     Usage,
@@ -273,8 +272,7 @@ class Assistant:
         history, dropped = grounding.trim_history(request.history, self.settings.history_turns)
         follow = Request(
             text=grounding.picture_prompt(question, labels, lines),
-            history=(Message("system", grounding.PICTURE_SYSTEM),)
-            + tuple(m for m in history if m.role != "system"),
+            history=grounding.with_system(grounding.PICTURE_SYSTEM, history),
             session_id=request.session_id, user=request.user,
             max_new_tokens=request.max_new_tokens, temperature=request.temperature,
         )  # fmt: skip
@@ -479,8 +477,7 @@ class Assistant:
                                          f"sentences of {len(hits)} excerpts")  # fmt: skip
         follow = Request(
             text=grounding.grounded_prompt(request.text, quotes),
-            history=(Message("system", grounding.GROUNDED_SYSTEM),)
-            + tuple(m for m in history if m.role != "system"),
+            history=grounding.with_system(grounding.GROUNDED_SYSTEM, history),
             session_id=request.session_id, user=request.user,
             max_new_tokens=min(request.max_new_tokens, 64), temperature=request.temperature,
         )  # fmt: skip

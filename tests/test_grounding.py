@@ -153,3 +153,12 @@ def test_ask_chat_continues_a_saved_chat_from_the_command_line(tmp_path, monkeyp
     assert route["model"] == "smollm2-135m-instruct-fp32" and "follow-up" in route["reason"]
     missing = cli("ask", "hi", "--chat", "nope", "--route-only", home=tmp_path)
     assert missing.returncode == 2 and "There is no chat 'nope'" in missing.stderr
+
+
+def test_the_chats_own_system_prompt_follows_the_grounded_instructions():
+    history = (Message("system", "Answer in French."), Message("user", "Hi"),
+               Message("assistant", "Salut !"))  # fmt: skip
+    built = grounding.with_system(grounding.GROUNDED_SYSTEM, history)
+    assert built[0].role == "system" and built[0].content.endswith("\n\nAnswer in French.")
+    assert built[0].content.startswith(grounding.GROUNDED_SYSTEM)
+    assert [m.role for m in built] == ["system", "user", "assistant"]
