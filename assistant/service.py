@@ -25,7 +25,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from assistant import grounding
+from assistant import grounding, picture_text
 from assistant.catalog import Catalog, Entry
 from assistant.chat import Chats, Template, clean_text, load_templates
 from assistant.costs import PRICES_FILE, EnergyMeter, Prices, cost_of
@@ -263,7 +263,7 @@ class Assistant:
             return first  # the description is the answer
         labels = [x for _, found, _ in seen for x in found]
         lines = [x for _, _, found in seen for x in found]
-        ruled = grounding.picture_reply(question, labels, lines)
+        ruled = picture_text.picture_reply(question, labels, lines)
         if ruled is not None:
             yield "\n" + ruled
             note = "Answered by rule from what the picture's readers saw; no text model ran."
@@ -271,8 +271,8 @@ class Assistant:
                 first.result.notes + (note,))))  # fmt: skip
         history, dropped = grounding.trim_history(request.history, self.settings.history_turns)
         follow = Request(
-            text=grounding.picture_prompt(question, labels, lines),
-            history=grounding.with_system(grounding.PICTURE_SYSTEM, history),
+            text=picture_text.picture_prompt(question, labels, lines),
+            history=grounding.with_system(picture_text.PICTURE_SYSTEM, history),
             session_id=request.session_id, user=request.user,
             max_new_tokens=request.max_new_tokens, temperature=request.temperature,
         )  # fmt: skip
@@ -284,7 +284,7 @@ class Assistant:
             evidence = lines + [label for label, _ in labels]
             notes = (grounding.trimmed_note(dropped),) if dropped else ()
             if grounding.support(reply, evidence, question) < grounding.SUPPORT_THRESHOLD:
-                reply = grounding.picture_facts(labels, lines)
+                reply = picture_text.picture_facts(labels, lines)
                 notes += ("The text model's reply held words the picture's readers did not "
                           "see, so their findings are shown instead.",)  # fmt: skip
             yield "\n" + reply

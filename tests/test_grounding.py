@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from assistant import grounding
+from assistant import grounding, picture_text
 from assistant.bench_answers import scaffolding
 from assistant.catalog import Catalog
 from assistant.router import Router
@@ -76,24 +76,24 @@ def test_nothing_that_answers_says_the_documents_do_not_say():
 
 def test_values_are_read_from_ocr_lines_even_when_glued():
     lines = ["ACMESupplies Ltd", "InvoiceNo.INV-2093", "Date:2026-11-14", "total83.20EUR"]
-    assert grounding.find_in_ocr("What is the total amount?", lines).value == "83.20 EUR"
-    assert grounding.find_in_ocr("What is the invoice number?", lines).value == "INV-2093"
-    assert grounding.find_in_ocr("What is the date?", lines).value == "2026-11-14"
+    assert picture_text.find_in_ocr("What is the total amount?", lines).value == "83.20 EUR"
+    assert picture_text.find_in_ocr("What is the invoice number?", lines).value == "INV-2093"
+    assert picture_text.find_in_ocr("What is the date?", lines).value == "2026-11-14"
     ticket = ["BOARDINGPASS", "FlightLH1234", "GateB22", "Seat14C"]
-    assert grounding.find_in_ocr("Which gate?", ticket).value == "B22"
-    assert grounding.find_in_ocr("What is my seat?", ticket).value == "14C"
+    assert picture_text.find_in_ocr("Which gate?", ticket).value == "B22"
+    assert picture_text.find_in_ocr("What is my seat?", ticket).value == "14C"
     receipt = ["HarborHardware", "Receipt88120", "Hammer12.99", "Total16.48"]
-    assert grounding.find_in_ocr("Which shop is it from?", receipt).value == "Harbor Hardware"
-    assert grounding.find_in_ocr("How much did I pay?", receipt).value == "16.48"
-    assert grounding.find_in_ocr("Is this a cat?", receipt) is None  # nothing asked for
-    assert grounding.find_in_ocr("What is the total?", ["Hello world"]) is None
+    assert picture_text.find_in_ocr("Which shop is it from?", receipt).value == "Harbor Hardware"
+    assert picture_text.find_in_ocr("How much did I pay?", receipt).value == "16.48"
+    assert picture_text.find_in_ocr("Is this a cat?", receipt) is None  # nothing asked for
+    assert picture_text.find_in_ocr("What is the total?", ["Hello world"]) is None
 
 
 def test_the_classifier_label_is_quoted_as_it_was_given():
-    said = grounding.picture_reply("What is in this picture?", [("tiger cat", 0.38),
+    said = picture_text.picture_reply("What is in this picture?", [("tiger cat", 0.38),
                                                                ("tabby", 0.3)], [])  # fmt: skip
     assert "**tiger cat** (38%)" in said and "No readable text" in said
-    assert grounding.picture_reply("Is the cat happy?", [("tabby", 0.5)], []) is None
+    assert picture_text.picture_reply("Is the cat happy?", [("tabby", 0.5)], []) is None
 
 
 def test_scaffolding_is_stripped_and_the_bench_sees_none_left():
