@@ -1,5 +1,5 @@
 """Command line: serve | ask | chats | models | ledger | prepare | ingest | documents | bench |
-eval | compare | vote | leaderboard | train | space.
+eval | compare | vote | leaderboard | tune | train | space.
 
     python -m assistant ask "What is the capital of France?" --json
     python -m assistant models --json
@@ -340,6 +340,40 @@ def cmd_leaderboard(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_tune(args, settings: Settings) -> int:
+    from assistant.service import Assistant
+    from assistant.tuning import tune
+
+    assistant = Assistant.from_settings(settings, progress=_progress)
+
+    def progress(step) -> None:
+        if step.step == step.total or step.step % 2 == 0:
+            _progress(
+                f"  step {step.step}/{step.total} · epoch {step.epoch} · loss {step.loss:.3f}"
+                f" · {step.elapsed_s:.0f}s, ~{step.eta_s:.0f}s left"
+            )
+
+    card = tune(assistant, Path(args.data), args.base, args.name, args.method, args.epochs,
+                progress)  # fmt: skip
+    if args.json:
+        print(json.dumps(card, ensure_ascii=False, indent=1))
+        return 0
+    t = card["training"]
+    print(f"Trained {card['id']} from {card['base']} ({card['method']}, {card['data']['train']} "
+          f"examples, {t['steps']} steps) in {t['seconds']:.0f}s: {t['seconds_per_step']:.2f} s "
+          f"per step, {t['tokens_per_s']:.0f} tokens/s.")  # fmt: skip
+    print(f"Validation loss {t['val_loss_before']:.3f} → {t['val_loss_after']:.3f}.")
+    for m in card["eval"]["models"]:
+        print(f"  {m['model']:<40} {card['eval']['metric']} {m['score']:.2f} on {m['n']} "
+              "held-back examples")  # fmt: skip
+    c = card["cost"]
+    cloud = f"${c['usd_cloud']:.4f}" if c["usd_cloud"] is not None else "–"
+    print(f"Cost: ${c['usd_local']:.5f} here ({c['device_seconds']:.0f} device-seconds) vs "
+          f"{cloud} for a hosted fine-tuning job ({c['cloud_ref']}).")  # fmt: skip
+    print(f"Serving now: python -m assistant ask \"...\" --model {card['id']}")
+    return 0
+
+
 def cmd_space(args, settings: Settings) -> int:
     from assistant.space import export
 
@@ -442,6 +476,15 @@ def parser() -> argparse.ArgumentParser:
     board.add_argument("--task", help="one task (text, asr, vision, ...); all when omitted")
     board.add_argument("--json", action="store_true")
     board.set_defaults(func=cmd_leaderboard)
+
+    tn = sub.add_parser("tune", help="fine-tune a text model on your examples, then serve it")
+    tn.add_argument("data", help='JSONL of {"messages": [...]} or CSV of prompt,completion')
+    tn.add_argument("--base", required=True, help="the catalog id to start from")
+    tn.add_argument("--name", required=True, help="the new model's catalog id")
+    tn.add_argument("--method", choices=["lora", "full"], default="lora")
+    tn.add_argument("--epochs", type=int, default=3)
+    tn.add_argument("--json", action="store_true")
+    tn.set_defaults(func=cmd_tune)
 
     space = sub.add_parser("space", help="Hugging Face Spaces: export the folder to push")
     space.add_argument("action", choices=["export"])

@@ -365,9 +365,15 @@ def bench_answers(repeats: int, progress) -> list[dict]:
     return run_answers(repeats, progress)
 
 
+def bench_tune(repeats: int, progress) -> list[dict]:
+    from assistant.bench_tune import bench_tune as run_tune
+
+    return run_tune(repeats, progress)
+
+
 BENCHES = {"answers": bench_answers, "asr": bench_asr, "router": bench_router,
            "pool": bench_pool, "rag": bench_rag, "text": bench_text, "vision": bench_vision,
-           "image": bench_image}  # fmt: skip
+           "image": bench_image, "tune": bench_tune}  # fmt: skip
 
 
 def run(name: str, repeats: int = 3, progress=print) -> dict:

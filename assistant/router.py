@@ -62,6 +62,8 @@ class Router:
     ):
         self.catalog = catalog
         self.preferred = preferred or {}  # task -> catalog id chosen by settings
+        # task -> why its preferred model was chosen (an eval), quoted on the route card.
+        self.because: dict[str, str] = {}
         # How close a question is to the asker's documents: (cosine, document
         # name), or None when they have none. Supplied by the app.
         self.documents = documents
@@ -139,7 +141,12 @@ class Router:
                 reason = f"{reason}; {entry.id} picked for {task}"
             else:
                 entry = self.catalog.default_for(task, self.preferred.get(task))
-                stronger = self.grounded() if self.grounded and task == "text" else None
+                if entry is not None and task in self.because and \
+                        entry.id == self.preferred.get(task):  # fmt: skip
+                    reason = f"{reason}; {entry.id}: {self.because[task]}"
+                # A model a person chose after an eval (``because``) is kept for everything.
+                stronger = self.grounded() if self.grounded and task == "text" and \
+                    task not in self.because else None  # fmt: skip
                 if stronger and _follow_up(request):
                     # Routed by difficulty: a follow-up must use the earlier turns,
                     # which the small chat model measurably does not.

@@ -29,6 +29,7 @@ from assistant import grounding, picture_text
 from assistant.catalog import Catalog, Entry
 from assistant.chat import Chats, Template, clean_text, load_templates
 from assistant.costs import PRICES_FILE, EnergyMeter, Prices, cost_of
+from assistant.evaluation import choices
 from assistant.families import build_adapter
 from assistant.ledger import Finished, Ledger, Started, open_or_set_aside
 from assistant.limits import (
@@ -95,6 +96,7 @@ class Assistant:
             preferred.update(image_generation=image, image_edit=image)
         self.router = Router(catalog, preferred, documents=self._document_match,
                              grounded=self._grounded)  # fmt: skip
+        choices.apply(self)  # what a person chose after an eval outlives restarts
         self._store: Store | None = None
         self._chats: Chats | None = None
         self._vectors: dict[str, list[float]] = {}  # the router's query vectors, reused once
@@ -321,13 +323,14 @@ class Assistant:
         """The text step of a grounded chain: the person's pick, else the stronger model."""
         picked = dict(request.prefer).get("text") or request.model
         if routed is not None and (picked or routed.model != self.catalog.default_for(
-                "text", self.settings.text_model).id):  # fmt: skip
+                "text", self.router.preferred.get("text")).id):  # fmt: skip
             return replace(routed, reason=f"{why} → {routed.reason}")
-        stronger = None if picked else self._grounded()
+        # A text model a person chose after an eval answers grounded work too.
+        stronger = None if picked or "text" in self.router.because else self._grounded()
         if stronger:
             return RouteDecision("text", stronger[0], f"{why} → {stronger[1]}", 1.0,
                                  routed.alternatives if routed else ())  # fmt: skip
-        entry = self.catalog.default_for("text", picked or self.settings.text_model)
+        entry = self.catalog.default_for("text", picked or self.router.preferred.get("text"))
         return RouteDecision("text", entry.id, f"{why} → {entry.id}", 1.0)
 
     def _speak(
