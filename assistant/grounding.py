@@ -248,6 +248,11 @@ GROUNDED_SYSTEM = (
 )
 
 
+# Plain words a model will not echo as a form ("Confirm a reminder or list…" was echoed).
+VOICE_SYSTEM = ("You are a helpful assistant. The user speaks to you through voice notes; "
+                "reply to each note helpfully and briefly, naming what it is about.")
+
+
 def grounded_prompt(question: str, quotes: Sequence[Quote]) -> str:
     """The user turn: the quoted sentences as plain lines, then the question. No labels."""
     return "\n".join(q.text for q in quotes) + "\n\n" + question.strip()

@@ -222,8 +222,12 @@ class Assistant:
         if decision.task == "vision":
             return (yield from self._picture_answer(request, first, source, cancel))
         text = f"{question}\n\n{said}" if question else said
+        # A memo with no instruction: told it is a voice note, Qwen2.5-Coder answered all 8 of
+        # bench answers' memos (without it, "I'm sorry, but I can't assist with that" to 3).
+        history = request.history if question else grounding.with_system(
+            grounding.VOICE_SYSTEM, request.history)  # fmt: skip
         follow = Request(
-            text=text, history=request.history, session_id=request.session_id,
+            text=text, history=history, session_id=request.session_id,
             prefer=request.prefer, max_new_tokens=request.max_new_tokens,
             temperature=request.temperature, user=request.user,
             options=request.options,

@@ -8,7 +8,7 @@ from assistant import grounding, picture_text
 from assistant.bench_answers import scaffolding
 from assistant.catalog import Catalog
 from assistant.router import Router
-from models.base import Message, Request
+from models.base import Adapter, Message, Request, Result, Usage
 from tests.test_cli import cli
 
 MANUAL = """# Nimbus K2 Kettle
@@ -162,3 +162,28 @@ def test_the_chats_own_system_prompt_follows_the_grounded_instructions():
     assert built[0].role == "system" and built[0].content.endswith("\n\nAnswer in French.")
     assert built[0].content.startswith(grounding.GROUNDED_SYSTEM)
     assert [m.role for m in built] == ["system", "user", "assistant"]
+
+
+def test_a_voice_memo_is_answered_as_a_voice_note_by_the_grounded_model(settings, fake_chat):
+    from tests.conftest import make_assistant
+
+    class FakeASR(Adapter):
+        family, tasks = "asr", ("asr",)
+
+        def load(self):
+            pass
+
+        def run(self, request):
+            return Result(text="Remind me to buy milk.", usage=Usage(2.0, 4, "audio_seconds"))
+
+    assistant = make_assistant(settings.with_(grounded_model=("smollm2-135m-instruct-fp32",)),
+                               fake_chat, {"asr": FakeASR()})  # fmt: skip
+    memo = settings.home / "memo.wav"
+    memo.write_bytes(b"RIFF0000WAVE")
+    outcome = assistant.ask(Request(text="", attachments=(memo,)))
+    assert [s.route.task for s in outcome.steps] == ["asr", "text"]
+    assert outcome.steps[1].route.model == "smollm2-135m-instruct-fp32"
+    assert "answers what was said" in outcome.steps[1].route.reason
+    seen = fake_chat.seen[-1]
+    assert seen.text == "Remind me to buy milk."
+    assert seen.history[0].content == grounding.VOICE_SYSTEM
