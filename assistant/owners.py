@@ -1,16 +1,24 @@
-"""An upload is served back only to the browser that sent it.
+"""The file gate in front of the Gradio app: uploads stay with their browser.
 
 Gradio keeps uploads under a hashed folder and serves any of them to
 whoever asks for the path (behind the login, if there is one, but not per
-user or per browser). A recording or a photo is private, so this ASGI
-middleware, wrapped around the whole app:
+user or per browser), and it takes any path a client names as an input.
+A recording or a photo is private, and no other server file is anyone's
+business, so this ASGI middleware, wrapped around the whole app:
 
-- gives each browser a random cookie (``assistant_session``, HttpOnly) the
-  first time it uploads;
+- gives each browser a random cookie (``assistant_session``, HttpOnly) on
+  its first page, config or upload, so gradio_client and the MCP server's
+  own client (which keep the cookies of /config) carry one too;
 - records which cookie each uploaded path was handed to, in SQLite inside
-  ASSISTANT_HOME, so it holds across restarts;
-- answers 404 to a request for a recorded upload from any other browser,
-  the same answer as for a path that does not exist, so nothing is learnt.
+  ASSISTANT_HOME (assistant/access.py), so it holds across restarts;
+- refuses (403, before Gradio copies anything) an event whose data names a
+  file this browser may not use: another's upload, or anything outside the
+  upload folder, such as ``/etc/passwd`` or the ledger (access.py's rule);
+- answers 404 to a ``/gradio_api/file=`` request for a recorded upload from
+  any other browser, or for any file outside the upload folder and the
+  documents' kept copies, the same answer as for a path that does not exist;
+- sends kept documents as downloads, never as a page of this origin: an
+  indexed .html must not run its scripts here.
 
 Files Gradio wrote itself (generated pictures, cached outputs) are not
 uploads and are served as Gradio decides.
@@ -19,66 +27,55 @@ uploads and are served as Gradio decides.
 from __future__ import annotations
 
 import json
-import os
+import mimetypes
 import secrets
-import sqlite3
-import threading
-from http.cookies import CookieError, SimpleCookie
-from pathlib import Path
 
-COOKIE = "assistant_session"
+from assistant.access import COOKIE, NOT_YOURS, FileAccess, is_url, paths_in, session_of
+
 MAX_AGE = 30 * 24 * 3600  # a month: an old chat's attachments still show after a restart
 UPLOAD = "/gradio_api/upload"
 FILE_ROUTES = ("/gradio_api/file=", "/gradio_api/file/")
+# Where a browser or a program hands data to an event (queue/join, call, run, api,
+# stream, component_server); the MCP server reaches the app through them too.
+EVENT_PREFIX = "/gradio_api/"
+NOT_EVENTS = (UPLOAD, "/gradio_api/mcp", "/gradio_api/process_recording")
+MAX_EVENT_BYTES = 16 * 2**20  # a chat's history with its turns; past this, a mistake or an attack
+# Pages that mint the cookie: the app's page, its config (what gradio_client reads first).
+MINT = ("/", "/config", "/config/")
+# Shown inline from the kept documents: media players and pictures, never markup or SVG.
+INLINE = ("audio/", "video/", "image/png", "image/jpeg", "image/gif", "image/webp")
 
 
 class UploadOwners:
-    def __init__(self, app, db_path: Path):
+    def __init__(self, app, access: FileAccess):
         self.app = app
-        self.db_path = db_path
-        self._lock = threading.Lock()
-        with self._connect() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS owners (path TEXT PRIMARY KEY, owner TEXT)")
-
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.db_path, timeout=10)
-
-    def record(self, paths: list[str], owner: str) -> None:
-        with self._lock, self._connect() as db:
-            db.executemany("INSERT OR REPLACE INTO owners VALUES (?, ?)",
-                           [(os.path.realpath(p), owner) for p in paths])  # fmt: skip
-
-    def owner_of(self, path: str) -> str | None:
-        with self._connect() as db:
-            row = db.execute("SELECT owner FROM owners WHERE path = ?",
-                             (os.path.realpath(path),)).fetchone()  # fmt: skip
-        return row[0] if row else None
+        self.access = access
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        path = scope["path"]  # every request passes here: only uploads and files read more
-        if path == UPLOAD and scope["method"] == "POST":
-            return await self._upload(scope, receive, send, _cookie(scope))
+        path, method = scope["path"], scope["method"]
+        cookie = _cookie(scope)
+        if cookie is None and (path == UPLOAD or (method == "GET" and path in MINT)):
+            cookie = secrets.token_urlsafe(24)
+            send = _setting_cookie(send, cookie)
+        if path == UPLOAD and method == "POST":
+            return await self._upload(scope, receive, send, cookie)
         for route in FILE_ROUTES:
             if path.startswith(route):
-                owner = self.owner_of(path[len(route):])
-                if owner is not None and owner != _cookie(scope):
-                    return await _not_found(send)
+                return await self._file(scope, receive, send, path[len(route) :], cookie)
+        if (method == "POST" and path.startswith(EVENT_PREFIX)
+                and not path.startswith(NOT_EVENTS)):  # fmt: skip
+            return await self._event(scope, receive, send, cookie)
         return await self.app(scope, receive, send)
 
-    async def _upload(self, scope, receive, send, cookie: str | None):
-        owner = cookie or secrets.token_urlsafe(24)
+    async def _upload(self, scope, receive, send, owner: str):
         status, body = 0, []
 
         async def tee(message):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                if cookie is None:
-                    value = f"{COOKIE}={owner}; Path=/; Max-Age={MAX_AGE}; HttpOnly; SameSite=Lax"
-                    headers = list(message.get("headers", [])) + [(b"set-cookie", value.encode())]
-                    message = {**message, "headers": headers}
             elif message["type"] == "http.response.body":
                 body.append(message.get("body", b""))
                 if not message.get("more_body") and status == 200:
@@ -86,27 +83,104 @@ class UploadOwners:
                         paths = json.loads(b"".join(body))
                     except ValueError:
                         paths = []
-                    self.record([p for p in paths if isinstance(p, str)], owner)
+                    if isinstance(paths, list):
+                        self.access.owners.record([p for p in paths if isinstance(p, str)],
+                                                  owner)  # fmt: skip
             await send(message)
 
         await self.app(scope, receive, tee)
+
+    async def _file(self, scope, receive, send, wanted: str, cookie: str | None):
+        real = self.access.servable(wanted)
+        if real is None:
+            return await _refuse(send, 404, "Not Found")
+        owners = self.access.owners.owners(str(real))
+        if owners and cookie not in owners:
+            return await _refuse(send, 404, "Not Found")
+        if not real.is_relative_to(self.access.kept):
+            return await self.app(scope, receive, _nosniff(send))
+        kind = mimetypes.guess_type(real.name)[0] or ""
+        if kind.startswith(INLINE):
+            return await self.app(scope, receive, _nosniff(send))
+        return await self.app(scope, receive, _as_download(send, real.name))
+
+    async def _event(self, scope, receive, send, cookie: str | None):
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > MAX_EVENT_BYTES:
+                return await _refuse(send, 413, f"The request is over {MAX_EVENT_BYTES:,} bytes.")
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        try:
+            data = json.loads(body)
+        except RecursionError:
+            return await _refuse(send, 400, "The request's JSON is nested too deeply.")
+        except ValueError:
+            data = None  # not JSON: Gradio answers it as it does
+        if any(not is_url(p) and not self.access.may_use(p, cookie) for p in paths_in(data)):
+            return await _refuse(send, 403, NOT_YOURS)
+        delivered = False
+
+        async def replay():
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 def _cookie(scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"cookie":
-            try:
-                morsel = SimpleCookie(value.decode("latin-1")).get(COOKIE)
-            except CookieError:  # a malformed header: as if there were no cookie
-                return None
-            if morsel is not None:
-                return morsel.value
+            found = session_of(value.decode("latin-1"))
+            if found is not None:
+                return found
     return None
 
 
-async def _not_found(send) -> None:
-    body = b'{"detail":"Not Found"}'
-    await send({"type": "http.response.start", "status": 404,
+def _headers(send, change):
+    async def wrapped(message):
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": change(list(message.get("headers", [])))}
+        await send(message)
+
+    return wrapped
+
+
+def _setting_cookie(send, cookie: str):
+    value = f"{COOKIE}={cookie}; Path=/; Max-Age={MAX_AGE}; HttpOnly; SameSite=Lax"
+    return _headers(send, lambda h: h + [(b"set-cookie", value.encode())])
+
+
+def _nosniff(send):
+    return _headers(send, lambda h: h + [(b"x-content-type-options", b"nosniff")])
+
+
+def _as_download(send, name: str):
+    """Bytes to save, never to render: a kept .html or .svg runs no script here."""
+    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_")
+
+    def change(headers):
+        kept = [(k, v) for k, v in headers
+                if k.lower() not in (b"content-type", b"content-disposition")]  # fmt: skip
+        return kept + [(b"content-type", b"application/octet-stream"),
+                       (b"content-disposition", f'attachment; filename="{ascii_name}"'.encode()),
+                       (b"x-content-type-options", b"nosniff")]  # fmt: skip
+
+    return _headers(send, change)
+
+
+async def _refuse(send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})  # fmt: skip
     await send({"type": "http.response.body", "body": body})

@@ -16,6 +16,7 @@ def build_server(settings: Settings, progress=print):
     import gradio as gr
     from fastapi import FastAPI
 
+    from assistant.access import access_for
     from assistant.api import add_api
     from assistant.owners import UploadOwners
     from assistant.ui import build
@@ -27,8 +28,14 @@ def build_server(settings: Settings, progress=print):
     # A bounded queue: past 64 waiting events Gradio answers "busy", never a 5xx.
     demo.queue(default_concurrency_limit=4, max_size=64)
     app = gr.mount_gradio_app(app, demo, path="", **launch_options(settings))
-    # Outermost: an upload is served back only to the browser that sent it.
-    app.add_middleware(UploadOwners, db_path=settings.upload_owners_path)
+    # Gradio checks that an event's input files were uploaded (and an output's
+    # files are allowed) only once `has_launched` is set, which launch() does
+    # and mount_gradio_app() does not: without it any server path a client
+    # names is copied into the cache and served. Nothing else reads the flag.
+    demo.has_launched = True
+    # Outermost: files named by a request must be this browser's own uploads,
+    # and an upload is served back only to the browser that sent it.
+    app.add_middleware(UploadOwners, access=access_for(settings))
     return app, assistant
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from assistant.access import check_files
 from assistant.catalog import TASKS
 from assistant.chat import apply_template, parse_variables
 from assistant.service import Assistant, Outcome
@@ -50,7 +51,21 @@ def launch_options(settings=None) -> dict:
         # Kept copies of indexed documents, so a cited recording plays from its timestamp.
         (settings.documents_dir / "files").mkdir(parents=True, exist_ok=True)
         options["allowed_paths"] = [str(settings.documents_dir / "files")]
+        # Never served or copied, whatever else allows them (blocked wins in Gradio):
+        # the app's own databases, and the system's secrets.
+        options["blocked_paths"] = blocked_paths(settings)
     return options
+
+
+def blocked_paths(settings) -> list[str]:
+    home = settings.home.resolve()
+    databases = [str(p) for pattern in ("*.sqlite*", "documents/*.sqlite*")
+                 for p in sorted(home.glob(pattern))]  # fmt: skip
+    for name in ("ledger.sqlite", "chats.sqlite", "upload_owners.sqlite",
+                 "documents/documents.sqlite"):  # fmt: skip
+        databases += [str(home / (name + tail)) for tail in ("", "-wal", "-shm", "-journal")]
+    return sorted(set(databases)) + [str(home / "documents" / "chroma"), "/proc", "/etc",
+                                     "/sys", "/root", "/dev"]  # fmt: skip
 
 
 def safe_markdown(text: str) -> str:
@@ -199,6 +214,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         text = message.get("text") or ""
         files = [Path(f if isinstance(f, str) else f["path"]) for f in message.get("files") or []]
         try:
+            # Whatever path a client sent: only this browser's own uploads (access.py).
+            check_files(assistant.settings, request, files)
             chat_id, model_text, history, prompt = _prepare_turn(
                 assistant, user, chat_id, text, system, template, variables)  # fmt: skip
         except BadInput as err:
@@ -362,10 +379,11 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         listing = build_chat_sidebar(assistant, user_of, chat_id, chatbot, prompt, demo)
         outputs = [box, chatbot, panel, resident, chat_id, listing]
         prompt_in = [prompt.system, prompt.template, prompt.variables]
-        sent = box.submit(respond, [box, chatbot, chat_id, speak, *prompt_in, *picture, *pickers],
-                          outputs, api_name="chat")  # fmt: skip
-        again = rerun_btn.click(rerun, [chatbot, chat_id, speak, *prompt_in, *picture, *pickers],
-                                outputs, api_name="rerun")  # fmt: skip
+        inputs = [chat_id, speak, *prompt_in, *picture, *pickers]
+        sent = box.submit(with_request(respond), [box, chatbot, *inputs], outputs,
+                          api_name="chat")  # fmt: skip
+        again = rerun_btn.click(with_request(rerun), [chatbot, *inputs], outputs,
+                                api_name="rerun")  # fmt: skip
         stop_btn.click(None, None, None, cancels=[sent, again])
         # A stopped reply leaves the box disabled: give it back.
         stop_btn.click(lambda: gr.MultimodalTextbox(interactive=True), None, box)
@@ -374,6 +392,23 @@ def build_app(assistant: Assistant) -> gr.Blocks:
 
 
 AUTO = "auto"
+
+
+def with_request(handler):
+    """``handler`` as a Gradio event that is given the request.
+
+    Gradio fills a ``gr.Request`` parameter only among the leading
+    positional ones; the chat handlers take the model pickers as ``*picks``,
+    after which their ``request`` was never filled: every chat ran as user
+    "local" in session "anonymous". This puts the request first.
+    """
+
+    def event(request: gr.Request, *inputs):
+        yield from handler(*inputs, request=request)
+
+    # Not functools.wraps: Gradio would read the wrapped signature and fill nothing.
+    event.__name__, event.handler = handler.__name__, handler
+    return event
 
 
 def _prepare_turn(assistant: Assistant, user: str, chat_id: str | None, text: str,

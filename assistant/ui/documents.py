@@ -11,8 +11,10 @@ from pathlib import Path
 
 import gradio as gr
 
+from assistant.access import check_files
 from assistant.rag import collections_for
 from assistant.service import Assistant
+from models.base import BadInput
 
 COLUMNS = ["name", "collection", "status", "chunks", "size", "added", "id"]
 
@@ -54,8 +56,12 @@ def build_documents_tab(assistant: Assistant, tab: gr.Tab) -> None:
               progress=gr.Progress()):  # noqa: B008 (Gradio injects it)  # fmt: skip
         user = user_of(request)
         said = []
-        for n, raw in enumerate(paths or []):
-            path = Path(raw if isinstance(raw, str) else raw.name)
+        chosen = [Path(raw if isinstance(raw, str) else raw.name) for raw in paths or []]
+        try:  # whatever path a client sent: only this browser's own uploads (access.py)
+            check_files(assistant.settings, request, chosen)
+        except BadInput as err:
+            return f"⚠️ {err}", document_rows(assistant, user), None
+        for n, path in enumerate(chosen):
             share_of_total = 1 / len(paths)
 
             def step(fraction: float, message: str, n=n, share_of_total=share_of_total) -> None:

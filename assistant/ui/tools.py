@@ -22,10 +22,11 @@ from pathlib import Path
 
 import gradio as gr
 
+from assistant.access import check_files
 from assistant.service import Assistant, Outcome
 from assistant.space import gpu
 from assistant.ui.documents import user_of
-from models.base import Request
+from models.base import BadInput, Request
 
 TOOLS = ("ask", "draw_picture", "transcribe", "look_at_picture")
 
@@ -40,6 +41,10 @@ def build_tools(assistant: Assistant, demo: gr.Blocks) -> None:
         by_mcp = request is not None and request.headers.get("x-gradio-user") == "mcp"
         source = "mcp" if by_mcp else "gradio-api"
         session = (request.session_hash if request else None) or "none"
+        try:  # whatever path a client sent: only its own uploads (access.py)
+            check_files(assistant.settings, request, fields.get("attachments", ()))
+        except BadInput as err:
+            raise gr.Error(str(err)) from None
         req = Request(session_id=f"{source}-{session}", user=user_of(request), **fields)
         outcome = ask_routed(req, source)
         if outcome.status != "ok":
