@@ -172,3 +172,17 @@ def check_files(settings, request, paths: Iterable[str | os.PathLike]) -> None:
     paths = list(paths)
     if paths:
         access_for(settings).check(paths, session_of_request(request))
+
+
+def login_of(cookie_header: str | None, tokens: dict, cookie_id: str) -> str | None:
+    """The user logged in through Gradio's login page, from its access-token cookie."""
+    if not cookie_header:
+        return None
+    try:
+        jar = SimpleCookie(cookie_header)
+    except CookieError:
+        return None
+    for name in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
+        if name in jar and jar[name].value in tokens:
+            return tokens[jar[name].value]
+    return None

@@ -29,6 +29,8 @@ from __future__ import annotations
 import json
 import mimetypes
 import secrets
+from collections.abc import Callable
+from pathlib import Path
 
 from assistant.access import COOKIE, NOT_YOURS, FileAccess, is_url, paths_in, session_of
 
@@ -47,9 +49,13 @@ INLINE = ("audio/", "video/", "image/png", "image/jpeg", "image/gif", "image/web
 
 
 class UploadOwners:
-    def __init__(self, app, access: FileAccess):
+    def __init__(self, app, access: FileAccess,
+                 may_read_kept: Callable[[Path, str | None], bool] = lambda path, cookie: True):
+        # may_read_kept(kept file, Cookie header): whether that login's collections hold it
+        # (assistant/server.py; it needs the store and Gradio's logins, which live there).
         self.app = app
         self.access = access
+        self.may_read_kept = may_read_kept
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -99,6 +105,8 @@ class UploadOwners:
             return await _refuse(send, 404, "Not Found")
         if not real.is_relative_to(self.access.kept):
             return await self.app(scope, receive, _nosniff(send))
+        if not self.may_read_kept(real, _header(scope, b"cookie")):
+            return await _refuse(send, 404, "Not Found")
         kind = mimetypes.guess_type(real.name)[0] or ""
         if kind.startswith(INLINE):
             return await self.app(scope, receive, _nosniff(send))
@@ -135,6 +143,11 @@ class UploadOwners:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _header(scope, wanted: bytes) -> str | None:
+    values = [v.decode("latin-1") for k, v in scope.get("headers", []) if k == wanted]
+    return "; ".join(values) if values else None
 
 
 def _cookie(scope) -> str | None:

@@ -223,6 +223,12 @@ class Store:
         )
         return [Document(*r) for r in rows]
 
+    def collections_keeping(self, folder: str) -> set[str]:
+        """The collections whose documents are kept in files/<folder> (a doc id's first 16)."""
+        rows = self._db.execute("SELECT collection FROM documents WHERE substr(doc_id, 1, 16) = ?",
+                                (folder,))  # fmt: skip
+        return {r[0] for r in rows}
+
     def has_documents(self, collections: Sequence[str]) -> bool:
         marks = ",".join("?" * len(collections))
         row = self._db.execute(f"SELECT 1 FROM documents WHERE status='complete' AND "

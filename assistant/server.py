@@ -35,8 +35,31 @@ def build_server(settings: Settings, progress=print):
     demo.has_launched = True
     # Outermost: files named by a request must be this browser's own uploads,
     # and an upload is served back only to the browser that sent it.
-    app.add_middleware(UploadOwners, access=access_for(settings))
+    app.add_middleware(UploadOwners, access=access_for(settings),
+                       may_read_kept=_kept_reader(app, assistant))  # fmt: skip
     return app, assistant
+
+
+def _kept_reader(app, assistant):
+    """Whether a request's login may read a kept document: one of its collections holds it.
+
+    Without ASSISTANT_AUTH everyone is "local" and reads what "local" indexed.
+    """
+    from starlette.routing import Mount
+
+    from assistant.access import login_of
+    from assistant.rag import collections_for
+
+    gradio_app = next(r.app for r in app.routes if isinstance(r, Mount))
+
+    def may_read(kept, cookie_header: str | None) -> bool:
+        user = login_of(cookie_header, gradio_app.tokens, gradio_app.cookie_id)
+        if assistant.settings.auth and user is None:
+            return False  # behind a login, no login reads nothing (Gradio says 401 first)
+        return bool(assistant.store.collections_keeping(kept.parent.name)
+                    & set(collections_for(user or "local")))  # fmt: skip
+
+    return may_read
 
 
 def serve(settings: Settings) -> None:

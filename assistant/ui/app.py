@@ -50,7 +50,11 @@ def launch_options(settings=None) -> dict:
     if settings is not None:
         # Kept copies of indexed documents, so a cited recording plays from its timestamp.
         (settings.documents_dir / "files").mkdir(parents=True, exist_ok=True)
-        options["allowed_paths"] = [str(settings.documents_dir / "files")]
+        # Pictures, speech and exports the app writes: Gradio copies an output into its
+        # cache only from an allowed folder (or the checkout, or /tmp).
+        options["allowed_paths"] = [str(settings.documents_dir / "files"),
+                                    str(settings.home / "outputs"),
+                                    str(settings.home / "exports")]  # fmt: skip
         # Never served or copied, whatever else allows them (blocked wins in Gradio):
         # the app's own databases, and the system's secrets.
         options["blocked_paths"] = blocked_paths(settings)
@@ -176,11 +180,12 @@ def _alternative(alt: dict) -> str:
     return f"{alt['model']} (≈{usd(alt['est_usd_local'])} here, median of {runs})"
 
 
-def panel_rows(assistant: Assistant, session_id: str) -> list[list]:
+def panel_rows(assistant: Assistant, session_id: str, user: str | None = None) -> list[list]:
     import time
 
     rows = []
-    for r in assistant.ledger.rows(session_id=session_id, limit=200):
+    # The user too: a session id is whatever the client sent, never proof of who it is.
+    for r in assistant.ledger.rows(session_id=session_id, limit=200, user=user):
         rows.append([
             time.strftime("%H:%M:%S", time.localtime(r["started_at"])),
             f"{r['model'] or '-'} · {r['task'] or '-'}",
@@ -283,7 +288,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         metadata = {"title": title, "status": "done"}
         chat.append({"role": "assistant", "content": details, "metadata": metadata})
         yield (gr.MultimodalTextbox(value=None, interactive=True), chat,
-               panel_rows(assistant, session_id), resident_text(assistant), chat_id,
+               panel_rows(assistant, session_id, user), resident_text(assistant), chat_id,
                _chat_list(assistant, user, chat_id))  # fmt: skip
 
     def rerun(chat: list[dict] | None, chat_id: str | None = None, speak: bool = False,
