@@ -186,3 +186,49 @@ def login_of(cookie_header: str | None, tokens: dict, cookie_id: str) -> str | N
         if name in jar and jar[name].value in tokens:
             return tokens[jar[name].value]
     return None
+
+
+# --- who a request acts as -------------------------------------------------
+
+USER_HEADER = "x-assistant-user"  # set by owners.py on the way in; a client's own is dropped
+
+
+def guest_of(secret: str) -> str:
+    """A stable, unguessable user name for a browser (its cookie) or an address."""
+    import hashlib
+
+    return "guest-" + hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+def api_caller(settings, authorization: str | None, client_host: str | None) -> str | None:
+    """The user a /v1 call acts as, from its credential; None: no valid credential.
+
+    - ``Bearer <ASSISTANT_API_KEY>``: "local" (one-person servers), or "api"
+      when ASSISTANT_AUTH names accounts;
+    - with ASSISTANT_AUTH, ``Bearer user:password`` (or HTTP Basic) of one of them;
+    - without either setting the API is open: "local", or in public mode a
+      guest per client address, so one stranger's quota is not everyone's.
+
+    Never a field of the body: the body's ``user`` only names a session.
+    """
+    import base64
+    import hmac
+
+    token = None
+    scheme, _, value = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer":
+        token = value.strip()
+    elif scheme.lower() == "basic":
+        try:
+            token = base64.b64decode(value.strip(), validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            token = None
+    if token:
+        if settings.api_key and hmac.compare_digest(token.encode(), settings.api_key.encode()):
+            return "api" if settings.auth else "local"
+        for user, password in settings.auth:
+            if hmac.compare_digest(token.encode(), f"{user}:{password}".encode()):
+                return user
+    if settings.auth or settings.api_key:
+        return None
+    return guest_of(client_host or "unknown") if settings.public else "local"

@@ -23,6 +23,7 @@ from fastapi import Request as HttpRequest
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from assistant.access import api_caller
 from assistant.outcome import Outcome
 from assistant.service import Assistant
 from assistant.space import gpu
@@ -66,11 +67,18 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
     # as for the UI: a model the UI left on the GPU must not be run without one.
     ask, embed = gpu(assistant.ask), gpu(assistant.embed)
 
-    def guard(http: HttpRequest) -> None:
-        if settings.api_key and http.headers.get("authorization") != f"Bearer {settings.api_key}":
-            raise ApiError(401, "Missing or wrong API key: send 'Authorization: Bearer <key>' "
-                                "with the key in ASSISTANT_API_KEY.",
+    def guard(http: HttpRequest) -> str:
+        """The user this call acts as (access.api_caller), or 401 without a valid credential."""
+        host = http.client.host if http.client else None
+        user = api_caller(settings, http.headers.get("authorization"), host)
+        if user is None:
+            how = ["'Authorization: Bearer <key>' with the key in ASSISTANT_API_KEY"] \
+                if settings.api_key else []  # fmt: skip
+            if settings.auth:
+                how.append("'Authorization: Bearer <user>:<password>' of an ASSISTANT_AUTH login")
+            raise ApiError(401, f"Missing or wrong credential: send {' or '.join(how)}.",
                            code="invalid_api_key")  # fmt: skip
+        return user
 
     @router.get("/models")
     async def models(http: HttpRequest):
@@ -89,9 +97,9 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
 
     @router.post("/chat/completions")
     async def chat(http: HttpRequest):
-        guard(http)
+        user = guard(http)
         body = await _json_body(http)
-        request, stream, include_usage = _chat_request(body, assistant)
+        request, stream, include_usage = _chat_request(body, assistant, user)
         if not stream:
             outcome = await run_in_threadpool(ask, request, "api")
             return _completion(outcome)
@@ -100,7 +108,7 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
 
     @router.post("/embeddings")
     async def embeddings(http: HttpRequest):
-        guard(http)
+        user = guard(http)
         body = await _json_body(http)
         texts = body.get("input")
         if isinstance(texts, str):
@@ -112,7 +120,7 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
                            param="input")  # fmt: skip
         model = _model(body.get("model"), assistant, "rag")
         outcome, vectors = await run_in_threadpool(
-            embed, texts, model, _session(body), "api")  # fmt: skip
+            embed, texts, model, _session(body, user), "api", user)  # fmt: skip
         _raise_for(outcome)
         tokens = int(outcome.result.usage.units_in)
         return {"object": "list", "model": outcome.route.model,
@@ -123,7 +131,7 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
 
     @router.post("/audio/transcriptions")
     async def transcriptions(http: HttpRequest):
-        guard(http)
+        user = guard(http)
         if not http.headers.get("content-type", "").startswith("multipart/form-data"):
             raise ApiError(415, "Send the recording as multipart/form-data with a 'file' field.")
         _check_length(http, settings.max_upload_bytes, "recording")
@@ -137,9 +145,9 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
                                 "or verbose_json.", param="response_format")  # fmt: skip
         model = _model(form.get("model"), assistant, "asr")
         path = await _save_upload(upload, settings.uploads_dir / "api", settings.max_upload_bytes)
-        session = f"api-{str(form.get('user') or 'anonymous')[:64]}"
+        session = _session({"user": form.get("user")}, user)
         request = Request(text="transcribe", attachments=(path,), model=model, task="asr",
-                          session_id=session)  # fmt: skip
+                          session_id=session, user=user)  # fmt: skip
         outcome = await run_in_threadpool(ask, request, "api")
         _raise_for(outcome)
         result = outcome.result
@@ -154,7 +162,7 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
 
     @router.post("/images/generations")
     async def images(http: HttpRequest):
-        guard(http)
+        user = guard(http)
         body = await _json_body(http)
         prompt = body.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
@@ -178,7 +186,7 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
         if isinstance(negative, str) and negative.strip():
             options.append(("negative", negative.strip()))
         # Never left to the router: this route asks for a picture whatever the words.
-        request = Request(text=prompt, model=model, session_id=_session(body),
+        request = Request(text=prompt, model=model, session_id=_session(body, user), user=user,
                           task="image_generation", options=tuple(options))  # fmt: skip
         outcome = await run_in_threadpool(ask, request, "api")
         _raise_for(outcome)
@@ -231,9 +239,14 @@ async def _json_body(http: HttpRequest) -> dict:
     return body
 
 
-def _session(body: dict) -> str:
-    user = body.get("user")
-    return f"api-{str(user)[:64]}" if user else "api-anonymous"
+def _session(body: dict, user: str) -> str:
+    """The session: the caller's, split by the body's ``user`` (OpenAI's end-user id).
+
+    The body names a session of its caller, never another caller's.
+    """
+    end_user = body.get("user")
+    end_user = str(end_user)[:64] if end_user else "anonymous"
+    return f"api-{end_user}" if user == "local" else f"api-{user}/{end_user}"
 
 
 def _model(name, assistant: Assistant, task: str) -> str | None:
@@ -308,7 +321,8 @@ def _save_data_url(url: str, folder: Path, limit: int) -> Path:
     return target
 
 
-def _chat_request(body: dict, assistant: Assistant) -> tuple[Request, bool, bool]:
+def _chat_request(body: dict, assistant: Assistant, user: str = "local"
+                  ) -> tuple[Request, bool, bool]:  # fmt: skip
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "'messages' must be a non-empty list.", param="messages")
@@ -337,9 +351,8 @@ def _chat_request(body: dict, assistant: Assistant) -> tuple[Request, bool, bool
     if not isinstance(stream, bool):
         raise ApiError(400, "'stream' must be true or false.", param="stream")
     options = body.get("stream_options") or {}
-    user = str(body.get("user") or "local")[:64]
     request = Request(
-        text=turns[-1].content, history=tuple(turns[:-1]), session_id=_session(body),
+        text=turns[-1].content, history=tuple(turns[:-1]), session_id=_session(body, user),
         attachments=attachments,
         model=_model(body.get("model"), assistant, "text"), user=user,
         max_new_tokens=min(max_tokens, limit), temperature=float(temperature),

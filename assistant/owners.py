@@ -30,9 +30,17 @@ import json
 import mimetypes
 import secrets
 from collections.abc import Callable
-from pathlib import Path
+from urllib.parse import quote
 
-from assistant.access import COOKIE, NOT_YOURS, FileAccess, is_url, paths_in, session_of
+from assistant.access import (
+    COOKIE,
+    NOT_YOURS,
+    USER_HEADER,
+    FileAccess,
+    is_url,
+    paths_in,
+    session_of,
+)
 
 MAX_AGE = 30 * 24 * 3600  # a month: an old chat's attachments still show after a restart
 UPLOAD = "/gradio_api/upload"
@@ -49,13 +57,15 @@ INLINE = ("audio/", "video/", "image/png", "image/jpeg", "image/gif", "image/web
 
 
 class UploadOwners:
-    def __init__(self, app, access: FileAccess,
-                 may_read_kept: Callable[[Path, str | None], bool] = lambda path, cookie: True):
-        # may_read_kept(kept file, Cookie header): whether that login's collections hold it
-        # (assistant/server.py; it needs the store and Gradio's logins, which live there).
+    def __init__(self, app, access: FileAccess, user_for: Callable | None = None,
+                 may_read_kept: Callable | None = None):  # fmt: skip
+        # user_for(Cookie header, browser cookie, address) -> user or None, and
+        # may_read_kept(kept file, the same three) -> bool: assistant/server.py, which
+        # holds the store and Gradio's logins. Without them: everyone is "local".
         self.app = app
         self.access = access
-        self.may_read_kept = may_read_kept
+        self.user_for = user_for or (lambda header, cookie, host: "local")
+        self.may_read_kept = may_read_kept or (lambda path, header, cookie, host: True)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -65,6 +75,8 @@ class UploadOwners:
         if cookie is None and (path == UPLOAD or (method == "GET" and path in MINT)):
             cookie = secrets.token_urlsafe(24)
             send = _setting_cookie(send, cookie)
+        if not path.startswith("/v1/"):  # /v1 reads its caller from the credential (api.py)
+            scope = self._with_user(scope, cookie)
         if path == UPLOAD and method == "POST":
             return await self._upload(scope, receive, send, cookie)
         for route in FILE_ROUTES:
@@ -74,6 +86,14 @@ class UploadOwners:
                 and not path.startswith(NOT_EVENTS)):  # fmt: skip
             return await self._event(scope, receive, send, cookie)
         return await self.app(scope, receive, send)
+
+    def _with_user(self, scope, cookie: str | None):
+        """The request with the user it acts as in USER_HEADER, never a client's own."""
+        headers = [(k, v) for k, v in scope.get("headers", []) if k != USER_HEADER.encode()]
+        user = self.user_for(_header(scope, b"cookie"), cookie, _host(scope))
+        if user is not None:
+            headers.append((USER_HEADER.encode(), quote(user).encode()))
+        return {**scope, "headers": headers}
 
     async def _upload(self, scope, receive, send, owner: str):
         status, body = 0, []
@@ -105,7 +125,7 @@ class UploadOwners:
             return await _refuse(send, 404, "Not Found")
         if not real.is_relative_to(self.access.kept):
             return await self.app(scope, receive, _nosniff(send))
-        if not self.may_read_kept(real, _header(scope, b"cookie")):
+        if not self.may_read_kept(real, _header(scope, b"cookie"), cookie, _host(scope)):
             return await _refuse(send, 404, "Not Found")
         kind = mimetypes.guess_type(real.name)[0] or ""
         if kind.startswith(INLINE):
@@ -143,6 +163,11 @@ class UploadOwners:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _host(scope) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None
 
 
 def _header(scope, wanted: bytes) -> str | None:

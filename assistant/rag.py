@@ -21,6 +21,7 @@ searches the user's and the shared one.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import sqlite3
@@ -99,7 +100,15 @@ class Hit:
 
 
 def collections_for(user: str) -> tuple[str, str]:
-    return (f"user-{re.sub(r'[^A-Za-z0-9_-]', '_', user)[:48] or 'local'}", SHARED)
+    """(the user's own collection, the shared one).
+
+    Chroma names allow few characters; a name that had to be changed gets a
+    hash of the real one, so users "a.b" and "a_b" never share a collection.
+    """
+    clean = re.sub(r"[^A-Za-z0-9_-]", "_", user)[:48] or "local"
+    if clean != user:
+        clean = f"{clean[:39]}-{hashlib.sha256(user.encode()).hexdigest()[:8]}"
+    return (f"user-{clean}", SHARED)
 
 
 class Store:

@@ -35,29 +35,46 @@ def build_server(settings: Settings, progress=print):
     demo.has_launched = True
     # Outermost: files named by a request must be this browser's own uploads,
     # and an upload is served back only to the browser that sent it.
-    app.add_middleware(UploadOwners, access=access_for(settings),
-                       may_read_kept=_kept_reader(app, assistant))  # fmt: skip
+    user_for = _users(app, settings)
+    app.add_middleware(UploadOwners, access=access_for(settings), user_for=user_for,
+                       may_read_kept=_kept_reader(assistant, user_for))  # fmt: skip
     return app, assistant
 
 
-def _kept_reader(app, assistant):
-    """Whether a request's login may read a kept document: one of its collections holds it.
+def _users(app, settings: Settings):
+    """user_for(Cookie header, browser cookie, client address): who a UI request acts as.
 
-    Without ASSISTANT_AUTH everyone is "local" and reads what "local" indexed.
+    The login when ASSISTANT_AUTH is set (None without one: Gradio refuses those);
+    in public mode a guest per browser, so strangers share no chats, documents or
+    quota; otherwise "local", the one person at this machine.
     """
     from starlette.routing import Mount
 
-    from assistant.access import login_of
-    from assistant.rag import collections_for
+    from assistant.access import guest_of, login_of
 
     gradio_app = next(r.app for r in app.routes if isinstance(r, Mount))
 
-    def may_read(kept, cookie_header: str | None) -> bool:
-        user = login_of(cookie_header, gradio_app.tokens, gradio_app.cookie_id)
-        if assistant.settings.auth and user is None:
-            return False  # behind a login, no login reads nothing (Gradio says 401 first)
+    def user_for(cookie_header: str | None, session: str | None, host: str | None):
+        login = login_of(cookie_header, gradio_app.tokens, gradio_app.cookie_id)
+        if login or settings.auth:
+            return login
+        if settings.public:
+            return guest_of(session or f"address {host}")
+        return "local"
+
+    return user_for
+
+
+def _kept_reader(assistant, user_for):
+    """Whether a request's user may read a kept document: one of its collections holds it."""
+    from assistant.rag import collections_for
+
+    def may_read(kept, cookie_header: str | None, session: str | None, host: str | None):
+        user = user_for(cookie_header, session, host)
+        if user is None:
+            return False
         return bool(assistant.store.collections_keeping(kept.parent.name)
-                    & set(collections_for(user or "local")))  # fmt: skip
+                    & set(collections_for(user)))  # fmt: skip
 
     return may_read
 

@@ -489,9 +489,11 @@ class Assistant:
         return _chain(heard, outcome) if heard else outcome
 
     def embed(self, texts: list[str], model: str | None = None, session_id: str = "api",
-              source: str = "api") -> tuple[Outcome, list[list[float]]]:  # fmt: skip
+              source: str = "api", user: str = "local",
+              ) -> tuple[Outcome, list[list[float]]]:  # fmt: skip
         """Vectors for ``texts`` from an embedding model; recorded and priced like a request."""
-        request = Request(text=f"embed {len(texts)} text(s)", session_id=session_id, model=model)
+        request = Request(text=f"embed {len(texts)} text(s)", session_id=session_id, model=model,
+                          user=user)  # fmt: skip
         request_id = uuid.uuid4().hex
         try:
             entry = self.catalog.get(model or self._embedder_id())

@@ -80,8 +80,10 @@ def test_with_auth_the_ui_needs_a_login_and_the_api_answers_429_when_limited(tmp
     # No MCP server behind a login: its calls could not log in (assistant/ui/tools.py).
     assert client.get("/gradio_api/mcp/schema").status_code == 404
     body = {"model": "auto", "user": "ana", "messages": [{"role": "user", "content": ""}]}
-    assert client.post("/v1/chat/completions", json=body).status_code == 400  # empty: refused
-    limited = client.post("/v1/chat/completions", json=body)
+    key = {"Authorization": "Bearer ana:s3cret"}  # /v1 behind a login needs one (#17)
+    assert client.post("/v1/chat/completions", json=body).status_code == 401
+    assert client.post("/v1/chat/completions", json=body, headers=key).status_code == 400
+    limited = client.post("/v1/chat/completions", json=body, headers=key)
     assert limited.status_code == 429
     assert limited.json()["error"]["type"] == "rate_limit_exceeded"
 

@@ -16,13 +16,15 @@ import pandas as pd
 
 from assistant.ledger import COLUMNS
 from assistant.service import Assistant
+from assistant.ui.documents import user_of
 
 
 def user_filter(assistant: Assistant, request) -> str | None:
-    """Behind a login each user sees their own requests; without one, the whole ledger."""
-    if not assistant.settings.auth:
+    """Behind a login (or in public mode) each user sees their own requests; else the whole
+    ledger, which is the one person's at this machine."""
+    if not (assistant.settings.auth or assistant.settings.public):
         return None
-    return getattr(request, "username", None) or ""  # no login: nothing
+    return user_of(request)
 
 
 def finished_frame(assistant: Assistant, user: str | None = None) -> pd.DataFrame:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from urllib.parse import unquote
 
 import gradio as gr
 
-from assistant.access import check_files
+from assistant.access import USER_HEADER, check_files
 from assistant.rag import collections_for
 from assistant.service import Assistant
 from models.base import BadInput
@@ -20,8 +21,19 @@ COLUMNS = ["name", "collection", "status", "chunks", "size", "added", "id"]
 
 
 def user_of(request: gr.Request | None) -> str:
-    # With ASSISTANT_AUTH the login name; without it, everyone is "local".
-    return (getattr(request, "username", None) or "local") if request else "local"
+    """Who the request acts as: the login; in public mode a guest per browser; else "local".
+
+    The file gate (assistant/owners.py) works it out and hands it over in a
+    header of its own, dropping any a client sent; without the gate (tests,
+    demo.launch()) the login name, or "local".
+    """
+    if request is None:
+        return "local"
+    headers = getattr(request, "headers", None)
+    given = headers.get(USER_HEADER) if headers is not None else None
+    if given:
+        return unquote(given)
+    return getattr(request, "username", None) or "local"
 
 
 def document_rows(assistant: Assistant, user: str) -> list[list]:
