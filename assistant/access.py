@@ -232,3 +232,34 @@ def api_caller(settings, authorization: str | None, client_host: str | None) -> 
     if settings.auth or settings.api_key:
         return None
     return guest_of(client_host or "unknown") if settings.public else "local"
+
+
+def has_api_key(settings, authorization: str | None) -> bool:
+    """Whether ``Authorization`` carries ASSISTANT_API_KEY (always true when none is set)."""
+    import hmac
+
+    if not settings.api_key:
+        return True
+    scheme, _, token = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(),
+                                                               settings.api_key.encode())
+
+
+def host_allowed(host_header: str | None, allowed: tuple[str, ...]) -> bool:
+    """Whether a request's Host names this server: an IP, localhost, or an allowed name."""
+    import ipaddress
+
+    host = (host_header or "").strip().lower()
+    if host.startswith("["):  # [::1]:7860
+        name = host[1:].partition("]")[0]
+    else:
+        name = host.rpartition(":")[0] if host.count(":") == 1 else host
+    if not name:
+        return False
+    if "*" in allowed or name in allowed or name == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True

@@ -27,8 +27,11 @@ uploads and are served as Gradio decides.
 from __future__ import annotations
 
 import json
+import math
 import mimetypes
 import secrets
+import time
+from collections import deque
 from collections.abc import Callable
 from urllib.parse import quote
 
@@ -37,6 +40,8 @@ from assistant.access import (
     NOT_YOURS,
     USER_HEADER,
     FileAccess,
+    has_api_key,
+    host_allowed,
     is_url,
     paths_in,
     session_of,
@@ -54,11 +59,14 @@ MAX_EVENT_BYTES = 16 * 2**20  # a chat's history with its turns; past this, a mi
 MINT = ("/", "/config", "/config/")
 # Shown inline from the kept documents: media players and pictures, never markup or SVG.
 INLINE = ("audio/", "video/", "image/png", "image/jpeg", "image/gif", "image/webp")
+# /v1 requests running or waiting at once; past this a caller is told to come back.
+MAX_API_IN_FLIGHT = 32
+RETRY_AFTER_S = 5
 
 
 class UploadOwners:
     def __init__(self, app, access: FileAccess, user_for: Callable | None = None,
-                 may_read_kept: Callable | None = None):  # fmt: skip
+                 may_read_kept: Callable | None = None, settings=None):  # fmt: skip
         # user_for(Cookie header, browser cookie, address) -> user or None, and
         # may_read_kept(kept file, the same three) -> bool: assistant/server.py, which
         # holds the store and Gradio's logins. Without them: everyone is "local".
@@ -66,17 +74,33 @@ class UploadOwners:
         self.access = access
         self.user_for = user_for or (lambda header, cookie, host: "local")
         self.may_read_kept = may_read_kept or (lambda path, header, cookie, host: True)
+        self.settings = settings
+        self.logins = LoginThrottle()
+        self.api_in_flight = 0
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path, method = scope["path"], scope["method"]
+        settings = self.settings
+        if settings is not None:
+            if not host_allowed(_header(scope, b"host"), settings.allowed_hosts):
+                # DNS rebinding: a page on another name must not reach this server.
+                return await _refuse(send, 400, "This server does not answer to that host "
+                                                "name (ASSISTANT_ALLOWED_HOSTS).")  # fmt: skip
+            if path.startswith("/gradio_api/mcp") and not has_api_key(
+                    settings, _header(scope, b"authorization")):  # fmt: skip
+                return await _refuse(send, 401, "The MCP server needs the API key: send "
+                                                "'Authorization: Bearer <key>'.")  # fmt: skip
+        if path.startswith("/v1/"):
+            return await self._api(scope, receive, send)
+        if path in ("/login", "/login/") and method == "POST":
+            return await self._login(scope, receive, send)
         cookie = _cookie(scope)
         if cookie is None and (path == UPLOAD or (method == "GET" and path in MINT)):
             cookie = secrets.token_urlsafe(24)
             send = _setting_cookie(send, cookie)
-        if not path.startswith("/v1/"):  # /v1 reads its caller from the credential (api.py)
-            scope = self._with_user(scope, cookie)
+        scope = self._with_user(scope, cookie)  # (/v1 reads its caller from its credential)
         if path == UPLOAD and method == "POST":
             return await self._upload(scope, receive, send, cookie)
         for route in FILE_ROUTES:
@@ -84,8 +108,44 @@ class UploadOwners:
                 return await self._file(scope, receive, send, path[len(route) :], cookie)
         if (method == "POST" and path.startswith(EVENT_PREFIX)
                 and not path.startswith(NOT_EVENTS)):  # fmt: skip
-            return await self._event(scope, receive, send, cookie)
+            return await self._event(scope, receive, _retry_after(send), cookie)
         return await self.app(scope, receive, send)
+
+    async def _api(self, scope, receive, send):
+        """/v1, with a bound on requests in flight: past it, 503 and when to retry."""
+        if self.api_in_flight >= MAX_API_IN_FLIGHT:
+            body = json.dumps({"error": {
+                "message": f"The server is busy ({self.api_in_flight} requests in progress). "
+                           f"Retry in {RETRY_AFTER_S} s.",
+                "type": "server_overloaded", "param": None, "code": "busy"}}).encode()
+            await send({"type": "http.response.start", "status": 503,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"retry-after", str(RETRY_AFTER_S).encode()),
+                                    (b"content-length", str(len(body)).encode())]})
+            return await send({"type": "http.response.body", "body": body})  # fmt: skip
+        self.api_in_flight += 1  # one event loop: no lock needed
+        try:
+            await self.app(scope, receive, _retry_after(send))
+        finally:
+            self.api_in_flight -= 1
+
+    async def _login(self, scope, receive, send):
+        """Gradio's login, at most LoginThrottle.FAILURES wrong passwords a minute per address."""
+        host = _host(scope) or "?"
+        wait = self.logins.wait(host)
+        if wait:
+            body = json.dumps({"detail": f"Too many wrong passwords; try again in {wait} s."})
+            await send({"type": "http.response.start", "status": 429,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"retry-after", str(wait).encode())]})
+            return await send({"type": "http.response.body", "body": body.encode()})  # fmt: skip
+
+        async def watch(message):
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                self.logins.failed(host)
+            await send(message)
+
+        await self.app(scope, receive, watch)
 
     def _with_user(self, scope, cookie: str | None):
         """The request with the user it acts as in USER_HEADER, never a client's own."""
@@ -163,6 +223,50 @@ class UploadOwners:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+class LoginThrottle:
+    """Wrong passwords per address in the last minute (in memory: a restart forgets)."""
+
+    FAILURES = 5
+    WINDOW_S = 60.0
+
+    def __init__(self):
+        self._failed: dict[str, deque[float]] = {}
+
+    def _recent(self, host: str) -> deque[float]:
+        seen = self._failed.setdefault(host, deque())
+        while seen and time.monotonic() - seen[0] > self.WINDOW_S:
+            seen.popleft()
+        if len(self._failed) > 10_000:  # a flood of addresses must not grow this forever
+            self._failed = {h: d for h, d in self._failed.items() if d}
+        return seen
+
+    def wait(self, host: str) -> int:
+        """Seconds until ``host`` may try again; 0: now."""
+        seen = self._recent(host)
+        if len(seen) < self.FAILURES:
+            return 0
+        return max(1, math.ceil(self.WINDOW_S - (time.monotonic() - seen[0])))
+
+    def failed(self, host: str) -> None:
+        self._recent(host).append(time.monotonic())
+
+
+def _retry_after(send):
+    """A busy answer (Gradio's 503 "queue is full", a 429) says when to come back."""
+
+    def change(headers):
+        if any(k.lower() == b"retry-after" for k, _ in headers):
+            return headers
+        return headers + [(b"retry-after", str(RETRY_AFTER_S).encode())]
+
+    async def wrapped(message):
+        if message["type"] == "http.response.start" and message["status"] in (429, 503):
+            message = {**message, "headers": change(list(message.get("headers", [])))}
+        await send(message)
+
+    return wrapped
 
 
 def _host(scope) -> str | None:

@@ -37,7 +37,8 @@ def build_server(settings: Settings, progress=print):
     # and an upload is served back only to the browser that sent it.
     user_for = _users(app, settings)
     app.add_middleware(UploadOwners, access=access_for(settings), user_for=user_for,
-                       may_read_kept=_kept_reader(assistant, user_for))  # fmt: skip
+                       may_read_kept=_kept_reader(assistant, user_for),
+                       settings=settings)  # fmt: skip
     return app, assistant
 
 

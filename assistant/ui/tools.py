@@ -22,7 +22,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from assistant.access import check_files
+from assistant.access import check_files, has_api_key
 from assistant.service import Assistant, Outcome
 from assistant.space import gpu
 from assistant.ui.documents import user_of
@@ -41,6 +41,12 @@ def build_tools(assistant: Assistant, demo: gr.Blocks) -> None:
         by_mcp = request is not None and request.headers.get("x-gradio-user") == "mcp"
         source = "mcp" if by_mcp else "gradio-api"
         session = (request.session_hash if request else None) or "none"
+        # The tools are an API like /v1: with ASSISTANT_API_KEY set they need it, whichever
+        # route reaches them (call/<tool>, queue/join, MCP, which forwards the agent's headers).
+        headers = getattr(request, "headers", None) or {}
+        if not has_api_key(assistant.settings, headers.get("authorization")):
+            raise gr.Error("This tool needs the API key: send 'Authorization: Bearer <key>' "
+                           "with the key in ASSISTANT_API_KEY.")  # fmt: skip
         try:  # whatever path a client sent: only its own uploads (access.py)
             check_files(assistant.settings, request, fields.get("attachments", ()))
         except BadInput as err:
