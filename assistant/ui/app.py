@@ -7,7 +7,6 @@ session's ledger rows beside the chat.
 
 from __future__ import annotations
 
-import re
 import threading
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from assistant.space import gpu
 from assistant.ui.chats import NO_TEMPLATE, build_chat_sidebar, build_prompt_controls
 from assistant.ui.costs import build_costs_tab
 from assistant.ui.documents import build_documents_tab, user_of
+from assistant.ui.render import safe_markdown
 from assistant.ui.tools import build_tools
 from models.base import BadInput, Message, Progress, Request
 
@@ -70,18 +70,6 @@ def blocked_paths(settings) -> list[str]:
         databases += [str(home / (name + tail)) for tail in ("", "-wal", "-shm", "-journal")]
     return sorted(set(databases)) + [str(home / "documents" / "chroma"), "/proc", "/etc",
                                      "/sys", "/root", "/dev"]  # fmt: skip
-
-
-def safe_markdown(text: str) -> str:
-    """A reply as markdown that cannot load remote images or inject HTML.
-
-    Answers may repeat what documents contain, and documents are not ours:
-    an ``![](http://...)`` would make the browser fetch a URL (a tracking
-    pixel, or a leak of the chat in its query), and raw HTML could script.
-    """
-    text = re.sub(r"!\[([^\]]*)\]\([^)]*\)", r"[image not shown: \1]", text)
-    # Only what could open a tag is escaped, so "a < b" and "x -> y" read as written.
-    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text)
 
 
 def sources(citations: tuple[dict, ...]) -> str:

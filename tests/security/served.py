@@ -93,7 +93,8 @@ def dependency(client: httpx.Client, api_name: str) -> tuple[int, list[int], dic
     raise KeyError(api_name)
 
 
-def join(client: httpx.Client, api_name: str, values: dict[int, object]) -> tuple[int, str]:
+def join(client: httpx.Client, api_name: str, values: dict[int, object],
+         session: str | None = None) -> tuple[int, str]:  # fmt: skip
     """Run an event through the queue with ``values`` at input positions; (status, all output).
 
     Every other input has its component's value as the page shows it.
@@ -101,7 +102,7 @@ def join(client: httpx.Client, api_name: str, values: dict[int, object]) -> tupl
     fn, inputs, components = dependency(client, api_name)
     data = [values[i] if i in values else components[c].get("props", {}).get("value")
             for i, c in enumerate(inputs)]  # fmt: skip
-    session = uuid.uuid4().hex[:10]
+    session = session or uuid.uuid4().hex[:10]  # a page load: its components' state
     joined = client.post("/gradio_api/queue/join",
                          json={"data": data, "fn_index": fn, "session_hash": session,
                                "event_data": None, "trigger_id": None})  # fmt: skip
