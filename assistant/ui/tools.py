@@ -114,7 +114,11 @@ def build_tools(assistant: Assistant, demo: gr.Blocks) -> None:
     with gr.Group(visible=False):
         question, model, prompt = gr.Textbox(), gr.Textbox("auto"), gr.Textbox()
         seed = gr.Number(-1, precision=0)
-        audio, image = gr.Audio(type="filepath"), gr.Image(type="filepath")
+        # A File, not an Image, for the picture: gr.Image decodes it on arrival, so a
+        # damaged file failed inside Gradio with no message ({"error": null}) and a
+        # 9000x9000 PNG was decoded whole before the app's 40 MP refusal could read its
+        # header. As a file it reaches the vision step's own checks untouched.
+        audio, image = gr.Audio(type="filepath"), gr.File(file_types=["image"])
         answer, picture = gr.Textbox(), gr.Image(type="filepath", format="png")
         trigger = gr.Button()
     trigger.click(ask, [question, model], answer, api_name="ask")
