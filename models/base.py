@@ -84,6 +84,9 @@ class Request:
     # Oldest exchanges the app already left out of ``history`` (too long to even
     # count in tokens); adapters add them to the ones they drop to fit, in their note.
     dropped_turns: int = 0
+    # Stop after the first step: a transcript is the answer (evals, the
+    # transcription API), rather than a transcript then routed again.
+    transcribe_only: bool = False
 
 
 @dataclass(frozen=True)
