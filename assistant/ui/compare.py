@@ -12,10 +12,12 @@ from pathlib import Path
 
 import gradio as gr
 
-from assistant.evaluation.compare import MAX_MODELS, Column, Piece, stream
+from assistant.access import check_files
+from assistant.evaluation.compare import MAX_MODELS, Column, Piece, check_models, stream
 from assistant.evaluation.votes import Votes, leaderboard
 from assistant.service import Assistant
 from assistant.ui.documents import user_of
+from assistant.ui.render import safe_markdown
 from models.base import AssistantError, BadInput
 
 LABELS = "ABCD"
@@ -49,7 +51,8 @@ def cell(n: int, model: str, blind: bool, streamed: str, column: Column | None) 
     if not body and column is None:
         body = "*loading the model, waiting for its first words…*"
     figures = f"\n\n<sub>{stats(column)}</sub>" if column else ""
-    return f"**{name}**\n\n{body}{figures}"
+    # Answers may repeat what documents hold: rendered as safely as chat replies.
+    return f"**{name}**\n\n{safe_markdown(body)}{figures}"
 
 
 def stats(column: Column) -> str:
@@ -119,8 +122,7 @@ def build_compare_tab(assistant: Assistant) -> None:
         try:
             if not (text or "").strip() and not attachments:
                 raise BadInput("Type a prompt (or attach a file) to compare the models on.")
-            from assistant.evaluation.compare import check_models
-
+            check_files(assistant.settings, request, attachments)  # this browser's uploads only
             task_name = check_models(assistant, chosen, text or "", attachments)
         except AssistantError as err:
             gr.Warning(str(err))

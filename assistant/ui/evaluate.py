@@ -16,6 +16,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from assistant.access import check_files
 from assistant.evaluation import choices
 from assistant.evaluation.engine import evaluate
 from assistant.evaluation.metrics import METRICS
@@ -97,9 +98,12 @@ def build_evaluate_tab(assistant: Assistant) -> None:
         chosen_note = gr.Markdown(elem_id="eval-chosen")
     last = gr.State(None)
 
-    def run(which, file, picked, metric_name, progress=gr.Progress()):  # noqa: B008
+    def run(which, file, picked, metric_name, request: gr.Request,
+            progress=gr.Progress()):  # noqa: B008  # fmt: skip
         try:
             path = _dataset_path(which, file)
+            if which == UPLOADED:  # whatever path a client sent: this browser's uploads only
+                check_files(assistant.settings, request, [path])
             picked = list(picked or [])
             if not picked:
                 raise BadInput("Pick at least one model to evaluate.")

@@ -17,6 +17,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from assistant.access import check_files
 from assistant.service import Assistant
 from assistant.tuning import tunable, tune
 from models.base import AssistantError, BadInput
@@ -75,6 +76,8 @@ def build_tune_tab(assistant: Assistant) -> None:
     def train(which, file, base_id, new_name, how, n_epochs, request: gr.Request):
         try:
             path = EXAMPLE if which == SHIPPED else _upload(file)
+            if which != SHIPPED:  # whatever path a client sent: this browser's uploads only
+                check_files(assistant.settings, request, [path])
         except AssistantError as err:
             gr.Warning(str(err))
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
