@@ -47,6 +47,7 @@ from models.base import (
     Adapter,
     AssistantError,
     BadInput,
+    Message,
     Request,
     Result,
     Usage,
