@@ -18,10 +18,13 @@ from assistant.chat import apply_template, parse_variables
 from assistant.service import Assistant, Outcome
 from assistant.space import gpu
 from assistant.ui.chats import NO_TEMPLATE, build_chat_sidebar, build_prompt_controls
+from assistant.ui.compare import build_compare_tab
 from assistant.ui.costs import build_costs_tab
 from assistant.ui.documents import build_documents_tab, user_of
+from assistant.ui.evaluate import build_evaluate_tab
 from assistant.ui.render import safe_markdown
 from assistant.ui.tools import build_tools
+from assistant.ui.tune import build_tune_tab
 from models.base import BadInput, Message, Progress, Request
 
 PANEL_COLUMNS = [
@@ -369,6 +372,12 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             build_documents_tab(assistant, documents_tab)
         with gr.Tab("Costs") as costs_tab:
             build_costs_tab(assistant, costs_tab)
+        with gr.Tab("Compare"):
+            build_compare_tab(assistant)
+        with gr.Tab("Evaluate"):
+            build_evaluate_tab(assistant)
+        with gr.Tab("Fine-tune"):
+            build_tune_tab(assistant)
         listing = build_chat_sidebar(assistant, user_of, chat_id, chatbot, prompt, demo)
         outputs = [box, chatbot, panel, resident, chat_id, listing]
         prompt_in = [prompt.system, prompt.template, prompt.variables]
