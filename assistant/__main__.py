@@ -118,7 +118,7 @@ def cmd_prepare(args, settings: Settings) -> int:
 
 
 def cmd_serve(args, settings: Settings) -> int:
-    from assistant.ui.app import serve
+    from assistant.server import serve
 
     serve(settings)
     return 0

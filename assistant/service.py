@@ -580,6 +580,8 @@ class Assistant:
                 request_id, status, error, queue_s, load_s, run_s,
                 usage.units_in if usage else 0, usage.units_out if usage else 0,
                 usage.unit if usage else "tokens", device, _extra(evicted, result), cost,
+                # Stopped by the person: the row says so, with what was produced until then.
+                stopped=status == "ok" and cancel is not None and cancel.is_set(),
             )
         )  # fmt: skip
         return Outcome(request_id, decision, result, status, error, queue_s, load_s, run_s,

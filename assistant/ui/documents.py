@@ -70,6 +70,8 @@ def build_documents_tab(assistant: Assistant, tab: gr.Tab) -> None:
     def remove(prefix: str, request: gr.Request = None):
         user = user_of(request)
         prefix = (prefix or "").strip()
+        if not prefix:  # nothing chosen, or the person said no to "Delete…?"
+            return "Nothing deleted.", document_rows(assistant, user)
         docs = [d for d in assistant.store.documents(collections_for(user))
                 if prefix and d.doc_id.startswith(prefix)]  # fmt: skip
         if len(docs) != 1:
@@ -79,7 +81,16 @@ def build_documents_tab(assistant: Assistant, tab: gr.Tab) -> None:
         return f"Deleted {gone.name} ({gone.chunks} chunks).", document_rows(assistant, user)
 
     add.click(index, [files, shared], [status, table, files], api_name="index_documents")
-    delete.click(remove, [doc_id], [status, table], api_name="delete_document")
+    delete.click(remove, [doc_id], [status, table], api_name="delete_document",
+                 js="(id) => (id && confirm('Delete this document from the knowledge base?'))"
+                    " ? id : ''")  # fmt: skip
+
+    def pick(selected: gr.SelectData):
+        # A click on a row fills the box: deleting starts from the row, not a copied id.
+        row = selected.row_value or []
+        return row[-1] if row else gr.skip()
+
+    table.select(pick, None, doc_id)
     def refresh(request: gr.Request = None):
         return document_rows(assistant, user_of(request))
 
