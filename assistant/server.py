@@ -40,4 +40,11 @@ def serve(settings: Settings) -> None:
     host = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
     port = int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
     print(f"Serving the app on http://{host}:{port}/ and the API on http://{host}:{port}/v1")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # An open browser tab keeps a stream to the queue: without a bound on the
+    # graceful shutdown, Ctrl-C waited on it for ever and a second one printed
+    # tracebacks. Two seconds lets a finishing reply end, then the server stops.
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
+    except KeyboardInterrupt:
+        pass
+    print("Stopped.")
