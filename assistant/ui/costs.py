@@ -88,7 +88,7 @@ def build_costs_tab(assistant: Assistant, tab: gr.Tab) -> None:
             return kind(value=None if data.empty else data, colors_in_legend=legend)
 
         return (plot(gr.ScatterPlot, frame, models), plot(gr.ScatterPlot, frame, models),
-                by_model, plot(gr.BarPlot, saving, ["here", "cloud"]),
+                by_model, plot(gr.BarPlot, saving, models),
                 totals(frame, "family"))  # fmt: skip
 
     gr.Markdown(
@@ -102,15 +102,17 @@ def build_costs_tab(assistant: Assistant, tab: gr.Tab) -> None:
         # "%H:%M": Vega's default clock is 12-hour, so 16:21 read as 04:21.
         cost_plot = gr.ScatterPlot(x="when", y="usd_local", color="model",
                                    title="$ here per request", height=260, x_title="time",
-                                   x_axis_format="%H:%M", y_title="$ here",
+                                   x_axis_format="%H:%M", y_title="$ here", y_lim=[0, None],
                                    elem_id="costs-usd")  # fmt: skip
         latency_plot = gr.ScatterPlot(x="when", y="run_s", color="model",
                                       title="Run seconds per request", height=260,
                                       x_title="time", x_axis_format="%H:%M",
-                                      y_title="run seconds", elem_id="costs-run")  # fmt: skip
+                                      y_title="run seconds", y_lim=[0, None],
+                                      elem_id="costs-run")  # fmt: skip
     with gr.Row():
-        saving_plot = gr.BarPlot(x="model", y="usd", color="where",
-                                 title="Total $ here vs cloud, per model", height=260,
+        # Two bars, here and cloud, each stacked by model: their heights are the totals.
+        saving_plot = gr.BarPlot(x="where", y="usd", color="model", sort=["here", "cloud"],
+                                 title="Total $ here vs on a cloud API, by model", height=260,
                                  elem_id="costs-saving")  # fmt: skip
     by_model = gr.Dataframe(label="Totals per model", interactive=False, elem_id="costs-models")
     by_family = gr.Dataframe(label="Totals per family", interactive=False)
