@@ -98,7 +98,8 @@ class Assistant:
         image = settings.image_model or ("sd-turbo" if _has_cuda(settings.device) else None)
         if image:
             preferred.update(image_generation=image, image_edit=image)
-        self.router = Router(catalog, preferred, documents=self._document_match)
+        self.router = Router(catalog, preferred, documents=self._document_match,
+                             weights_dir=settings.weights_dir)
         self._store: Store | None = None
         self._chats: Chats | None = None
         self._vectors: dict[str, list[float]] = {}  # the router's query vectors, reused once

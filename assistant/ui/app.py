@@ -31,8 +31,8 @@ PANEL_COLUMNS = [
 
 
 CSS = """
-#panel td, #panel th { word-break: normal; overflow-wrap: normal; }
-#panel td:first-child { white-space: nowrap; }
+#panel .body-cell, #panel th { word-break: normal; overflow-wrap: normal; }
+#panel .body-cell:first-child { white-space: nowrap; }
 #chat .placeholder-content h3 { margin-top: 0; }
 """
 # On a phone the sidebar covers the whole screen: start it closed there.
@@ -312,7 +312,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     with gr.Accordion("Models: pick one per task (auto lets the router choose)",
                                       open=False):  # fmt: skip
                         pickers = [
-                            gr.Dropdown([AUTO] + ids, value=AUTO, label=task,
+                            gr.Dropdown([(AUTO, AUTO)] + ids, value=AUTO, label=task,
                                         elem_id=f"pick-{task}")  # fmt: skip
                             for task, ids in pickable.items()
                         ]
@@ -508,15 +508,18 @@ def _chat_list(assistant: Assistant, user: str, selected: str | None) -> gr.Radi
     return gr.Radio(choices=items, value=selected)
 
 
-def _pickable_tasks(assistant: Assistant) -> dict[str, list[str]]:
-    """Route task -> models a person may pick for it (built ones; available first)."""
+def _pickable_tasks(assistant: Assistant) -> dict[str, list[tuple[str, str]]]:
+    """Route task -> (label, model id) a person may pick (built ones; those that can load
+    now first, the others labelled with why they cannot)."""
     weights = assistant.settings.weights_dir
-    tasks: dict[str, list[str]] = {}
+    tasks: dict[str, list[tuple[str, str]]] = {}
     for task in TASKS:
-        entries = [e for e in assistant.catalog.for_task(task) if e.built]
-        entries.sort(key=lambda e: not e.availability(weights)[0])
+        entries = [(e, *e.availability(weights)) for e in assistant.catalog.for_task(task)
+                   if e.built]  # fmt: skip
+        entries.sort(key=lambda item: not item[1])
         if entries:
-            tasks[task] = [e.id for e in entries]
+            tasks[task] = [(e.id if ok else f"{e.id} — cannot load here ({why})", e.id)
+                           for e, ok, why in entries]  # fmt: skip
     return tasks
 
 
