@@ -129,7 +129,10 @@ def cmd_prepare(args, settings: Settings) -> int:
 def cmd_serve(args, settings: Settings) -> int:
     from assistant.server import serve
 
-    serve(settings)
+    try:
+        serve(settings)
+    except KeyboardInterrupt:  # Ctrl-C while the models and the app were still being set up
+        print("Stopped.", file=sys.stderr)
     return 0
 
 
