@@ -31,6 +31,9 @@ PANEL_COLUMNS = [
 
 
 CSS = """
+/* Stop shows exactly while a reply runs: the box is locked for that time. */
+#stop { display: none; }
+body:has(#input textarea[disabled]) #stop { display: flex; }
 #panel .body-cell, #panel th { word-break: normal; overflow-wrap: normal; }
 #panel .body-cell:first-child { white-space: nowrap; }
 #chat .placeholder-content h3 { margin-top: 0; }
@@ -301,9 +304,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     "Speak replies (install the optional Piper extra: make tts)",
                     value=False, interactive=speech_ok, elem_id="speak", scale=3,
                 )  # fmt: skip
-                # Shown only while a reply runs: a red button at rest reads as an alarm.
+                # Shown only while a reply runs (CSS): a red button at rest reads as an alarm.
                 stop_btn = gr.Button("■ Stop", size="sm", variant="stop", elem_id="stop",
-                                     visible=False, scale=1)  # fmt: skip
+                                     scale=1)  # fmt: skip
                 rerun_btn = gr.Button("Re-run last message with the models picked",
                                       size="sm", elem_id="rerun", scale=2)  # fmt: skip
             with gr.Row(equal_height=False):
@@ -359,15 +362,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         tried = chatbot.example_select(_example_message, None, box).then(
             respond, [box, chatbot, chat_id, speak, *prompt_in, *picture, *pickers], outputs)
         running = [sent, again, tried]
-        for event in running:
-            # The Stop button shows for as long as a reply runs, and goes with it.
-            event.then(lambda: gr.Button(visible=False), None, stop_btn)
-        for trigger in (box.submit, rerun_btn.click, chatbot.example_select):
-            trigger(lambda: gr.Button(visible=True), None, stop_btn, queue=False)
         stop_btn.click(None, None, None, cancels=running)
         # A stopped reply leaves the box disabled: give it back.
-        stop_btn.click(lambda: (gr.MultimodalTextbox(interactive=True), gr.Button(visible=False)),
-                       None, [box, stop_btn])  # fmt: skip
+        stop_btn.click(lambda: gr.MultimodalTextbox(interactive=True), None, box)
 
         def mark_stopped(chat: list[dict] | None, request: gr.Request = None):
             """The stopped reply says so, and its row joins the panel once the ledger has it."""

@@ -81,6 +81,8 @@ def units_text(unit: str | None, task: str | None, units_in, units_out) -> str:
     the same kind: seconds heard and words written, characters read and
     seconds spoken.
     """
+    if not unit or not task:  # rejected before routing: nothing was counted
+        return "–"
     n_in, n_out = _n(units_in), _n(units_out)
     if unit == "audio_seconds":
         return f"{n_in} s of audio → {n_out} words"
@@ -95,8 +97,6 @@ def units_text(unit: str | None, task: str | None, units_in, units_out) -> str:
         return f"{pictures} → {n_out} tokens" if float(units_out or 0) else f"{pictures} read"
     if unit == "searches":
         return f"{n_in} search → {n_out} passages"
-    if not unit:
-        return "–"
     return f"{n_in} → {n_out} {unit}"
 
 
