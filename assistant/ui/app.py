@@ -7,6 +7,7 @@ session's ledger rows beside the chat.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -279,9 +280,21 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 else:
                     text += text_of(part)
         message = {"text": text, "files": files}
-        yield from respond(message, chat[:first], chat_id, speak, system, template, variables,
-                           steps, guidance, seed, size, negative, strength, *picks,
-                           request=request)  # fmt: skip
+        # The earlier answers stay, folded under the question and numbered.
+        earlier = fold_answers(chat[last + 1 :])
+        turns = respond(message, chat[:first], chat_id, speak, system, template, variables,
+                        steps, guidance, seed, size, negative, strength, *picks,
+                        request=request)  # fmt: skip
+        for out in turns:
+            shown = out[1]
+            if isinstance(shown, list):
+                if len(shown) <= last:  # refused before it started: the chat as it was
+                    shown = chat
+                else:
+                    shown = shown[: last + 1] + earlier + number_answer(
+                        shown[last + 1 :], len(earlier) + 1)  # fmt: skip
+                out = (out[0], shown, *out[2:])
+            yield out
 
     with gr.Blocks(title="Assistant") as demo:
         chat_id = gr.State(None)  # the open saved chat (assistant/chat.py)
@@ -463,6 +476,53 @@ def saved_reply(text: str, outcome: Outcome | None, stopped: bool = False,
                                    for c in result.citations])  # fmt: skip
         meta["badge"] = list(badge(outcome))
     return text, meta
+
+
+def fold_answers(answers: list[dict]) -> list[dict]:
+    """The answers already under a question, each folded into one numbered message.
+
+    A re-run keeps what came before, as peers do: each earlier answer
+    collapses to "Answer 1 of 2 · model..." and opens with a click.
+    """
+    folded, text, badge_title = [], "", ""
+
+    def close() -> None:
+        nonlocal text, badge_title
+        if text.strip() or badge_title:
+            folded.append({"role": "assistant", "content": text.strip() or "(no text)",
+                           "metadata": {"title": badge_title, "status": "done"}})  # fmt: skip
+        text, badge_title = "", ""
+
+    for message in answers:
+        title = (message.get("metadata") or {}).get("title") or ""
+        if title.startswith("Answer "):  # folded by an earlier re-run
+            close()
+            folded.append(message)
+        elif title:  # the badge ends an answer
+            badge_title = title
+            close()
+        else:
+            text += text_of(message.get("content")) + "\n\n"
+    close()
+    total = len(folded) + 1
+    out = []
+    for n, message in enumerate(folded, 1):
+        title = re.sub(r"^Answer \d+ of \d+ · ", "", message["metadata"]["title"])
+        out.append({**message, "metadata": {**message["metadata"],
+                                            "title": f"Answer {n} of {total} · {title}"}})
+    return out
+
+
+def number_answer(messages: list[dict], n: int) -> list[dict]:
+    """The new answer's badge says which of the answers it is."""
+    out = []
+    for message in messages:
+        title = (message.get("metadata") or {}).get("title")
+        if title and n > 1 and not title.startswith("Answer "):
+            message = {**message, "metadata": {**message["metadata"],
+                                               "title": f"Answer {n} of {n} · {title}"}}
+        out.append(message)
+    return out
 
 
 def with_stopped_note(chat: list[dict]) -> list[dict]:
