@@ -28,6 +28,7 @@ from pathlib import Path
 from assistant.catalog import Catalog, Entry
 from assistant.chat import Chats, Template, clean_text, load_templates
 from assistant.costs import PRICES_FILE, EnergyMeter, Prices, cost_of
+from assistant.evaluation import choices
 from assistant.families import build_adapter
 from assistant.ledger import Finished, Ledger, Started, open_or_set_aside
 from assistant.limits import (
@@ -100,6 +101,7 @@ class Assistant:
             preferred.update(image_generation=image, image_edit=image)
         self.router = Router(catalog, preferred, documents=self._document_match,
                              weights_dir=settings.weights_dir)
+        choices.apply(self)  # what a person chose after an eval outlives restarts
         self._store: Store | None = None
         self._chats: Chats | None = None
         self._vectors: dict[str, list[float]] = {}  # the router's query vectors, reused once
@@ -218,7 +220,8 @@ class Assistant:
             return first
         if decision.task == "vision" and entry and entry.backend != "classifier-ocr":
             return first  # a vision-language model answered the question itself
-        if decision.task == "asr" and TRANSCRIBE_ONLY.search(request.text):
+        if decision.task == "asr" and (request.transcribe_only
+                                       or TRANSCRIBE_ONLY.search(request.text)):  # fmt: skip
             return first
         question = request.text.strip()
         if decision.task == "vision":
