@@ -221,12 +221,21 @@ def test_a_stopped_reply_is_marked_in_the_chat_the_panel_and_the_ledger(page, se
         timeout=SLOW)  # fmt: skip
     page.locator("#stop").click()
     page.locator("#chat", has_text="(stopped").wait_for(timeout=30_000)
-    page.locator("#panel .body-cell", has_text="stopped").first.wait_for(timeout=30_000)
-    shot(page, "3-stopped")
+    page.locator("#input textarea:not([disabled])").wait_for()
     assert not page.locator("#stop").is_visible()
-    assert page.locator("#input textarea:not([disabled])").count() == 1
     rows = [r for r in server[1].ledger.rows() if r["status"] == "stopped"]
     assert rows and 0 < rows[0]["units_out"] < CAP, rows
+    page.locator("#panel .body-cell", has_text="stopped").first.wait_for(timeout=30_000)
+    shot(page, "3-stopped")
+
+
+def test_a_rerun_keeps_both_answers_numbered(page):
+    _new_chat(page)
+    _ask(page, "Name one colour of the rainbow.")
+    page.locator("#rerun").click()
+    chat = _wait_reply(page)
+    assert "Answer 1 of 2" in chat and "Answer 2 of 2" in chat, chat[-600:]
+    assert chat.count("Name one colour of the rainbow.") == 1  # the question, shown once
 
 
 # -- 1 (render side) and 3. reopened chats -----------------------------------------------

@@ -372,8 +372,13 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         again = rerun_btn.click(rerun, [chatbot, chat_id, speak, *prompt_in, *picture, *pickers],
                                 outputs, api_name="rerun")  # fmt: skip
         # An example prompt under the welcome is a click: it goes into the box and is sent.
+        def respond_example(request: gr.Request, *inputs):
+            # The request first: after *picks Gradio would leave it unset.
+            yield from respond(*inputs, request=request)
+
         tried = chatbot.example_select(_example_message, None, box).then(
-            respond, [box, chatbot, chat_id, speak, *prompt_in, *picture, *pickers], outputs)
+            respond_example, [box, chatbot, chat_id, speak, *prompt_in, *picture, *pickers],
+            outputs)  # fmt: skip
         running = [sent, again, tried]
         stop_btn.click(None, None, None, cancels=running)
         # A stopped reply leaves the box disabled: give it back.

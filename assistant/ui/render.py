@@ -31,7 +31,9 @@ def safe_markdown(text: str) -> str:
     A document's headings, repeated in an answer, would render as page-size
     H1/H2 inside a chat bubble: they are shown as bold lines instead.
     """
-    text = re.sub(r"!\[([^\]]*)\]\([^)]*\)", r"[image not shown: \1]", text)
+    # "!" then an escaped "[": CommonMark's images all begin with an unescaped "![",
+    # in every spelling (inline, nested, reference-style), so none is ever parsed.
+    text = text.replace("![", "!\\[")
     text = _ATX.sub(lambda m: f"**{m.group(1)}**" if m.group(1).strip() else "", text)
     text = _SETEXT_EQ.sub("", text)
     text = _SETEXT_DASH.sub("\n\n---", text)
