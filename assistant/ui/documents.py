@@ -35,8 +35,9 @@ def document_rows(assistant: Assistant, user: str) -> list[list]:
 
 def build_documents_tab(assistant: Assistant, tab: gr.Tab) -> None:
     gr.Markdown(
-        "Upload documents (txt, md, html, pdf, docx) or recordings; ask about them in the chat. "
-        "Answers cite the passages they use. Recordings are transcribed and cited by time."
+        "Upload documents (txt, md, html, pdf, docx), recordings or pictures; ask about them in "
+        "the chat. Answers cite the passages they use. Recordings are transcribed and cited by "
+        "time; pictures are indexed by what they show and the text in them."
     )
     with gr.Row():
         files = gr.File(label="Add to the knowledge base", file_count="multiple",
@@ -47,7 +48,8 @@ def build_documents_tab(assistant: Assistant, tab: gr.Tab) -> None:
             status = gr.Markdown(elem_id="doc-status")
     table = gr.Dataframe(headers=COLUMNS, value=[], interactive=False, elem_id="doc-table")
     with gr.Row():
-        doc_id = gr.Textbox(label="Document id to delete", max_lines=1, scale=3)
+        doc_id = gr.Textbox(label="Document to delete (click its row, or paste its id)",
+                            max_lines=1, scale=3)  # fmt: skip
         delete = gr.Button("Delete", variant="stop", scale=1, elem_id="doc-delete")
 
     def index(paths, share: bool, request: gr.Request = None,
