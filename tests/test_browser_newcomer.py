@@ -328,7 +328,8 @@ def test_a_document_answer_lists_its_sources_and_keeps_them_when_reopened(page, 
 def test_the_pickers_label_what_cannot_load_here(page):
     page.get_by_text("Models: pick one per task").click()
     page.locator("#pick-image_generation input").click()
-    options = page.locator("ul.options li").all_inner_texts()
+    page.get_by_role("option").first.wait_for()
+    options = page.get_by_role("option").all_inner_texts()
     page.keyboard.press("Escape")
     page.get_by_text("Models: pick one per task").click()
     assert any(o.strip() == "demo-scenes" for o in options), options

@@ -131,7 +131,9 @@ def badge(outcome: Outcome) -> tuple[str, str]:
         load += f" (unloaded {', '.join(outcome.evicted)})"
     money = ""
     if outcome.cost:
-        money = f" · {usd(outcome.cost.usd_local)} here vs {usd(outcome.cost.usd_cloud)} cloud"
+        cloud = outcome.cost.usd_cloud
+        money = f" · {usd(outcome.cost.usd_local)} here" + (
+            f" vs {usd(cloud)} cloud" if cloud is not None else " (no cloud API does this)")
     # A chain (speech, then the answer; or the answer, then its voice) names
     # every model in order; units are the last step's, time is the total.
     routes = [s.route for s in outcome.steps if s.route] or [route]

@@ -156,6 +156,6 @@ def build_chat_sidebar(assistant: Assistant, user_of, chat_id: gr.State, chatbot
     rename.click(do_rename, [chat_id, title], listing)
     # Asked first: a deleted chat cannot come back.
     delete.click(do_delete, chat_id, [chat_id, chatbot, prompt.system, listing],
-                 js="(id) => (id && confirm('Delete this chat for good?')) ? id : null")
+                 js="(id) => [(id && confirm('Delete this chat for good?')) ? id : null]")
     export.click(do_export, [chat_id, fmt], exported)
     return listing

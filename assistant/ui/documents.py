@@ -84,8 +84,8 @@ def build_documents_tab(assistant: Assistant, tab: gr.Tab) -> None:
 
     add.click(index, [files, shared], [status, table, files], api_name="index_documents")
     delete.click(remove, [doc_id], [status, table], api_name="delete_document",
-                 js="(id) => (id && confirm('Delete this document from the knowledge base?'))"
-                    " ? id : ''")  # fmt: skip
+                 js="(id) => [(id && confirm('Delete this document from the knowledge base?'))"
+                    " ? id : '']")  # fmt: skip
 
     def pick(selected: gr.SelectData):
         # A click on a row fills the box: deleting starts from the row, not a copied id.
