@@ -341,18 +341,22 @@ def test_the_pickers_label_what_cannot_load_here(page):
 # -- 8. destructive actions ask first -------------------------------------------------------
 
 
-def test_deleting_a_chat_asks_first(page):
-    page.get_by_text("Rename, delete, export").click() if not page.locator(
-        "#delete-chat").is_visible() else None  # fmt: skip
-    before = page.locator("#chat-list label").count()
+def test_deleting_a_chat_asks_first(page, server):
+    chats = server[1].chats
+    chats.add("local", chats.create("local"), "user", "A chat to delete")
+    page.reload()  # the newest chat opens
+    page.locator("#chat", has_text="A chat to delete").wait_for(timeout=30_000)
+    if not page.locator("#delete-chat").is_visible():
+        page.get_by_text("Rename, delete, export").click()
+    listed = page.locator("#chat-list label", has_text="A chat to delete")
     page.once("dialog", lambda d: d.dismiss())
     page.locator("#delete-chat").click()
-    page.wait_for_timeout(1500)
-    assert page.locator("#chat-list label").count() == before
+    page.wait_for_timeout(2000)
+    assert listed.count() == 1 and "A chat to delete" in page.locator("#chat").inner_text()
     page.once("dialog", lambda d: d.accept())
     page.locator("#delete-chat").click()
-    page.wait_for_function(
-        f"() => document.querySelectorAll('#chat-list label').length === {before - 1}")
+    listed.wait_for(state="detached", timeout=30_000)
+    assert all(c.title != "A chat to delete" for c in chats.list("local"))
 
 
 # -- 9. a phone ---------------------------------------------------------------------------

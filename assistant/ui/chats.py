@@ -86,6 +86,7 @@ def build_chat_sidebar(assistant: Assistant, user_of, chat_id: gr.State, chatbot
             fmt = gr.Radio([("Markdown", "md"), ("JSON", "json")], value="md", label="Export as")
             export = gr.Button("Export", size="sm", elem_id="export-chat")
             exported = gr.File(label="Exported chat", interactive=False, elem_id="exported")
+            answer = gr.Textbox("no", visible=False)  # the answer to "Delete this chat?"
 
     def listed(request: gr.Request, selected: str | None = None):
         items = [(c.title, c.id) for c in chats.list(user_of(request))]
@@ -114,8 +115,8 @@ def build_chat_sidebar(assistant: Assistant, user_of, chat_id: gr.State, chatbot
                 gr.Warning(str(err))
         return listed(request, selected)
 
-    def do_delete(selected: str | None, request: gr.Request):
-        if not selected:  # nothing open, or the person said no to "Delete…?"
+    def do_delete(selected: str | None, answer: str, request: gr.Request):
+        if not selected or answer != "yes":  # nothing open, or "Delete…?" was answered no
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         chats.delete(user_of(request), selected)
         return None, [], "", listed(request)
@@ -154,8 +155,9 @@ def build_chat_sidebar(assistant: Assistant, user_of, chat_id: gr.State, chatbot
     chat_id.change(current, chat_id, [title, exported])
     new.click(new_chat, None, [chat_id, chatbot, prompt.system, listing])
     rename.click(do_rename, [chat_id, title], listing)
-    # Asked first: a deleted chat cannot come back.
-    delete.click(do_delete, chat_id, [chat_id, chatbot, prompt.system, listing],
-                 js="(id) => [(id && confirm('Delete this chat for good?')) ? id : null]")
+    # Asked first: a deleted chat cannot come back. The browser's answer travels in
+    # a hidden box (the open chat is server-side State, which the browser cannot change).
+    delete.click(do_delete, [chat_id, answer], [chat_id, chatbot, prompt.system, listing],
+                 js="(id, a) => [id, confirm('Delete this chat for good?') ? 'yes' : 'no']")
     export.click(do_export, [chat_id, fmt], exported)
     return listing
