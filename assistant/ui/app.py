@@ -14,15 +14,19 @@ from pathlib import Path
 
 import gradio as gr
 
+from assistant.access import check_files
 from assistant.catalog import TASKS
 from assistant.chat import apply_template, parse_variables
 from assistant.service import Assistant, Outcome
 from assistant.space import gpu
 from assistant.ui.chats import NO_TEMPLATE, build_chat_sidebar, build_prompt_controls
+from assistant.ui.compare import build_compare_tab
 from assistant.ui.costs import build_costs_tab
 from assistant.ui.documents import build_documents_tab, user_of
+from assistant.ui.evaluate import build_evaluate_tab
 from assistant.ui.render import STOPPED, reply_messages, safe_markdown, units_text, usd
 from assistant.ui.tools import build_tools
+from assistant.ui.tune import build_tune_tab
 from models.base import BadInput, Message, Progress, Request
 
 PANEL_COLUMNS = [
@@ -67,8 +71,27 @@ def launch_options(settings=None) -> dict:
     if settings is not None:
         # Kept copies of indexed documents, so a cited recording plays from its timestamp.
         (settings.documents_dir / "files").mkdir(parents=True, exist_ok=True)
-        options["allowed_paths"] = [str(settings.documents_dir / "files"), str(SAMPLES)]
+        # Pictures, speech and exports the app writes: Gradio copies an output into its
+        # cache only from an allowed folder (or the checkout, or /tmp). The samples
+        # are the welcome's example recording.
+        options["allowed_paths"] = [str(settings.documents_dir / "files"),
+                                    str(settings.home / "outputs"),
+                                    str(settings.home / "exports"), str(SAMPLES)]  # fmt: skip
+        # Never served or copied, whatever else allows them (blocked wins in Gradio):
+        # the app's own databases, and the system's secrets.
+        options["blocked_paths"] = blocked_paths(settings)
     return options
+
+
+def blocked_paths(settings) -> list[str]:
+    home = settings.home.resolve()
+    databases = [str(p) for pattern in ("*.sqlite*", "documents/*.sqlite*")
+                 for p in sorted(home.glob(pattern))]  # fmt: skip
+    for name in ("ledger.sqlite", "chats.sqlite", "upload_owners.sqlite",
+                 "documents/documents.sqlite"):  # fmt: skip
+        databases += [str(home / (name + tail)) for tail in ("", "-wal", "-shm", "-journal")]
+    return sorted(set(databases)) + [str(home / "documents" / "chroma"), "/proc", "/etc",
+                                     "/sys", "/root", "/dev"]  # fmt: skip
 
 
 def text_of(content) -> str:
@@ -158,9 +181,10 @@ def _alternative(alt: dict) -> str:
     return f"{alt['model']} (≈{usd(alt['est_usd_local'])} here, median of {runs})"
 
 
-def panel_rows(assistant: Assistant, session_id: str) -> list[list]:
+def panel_rows(assistant: Assistant, session_id: str, user: str | None = None) -> list[list]:
     rows = []
-    for r in assistant.ledger.rows(session_id=session_id, limit=200):
+    # The user too: a session id is whatever the client sent, never proof of who it is.
+    for r in assistant.ledger.rows(session_id=session_id, limit=200, user=user):
         why = r["reason"] or ""
         if r["error"]:  # the why column is the wide one: the reason fits there
             why = f"{why}\n⚠️ {r['error'][:200]}".strip()
@@ -197,6 +221,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         text = message.get("text") or ""
         files = [Path(f if isinstance(f, str) else f["path"]) for f in message.get("files") or []]
         try:
+            # Whatever path a client sent: only this browser's own uploads (access.py).
+            check_files(assistant.settings, request, files)
             chat_id, model_text, history, prompt = _prepare_turn(
                 assistant, user, chat_id, text, system, template, variables)  # fmt: skip
         except BadInput as err:
@@ -253,7 +279,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         _save_reply(assistant, user, chat_id, reply.strip(), outcome, cap=cap)
         chat[-1:] = reply_messages(saved_reply(reply.strip(), outcome, cap=cap))
         yield (gr.MultimodalTextbox(value=None, interactive=True), chat,
-               panel_rows(assistant, session_id), resident_text(assistant), chat_id,
+               panel_rows(assistant, session_id, user), resident_text(assistant), chat_id,
                _chat_list(assistant, user, chat_id))  # fmt: skip
 
     def rerun(chat: list[dict] | None, chat_id: str | None = None, speak: bool = False,
@@ -366,21 +392,23 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             build_documents_tab(assistant, documents_tab)
         with gr.Tab("Costs") as costs_tab:
             build_costs_tab(assistant, costs_tab)
+        with gr.Tab("Compare"):
+            build_compare_tab(assistant)
+        with gr.Tab("Evaluate"):
+            build_evaluate_tab(assistant)
+        with gr.Tab("Fine-tune"):
+            build_tune_tab(assistant)
         listing = build_chat_sidebar(assistant, user_of, chat_id, chatbot, prompt, demo)
         outputs = [box, chatbot, panel, resident, chat_id, listing]
         prompt_in = [prompt.system, prompt.template, prompt.variables]
-        sent = box.submit(respond, [box, chatbot, chat_id, speak, *prompt_in, *picture, *pickers],
-                          outputs, api_name="chat")  # fmt: skip
-        again = rerun_btn.click(rerun, [chatbot, chat_id, speak, *prompt_in, *picture, *pickers],
-                                outputs, api_name="rerun")  # fmt: skip
+        inputs = [chat_id, speak, *prompt_in, *picture, *pickers]
+        sent = box.submit(with_request(respond), [box, chatbot, *inputs], outputs,
+                          api_name="chat")  # fmt: skip
+        again = rerun_btn.click(with_request(rerun), [chatbot, *inputs], outputs,
+                                api_name="rerun")  # fmt: skip
         # An example prompt under the welcome is a click: it goes into the box and is sent.
-        def respond_example(request: gr.Request, *inputs):
-            # The request first: after *picks Gradio would leave it unset.
-            yield from respond(*inputs, request=request)
-
         tried = chatbot.example_select(_example_message, None, box).then(
-            respond_example, [box, chatbot, chat_id, speak, *prompt_in, *picture, *pickers],
-            outputs)  # fmt: skip
+            with_request(respond), [box, chatbot, *inputs], outputs)  # fmt: skip
         running = [sent, again, tried]
         stop_btn.click(None, None, None, cancels=running)
         # A stopped reply leaves the box disabled: give it back.
@@ -396,7 +424,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 r["status"] == "started" for r in assistant.ledger.rows(session_id, limit=5)
             ):
                 time.sleep(0.1)
-            return chat, panel_rows(assistant, session_id), resident_text(assistant)
+            return (chat, panel_rows(assistant, session_id, user_of(request)),
+                    resident_text(assistant))
 
         stop_btn.click(mark_stopped, chatbot, [chatbot, panel, resident])
         # A new tab shows what is loaded now, not what was when the app started.
@@ -432,6 +461,23 @@ def _example_message(selected: gr.SelectData) -> dict:
     value = selected.value if isinstance(selected.value, dict) else {"text": str(selected.value)}
     files = [f["path"] if isinstance(f, dict) else f for f in value.get("files") or []]
     return {"text": value.get("text") or "", "files": files}
+
+
+def with_request(handler):
+    """``handler`` as a Gradio event that is given the request.
+
+    Gradio fills a ``gr.Request`` parameter only among the leading
+    positional ones; the chat handlers take the model pickers as ``*picks``,
+    after which their ``request`` was never filled: every chat ran as user
+    "local" in session "anonymous". This puts the request first.
+    """
+
+    def event(request: gr.Request, *inputs):
+        yield from handler(*inputs, request=request)
+
+    # Not functools.wraps: Gradio would read the wrapped signature and fill nothing.
+    event.__name__, event.handler = handler.__name__, handler
+    return event
 
 
 def _prepare_turn(assistant: Assistant, user: str, chat_id: str | None, text: str,

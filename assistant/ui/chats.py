@@ -13,7 +13,7 @@ import gradio as gr
 
 from assistant.chat import Turn
 from assistant.service import Assistant
-from assistant.ui.render import reply_messages
+from assistant.ui.render import reply_messages, safe_markdown
 from models.base import BadInput
 
 NO_TEMPLATE = "none"
@@ -59,6 +59,8 @@ def chatbot_messages(turns: list[Turn]) -> list[dict]:
         if turn.role != "user":
             out += reply_messages((turn.content, turn.meta))
             continue
+        # The paths the app itself recorded for this upload (after its checks),
+        # so a reopened chat shows the picture or recording again.
         paths = turn.meta.get("paths") or []
         names = turn.meta.get("files") or []
         for n, name in enumerate(names):
@@ -68,7 +70,8 @@ def chatbot_messages(turns: list[Turn]) -> list[dict]:
             else:  # older chats kept only the name, or the file has gone
                 out.append({"role": "user", "content": f"📎 {name}"})
         if turn.content:
-            out.append({"role": "user", "content": turn.content})
+            # Saved text is rendered like a live message.
+            out.append({"role": "user", "content": safe_markdown(turn.content)})
     return out
 
 

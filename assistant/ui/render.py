@@ -1,6 +1,16 @@
 """How replies, sources, money and units read on the page: one place for the live
 chat, a reopened chat and the request panel, so the three never disagree.
 
+Replies repeat what documents and models say, and neither is ours: an
+image in Markdown makes the browser fetch its URL the moment it is shown
+(a tracking pixel, or the chat leaked in a query string), and raw HTML
+could script. Gradio's Chatbot already strips scripts (DOMPurify) but lets
+``<img>`` through, so images are the thing to stop, in every spelling:
+inline ``![a](u)``, nested ``![a[b]](u)``, reference-style ``![a][r]`` with
+``[r]: u`` anywhere, and ``<img>``. Every one of them starts with ``![`` or
+with a tag, so escaping those two is complete where pattern-matching whole
+images was not: the text shows as written and no image is ever parsed.
+
 Pure functions of strings and numbers (no Gradio), so the sidebar (chats.py)
 and the chat (app.py) can both use them without importing each other.
 """
