@@ -435,7 +435,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
 
 
 AUTO = "auto"
-SAMPLES = Path(__file__).resolve().parent.parent / "benchdata"
+# The welcome's example recording: one short sentence (the evaluation's own sample).
+SAMPLES = Path(__file__).resolve().parent.parent / "evaluation" / "examples" / "speech"
 WELCOME = """### Hello — what shall we try?
 
 Everything runs on this machine: ask a question, attach a recording or a picture,
@@ -450,7 +451,7 @@ def examples() -> list[dict]:
         {"text": "Write a haiku about a lighthouse.", "display_text": "A short poem"},
         {"text": "draw a red circle on a blue background", "display_text": "Draw a picture"},
     ]
-    recording = SAMPLES / "speech_en.flac"
+    recording = SAMPLES / "weather.flac"
     if recording.is_file():
         shown.append({"text": "transcribe this", "files": [str(recording)],
                       "display_text": "Transcribe a recording"})  # fmt: skip
