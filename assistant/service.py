@@ -99,7 +99,8 @@ class Assistant:
         image = settings.image_model or ("sd-turbo" if _has_cuda(settings.device) else None)
         if image:
             preferred.update(image_generation=image, image_edit=image)
-        self.router = Router(catalog, preferred, documents=self._document_match)
+        self.router = Router(catalog, preferred, documents=self._document_match,
+                             weights_dir=settings.weights_dir)
         choices.apply(self)  # what a person chose after an eval outlives restarts
         self._store: Store | None = None
         self._chats: Chats | None = None
@@ -587,6 +588,8 @@ class Assistant:
                 request_id, status, error, queue_s, load_s, run_s,
                 usage.units_in if usage else 0, usage.units_out if usage else 0,
                 usage.unit if usage else "tokens", device, _extra(evicted, result), cost,
+                # Stopped by the person: the row says so, with what was produced until then.
+                stopped=status == "ok" and cancel is not None and cancel.is_set(),
             )
         )  # fmt: skip
         return Outcome(request_id, decision, result, status, error, queue_s, load_s, run_s,
