@@ -204,3 +204,23 @@ def test_an_entry_without_pack_or_gguf_is_refused_clearly():
     bare = Entry(**{**coder.__dict__, "id": "mine", "backend": "llama.cpp", "source": {}})
     with pytest.raises(ModelUnavailable, match="source.gguf"):
         build_adapter(bare, Settings.from_env()).files()
+
+
+def test_the_default_follows_what_bench_text_measured_here(tmp_path, monkeypatch):
+    from assistant.service import BENCH_TEXT_FILE, measured_text_default
+    from assistant.settings import Settings
+
+    settings = Settings(home=tmp_path)
+    catalog = Catalog.load()
+    assert measured_text_default(settings, catalog) is None  # no bench run: the catalog's
+    (tmp_path / BENCH_TEXT_FILE).write_text('{"text_model": "smollm2-135m-instruct-llamacpp"}')
+    monkeypatch.setattr("assistant.catalog.is_installed", lambda pack: True)
+    monkeypatch.setattr("assistant.catalog.module_dir", lambda name: tmp_path)
+    assert measured_text_default(settings, catalog) == "smollm2-135m-instruct-llamacpp"
+    # A winner that cannot run here (wheel gone) is not made the default.
+    monkeypatch.setattr("assistant.catalog.module_dir", lambda name: None)
+    assert measured_text_default(settings, catalog) is None
+    (tmp_path / BENCH_TEXT_FILE).write_text('{"text_model": "no-such-model"}')
+    assert measured_text_default(settings, catalog) is None
+    (tmp_path / BENCH_TEXT_FILE).write_text("not json")
+    assert measured_text_default(settings, catalog) is None
