@@ -1,5 +1,5 @@
 """Command line: serve | ask | models | ledger | prepare | ingest | documents | bench |
-train | space.
+eval | compare | vote | leaderboard | tune | train | space.
 
     python -m assistant ask "What is the capital of France?" --json
     python -m assistant models --json
@@ -203,6 +203,132 @@ def cmd_train(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_eval(args, settings: Settings) -> int:
+    from assistant.evaluation.engine import evaluate
+    from assistant.service import Assistant
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    assistant = Assistant.from_settings(settings, progress=_progress)
+
+    def progress(done: int, total: int, item) -> None:
+        mark = "failed" if item.status != "ok" else f"score {item.score:.2f}"
+        _progress(f"  [{done}/{total}] {item.model} · {item.id}: {mark}")
+
+    report = evaluate(assistant, Path(args.dataset), models, args.metric, progress)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=1))
+        return 0
+    better = "higher" if report["higher_is_better"] else "lower"
+    print(f"{report['dataset']} · {report['task']} · metric {report['metric']} ({better} is "
+          f"better) · run {report['run']}")  # fmt: skip
+    print(f"{'model':<40} {'score':>7} {'n':>4} {'failed':>6} {'p50 s':>7} {'$ here':>10} "
+          f"{'$ cloud':>10}")  # fmt: skip
+    for m in report["models"]:
+        cloud = f"{m['usd_cloud']:.6f}" if m["usd_cloud"] is not None else "–"
+        print(f"{m['model']:<40} {m['score']:>7.3f} {m['n']:>4} {m['failed']:>6} "
+              f"{m['latency_p50_s']:>7.2f} {m['usd_local']:>10.6f} {cloud:>10}")  # fmt: skip
+    return 0
+
+
+def cmd_compare(args, settings: Settings) -> int:
+    from assistant.evaluation.compare import compare
+    from assistant.service import Assistant
+
+    attachments = [Path(a) for a in args.attach]
+    for path in attachments:
+        if not path.is_file():
+            raise BadInput(f"Attachment not found: {path}. Give the path of an existing file.")
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    assistant = Assistant.from_settings(settings, progress=_progress)
+    report = compare(assistant, args.text, models, attachments, user=args.user)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=1))
+        return 0
+    for n, column in enumerate(report["columns"]):
+        label = f"Model {'ABCD'[n]}" if args.blind else column["model"]
+        t = column["timings"]
+        first = f"first {t['first_s']:.2f}s · " if t["first_s"] is not None else ""
+        cost = column["cost"] or {}
+        money = f" · ${cost.get('usd_local', 0):.6f} here" if cost else ""
+        print(f"── {label} · {first}total {t['total_s']:.2f}s {column['speed']}{money}")
+        print(column["output"] if column["status"] == "ok" else f"⚠️ {column['error']}")
+        print()
+    if len(models) == 2:
+        print(f"Vote: python -m assistant vote {report['id']} a|b|tie|both_bad")
+    return 0
+
+
+def cmd_vote(args, settings: Settings) -> int:
+    from assistant.evaluation.compare import saved_compare
+    from assistant.evaluation.votes import Votes
+
+    report = saved_compare(settings.home, args.id)
+    columns = report["columns"]
+    if len(columns) != 2:
+        raise BadInput(f"Votes compare two models; that comparison had {len(columns)}.")
+    a, b = columns[0]["model"], columns[1]["model"]
+    Votes(settings.home / "votes.sqlite").record(columns[0]["task"], a, b, args.outcome,
+                                                 args.user, report["prompt"])  # fmt: skip
+    print(f"Recorded: {args.outcome} (A was {a}, B was {b}).")
+    return 0
+
+
+def cmd_leaderboard(args, settings: Settings) -> int:
+    from assistant.evaluation.votes import Votes, leaderboard
+    from assistant.ledger import Ledger
+
+    settings.ensure_home()
+    board = leaderboard(Votes(settings.home / "votes.sqlite"), Ledger(settings.ledger_path),
+                        args.task)  # fmt: skip
+    if args.json:
+        print(json.dumps(board, ensure_ascii=False, indent=1))
+        return 0
+    if not board:
+        print("No votes yet: compare two models with `compare TEXT --models A,B`, then `vote`.")
+        return 0
+    print(f"{'task':<10} {'#':>2} {'model':<40} {'rating':>6} {'95% interval':>14} {'votes':>5} "
+          f"{'p50 s':>6}")  # fmt: skip
+    for r in board:
+        p50 = f"{r['run_s_p50']:.2f}" if "run_s_p50" in r else "–"
+        print(f"{r['task']:<10} {r['rank']:>2} {r['model']:<40} {r['rating']:>6} "
+              f"{r['low']:>6}–{r['high']:<7} {r['votes']:>5} {p50:>6}")  # fmt: skip
+    return 0
+
+
+def cmd_tune(args, settings: Settings) -> int:
+    from assistant.service import Assistant
+    from assistant.tuning import tune
+
+    assistant = Assistant.from_settings(settings, progress=_progress)
+
+    def progress(step) -> None:
+        if step.step == step.total or step.step % 2 == 0:
+            _progress(
+                f"  step {step.step}/{step.total} · epoch {step.epoch} · loss {step.loss:.3f}"
+                f" · {step.elapsed_s:.0f}s, ~{step.eta_s:.0f}s left"
+            )
+
+    card = tune(assistant, Path(args.data), args.base, args.name, args.method, args.epochs,
+                progress)  # fmt: skip
+    if args.json:
+        print(json.dumps(card, ensure_ascii=False, indent=1))
+        return 0
+    t = card["training"]
+    print(f"Trained {card['id']} from {card['base']} ({card['method']}, {card['data']['train']} "
+          f"examples, {t['steps']} steps) in {t['seconds']:.0f}s: {t['seconds_per_step']:.2f} s "
+          f"per step, {t['tokens_per_s']:.0f} tokens/s.")  # fmt: skip
+    print(f"Validation loss {t['val_loss_before']:.3f} → {t['val_loss_after']:.3f}.")
+    for m in card["eval"]["models"]:
+        print(f"  {m['model']:<40} {card['eval']['metric']} {m['score']:.2f} on {m['n']} "
+              "held-back examples")  # fmt: skip
+    c = card["cost"]
+    cloud = f"${c['usd_cloud']:.4f}" if c["usd_cloud"] is not None else "–"
+    print(f"Cost: ${c['usd_local']:.5f} here ({c['device_seconds']:.0f} device-seconds) vs "
+          f"{cloud} for a hosted fine-tuning job ({c['cloud_ref']}).")  # fmt: skip
+    print(f"Serving now: python -m assistant ask \"...\" --model {card['id']}")
+    return 0
+
+
 def cmd_space(args, settings: Settings) -> int:
     from assistant.space import export
 
@@ -270,6 +396,42 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", type=Path, help="a saved model folder to go on training")
     train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay)")
     train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="score models on your own dataset (JSONL or CSV)")
+    ev.add_argument("dataset", help='lines of {"id", "input", "attachments", "expected"}')
+    ev.add_argument("--models", required=True, help="catalog ids, comma-separated")
+    ev.add_argument("--metric", help="contains (text) | exact | wer (speech) | json")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=cmd_eval)
+
+    cmp = sub.add_parser("compare", help="one prompt to 2-4 models at once, side by side")
+    cmp.add_argument("text", help="the prompt")
+    cmp.add_argument("--attach", action="append", default=[], metavar="FILE")
+    cmp.add_argument("--models", required=True, help="2 to 4 catalog ids, comma-separated")
+    cmp.add_argument("--user", default="local", help="whose documents are searched")
+    cmp.add_argument("--blind", action="store_true", help="hide the names until you vote")
+    cmp.add_argument("--json", action="store_true")
+    cmp.set_defaults(func=cmd_compare)
+
+    vote = sub.add_parser("vote", help="vote on a two-model comparison (feeds the leaderboard)")
+    vote.add_argument("id", help="the id `compare` printed")
+    vote.add_argument("outcome", choices=["a", "b", "tie", "both_bad"])
+    vote.add_argument("--user", default="local")
+    vote.set_defaults(func=cmd_vote)
+
+    board = sub.add_parser("leaderboard", help="models ranked per task from your votes")
+    board.add_argument("--task", help="one task (text, asr, vision, ...); all when omitted")
+    board.add_argument("--json", action="store_true")
+    board.set_defaults(func=cmd_leaderboard)
+
+    tn = sub.add_parser("tune", help="fine-tune a text model on your examples, then serve it")
+    tn.add_argument("data", help='JSONL of {"messages": [...]} or CSV of prompt,completion')
+    tn.add_argument("--base", required=True, help="the catalog id to start from")
+    tn.add_argument("--name", required=True, help="the new model's catalog id")
+    tn.add_argument("--method", choices=["lora", "full"], default="lora")
+    tn.add_argument("--epochs", type=int, default=3)
+    tn.add_argument("--json", action="store_true")
+    tn.set_defaults(func=cmd_tune)
 
     space = sub.add_parser("space", help="Hugging Face Spaces: export the folder to push")
     space.add_argument("action", choices=["export"])

@@ -48,6 +48,11 @@ class Pool:
         self._locks: dict[str, threading.Lock] = {}
         self._users: dict[str, int] = {}  # concurrent_safe models: leases open now
         self._guard = threading.Lock()  # protects the dicts above
+        # One load at a time: loads compete for the same cores and disk anyway,
+        # and heavy libraries import lazily in ways that are not thread-safe
+        # (two first loads at once raised "cannot import name
+        # 'AutoModelForCausalLM' from 'transformers'" in a side-by-side compare).
+        self._loading = threading.Lock()
 
     def _lock_for(self, model_id: str) -> threading.Lock:
         with self._guard:
@@ -102,11 +107,14 @@ class Pool:
                     self._loaded.move_to_end(model_id)
             load_s, evicted = 0.0, ()
             if adapter is None:
-                evicted = self._make_room(model_id)
-                started = time.perf_counter()
-                adapter = self.factory(model_id)
-                adapter.load()
-                load_s = time.perf_counter() - started
+                waited = time.perf_counter()
+                with self._loading:
+                    queue_s += time.perf_counter() - waited  # behind another model's load
+                    evicted = self._make_room(model_id)
+                    started = time.perf_counter()
+                    adapter = self.factory(model_id)
+                    adapter.load()
+                    load_s = time.perf_counter() - started
                 with self._guard:
                     self._loaded[model_id] = adapter
             if adapter.concurrent_safe:

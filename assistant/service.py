@@ -245,7 +245,8 @@ class Assistant:
             return first
         if decision.task == "vision" and entry and entry.backend != "classifier-ocr":
             return first  # a vision-language model answered the question itself
-        if decision.task == "asr" and TRANSCRIBE_ONLY.search(request.text):
+        if decision.task == "asr" and (request.transcribe_only
+                                       or TRANSCRIBE_ONLY.search(request.text)):  # fmt: skip
             return first
         question = request.text.strip()
         if decision.task == "vision":

@@ -74,3 +74,41 @@ def test_two_requests_for_one_model_take_turns():
         time.sleep(0.2)
     t.join()
     assert queued[0] >= 0.15
+
+
+def test_two_models_never_load_at_the_same_time():
+    """Lazy imports in heavy libraries are not thread-safe: loads take turns."""
+    import threading
+    import time
+
+    from assistant.pool import Pool
+    from models.base import Adapter
+
+    inside, most = [0], [0]
+    lock = threading.Lock()
+
+    class Slow(Adapter):
+        def load(self):
+            with lock:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            time.sleep(0.2)
+            with lock:
+                inside[0] -= 1
+
+    pool = Pool(lambda model_id: Slow(), 10_000, {})
+    leases = []
+
+    def take(model_id):
+        with pool.lease(model_id) as lease:
+            leases.append(lease)
+
+    threads = [threading.Thread(target=take, args=(m,)) for m in ("a", "b", "c")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1 and len(leases) == 3
+    # The wait behind another model's load is queue time, not this model's load.
+    assert max(lease.queue_s for lease in leases) >= 0.3
+    assert all(lease.load_s < 0.35 for lease in leases)
