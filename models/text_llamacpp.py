@@ -198,12 +198,14 @@ class LlamaCppChat(Adapter):
         self.server = server
         self.client: Any = None
         self._restart = threading.Lock()
+        self._unloaded = False  # the pool let it go: a late request must not start it again
 
     @property
     def gguf(self) -> Path | None:
         return self.server.gguf if self.server else None
 
     def load(self) -> None:
+        self._unloaded = False
         if self.server is None:
             folder, gguf = self.files()
             if not Path(gguf).is_file():
@@ -234,6 +236,7 @@ class LlamaCppChat(Adapter):
                                         timeout=READ_TIMEOUT_S, max_retries=0)  # fmt: skip
 
     def unload(self) -> None:
+        self._unloaded = True
         if self.server is not None:
             self.server.stop()
         if self.client is not None:
@@ -243,7 +246,7 @@ class LlamaCppChat(Adapter):
     def stream(
         self, request: Request, cancel: threading.Event | None = None
     ) -> Iterator[str | Result]:
-        if self.server is None:
+        if self.server is None or self._unloaded:
             raise ModelUnavailable("The text model is not loaded (it was unloaded); try again.")
         self._ensure_running()  # a killed server comes back on the next request
         ids, trimmed = chat_prompt(self.tokenizer, request, self.context_window)

@@ -102,10 +102,13 @@ def test_a_killed_server_fails_the_request_in_flight_and_restarts_on_the_next(ch
     assert result.text == "kcab" and chat.server.proc.pid != first
 
 
-def test_unload_ends_the_server_process(chat):
+def test_unload_ends_the_server_process_and_a_late_request_says_so(chat):
     proc = chat.server.proc
     chat.unload()
     assert proc.poll() is not None and not chat.server.alive()
+    with pytest.raises(ModelUnavailable, match="not loaded"):
+        collect(chat, Request(text="hi"))
+    assert not chat.server.alive()  # not started again behind the pool's back
 
 
 def test_a_taken_port_is_named_and_nothing_hangs():
