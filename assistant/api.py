@@ -23,6 +23,7 @@ from fastapi import Request as HttpRequest
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from assistant.access import api_caller
 from assistant.outcome import Outcome
 from assistant.service import Assistant
 from assistant.space import gpu
@@ -66,11 +67,18 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
     # as for the UI: a model the UI left on the GPU must not be run without one.
     ask, embed = gpu(assistant.ask), gpu(assistant.embed)
 
-    def guard(http: HttpRequest) -> None:
-        if settings.api_key and http.headers.get("authorization") != f"Bearer {settings.api_key}":
-            raise ApiError(401, "Missing or wrong API key: send 'Authorization: Bearer <key>' "
-                                "with the key in ASSISTANT_API_KEY.",
+    def guard(http: HttpRequest) -> str:
+        """The user this call acts as (access.api_caller), or 401 without a valid credential."""
+        host = http.client.host if http.client else None
+        user = api_caller(settings, http.headers.get("authorization"), host)
+        if user is None:
+            how = ["'Authorization: Bearer <key>' with the key in ASSISTANT_API_KEY"] \
+                if settings.api_key else []  # fmt: skip
+            if settings.auth:
+                how.append("'Authorization: Bearer <user>:<password>' of an ASSISTANT_AUTH login")
+            raise ApiError(401, f"Missing or wrong credential: send {' or '.join(how)}.",
                            code="invalid_api_key")  # fmt: skip
+        return user
 
     @router.get("/models")
     async def models(http: HttpRequest):
@@ -89,9 +97,9 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
 
     @router.post("/chat/completions")
     async def chat(http: HttpRequest):
-        guard(http)
+        user = guard(http)
         body = await _json_body(http)
-        request, stream, include_usage = _chat_request(body, assistant)
+        request, stream, include_usage = _chat_request(body, assistant, user)
         if not stream:
             outcome = await run_in_threadpool(ask, request, "api")
             return _completion(outcome)
@@ -100,7 +108,7 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
 
     @router.post("/embeddings")
     async def embeddings(http: HttpRequest):
-        guard(http)
+        user = guard(http)
         body = await _json_body(http)
         texts = body.get("input")
         if isinstance(texts, str):
@@ -112,7 +120,7 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
                            param="input")  # fmt: skip
         model = _model(body.get("model"), assistant, "rag")
         outcome, vectors = await run_in_threadpool(
-            embed, texts, model, _session(body), "api")  # fmt: skip
+            embed, texts, model, _session(body, user), "api", user)  # fmt: skip
         _raise_for(outcome)
         tokens = int(outcome.result.usage.units_in)
         return {"object": "list", "model": outcome.route.model,
@@ -123,11 +131,15 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
 
     @router.post("/audio/transcriptions")
     async def transcriptions(http: HttpRequest):
-        guard(http)
-        if not http.headers.get("content-type", "").startswith("multipart/form-data"):
+        user = guard(http)
+        if _media_type(http) != "multipart/form-data":
             raise ApiError(415, "Send the recording as multipart/form-data with a 'file' field.")
         _check_length(http, settings.max_upload_bytes, "recording")
-        form = await http.form()
+        # Counted while it arrives (a chunked body has no Content-Length): past the limit
+        # the parser stops, rather than spooling the whole body to disk first.
+        counted = HttpRequest(http.scope, _counting(http.receive, settings.max_upload_bytes
+                                                    + FORM_OVERHEAD, "recording"))  # fmt: skip
+        form = await counted.form()
         upload = form.get("file")
         if upload is None or not hasattr(upload, "read"):
             raise ApiError(400, "No 'file' field with a recording in the form.", param="file")
@@ -137,9 +149,9 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
                                 "or verbose_json.", param="response_format")  # fmt: skip
         model = _model(form.get("model"), assistant, "asr")
         path = await _save_upload(upload, settings.uploads_dir / "api", settings.max_upload_bytes)
-        session = f"api-{str(form.get('user') or 'anonymous')[:64]}"
+        session = _session({"user": form.get("user")}, user)
         request = Request(text="transcribe", attachments=(path,), model=model, task="asr",
-                          session_id=session)  # fmt: skip
+                          session_id=session, user=user)  # fmt: skip
         outcome = await run_in_threadpool(ask, request, "api")
         _raise_for(outcome)
         result = outcome.result
@@ -154,19 +166,19 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
 
     @router.post("/images/generations")
     async def images(http: HttpRequest):
-        guard(http)
+        user = guard(http)
         body = await _json_body(http)
         prompt = body.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
             raise ApiError(400, "'prompt' must be a non-empty string.", param="prompt")
         model = _model(body.get("model"), assistant, "image_generation")
+        _only_one(body)
         options = []
-        for key, name in (("steps", "steps"), ("guidance_scale", "guidance"), ("seed", "seed")):
-            value = body.get(key)
-            if value is not None:
-                if not isinstance(value, int | float) or isinstance(value, bool):
-                    raise ApiError(400, f"'{key}' must be a number.", param=key)
-                options.append((name, float(value)))
+        for key, name, low, high, whole in (("steps", "steps", 1, 100, True),
+                                             ("guidance_scale", "guidance", 0, 30, False),
+                                             ("seed", "seed", 0, 2**32 - 1, True)):  # fmt: skip
+            if body.get(key) is not None:
+                options.append((name, float(_number(body, key, low, high, whole))))
         size = body.get("size")
         if size is not None:  # OpenAI's "WIDTHxHEIGHT"
             try:
@@ -178,7 +190,7 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
         if isinstance(negative, str) and negative.strip():
             options.append(("negative", negative.strip()))
         # Never left to the router: this route asks for a picture whatever the words.
-        request = Request(text=prompt, model=model, session_id=_session(body),
+        request = Request(text=prompt, model=model, session_id=_session(body, user), user=user,
                           task="image_generation", options=tuple(options))  # fmt: skip
         outcome = await run_in_threadpool(ask, request, "api")
         _raise_for(outcome)
@@ -215,15 +227,57 @@ def _check_length(http: HttpRequest, limit: int, what: str) -> None:
         raise ApiError(413, f"The {what} is {int(raw):,} bytes; the limit is {limit:,}.")
 
 
+def _media_type(http: HttpRequest) -> str:
+    """The Content-Type's media type alone: 'text/plain; x=application/json' is text."""
+    return http.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _read_at_most(http: HttpRequest, limit: int, what: str) -> bytes:
+    """The body, refused with 413 as soon as it passes ``limit``: a chunked body has no
+    Content-Length, and reading it whole first let 1 GB into memory."""
+    chunks, size = [], 0
+    async for chunk in http.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"The {what} is over {limit:,} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+FORM_OVERHEAD = 64 * 1024  # a form's boundaries, headers and small fields around the file
+
+
+def _counting(receive, limit: int, what: str):
+    """``receive`` that raises 413 once more than ``limit`` body bytes have arrived."""
+    seen = 0
+
+    async def counted():
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise ApiError(413, f"The {what} is over the {limit - FORM_OVERHEAD:,}-byte "
+                                "upload limit.")  # fmt: skip
+        return message
+
+    return counted
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
 async def _json_body(http: HttpRequest) -> dict:
-    if "application/json" not in http.headers.get("content-type", ""):
+    if _media_type(http) != "application/json":
+        # Also what keeps a cross-site page from posting here: a form or a "simple"
+        # fetch can only send text/plain, form or multipart bodies.
         raise ApiError(415, "Send a JSON body with 'Content-Type: application/json'.")
     _check_length(http, MAX_JSON_BYTES, "request body")
-    raw = await http.body()
-    if len(raw) > MAX_JSON_BYTES:  # chunked bodies carry no Content-Length
-        raise ApiError(413, f"The request body is over {MAX_JSON_BYTES:,} bytes.")
+    raw = await _read_at_most(http, MAX_JSON_BYTES, "request body")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise ApiError(400, "The body's JSON is nested too deeply.") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise ApiError(400, f"The body is not valid JSON ({err}).") from None
     if not isinstance(body, dict):
@@ -231,9 +285,31 @@ async def _json_body(http: HttpRequest) -> dict:
     return body
 
 
-def _session(body: dict) -> str:
-    user = body.get("user")
-    return f"api-{str(user)[:64]}" if user else "api-anonymous"
+def _number(body: dict, key: str, low: float, high: float, integer: bool = False):
+    """body[key] if it is a number (not a boolean) within [low, high], else a 400 naming it."""
+    value = body.get(key)
+    kind = "a whole number" if integer else "a number"
+    if (not isinstance(value, int | float) or isinstance(value, bool)
+            or not low <= value <= high or (integer and value != int(value))):  # fmt: skip
+        raise ApiError(400, f"'{key}' must be {kind} from {low:g} to {high:g}.", param=key)
+    return value
+
+
+def _only_one(body: dict) -> None:
+    """OpenAI's ``n``: several choices per call are not served here; say so, never ignore it."""
+    if body.get("n", 1) != 1 or isinstance(body.get("n"), bool):
+        raise ApiError(400, "'n' must be 1: this server returns one choice per request.",
+                       param="n")  # fmt: skip
+
+
+def _session(body: dict, user: str) -> str:
+    """The session: the caller's, split by the body's ``user`` (OpenAI's end-user id).
+
+    The body names a session of its caller, never another caller's.
+    """
+    end_user = body.get("user")
+    end_user = str(end_user)[:64] if end_user else "anonymous"
+    return f"api-{end_user}" if user == "local" else f"api-{user}/{end_user}"
 
 
 def _model(name, assistant: Assistant, task: str) -> str | None:
@@ -269,7 +345,8 @@ def _text(content, where: str, images: list | None = None) -> str:
         for part in content:
             kind = part.get("type") if isinstance(part, dict) else None
             if kind == "image_url" and images is not None:
-                url = (part.get("image_url") or {}).get("url", "")
+                image = part.get("image_url")
+                url = image.get("url", "") if isinstance(image, dict) else image
                 if not isinstance(url, str) or not url.startswith("data:image/"):
                     raise ApiError(400, f"{where}: send the picture inline as a data:image/... "
                                         "URL; this server does not fetch URLs.",
@@ -308,7 +385,8 @@ def _save_data_url(url: str, folder: Path, limit: int) -> Path:
     return target
 
 
-def _chat_request(body: dict, assistant: Assistant) -> tuple[Request, bool, bool]:
+def _chat_request(body: dict, assistant: Assistant, user: str = "local"
+                  ) -> tuple[Request, bool, bool]:  # fmt: skip
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "'messages' must be a non-empty list.", param="messages")
@@ -330,16 +408,18 @@ def _chat_request(body: dict, assistant: Assistant) -> tuple[Request, bool, bool
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens", limit))
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         raise ApiError(400, "'max_tokens' must be a positive integer.", param="max_tokens")
-    temperature = body.get("temperature", 0)
-    if not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
-        raise ApiError(400, "'temperature' must be a number from 0 to 2.", param="temperature")
+    temperature = _number({"temperature": 0, **body}, "temperature", 0, 2)
+    if body.get("top_p") is not None:  # accepted as OpenAI's, within its range
+        _number(body, "top_p", 0, 1)
+    if body.get("seed") is not None:
+        _number(body, "seed", -(2**63), 2**63 - 1, integer=True)
+    _only_one(body)
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise ApiError(400, "'stream' must be true or false.", param="stream")
     options = body.get("stream_options") or {}
-    user = str(body.get("user") or "local")[:64]
     request = Request(
-        text=turns[-1].content, history=tuple(turns[:-1]), session_id=_session(body),
+        text=turns[-1].content, history=tuple(turns[:-1]), session_id=_session(body, user),
         attachments=attachments,
         model=_model(body.get("model"), assistant, "text"), user=user,
         max_new_tokens=min(max_tokens, limit), temperature=float(temperature),

@@ -359,8 +359,15 @@ def bench_image(repeats: int, progress) -> list[dict]:
     ]
 
 
+def bench_tune(repeats: int, progress) -> list[dict]:
+    from assistant.bench_tune import bench_tune as run_tune
+
+    return run_tune(repeats, progress)
+
+
 BENCHES = {"asr": bench_asr, "router": bench_router, "pool": bench_pool, "rag": bench_rag,
-           "text": bench_text, "vision": bench_vision, "image": bench_image}  # fmt: skip
+           "text": bench_text, "vision": bench_vision, "image": bench_image,
+           "tune": bench_tune}  # fmt: skip
 
 
 def run(name: str, repeats: int = 3, progress=print) -> dict:

@@ -220,13 +220,17 @@ class Ledger:
              c.usd_cloud if c else None, c.cloud_ref if c else None),
         )  # fmt: skip
 
-    def rows(self, session_id: str | None = None, limit: int | None = None) -> list[dict]:
-        """Requests, newest first."""
+    def rows(self, session_id: str | None = None, limit: int | None = None,
+             user: str | None = None) -> list[dict]:  # fmt: skip
+        """Requests, newest first; of one session and/or one user when given."""
         sql = "SELECT * FROM requests"
-        args: list = []
-        if session_id is not None:
-            sql += " WHERE session_id = ?"
-            args.append(session_id)
+        where, args = [], []
+        for column, value in (("session_id", session_id), ("user", user)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY started_at DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"

@@ -21,6 +21,7 @@ searches the user's and the shared one.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import sqlite3
@@ -99,7 +100,15 @@ class Hit:
 
 
 def collections_for(user: str) -> tuple[str, str]:
-    return (f"user-{re.sub(r'[^A-Za-z0-9_-]', '_', user)[:48] or 'local'}", SHARED)
+    """(the user's own collection, the shared one).
+
+    Chroma names allow few characters; a name that had to be changed gets a
+    hash of the real one, so users "a.b" and "a_b" never share a collection.
+    """
+    clean = re.sub(r"[^A-Za-z0-9_-]", "_", user)[:48] or "local"
+    if clean != user:
+        clean = f"{clean[:39]}-{hashlib.sha256(user.encode()).hexdigest()[:8]}"
+    return (f"user-{clean}", SHARED)
 
 
 class Store:
@@ -222,6 +231,12 @@ class Store:
             tuple(collections),
         )
         return [Document(*r) for r in rows]
+
+    def collections_keeping(self, folder: str) -> set[str]:
+        """The collections whose documents are kept in files/<folder> (a doc id's first 16)."""
+        rows = self._db.execute("SELECT collection FROM documents WHERE substr(doc_id, 1, 16) = ?",
+                                (folder,))  # fmt: skip
+        return {r[0] for r in rows}
 
     def has_documents(self, collections: Sequence[str]) -> bool:
         marks = ",".join("?" * len(collections))

@@ -61,6 +61,8 @@ class Router:
     ):
         self.catalog = catalog
         self.preferred = preferred or {}  # task -> catalog id chosen by settings
+        # task -> why its preferred model was chosen (an eval), quoted on the route card.
+        self.because: dict[str, str] = {}
         # How close a question is to the asker's documents: (cosine, document
         # name), or None when they have none. Supplied by the app.
         self.documents = documents
@@ -135,6 +137,9 @@ class Router:
                 reason = f"{reason}; {entry.id} picked for {task}"
             else:
                 entry = self.catalog.default_for(task, self.preferred.get(task))
+                if entry is not None and task in self.because and \
+                        entry.id == self.preferred.get(task):  # fmt: skip
+                    reason = f"{reason}; {entry.id}: {self.because[task]}"
             if entry is None:
                 raise BadInput(f"No model in the catalog serves {task} requests.")
         alternatives = tuple(

@@ -16,6 +16,7 @@ def build_server(settings: Settings, progress=print):
     import gradio as gr
     from fastapi import FastAPI
 
+    from assistant.access import access_for
     from assistant.api import add_api
     from assistant.owners import UploadOwners
     from assistant.ui import build
@@ -27,9 +28,56 @@ def build_server(settings: Settings, progress=print):
     # A bounded queue: past 64 waiting events Gradio answers "busy", never a 5xx.
     demo.queue(default_concurrency_limit=4, max_size=64)
     app = gr.mount_gradio_app(app, demo, path="", **launch_options(settings))
-    # Outermost: an upload is served back only to the browser that sent it.
-    app.add_middleware(UploadOwners, db_path=settings.upload_owners_path)
+    # Gradio checks that an event's input files were uploaded (and an output's
+    # files are allowed) only once `has_launched` is set, which launch() does
+    # and mount_gradio_app() does not: without it any server path a client
+    # names is copied into the cache and served. Nothing else reads the flag.
+    demo.has_launched = True
+    # Outermost: files named by a request must be this browser's own uploads,
+    # and an upload is served back only to the browser that sent it.
+    user_for = _users(app, settings)
+    app.add_middleware(UploadOwners, access=access_for(settings), user_for=user_for,
+                       may_read_kept=_kept_reader(assistant, user_for),
+                       settings=settings)  # fmt: skip
     return app, assistant
+
+
+def _users(app, settings: Settings):
+    """user_for(Cookie header, browser cookie, client address): who a UI request acts as.
+
+    The login when ASSISTANT_AUTH is set (None without one: Gradio refuses those);
+    in public mode a guest per browser, so strangers share no chats, documents or
+    quota; otherwise "local", the one person at this machine.
+    """
+    from starlette.routing import Mount
+
+    from assistant.access import guest_of, login_of
+
+    gradio_app = next(r.app for r in app.routes if isinstance(r, Mount))
+
+    def user_for(cookie_header: str | None, session: str | None, host: str | None):
+        login = login_of(cookie_header, gradio_app.tokens, gradio_app.cookie_id)
+        if login or settings.auth:
+            return login
+        if settings.public:
+            return guest_of(session or f"address {host}")
+        return "local"
+
+    return user_for
+
+
+def _kept_reader(assistant, user_for):
+    """Whether a request's user may read a kept document: one of its collections holds it."""
+    from assistant.rag import collections_for
+
+    def may_read(kept, cookie_header: str | None, session: str | None, host: str | None):
+        user = user_for(cookie_header, session, host)
+        if user is None:
+            return False
+        return bool(assistant.store.collections_keeping(kept.parent.name)
+                    & set(collections_for(user)))  # fmt: skip
+
+    return may_read
 
 
 def serve(settings: Settings) -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from assistant.catalog import Catalog, Entry
 from assistant.chat import Chats, Template, clean_text, load_templates
 from assistant.costs import PRICES_FILE, EnergyMeter, Prices, cost_of
+from assistant.evaluation import choices
 from assistant.families import build_adapter
 from assistant.ledger import Finished, Ledger, Started, open_or_set_aside
 from assistant.limits import (
@@ -119,6 +120,7 @@ class Assistant:
         if image:
             preferred.update(image_generation=image, image_edit=image)
         self.router = Router(catalog, preferred, documents=self._document_match)
+        choices.apply(self)  # what a person chose after an eval outlives restarts
         self._store: Store | None = None
         self._chats: Chats | None = None
         self._vectors: dict[str, list[float]] = {}  # the router's query vectors, reused once
@@ -179,9 +181,11 @@ class Assistant:
                 "Shorten it, or upload long text as a document and ask about it."
             )
         # Earlier turns come from a saved chat or an API caller: same cleaning.
-        history = tuple(replace(m, content=clean_text(m.content)) for m in request.history)
+        history, dropped = bounded_history(request.history, HISTORY_CHARS_PER_MESSAGE * limit)
+        history = tuple(replace(m, content=clean_text(m.content)) for m in history)
         return replace(request, text=text, history=history, max_new_tokens=min(
-            request.max_new_tokens, self.settings.max_new_tokens))  # fmt: skip
+            request.max_new_tokens, self.settings.max_new_tokens),
+            dropped_turns=request.dropped_turns + dropped)  # fmt: skip
 
     # -- the flow -------------------------------------------------------------
 
@@ -518,9 +522,11 @@ class Assistant:
         return _chain(heard, outcome) if heard else outcome
 
     def embed(self, texts: list[str], model: str | None = None, session_id: str = "api",
-              source: str = "api") -> tuple[Outcome, list[list[float]]]:  # fmt: skip
+              source: str = "api", user: str = "local",
+              ) -> tuple[Outcome, list[list[float]]]:  # fmt: skip
         """Vectors for ``texts`` from an embedding model; recorded and priced like a request."""
-        request = Request(text=f"embed {len(texts)} text(s)", session_id=session_id, model=model)
+        request = Request(text=f"embed {len(texts)} text(s)", session_id=session_id, model=model,
+                          user=user)  # fmt: skip
         request_id = uuid.uuid4().hex
         try:
             entry = self.catalog.get(model or self._embedder_id())
@@ -695,3 +701,28 @@ def _drain(steps: Generator[str, None, Outcome]) -> Outcome:
             next(steps)
         except StopIteration as done:
             return done.value
+
+
+# History beyond this many messages' worth of characters is never tokenized: no
+# model here has a context that long, and counting 2,000 turns in tokens (again
+# for each turn dropped) held a worker for minutes while everyone waited.
+HISTORY_CHARS_PER_MESSAGE = 8
+
+
+def bounded_history(history: tuple[Message, ...], max_chars: int
+                    ) -> tuple[tuple[Message, ...], int]:  # fmt: skip
+    """(the system prompts and the newest turns within ``max_chars``, exchanges left out).
+
+    Cut at a user turn, so roles still alternate; a system prompt is always kept.
+    """
+    system = [m for m in history if m.role == "system"]
+    turns = [m for m in history if m.role != "system"]
+    room = max_chars - sum(len(m.content) for m in system)
+    start = len(turns)
+    while start > 0 and room - len(turns[start - 1].content) >= 0:
+        start -= 1
+        room -= len(turns[start].content)
+    while start < len(turns) and turns[start].role != "user":
+        start += 1
+    dropped = sum(1 for m in turns[:start] if m.role == "user")
+    return tuple(system + turns[start:]), dropped

@@ -56,6 +56,11 @@ class Settings:
     reranker: str | None = None
     rate_limit: float | None = None  # ASSISTANT_RATE_LIMIT: requests per user per minute
     daily_quota_usd: float | None = None  # ASSISTANT_DAILY_QUOTA_USD: $ here per user per day
+    # ASSISTANT_ALLOWED_HOSTS="chat.example.com,other.org" (or "*"): the host names a
+    # request may address. IP addresses and localhost always may; any other name is
+    # refused, so a page on a rebinding domain cannot reach a server on this machine.
+    # On Hugging Face Spaces the Space's own host (SPACE_HOST) is added.
+    allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -97,6 +102,9 @@ class Settings:
             reranker=env.get("ASSISTANT_RERANKER") or None,
             rate_limit=number("ASSISTANT_RATE_LIMIT", 0.0) or None,
             daily_quota_usd=number("ASSISTANT_DAILY_QUOTA_USD", 0.0) or None,
+            allowed_hosts=tuple(h.strip().lower() for h in
+                                f"{env.get('ASSISTANT_ALLOWED_HOSTS', '')},"
+                                f"{env.get('SPACE_HOST', '')}".split(",") if h.strip()),
         )
 
     def with_(self, **changes) -> Settings:

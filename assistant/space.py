@@ -23,7 +23,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = ("app.py", "assistant", "models", "requirements.txt", "requirements-packs.txt")
+SHIPPED = ("app.py", "assistant", "models", "training", "requirements.txt",
+           "requirements-packs.txt")
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "benchdata")
 FRONT_MATTER = """---
 title: Assistant

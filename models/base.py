@@ -81,6 +81,9 @@ class Request:
     # How the prompt was made, for the ledger (adapters ignore it): chat id,
     # template id and its shots, the system prompt. The text is already applied.
     prompt: tuple[tuple[str, str], ...] = ()
+    # Oldest exchanges the app already left out of ``history`` (too long to even
+    # count in tokens); adapters add them to the ones they drop to fit, in their note.
+    dropped_turns: int = 0
     # Stop after the first step: a transcript is the answer (evals, the
     # transcription API), rather than a transcript then routed again.
     transcribe_only: bool = False

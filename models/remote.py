@@ -76,7 +76,7 @@ class OpenAIChat(Adapter):
         system = [m for m in request.history if m.role == "system"]
         turns = [m for m in request.history if m.role != "system"]
         budget = (self.context_window - request.max_new_tokens) * CHARS_PER_TOKEN
-        dropped = 0
+        dropped = request.dropped_turns
         while True:
             messages = [{"role": m.role, "content": m.content} for m in system + turns]
             messages.append({"role": "user", "content": request.text})

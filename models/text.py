@@ -222,7 +222,7 @@ def chat_prompt(tokenizer: Any, request: Request, context_window: int, return_te
     system = [m for m in request.history if m.role == "system"]
     turns = [m for m in request.history if m.role != "system"]
     budget = context_window - request.max_new_tokens
-    dropped = 0
+    dropped = request.dropped_turns
     while True:
         messages = [{"role": m.role, "content": m.content} for m in system + turns]
         messages.append({"role": "user", "content": request.text})
@@ -241,9 +241,17 @@ def chat_prompt(tokenizer: Any, request: Request, context_window: int, return_te
                 f"{context_window} tokens. Shorten it, or upload long text as a document "
                 "and ask about it."
             )
-        # Drop a user turn with the reply that followed it, so roles still alternate.
-        turns = turns[2:] if len(turns) > 1 and turns[1].role == "assistant" else turns[1:]
-        dropped += 1
+        # Drop user turns with the replies that followed them, so roles still alternate:
+        # as many as the excess takes at this prompt's characters per token, at least
+        # one, so a long chat is tokenized a few times rather than once per turn.
+        chars = sum(len(m["content"]) for m in messages)
+        excess = (n - budget) * chars / max(1, n)
+        removed = 0
+        while turns and (removed == 0 or removed < excess):
+            pair = 2 if len(turns) > 1 and turns[1].role == "assistant" else 1
+            removed += sum(len(m.content) for m in turns[:pair])
+            turns = turns[pair:]
+            dropped += 1
 
 
 def trimmed_note(dropped: int) -> tuple[str, ...]:

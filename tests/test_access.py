@@ -71,7 +71,7 @@ def test_with_auth_the_ui_needs_a_login_and_the_api_answers_429_when_limited(tmp
 
     settings = Settings(home=tmp_path / "home", auth=(("ana", "s3cret"),), rate_limit=1)
     app, assistant = build_server(settings, progress=lambda m: None)
-    client = TestClient(app)
+    client = TestClient(app, base_url="http://127.0.0.1")
     assert client.get("/config").status_code == 401  # the UI's config needs a login
     login = client.post("/login", data={"username": "ana", "password": "wrong"})
     assert login.status_code == 400
@@ -80,8 +80,10 @@ def test_with_auth_the_ui_needs_a_login_and_the_api_answers_429_when_limited(tmp
     # No MCP server behind a login: its calls could not log in (assistant/ui/tools.py).
     assert client.get("/gradio_api/mcp/schema").status_code == 404
     body = {"model": "auto", "user": "ana", "messages": [{"role": "user", "content": ""}]}
-    assert client.post("/v1/chat/completions", json=body).status_code == 400  # empty: refused
-    limited = client.post("/v1/chat/completions", json=body)
+    key = {"Authorization": "Bearer ana:s3cret"}  # /v1 behind a login needs one (#17)
+    assert client.post("/v1/chat/completions", json=body).status_code == 401
+    assert client.post("/v1/chat/completions", json=body, headers=key).status_code == 400
+    limited = client.post("/v1/chat/completions", json=body, headers=key)
     assert limited.status_code == 429
     assert limited.json()["error"]["type"] == "rate_limit_exceeded"
 
@@ -105,7 +107,7 @@ def test_an_upload_is_served_only_to_the_browser_that_sent_it(tmp_path):
 
     settings = Settings(home=tmp_path / "home")
     app, _ = build_server(settings, progress=lambda m: None)
-    ana, bob = TestClient(app), TestClient(app)
+    ana, bob = (TestClient(app, base_url="http://127.0.0.1") for _ in range(2))
     upload = {"files": ("scan.txt", b"my payslip", "text/plain")}
     sent = ana.post("/gradio_api/upload", files=upload)
     [path] = sent.json()
@@ -121,6 +123,8 @@ def test_an_upload_is_served_only_to_the_browser_that_sent_it(tmp_path):
     assert bob.get(f"/gradio_api/file={path}").status_code == 404
     # After a restart the owner still gets it and nobody else does.
     again, _ = build_server(settings, progress=lambda m: None)
-    assert TestClient(again).get(f"/gradio_api/file={path}").status_code == 404
-    ana_again = TestClient(again, cookies={"assistant_session": ana.cookies["assistant_session"]})
+    local = "http://127.0.0.1"  # TestClient's own "testserver" is no allowed host name
+    assert TestClient(again, base_url=local).get(f"/gradio_api/file={path}").status_code == 404
+    ana_again = TestClient(again, base_url=local,
+                           cookies={"assistant_session": ana.cookies["assistant_session"]})
     assert ana_again.get(f"/gradio_api/file={path}").content == b"my payslip"

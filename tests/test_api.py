@@ -43,7 +43,8 @@ def test_a_completion_goes_through_the_router_and_the_ledger(client, assistant, 
     assert data["choices"][0]["message"]["content"] == "Paris is the capital of France."
     assert data["model"] == "smollm2-135m-instruct" and data["usage"]["completion_tokens"] == 6
     seen = fake_chat.seen[-1]
-    assert seen.text == "Hi" and seen.history[0].role == "system" and seen.user == "ana"
+    assert seen.text == "Hi" and seen.history[0].role == "system"
+    assert seen.user == "local"  # the body's "user" names a session, never who asks (#17)
     assert seen.max_new_tokens == 256  # capped by ASSISTANT_MAX_NEW_TOKENS
     [row] = assistant.ledger.rows(limit=1)
     assert row["source"] == "api" and row["session_id"] == "api-ana" and row["status"] == "ok"

@@ -100,7 +100,8 @@ def test_builtin_templates_load_and_a_broken_user_file_is_named(tmp_path):
 
 
 def _fn(demo, name):
-    return next(f.fn for f in demo.fns.values() if f.api_name == name)
+    fn = next(f.fn for f in demo.fns.values() if f.api_name == name)
+    return getattr(fn, "handler", fn)  # the handler behind app.with_request()
 
 
 def test_the_chat_handler_saves_both_turns_and_records_the_template(assistant, fake_chat):

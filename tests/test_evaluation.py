@@ -9,7 +9,7 @@ import pytest
 
 from assistant.evaluation import datasets, metrics, rating
 from assistant.evaluation.rating import Vote
-from models.base import BadInput
+from models.base import BadInput, Request
 
 
 def _write(path, lines):
@@ -347,3 +347,25 @@ def test_a_speech_eval_scores_the_transcript_and_runs_no_text_model(settings, tm
     (item,) = report["items"]
     assert item["output"] == "Buy milk and 2 eggs." and item["score"] == 0
     assert chat.seen == []
+
+
+def test_a_model_chosen_after_an_eval_is_the_default_with_its_reason_and_outlives_restarts(
+    assistant, settings, fake_chat
+):
+    from assistant.evaluation import choices
+    from tests.conftest import make_assistant
+
+    summary = {"score": 0.92, "n": 24, "usd_local": 0.00096}
+    why = choices.because("facts", "contains", summary)
+    assert why == "chosen after your eval 'facts': contains 0.92 at $0.00004 per answer here"
+    choices.choose(assistant, "text", "smollm2-135m-instruct-fp32", why)
+    route = assistant.router.route(Request(text="Capital of France?"))
+    assert route.model == "smollm2-135m-instruct-fp32" and why in route.reason
+    # A fresh Assistant on the same home (a restart) reads the choice back.
+    again = make_assistant(settings, fake_chat)
+    assert again.router.route(Request(text="Capital of France?")).model == route.model
+    # A person's pick for one request still wins over the chosen default.
+    picked = again.router.route(Request(text="Hi", prefer=(("text", "smollm2-135m-instruct"),)))
+    assert picked.model == "smollm2-135m-instruct"
+    with pytest.raises(BadInput, match="does not serve text"):
+        choices.choose(assistant, "text", "whisper-base", why)

@@ -34,7 +34,8 @@ def test_history_skips_badges_and_files():
 
 
 def _respond(demo):
-    return next(f.fn for f in demo.fns.values() if f.api_name == "chat")
+    event = next(f.fn for f in demo.fns.values() if f.api_name == "chat")
+    return getattr(event, "handler", event)  # the handler behind with_request()
 
 
 def test_respond_streams_then_shows_the_badge_and_the_panel(assistant, fake_chat):
@@ -66,7 +67,7 @@ def test_badge_of_an_ok_outcome_names_model_time_and_money(assistant):
 def test_rerun_asks_the_last_message_again_with_the_picked_model(assistant, fake_chat):
     demo = build_app(assistant)
     respond = _respond(demo)
-    rerun = next(f.fn for f in demo.fns.values() if f.api_name == "rerun")
+    rerun = next(f.fn for f in demo.fns.values() if f.api_name == "rerun").handler
     chat = list(respond({"text": "first question", "files": []}, [], None))[-1][1]
     chat = list(respond({"text": "second question", "files": []}, chat, None))[-1][1]
     pictures = (None, None, -1, "model default", "", 0.6)  # steps ... strength: untouched

@@ -7,20 +7,24 @@ session's ledger rows beside the chat.
 
 from __future__ import annotations
 
-import re
 import threading
 from pathlib import Path
 
 import gradio as gr
 
+from assistant.access import check_files
 from assistant.catalog import TASKS
 from assistant.chat import apply_template, parse_variables
 from assistant.service import Assistant, Outcome
 from assistant.space import gpu
 from assistant.ui.chats import NO_TEMPLATE, build_chat_sidebar, build_prompt_controls
+from assistant.ui.compare import build_compare_tab
 from assistant.ui.costs import build_costs_tab
 from assistant.ui.documents import build_documents_tab, user_of
+from assistant.ui.evaluate import build_evaluate_tab
+from assistant.ui.render import safe_markdown
 from assistant.ui.tools import build_tools
+from assistant.ui.tune import build_tune_tab
 from models.base import BadInput, Message, Progress, Request
 
 PANEL_COLUMNS = [
@@ -49,20 +53,26 @@ def launch_options(settings=None) -> dict:
     if settings is not None:
         # Kept copies of indexed documents, so a cited recording plays from its timestamp.
         (settings.documents_dir / "files").mkdir(parents=True, exist_ok=True)
-        options["allowed_paths"] = [str(settings.documents_dir / "files")]
+        # Pictures, speech and exports the app writes: Gradio copies an output into its
+        # cache only from an allowed folder (or the checkout, or /tmp).
+        options["allowed_paths"] = [str(settings.documents_dir / "files"),
+                                    str(settings.home / "outputs"),
+                                    str(settings.home / "exports")]  # fmt: skip
+        # Never served or copied, whatever else allows them (blocked wins in Gradio):
+        # the app's own databases, and the system's secrets.
+        options["blocked_paths"] = blocked_paths(settings)
     return options
 
 
-def safe_markdown(text: str) -> str:
-    """A reply as markdown that cannot load remote images or inject HTML.
-
-    Answers may repeat what documents contain, and documents are not ours:
-    an ``![](http://...)`` would make the browser fetch a URL (a tracking
-    pixel, or a leak of the chat in its query), and raw HTML could script.
-    """
-    text = re.sub(r"!\[([^\]]*)\]\([^)]*\)", r"[image not shown: \1]", text)
-    # Only what could open a tag is escaped, so "a < b" and "x -> y" read as written.
-    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text)
+def blocked_paths(settings) -> list[str]:
+    home = settings.home.resolve()
+    databases = [str(p) for pattern in ("*.sqlite*", "documents/*.sqlite*")
+                 for p in sorted(home.glob(pattern))]  # fmt: skip
+    for name in ("ledger.sqlite", "chats.sqlite", "upload_owners.sqlite",
+                 "documents/documents.sqlite"):  # fmt: skip
+        databases += [str(home / (name + tail)) for tail in ("", "-wal", "-shm", "-journal")]
+    return sorted(set(databases)) + [str(home / "documents" / "chroma"), "/proc", "/etc",
+                                     "/sys", "/root", "/dev"]  # fmt: skip
 
 
 def sources(citations: tuple[dict, ...]) -> str:
@@ -161,11 +171,12 @@ def _alternative(alt: dict) -> str:
     return f"{alt['model']} (≈{usd(alt['est_usd_local'])} here, median of {runs})"
 
 
-def panel_rows(assistant: Assistant, session_id: str) -> list[list]:
+def panel_rows(assistant: Assistant, session_id: str, user: str | None = None) -> list[list]:
     import time
 
     rows = []
-    for r in assistant.ledger.rows(session_id=session_id, limit=200):
+    # The user too: a session id is whatever the client sent, never proof of who it is.
+    for r in assistant.ledger.rows(session_id=session_id, limit=200, user=user):
         rows.append([
             time.strftime("%H:%M:%S", time.localtime(r["started_at"])),
             f"{r['model'] or '-'} · {r['task'] or '-'}",
@@ -199,6 +210,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         text = message.get("text") or ""
         files = [Path(f if isinstance(f, str) else f["path"]) for f in message.get("files") or []]
         try:
+            # Whatever path a client sent: only this browser's own uploads (access.py).
+            check_files(assistant.settings, request, files)
             chat_id, model_text, history, prompt = _prepare_turn(
                 assistant, user, chat_id, text, system, template, variables)  # fmt: skip
         except BadInput as err:
@@ -266,7 +279,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         metadata = {"title": title, "status": "done"}
         chat.append({"role": "assistant", "content": details, "metadata": metadata})
         yield (gr.MultimodalTextbox(value=None, interactive=True), chat,
-               panel_rows(assistant, session_id), resident_text(assistant), chat_id,
+               panel_rows(assistant, session_id, user), resident_text(assistant), chat_id,
                _chat_list(assistant, user, chat_id))  # fmt: skip
 
     def rerun(chat: list[dict] | None, chat_id: str | None = None, speak: bool = False,
@@ -359,13 +372,20 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             build_documents_tab(assistant, documents_tab)
         with gr.Tab("Costs") as costs_tab:
             build_costs_tab(assistant, costs_tab)
+        with gr.Tab("Compare"):
+            build_compare_tab(assistant)
+        with gr.Tab("Evaluate"):
+            build_evaluate_tab(assistant)
+        with gr.Tab("Fine-tune"):
+            build_tune_tab(assistant)
         listing = build_chat_sidebar(assistant, user_of, chat_id, chatbot, prompt, demo)
         outputs = [box, chatbot, panel, resident, chat_id, listing]
         prompt_in = [prompt.system, prompt.template, prompt.variables]
-        sent = box.submit(respond, [box, chatbot, chat_id, speak, *prompt_in, *picture, *pickers],
-                          outputs, api_name="chat")  # fmt: skip
-        again = rerun_btn.click(rerun, [chatbot, chat_id, speak, *prompt_in, *picture, *pickers],
-                                outputs, api_name="rerun")  # fmt: skip
+        inputs = [chat_id, speak, *prompt_in, *picture, *pickers]
+        sent = box.submit(with_request(respond), [box, chatbot, *inputs], outputs,
+                          api_name="chat")  # fmt: skip
+        again = rerun_btn.click(with_request(rerun), [chatbot, *inputs], outputs,
+                                api_name="rerun")  # fmt: skip
         stop_btn.click(None, None, None, cancels=[sent, again])
         # A stopped reply leaves the box disabled: give it back.
         stop_btn.click(lambda: gr.MultimodalTextbox(interactive=True), None, box)
@@ -374,6 +394,23 @@ def build_app(assistant: Assistant) -> gr.Blocks:
 
 
 AUTO = "auto"
+
+
+def with_request(handler):
+    """``handler`` as a Gradio event that is given the request.
+
+    Gradio fills a ``gr.Request`` parameter only among the leading
+    positional ones; the chat handlers take the model pickers as ``*picks``,
+    after which their ``request`` was never filled: every chat ran as user
+    "local" in session "anonymous". This puts the request first.
+    """
+
+    def event(request: gr.Request, *inputs):
+        yield from handler(*inputs, request=request)
+
+    # Not functools.wraps: Gradio would read the wrapped signature and fill nothing.
+    event.__name__, event.handler = handler.__name__, handler
+    return event
 
 
 def _prepare_turn(assistant: Assistant, user: str, chat_id: str | None, text: str,

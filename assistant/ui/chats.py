@@ -12,6 +12,7 @@ import gradio as gr
 
 from assistant.chat import Turn
 from assistant.service import Assistant
+from assistant.ui.render import safe_markdown
 from models.base import BadInput
 
 NO_TEMPLATE = "none"
@@ -55,7 +56,7 @@ def chatbot_messages(turns: list[Turn]) -> list[dict]:
     out = []
     for turn in turns:
         files = turn.meta.get("files") or []
-        content = turn.content
+        content = safe_markdown(turn.content)  # saved text is rendered like a live reply
         if files:
             names = "\n".join(f"📎 {name}" for name in files)
             content = names + ("\n\n" + content if content else "")

@@ -16,15 +16,25 @@ import pandas as pd
 
 from assistant.ledger import COLUMNS
 from assistant.service import Assistant
+from assistant.ui.documents import user_of
 
 
-def finished_frame(assistant: Assistant) -> pd.DataFrame:
+def user_filter(assistant: Assistant, request) -> str | None:
+    """Behind a login (or in public mode) each user sees their own requests; else the whole
+    ledger, which is the one person's at this machine."""
+    if not (assistant.settings.auth or assistant.settings.public):
+        return None
+    return user_of(request)
+
+
+def finished_frame(assistant: Assistant, user: str | None = None) -> pd.DataFrame:
     """One row per finished request that was routed to a model, with its family.
 
     Requests rejected before routing (empty, unknown model) cost nothing and
     name no real model, so they stay in the ledger and out of the plots.
     """
-    rows = [r for r in assistant.ledger.rows() if r["status"] != "started" and r["task"]]
+    rows = [r for r in assistant.ledger.rows(user=user)
+            if r["status"] != "started" and r["task"]]  # fmt: skip
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     if frame.empty:
         return frame.assign(family=pd.Series(dtype=str), when=pd.Series(dtype="datetime64[ns]"))
@@ -48,12 +58,12 @@ def totals(frame: pd.DataFrame, by: str) -> pd.DataFrame:
     return grouped.round(6)
 
 
-def export(assistant: Assistant, kind: str) -> str:
-    """Write the whole ledger to ASSISTANT_HOME/exports and return the file's path."""
+def export(assistant: Assistant, kind: str, user: str | None = None) -> str:
+    """Write the ledger (one user's rows, when given) to ASSISTANT_HOME/exports; its path."""
     folder = assistant.settings.home / "exports"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"ledger-{time.strftime('%Y%m%d-%H%M%S')}.{kind}"
-    rows = assistant.ledger.rows()
+    rows = assistant.ledger.rows(user=user)
     if kind == "csv":
         with open(path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -67,8 +77,8 @@ def export(assistant: Assistant, kind: str) -> str:
 def build_costs_tab(assistant: Assistant, tab: gr.Tab) -> None:
     """Adds the tab's components to the Blocks being built; refreshes when it opens."""
 
-    def refresh():
-        frame = finished_frame(assistant)
+    def refresh(request: gr.Request = None):
+        frame = finished_frame(assistant, user_filter(assistant, request))
         by_model = totals(frame, "model")
         saving = by_model.melt(id_vars="model", value_vars=["usd_local", "usd_cloud"],
                                var_name="where", value_name="usd")  # fmt: skip
@@ -97,5 +107,11 @@ def build_costs_tab(assistant: Assistant, tab: gr.Tab) -> None:
     outputs = [cost_plot, latency_plot, by_model, saving_plot, by_family]
     refresh_btn.click(refresh, None, outputs, api_name="costs")
     tab.select(refresh, None, outputs)
-    csv_btn.click(lambda: export(assistant, "csv"), None, csv_btn)
-    json_btn.click(lambda: export(assistant, "json"), None, json_btn)
+    def export_csv(request: gr.Request = None) -> str:
+        return export(assistant, "csv", user_filter(assistant, request))
+
+    def export_json(request: gr.Request = None) -> str:
+        return export(assistant, "json", user_filter(assistant, request))
+
+    csv_btn.click(export_csv, None, csv_btn)
+    json_btn.click(export_json, None, json_btn)

@@ -8,18 +8,32 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from urllib.parse import unquote
 
 import gradio as gr
 
+from assistant.access import USER_HEADER, check_files
 from assistant.rag import collections_for
 from assistant.service import Assistant
+from models.base import BadInput
 
 COLUMNS = ["name", "collection", "status", "chunks", "size", "added", "id"]
 
 
 def user_of(request: gr.Request | None) -> str:
-    # With ASSISTANT_AUTH the login name; without it, everyone is "local".
-    return (getattr(request, "username", None) or "local") if request else "local"
+    """Who the request acts as: the login; in public mode a guest per browser; else "local".
+
+    The file gate (assistant/owners.py) works it out and hands it over in a
+    header of its own, dropping any a client sent; without the gate (tests,
+    demo.launch()) the login name, or "local".
+    """
+    if request is None:
+        return "local"
+    headers = getattr(request, "headers", None)
+    given = headers.get(USER_HEADER) if headers is not None else None
+    if given:
+        return unquote(given)
+    return getattr(request, "username", None) or "local"
 
 
 def document_rows(assistant: Assistant, user: str) -> list[list]:
@@ -54,8 +68,12 @@ def build_documents_tab(assistant: Assistant, tab: gr.Tab) -> None:
               progress=gr.Progress()):  # noqa: B008 (Gradio injects it)  # fmt: skip
         user = user_of(request)
         said = []
-        for n, raw in enumerate(paths or []):
-            path = Path(raw if isinstance(raw, str) else raw.name)
+        chosen = [Path(raw if isinstance(raw, str) else raw.name) for raw in paths or []]
+        try:  # whatever path a client sent: only this browser's own uploads (access.py)
+            check_files(assistant.settings, request, chosen)
+        except BadInput as err:
+            return f"⚠️ {err}", document_rows(assistant, user), None
+        for n, path in enumerate(chosen):
             share_of_total = 1 / len(paths)
 
             def step(fraction: float, message: str, n=n, share_of_total=share_of_total) -> None:

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import gradio as gr
 
+from assistant.access import check_files, has_api_key
 from assistant.service import Assistant, Outcome
 from assistant.space import gpu
 from assistant.ui.documents import user_of
-from models.base import Request
+from models.base import BadInput, Request
 
 TOOLS = ("ask", "draw_picture", "transcribe", "look_at_picture")
 
@@ -40,6 +41,16 @@ def build_tools(assistant: Assistant, demo: gr.Blocks) -> None:
         by_mcp = request is not None and request.headers.get("x-gradio-user") == "mcp"
         source = "mcp" if by_mcp else "gradio-api"
         session = (request.session_hash if request else None) or "none"
+        # The tools are an API like /v1: with ASSISTANT_API_KEY set they need it, whichever
+        # route reaches them (call/<tool>, queue/join, MCP, which forwards the agent's headers).
+        headers = getattr(request, "headers", None) or {}
+        if not has_api_key(assistant.settings, headers.get("authorization")):
+            raise gr.Error("This tool needs the API key: send 'Authorization: Bearer <key>' "
+                           "with the key in ASSISTANT_API_KEY.")  # fmt: skip
+        try:  # whatever path a client sent: only its own uploads (access.py)
+            check_files(assistant.settings, request, fields.get("attachments", ()))
+        except BadInput as err:
+            raise gr.Error(str(err)) from None
         req = Request(session_id=f"{source}-{session}", user=user_of(request), **fields)
         outcome = ask_routed(req, source)
         if outcome.status != "ok":
@@ -103,7 +114,11 @@ def build_tools(assistant: Assistant, demo: gr.Blocks) -> None:
     with gr.Group(visible=False):
         question, model, prompt = gr.Textbox(), gr.Textbox("auto"), gr.Textbox()
         seed = gr.Number(-1, precision=0)
-        audio, image = gr.Audio(type="filepath"), gr.Image(type="filepath")
+        # A File, not an Image, for the picture: gr.Image decodes it on arrival, so a
+        # damaged file failed inside Gradio with no message ({"error": null}) and a
+        # 9000x9000 PNG was decoded whole before the app's 40 MP refusal could read its
+        # header. As a file it reaches the vision step's own checks untouched.
+        audio, image = gr.Audio(type="filepath"), gr.File(file_types=["image"])
         answer, picture = gr.Textbox(), gr.Image(type="filepath", format="png")
         trigger = gr.Button()
     trigger.click(ask, [question, model], answer, api_name="ask")
