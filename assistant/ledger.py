@@ -117,6 +117,14 @@ MIGRATIONS: list[str] = [
              ON f.request_id = s.request_id AND f.phase = 'finished'
         WHERE s.phase = 'started';
     """,
+    # 6: INSERT OR REPLACE deletes the row it conflicts with, and SQLite fires no
+    # DELETE trigger for that (recursive_triggers is off): refuse it before it starts.
+    """
+    CREATE TRIGGER events_no_replace BEFORE INSERT ON events
+        WHEN EXISTS (SELECT 1 FROM events WHERE seq = NEW.seq
+                     OR (request_id = NEW.request_id AND phase = NEW.phase))
+        BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+    """,
 ]
 
 COLUMNS = (

@@ -117,6 +117,10 @@ class Router:
         task, reason, confidence = self.classify(request)
         if request.model:
             entry = self.catalog.get(request.model)
+            if task == "rag" and "text" in entry.tasks:
+                # The person chose a chat model: it answers, and says what it did not read.
+                task = "text"
+                reason = f"{reason}; answered by the chosen {entry.id} without your documents"
             if task not in entry.tasks:
                 raise BadInput(
                     f"Model '{entry.id}' does not serve {task} requests ({reason}); it serves "
