@@ -20,8 +20,8 @@ xllamacpp's in-process ``handle_completions``:
   ``OMP_WAIT_POLICY``: on a busy 2-core machine two spinning threads
   dropped from ~66 to 4-10 tok/s in-process.
 - the HTTP server is there anyway: xllamacpp's ``Server`` always listens.
-  Streaming a token over loopback costs well under a millisecond next to
-  the ~15 ms it takes to decode it.
+  (The in-process vs HTTP cost per token was not measured cleanly: the
+  comparison run stalled on a machine loaded 5x over; see the README.)
 
 The prompt is rendered and trimmed by the same transformers tokenizer as
 the other text backends (``chat_prompt``) and sent as token ids to the
