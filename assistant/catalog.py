@@ -49,6 +49,9 @@ class Entry:
     # False where no hosted API does comparable work (the 32×32 demo model): its
     # requests get no cloud price, rather than a DALL·E price that flatters it.
     cloud_comparable: bool = True
+    # A catalog id that serves the same weights on another runtime, used when
+    # this one cannot start (its wheel missing, its port taken); see Pool.lease.
+    fallback: str | None = None
 
     @property
     def pack(self) -> Pack | None:
