@@ -11,7 +11,7 @@ REQS := requirements.txt requirements-packs.txt requirements-dev.txt
 # any of them reinstalls and an unchanged set skips pip entirely.
 STAMP := $(VENV)/.installed-$(shell cat $(REQS) | sha256sum | cut -c1-16)
 
-.PHONY: install prepare run test lint clean tts coder llamacpp
+.PHONY: install prepare run test lint clean tts coder
 
 $(STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,10 +38,6 @@ test: prepare lint
 coder: install
 	$(BIN)/pip install --progress-bar off --no-deps -r requirements-coder.txt
 	$(BIN)/python -m assistant prepare
-
-# Optional llama.cpp runtime: the fastest single chat on a CPU (compiled, ~10 min).
-llamacpp: install
-	$(BIN)/pip install --progress-bar off -r requirements-llamacpp.txt
 
 # Optional spoken replies (Piper, GPL-3.0-or-later): never part of install.
 tts: install

@@ -142,10 +142,18 @@ def cmd_ledger(args, settings: Settings) -> int:
     elif args.json:
         print(json.dumps(rows, indent=1, ensure_ascii=False))
     else:
+        from assistant.ui.render import units_text, usd
+
+        line = "{:<19}  {:<8}  {:<8}  {:<26}  {:>7}  {:>9}  {:>9}  {}"
+        print(line.format("started", "status", "task", "model", "run s", "$ here", "$ cloud",
+                          "what was counted"))  # fmt: skip
         for r in rows:
-            print(f"{r['request_id'][:8]} {r['status']:<8} {r['task'] or '-':<16} "
-                  f"{r['model'] or '-':<24} run {r['run_s'] or 0:.2f}s "
-                  f"{r['units_in'] or 0}→{r['units_out'] or 0} {r['unit'] or ''}")  # fmt: skip
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"]))
+            print(line.format(when, r["status"], r["task"] or "-", r["model"] or "-",
+                              f"{r['run_s'] or 0:.2f}", usd(r["usd_local"]), usd(r["usd_cloud"]),
+                              units_text(r["unit"], r["task"], r["units_in"], r["units_out"])))
+        if not rows:
+            print("(no requests yet: try  python -m assistant ask \"hello\")")
     return 0
 
 
@@ -163,9 +171,12 @@ def cmd_prepare(args, settings: Settings) -> int:
 
 
 def cmd_serve(args, settings: Settings) -> int:
-    from assistant.ui.app import serve
+    from assistant.server import serve
 
-    serve(settings)
+    try:
+        serve(settings)
+    except KeyboardInterrupt:  # Ctrl-C while the models and the app were still being set up
+        print("Stopped.", file=sys.stderr)
     return 0
 
 

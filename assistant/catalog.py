@@ -8,6 +8,7 @@ without touching the network.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -48,6 +49,9 @@ class Entry:
     # False where no hosted API does comparable work (the 32×32 demo model): its
     # requests get no cloud price, rather than a DALL·E price that flatters it.
     cloud_comparable: bool = True
+    # A catalog id that serves the same weights on another runtime, used when
+    # this one cannot start (its wheel missing, its port taken); see Pool.lease.
+    fallback: str | None = None
 
     @property
     def pack(self) -> Pack | None:
@@ -103,7 +107,10 @@ class Entry:
                 return True, "hub model, in the local cache"
             if os.environ.get("HF_HUB_OFFLINE") == "1":
                 return False, "hub model; HF_HUB_OFFLINE=1 and not in the local cache"
-            return True, "hub model: downloads on first use (needs internet)"
+            if not hub_reachable():
+                return False, ("hub model, not in the local cache, and the Hugging Face hub "
+                               "does not answer from here: it cannot load now")  # fmt: skip
+            return True, "hub model: downloads on first use (the hub answers)"
         gguf = self.source.get("gguf")  # a local GGUF file (llama.cpp)
         if gguf:
             if Path(gguf).is_file():
@@ -205,3 +212,23 @@ def _read(path: Path) -> list[Entry]:
             raw[key] = tuple(raw.get(key, ()))
         entries.append(Entry(**raw))
     return entries
+
+
+@functools.cache
+def hub_reachable(timeout_s: float = 2.0) -> bool:
+    """Whether the Hugging Face hub answers from this machine (asked once per process).
+
+    "Available" means "can load now": a hub model that is neither cached nor
+    downloadable would only fail on first use, after the person waited.
+    """
+    import urllib.error
+    import urllib.request
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{endpoint}/api/whoami-v2", timeout=timeout_s):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answered (401 without a token): the hub is there
+    except (OSError, ValueError):
+        return False

@@ -13,8 +13,9 @@ from assistant.catalog import Entry
 from assistant.settings import Settings
 from models.base import Adapter, ModelUnavailable
 
-# Chat backends: all built by _text_adapter, all loading a GGUF pack's
-# converted folder (llama.cpp for its tokenizer).
+# Chat backends, all built by _text_adapter. transformers and CTranslate2
+# load a GGUF pack's converted folder; llama.cpp reads the GGUF as shipped
+# (joined and hash-checked, with its tokenizer saved beside it).
 TEXT_BACKENDS = ("transformers", "ctranslate2", "llama.cpp")
 
 
@@ -65,6 +66,8 @@ def prepare_weights(entry: Entry, settings: Settings, progress=print):
     pack = entry.pack
     if pack is None:
         return None
+    if entry.backend == "llama.cpp":
+        return _gguf_folder(entry, settings, progress)
     convert = None
     if entry.backend in TEXT_BACKENDS and pack.filename.endswith(".gguf"):
         from models.text import convert_gguf
@@ -92,9 +95,10 @@ def _text_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
         from models.text_llamacpp import LlamaCppChat
 
         return LlamaCppChat(
-            files=lambda: _gguf_files(entry, prepare, settings, progress),
+            files=lambda: _gguf_files(entry, settings, progress),
             device=settings.device,
-            context_window=entry.context_window or 2048,
+            context_window=entry.context_window or 8192,
+            port=int(entry.source.get("port", 0)),
         )
     if entry.backend == "ctranslate2":
         from models.text_ct2 import CT2Chat
@@ -115,19 +119,27 @@ def _text_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
     )
 
 
-def _gguf_files(entry: Entry, prepare, settings: Settings, progress) -> tuple[Path, Path]:
-    """(tokenizer folder, GGUF file) for llama.cpp: from a pack, or source.folder + gguf.
+def _gguf_folder(entry: Entry, settings: Settings, progress) -> Path:
+    """A pack's GGUF joined, hash-checked and kept whole, with its tokenizer beside it.
 
-    A pack is prepared as for the other text backends (its tokenizer is in
-    the converted folder); llama.cpp then reads the GGUF as shipped, joined
-    once more if the pack is split.
+    Its own folder (``<pack id>-gguf``): the converted folder of the other
+    backends is not needed, so the 0.5B coder never pays for its 2.5 GB fp32
+    conversion here.
     """
-    from models import packs
+    from dataclasses import replace
 
-    pack = entry.pack
-    if pack is not None:
-        folder = Path(prepare())
-        return folder, packs.joined_file(pack, settings.weights_dir, progress)
+    from models import packs
+    from models.text_llamacpp import keep_gguf
+
+    pack = replace(entry.pack, id=entry.pack.id + "-gguf")
+    return packs.prepare(pack, settings.weights_dir, convert=keep_gguf, progress=progress)
+
+
+def _gguf_files(entry: Entry, settings: Settings, progress) -> tuple[Path, Path]:
+    """(tokenizer folder, GGUF file) for llama.cpp: from a pack, or source.folder + gguf."""
+    if entry.pack is not None:
+        folder = _gguf_folder(entry, settings, progress)
+        return folder, folder / entry.pack.filename
     src = entry.source
     if not src.get("folder") or not src.get("gguf"):
         raise ModelUnavailable(

@@ -117,6 +117,32 @@ MIGRATIONS: list[str] = [
              ON f.request_id = s.request_id AND f.phase = 'finished'
         WHERE s.phase = 'started';
     """,
+    # 6: INSERT OR REPLACE deletes the row it conflicts with, and SQLite fires no
+    # DELETE trigger for that (recursive_triggers is off): refuse it before it starts.
+    """
+    CREATE TRIGGER events_no_replace BEFORE INSERT ON events
+        WHEN EXISTS (SELECT 1 FROM events WHERE seq = NEW.seq
+                     OR (request_id = NEW.request_id AND phase = NEW.phase))
+        BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+    """,
+    # 7: a reply the person stopped. Its finished row keeps status 'ok' (the
+    # CHECK of migration 1 cannot change without copying the table); the view
+    # shows it as 'stopped', with the tokens produced before the Stop.
+    """
+    ALTER TABLE events ADD COLUMN stopped INTEGER;
+    DROP VIEW requests;
+    CREATE VIEW requests AS
+        SELECT s.request_id, s.parent_id, s.session_id, s.source, s.ts AS started_at,
+               f.ts AS finished_at, s.task, s.model, s.reason, s.confidence,
+               CASE WHEN f.stopped THEN 'stopped' ELSE COALESCE(f.status, 'started') END
+                   AS status, f.error,
+               f.queue_s, f.load_s, f.run_s, f.units_in, f.units_out, f.unit, f.device, f.extra,
+               f.device_seconds, f.energy_j, f.energy_method, f.usd_local, f.usd_cloud,
+               f.cloud_ref, s.prompt, s.user
+        FROM events s LEFT JOIN events f
+             ON f.request_id = s.request_id AND f.phase = 'finished'
+        WHERE s.phase = 'started';
+    """,
 ]
 
 COLUMNS = (
@@ -155,6 +181,7 @@ class Finished:
     device: str = "cpu"
     extra: dict | None = None
     cost: Cost | None = None
+    stopped: bool = False  # the person pressed Stop: shown as status "stopped"
 
 
 class Ledger:
@@ -210,14 +237,15 @@ class Ledger:
         self._conn().execute(
             "INSERT INTO events (request_id, phase, ts, status, error, queue_s, load_s, run_s,"
             " units_in, units_out, unit, device, extra, device_seconds, energy_j, energy_method,"
-            " usd_local, usd_cloud, cloud_ref)"
-            " VALUES (?, 'finished', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " usd_local, usd_cloud, cloud_ref, stopped)"
+            " VALUES (?, 'finished', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (row.request_id, time.time(), row.status, row.error, row.queue_s, row.load_s,
              row.run_s, row.units_in, row.units_out, row.unit, row.device,
              json.dumps(row.extra) if row.extra else None,
              c.device_seconds if c else None, c.energy_j if c else None,
              c.energy_method if c else None, c.usd_local if c else None,
-             c.usd_cloud if c else None, c.cloud_ref if c else None),
+             c.usd_cloud if c else None, c.cloud_ref if c else None,
+             1 if row.stopped else None),
         )  # fmt: skip
 
     def rows(self, session_id: str | None = None, limit: int | None = None,

@@ -69,8 +69,10 @@ def _step_json(step: Outcome) -> dict:
     units = None
     if usage:
         units = {"units_in": usage.units_in, "units_out": usage.units_out, "unit": usage.unit}
+    # Each step's own words: the transcript of a recording is the first step's.
+    text = step.result.text if step.result else ""
     return {**route, "request_id": step.request_id, "status": step.status, "timings": timings,
-            "usage": units}  # fmt: skip
+            "usage": units, "text": text}  # fmt: skip
 
 
 def _chain(first: Outcome, second: Outcome) -> Outcome:

@@ -12,13 +12,16 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
 
-from models.base import Adapter
+from models.base import Adapter, ModelUnavailable
 
 # Builds an adapter (not yet loaded) for a catalog id.
 Factory = Callable[[str], Adapter]
+# After a runtime failed to start, requests go straight to its fallback for
+# this long before it is tried again (a port may be freed, a wheel installed).
+RETRY_S = 60.0
 
 
 @dataclass
@@ -27,11 +30,18 @@ class Lease:
     queue_s: float  # waited for the model's lock (another request was using it)
     load_s: float  # spent loading weights for this request
     evicted: tuple[str, ...]  # models unloaded to make room
+    model: str = ""  # the catalog id serving: the one asked for, or its fallback
+    fallback_reason: str = ""  # why the one asked for could not start (empty: it did)
 
 
 class Pool:
-    def __init__(self, factory: Factory, memory_budget_mb: float, sizes: dict[str, int]):
+    def __init__(self, factory: Factory, memory_budget_mb: float, sizes: dict[str, int],
+                 fallbacks: dict[str, str] | None = None,
+                 log: Callable[[str], None] = print):  # fmt: skip
         self.factory = factory
+        self.fallbacks = fallbacks or {}  # catalog id -> id to serve when it cannot start
+        self.log = log
+        self._failed: dict[str, tuple[float, str]] = {}  # id -> (when, why) it failed to start
         self.budget_mb = memory_budget_mb
         self.sizes = sizes  # catalog id -> resident MB
         self._loaded: OrderedDict[str, Adapter] = OrderedDict()  # LRU order, oldest first
@@ -50,6 +60,35 @@ class Pool:
 
     @contextmanager
     def lease(self, model_id: str) -> Iterator[Lease]:
+        """Hold ``model_id`` loaded for the duration of the block, or its fallback.
+
+        When a model with a fallback (another runtime for the same weights)
+        fails to load with ModelUnavailable, the fallback serves instead and
+        the lease says why; for ``RETRY_S`` the failed one is not tried again.
+        """
+        fallback = self.fallbacks.get(model_id)
+        with ExitStack() as stack:
+            failed = self._failed.get(model_id)
+            if fallback and failed and time.monotonic() - failed[0] < RETRY_S:
+                lease = stack.enter_context(self._lease(fallback))
+                lease = replace(lease, model=fallback, fallback_reason=failed[1])
+            else:
+                try:
+                    lease = stack.enter_context(self._lease(model_id))
+                except ModelUnavailable as err:
+                    if not fallback:
+                        raise
+                    self._failed[model_id] = (time.monotonic(), str(err))
+                    self.log(f"Warning: {model_id} could not start ({err}); "
+                             f"{fallback} serves instead.")  # fmt: skip
+                    lease = stack.enter_context(self._lease(fallback))
+                    lease = replace(lease, model=fallback, fallback_reason=str(err))
+                else:
+                    self._failed.pop(model_id, None)
+            yield lease
+
+    @contextmanager
+    def _lease(self, model_id: str) -> Iterator[Lease]:
         """Hold ``model_id`` loaded for the duration of the block.
 
         Exclusively, unless the adapter is ``concurrent_safe`` (it batches
@@ -83,7 +122,7 @@ class Pool:
                     self._users[model_id] = self._users.get(model_id, 0) + 1
                 shared = True
                 lock.release()
-            yield Lease(adapter, queue_s, load_s, evicted)
+            yield Lease(adapter, queue_s, load_s, evicted, model_id)
         finally:
             if shared:
                 with self._guard:

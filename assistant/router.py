@@ -16,7 +16,7 @@ from pathlib import Path
 
 from assistant.catalog import Catalog
 from assistant.intent import IntentClassifier
-from models.base import BadInput, Request
+from models.base import BadInput, ModelUnavailable, Request
 
 # A picture costs far more than a sentence, and a wrong one helps nobody:
 # below this confidence the words are answered in words.
@@ -59,8 +59,12 @@ class Router:
         preferred: dict[str, str] | None = None,
         documents: Callable[[Request], tuple[float, str] | None] | None = None,
         grounded: Callable[[], tuple[str, str] | None] | None = None,
+        weights_dir: Path | None = None,
     ):
         self.catalog = catalog
+        # Where prepared weights live: with it, a task no model here can run
+        # is refused before anything starts (None: not checked, as in tests).
+        self.weights_dir = weights_dir
         self.preferred = preferred or {}  # task -> catalog id chosen by settings
         # task -> why its preferred model was chosen (an eval), quoted on the route card.
         self.because: dict[str, str] = {}
@@ -121,6 +125,10 @@ class Router:
         task, reason, confidence = self.classify(request)
         if request.model:
             entry = self.catalog.get(request.model)
+            if task == "rag" and "text" in entry.tasks:
+                # The person chose a chat model: it answers, and says what it did not read.
+                task = "text"
+                reason = f"{reason}; answered by the chosen {entry.id} without your documents"
             if task not in entry.tasks:
                 raise BadInput(
                     f"Model '{entry.id}' does not serve {task} requests ({reason}); it serves "
@@ -154,12 +162,35 @@ class Router:
                     reason = f"{reason}; a follow-up that needs the earlier turns → {stronger[1]}"
             if entry is None:
                 raise BadInput(f"No model in the catalog serves {task} requests.")
+            if task == "image_edit" and self.weights_dir is not None:
+                entry = self._loadable(task, entry)
         alternatives = tuple(
             {"model": e.id, "task": task, "why_not": "not the default for this task"}
             for e in self.catalog.for_task(task)
             if e.id != entry.id
         )
         return RouteDecision(task, entry.id, reason, confidence, alternatives)
+
+
+    def _loadable(self, task: str, entry):
+        """``entry``, or one that can load now; none at all is said before anything runs."""
+        if entry.availability(self.weights_dir)[0]:
+            return entry
+        candidates = [e for e in self.catalog.for_task(task) if e.built]
+        for other in candidates:
+            if other.availability(self.weights_dir)[0]:
+                return other
+        reasons: dict[str, list[str]] = {}  # one reason, said once for the models it fits
+        for e in candidates:
+            reasons.setdefault(e.availability(self.weights_dir)[1], []).append(e.id)
+        why = "; ".join(f"{', '.join(ids)}: {reason}" for reason, ids in reasons.items())
+        raise ModelUnavailable(
+            f"No model that can {TASK_WORDS.get(task, task)} can load on this machine ({why}). "
+            "Ask for a new picture instead, or install one (python -m assistant models)."
+        )
+
+
+TASK_WORDS = {"image_edit": "edit a picture"}
 
 
 def _follow_up(request: Request) -> bool:

@@ -6,6 +6,8 @@ browser serves API calls too, and API traffic shows in the cost panel.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 
 from assistant.settings import Settings
@@ -88,4 +90,18 @@ def serve(settings: Settings) -> None:
     host = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
     port = int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
     print(f"Serving the app on http://{host}:{port}/ and the API on http://{host}:{port}/v1")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # An open browser tab keeps a stream to the queue: without a bound on the
+    # graceful shutdown, Ctrl-C waited on it for ever and a second one printed
+    # tracebacks. One second lets a finishing response end; the streams still
+    # open are then cancelled, which is the stop asked for, not an error.
+    logging.getLogger("uvicorn.error").addFilter(_not_a_cancelled_stream)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=1)
+    except KeyboardInterrupt:
+        pass
+    print("Stopped.", flush=True)
+
+
+def _not_a_cancelled_stream(record: logging.LogRecord) -> bool:
+    cancelled = record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError)
+    return not (cancelled or "timeout graceful shutdown" in record.getMessage())

@@ -70,6 +70,26 @@ TRANSCRIBE_ONLY = re.compile(
 )
 
 
+# Written by `bench text` in ASSISTANT_HOME: which runtime won on this CPU.
+BENCH_TEXT_FILE = "bench-text.json"
+
+
+def measured_text_default(settings: Settings, catalog: Catalog) -> str | None:
+    """The chat model `bench text` found fastest here, if it ran and that model is usable.
+
+    The catalog's default serves until the bench has run on this machine:
+    which runtime wins depends on the CPU (AVX-512, cores, memory).
+    """
+    try:
+        found = json.loads((settings.home / BENCH_TEXT_FILE).read_text()).get("text_model")
+    except (OSError, ValueError, AttributeError):
+        return None
+    entry = catalog.entries.get(found) if isinstance(found, str) else None
+    if entry is None or not entry.availability(settings.weights_dir)[0]:
+        return None
+    return entry.id
+
+
 def _has_cuda(device: str) -> bool:
     if device == "auto" and os.environ.get("SPACES_ZERO_GPU"):
         return True  # a GPU is lent per call there, and CUDA must not be touched at start
@@ -96,7 +116,7 @@ class Assistant:
         if image:
             preferred.update(image_generation=image, image_edit=image)
         self.router = Router(catalog, preferred, documents=self._document_match,
-                             grounded=self._grounded)  # fmt: skip
+                             grounded=self._grounded, weights_dir=settings.weights_dir)  # fmt: skip
         choices.apply(self)  # what a person chose after an eval outlives restarts
         self._store: Store | None = None
         self._chats: Chats | None = None
@@ -121,10 +141,18 @@ class Assistant:
             catalog = Catalog.load()
         if settings.text_model:
             catalog.get(settings.text_model)  # fail early, naming the known ids
+        else:
+            measured = measured_text_default(settings, catalog)
+            if measured:
+                progress(f"Text model: {measured}, the fastest one chat that `bench text` "
+                         f"measured on this CPU ({settings.home / BENCH_TEXT_FILE})")
+                settings = settings.with_(text_model=measured)
         pool = Pool(
             factory=lambda model_id: build_adapter(catalog.get(model_id), settings, progress),
             memory_budget_mb=settings.memory_gb * 1024,
             sizes={e.id: e.memory_mb for e in catalog.entries.values()},
+            fallbacks={e.id: e.fallback for e in catalog.entries.values() if e.fallback},
+            log=progress,
         )
         try:
             prices = Prices.load()
@@ -684,6 +712,7 @@ class Assistant:
         )  # fmt: skip
         routed = replace(request, model=decision.model)
         result, status, error, error_type = None, "ok", None, None
+        fallback: dict | None = None  # the model asked for could not start; who served
         queue_s = load_s = run_s = 0.0
         device, evicted = "cpu", ()
         # Started before the lease so a GPU's counter also sees the load.
@@ -691,6 +720,11 @@ class Assistant:
         try:
             with self.pool.lease(decision.model) as lease:
                 queue_s, load_s, evicted = lease.queue_s, lease.load_s, lease.evicted
+                if lease.fallback_reason:  # its runtime could not start: say who answered
+                    fallback = {"asked": decision.model, "why": lease.fallback_reason}
+                    decision = replace(decision, model=lease.model, reason=(
+                        f"{decision.reason}; {decision.model} could not start "
+                        f"({lease.fallback_reason}), so {lease.model} answered"))  # fmt: skip
                 load_s += self._routing_loads.pop(request.text, 0.0)
                 device = lease.adapter.device
                 started = time.perf_counter()
@@ -724,7 +758,10 @@ class Assistant:
             Finished(
                 request_id, status, error, queue_s, load_s, run_s,
                 usage.units_in if usage else 0, usage.units_out if usage else 0,
-                usage.unit if usage else "tokens", device, _extra(evicted, result), cost,
+                usage.unit if usage else "tokens", device, _extra(evicted, result, fallback),
+                cost,
+                # Stopped by the person: the row says so, with what was produced until then.
+                stopped=status == "ok" and cancel is not None and cancel.is_set(),
             )
         )  # fmt: skip
         return Outcome(request_id, decision, result, status, error, queue_s, load_s, run_s,
@@ -783,9 +820,13 @@ def again_options(text: str, recipe: dict) -> tuple[str, tuple]:
     return recipe["prompt"], tuple(options.items())
 
 
-def _extra(evicted, result: Result | None) -> dict | None:
-    """What else the ledger keeps: models evicted to make room, how a picture was made."""
+def _extra(evicted, result: Result | None, fallback: dict | None = None) -> dict | None:
+    """What else the ledger keeps: models evicted to make room, how a picture was made,
+    and which model served when the one routed to could not start (the started row
+    names the one routed to; the ledger is append-only)."""
     extra = {}
+    if fallback:
+        extra["fallback"] = fallback
     if evicted:
         extra["evicted"] = list(evicted)
     if result is not None and result.recipe:

@@ -29,8 +29,11 @@ from assistant.ledger import Finished, Started
 from models.base import BadInput, Usage, pick_device
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
-# Runtimes a merged transformers folder can be served on here, as the base was.
-SERVABLE_AS = {"ctranslate2": "ctranslate2", "transformers": "transformers"}
+# Runtimes a tuned model is served on, by its base's: the same, so it is as
+# fast as its base (llama.cpp through a GGUF export, CTranslate2 by its own
+# conversion on first load); anything else falls back to CTranslate2.
+SERVABLE_AS = {"ctranslate2": "ctranslate2", "transformers": "transformers",
+               "llama.cpp": "llama.cpp"}  # fmt: skip
 
 
 def tunable(assistant) -> list[str]:
@@ -97,10 +100,10 @@ def tune(assistant, data_path: Path, base: str, name: str, method: str = "lora",
         assistant.ledger.finish(Finished(request_id, "error", f"{type(err).__name__}: {err}",
                                          run_s=time.perf_counter() - started))  # fmt: skip
         raise
-    backend = SERVABLE_AS.get(entry.backend, "ctranslate2")
+    backend, source = _served(assistant, entry, trained.folder, say)
     tuned = Entry(
         id=name, name=f"{name} (fine-tuned {base})", family="text", tasks=("text",),
-        backend=backend, default_for=(), source={"folder": str(trained.folder)},
+        backend=backend, default_for=(), source=source,
         license=f"{entry.license} (base {base})", params_m=entry.params_m,
         size_mb=_size_mb(trained.folder), memory_mb=entry.memory_mb, built=True,
         context_window=entry.context_window,
@@ -135,6 +138,28 @@ def tune(assistant, data_path: Path, base: str, name: str, method: str = "lora",
                                      device=cost.device, cost=cost,
                                      extra={"card": str(work / "card.json")}))  # fmt: skip
     return card
+
+
+def _served(assistant, base: Entry, folder: Path, say) -> tuple[str, dict]:
+    """(backend, catalog source) for the tuned model: the base's runtime where it can be."""
+    backend = SERVABLE_AS.get(base.backend, "ctranslate2")
+    source = {"folder": str(folder)}
+    if backend != "llama.cpp":
+        return backend, source
+    from models import packs
+    from models.base import ModelUnavailable
+    from training.gguf_export import export
+
+    try:
+        base_gguf = (packs.joined_file(base.pack, assistant.settings.weights_dir)
+                     if base.pack else Path(base.source["gguf"]))  # fmt: skip
+        say("Writing the tuned model as GGUF for llama.cpp…")
+        gguf = export(folder, base_gguf, folder.parent / "model.gguf")
+    except (ModelUnavailable, KeyError) as err:
+        say(f"{err} Serving it on CTranslate2.")
+        return "ctranslate2", source
+    runtime = base.source.get("runtime")  # the library the runtime needs, as for the base
+    return backend, {**source, "gguf": str(gguf), **({"runtime": runtime} if runtime else {})}
 
 
 def _before_after(assistant, split, base: str, name: str, work: Path) -> dict:

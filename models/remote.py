@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from models.base import Adapter, BadInput, ModelUnavailable, Refused, Request, Result, Usage
@@ -94,13 +95,11 @@ class OpenAIChat(Adapter):
     def stream(
         self, request: Request, cancel: threading.Event | None = None
     ) -> Iterator[str | Result]:
-        import openai
-
         messages, dropped = self.messages(request)
         pieces: list[str] = []
         usage = None
         chunks = 0
-        try:
+        with endpoint_errors(self.endpoint, self.model, self.timeout_s, self.api_key_env):
             stream = self.client.chat.completions.create(
                 model=self.model,
                 messages=messages,
@@ -121,42 +120,6 @@ class OpenAIChat(Adapter):
                         if piece:
                             pieces.append(piece)
                             yield piece
-        except openai.APITimeoutError:
-            raise ModelUnavailable(
-                f"The endpoint {self.endpoint} did not answer within {self.timeout_s:g} s. "
-                "It may be overloaded; try again, or pick another model."
-            ) from None
-        except openai.APIConnectionError as err:
-            raise ModelUnavailable(
-                f"The endpoint {self.endpoint} cannot be reached ({_cause(err)}). Check that "
-                "the server is running and the address is right, or pick another model."
-            ) from None
-        except openai.AuthenticationError:
-            raise ModelUnavailable(
-                f"The endpoint {self.endpoint} refused the API key"
-                + (f" in {self.api_key_env}." if self.api_key_env else ".")
-            ) from None
-        except openai.NotFoundError:
-            raise ModelUnavailable(
-                f"The endpoint {self.endpoint} does not serve a model named '{self.model}' "
-                "(or is not OpenAI-compatible at this address; it should end in /v1)."
-            ) from None
-        except openai.RateLimitError:
-            raise Refused(
-                f"The endpoint {self.endpoint} is rate-limiting requests. Wait a moment "
-                "and try again."
-            ) from None
-        except openai.APIStatusError as err:
-            raise ModelUnavailable(
-                f"The endpoint {self.endpoint} answered with HTTP {err.status_code}: "
-                f"{_server_message(err)}"
-            ) from None
-        except (openai.APIResponseValidationError, ValueError, KeyError, TypeError,
-                AttributeError) as err:  # fmt: skip
-            raise ModelUnavailable(
-                f"The endpoint {self.endpoint} sent a reply that is not an OpenAI-compatible "
-                f"chat completion ({type(err).__name__}). Is it an OpenAI-compatible server?"
-            ) from None
         if not chunks:  # e.g. an HTML page where an event stream should be
             raise ModelUnavailable(
                 f"The endpoint {self.endpoint} answered, but not with a chat completion "
@@ -172,6 +135,61 @@ class OpenAIChat(Adapter):
             counts = Usage(chars_in // 4, len(text) // 4, "tokens")
             notes.append("The endpoint did not report token counts; they are estimated.")
         yield Result(text=text, usage=counts, notes=tuple(notes))
+
+
+@contextmanager
+def endpoint_errors(endpoint: str, model: str, timeout_s: float,
+                    api_key_env: str = "") -> Iterator[None]:  # fmt: skip
+    """Turn every way an OpenAI-compatible server can fail into a message a person can act on.
+
+    Wraps both the request and the reading of its stream (a server that dies
+    mid-answer fails there). Shared with the local llama.cpp server's adapter.
+    """
+    import httpx
+    import openai
+
+    try:
+        yield
+    except openai.APITimeoutError:
+        raise ModelUnavailable(
+            f"The endpoint {endpoint} did not answer within {timeout_s:g} s. "
+            "It may be overloaded; try again, or pick another model."
+        ) from None
+    except openai.APIConnectionError as err:
+        raise ModelUnavailable(
+            f"The endpoint {endpoint} cannot be reached ({_cause(err)}). Check that "
+            "the server is running and the address is right, or pick another model."
+        ) from None
+    except httpx.HTTPError as err:  # the connection broke while the stream was read
+        raise ModelUnavailable(
+            f"The endpoint {endpoint} broke off its answer "
+            f"({_short(str(err)) or type(err).__name__}). Try again, or pick another model."
+        ) from None
+    except openai.AuthenticationError:
+        raise ModelUnavailable(
+            f"The endpoint {endpoint} refused the API key"
+            + (f" in {api_key_env}." if api_key_env else ".")
+        ) from None
+    except openai.NotFoundError:
+        raise ModelUnavailable(
+            f"The endpoint {endpoint} does not serve a model named '{model}' "
+            "(or is not OpenAI-compatible at this address; it should end in /v1)."
+        ) from None
+    except openai.RateLimitError:
+        raise Refused(
+            f"The endpoint {endpoint} is rate-limiting requests. Wait a moment and try again."
+        ) from None
+    except openai.APIStatusError as err:
+        raise ModelUnavailable(
+            f"The endpoint {endpoint} answered with HTTP {err.status_code}: "
+            f"{_server_message(err)}"
+        ) from None
+    except (openai.APIResponseValidationError, ValueError, KeyError, TypeError,
+            AttributeError) as err:  # fmt: skip
+        raise ModelUnavailable(
+            f"The endpoint {endpoint} sent a reply that is not an OpenAI-compatible "
+            f"chat completion ({type(err).__name__}). Is it an OpenAI-compatible server?"
+        ) from None
 
 
 def _server_message(err: Any) -> str:

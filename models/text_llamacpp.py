@@ -1,59 +1,189 @@
-"""Text generation on llama.cpp: the fastest single chat on a CPU, as an option.
+"""Text generation on llama.cpp's own server (xllamacpp, a prebuilt wheel), run as a child process.
 
-Why it is here, and why it is not the default (measured on a 2-core AMD
-EPYC with AVX2 by ``python -m assistant bench text``; the README has the
-figures):
+Why llama.cpp (measured by ``python -m assistant bench text``; the README
+has the figures): it runs the pack's GGUF as shipped (Q4_1, Q4_K_M), with
+both cores on one chat, and its server decodes several chats together
+(continuous batching over parallel slots) and keeps each chat's KV cache,
+so the next turn reads only the new message. ``xllamacpp`` installs as a
+prebuilt wheel (no compiler), where llama-cpp-python compiles for ~10 min
+and holds one sequence.
 
-- It runs the pack's GGUF as shipped (Q4_1: 98 MB read per token, against
-  135 MB for the CTranslate2 int8 conversion), with both cores on the one
-  chat: a single chat decodes 2.7-2.9x faster than on CTranslate2, and
-  the 0.5B coder 3.5x (it reaches 0.63 of the memory bandwidth).
-- It keeps the KV cache of the chat it served last, so the next turn
-  reads only the new message (0.15 s to the first token against 1.0 s).
-  A new long prompt is read 2x slower, though (no fast Q4_1 matrix-matrix
-  path on AVX2).
-- llama-cpp-python's ``Llama`` holds one sequence, so chats run one at a
-  time (the pool queues the others and shows the wait). CTranslate2 batches
-  concurrent chats, which is why it stays the default for a shared server.
-- PyPI has only its source: pip compiles it (about 10 minutes on 2 cores),
-  so it is ``make llamacpp``, never part of ``make install``.
-- On a GPU build of llama-cpp-python (``CMAKE_ARGS="-DGGML_CUDA=on"``) every
-  layer is offloaded; on a CPU build the device is the CPU whatever is asked.
+Why a child process on a loopback port, driven over HTTP, rather than
+xllamacpp's in-process ``handle_completions``:
+
+- isolation: a crash or an abort inside llama.cpp kills the child, not the
+  app; the request in flight gets a clear error and the next one restarts
+  the server. Unloading frees every byte (the process ends).
+- threads: llama.cpp's OpenMP workers must not share the app's process-wide
+  thread settings with torch and CTranslate2 (the same trouble
+  ``keeping_torch_threads`` exists for), and the child gets its own
+  ``OMP_WAIT_POLICY``: on a busy 2-core machine two spinning threads
+  dropped from ~66 to 4-10 tok/s in-process.
+- the HTTP server is there anyway: xllamacpp's ``Server`` always listens.
+  (The in-process vs HTTP cost per token was not measured cleanly: the
+  comparison run stalled on a machine loaded 5x over; see the README.)
 
 The prompt is rendered and trimmed by the same transformers tokenizer as
-the other text backends (``chat_prompt``), so chat templates, system
-prompts and context trimming behave the same; llama.cpp gets token ids.
+the other text backends (``chat_prompt``) and sent as token ids to the
+OpenAI-compatible ``/v1/completions`` route, so chat templates, system
+prompts, trimming and input token counts are the same on every backend.
+The remote adapter's client and error messages (``models/remote.py``) are
+reused for the wire.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from models.base import Adapter, ModelUnavailable, Request, Result, Usage
-from models.text import chat_prompt, stream_decoded, trimmed_note
+from models.remote import endpoint_errors
+from models.text import chat_prompt, trimmed_note
 
-INSTALL_HINT = "make llamacpp (compiles llama-cpp-python from PyPI, about 10 minutes)"
+INSTALL_HINT = "pip install xllamacpp (a prebuilt wheel, in requirements.txt)"
+START_TIMEOUT_S = 120.0  # loading a 0.5B GGUF on a busy 2-core machine took ~10 s
+READ_TIMEOUT_S = 120.0  # longest silence from a running server (8 chats share 2 cores)
+
+
+def keep_gguf(src: Path, out_dir: Path) -> None:
+    """A pack converter for llama.cpp: keep the joined GGUF as it is, save its tokenizer beside it.
+
+    Reading the tokenizer out of a GGUF takes transformers ~20 s; saved once,
+    it loads in well under a second. The GGUF is hard-linked, not copied.
+    """
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    dest = out_dir / src.name.removeprefix("src-")
+    try:
+        os.link(src, dest)
+    except OSError:  # another filesystem, or no hard links: a copy
+        shutil.copyfile(src, dest)
+    AutoTokenizer.from_pretrained(str(src.parent), gguf_file=src.name).save_pretrained(out_dir)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+class LlamaServer:
+    """One ``models.llama_server`` child: start, wait until healthy, stop, tell if it died."""
+
+    def __init__(self, gguf: Path, context_window: int, parallel: int, threads: int,
+                 port: int = 0, gpu_layers: int = 0,
+                 command: list[str] | None = None):  # fmt: skip
+        self.gguf = gguf
+        self.context_window = context_window
+        self.parallel = parallel
+        self.threads = threads
+        self.fixed_port = port  # 0: a free port is picked at each start
+        self.gpu_layers = gpu_layers
+        self.command = command  # tests start a stub server instead
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        try:
+            import xllamacpp  # noqa: F401  (fail here, with the fix, not in the child)
+        except ImportError as err:
+            if self.command is None:
+                raise ModelUnavailable(f"llama.cpp runtime missing: {INSTALL_HINT}.") from err
+        self.port = self.fixed_port or free_port()
+        if self.fixed_port and port_in_use(self.port):
+            raise ModelUnavailable(f"llama.cpp could not start: port {self.port} is in use.")
+        command = self.command or [
+            sys.executable, "-m", "models.llama_server", str(self.gguf),
+            "--ctx", str(self.context_window), "--parallel", str(self.parallel),
+            "--threads", str(self.threads), "--gpu-layers", str(self.gpu_layers),
+        ]  # fmt: skip
+        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+        self.proc = subprocess.Popen(
+            [*command, "--port", str(self.port)], env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent,
+        )  # fmt: skip
+        self._wait_healthy()
+
+    def _wait_healthy(self) -> None:
+        import httpx
+
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                why = (self.proc.stderr.read() or "").strip().splitlines()
+                self.proc = None
+                raise ModelUnavailable(
+                    "llama.cpp could not start: "
+                    + (why[-1] if why else f"the server exited at once (port {self.port}?)")
+                )
+            try:
+                if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise ModelUnavailable(
+            f"llama.cpp did not become ready within {START_TIMEOUT_S:g} s; try again."
+        )
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def exit_code(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
 
 
 class LlamaCppChat(Adapter):
-    """A GGUF chat model on llama.cpp, one chat at a time."""
+    """A GGUF chat model on llama.cpp's server: parallel slots, KV cache kept per chat."""
 
     family = "text"
     tasks = ("text",)
-    concurrent_safe = False  # one KV cache: the pool runs one chat at a time
+    concurrent_safe = True  # the server's slots decode concurrent chats together
 
     def __init__(
         self,
         files: Callable[[], tuple[Path, Path]],
         device: str = "auto",
-        context_window: int = 2048,
+        context_window: int = 8192,
         repetition_penalty: float = 1.1,
-        llm: Any = None,
+        parallel: int = 8,
+        port: int = 0,
         tokenizer: Any = None,
+        server: LlamaServer | None = None,
     ):
         # files() -> (transformers tokenizer folder, GGUF file); called in
         # load(), because preparing a pack is part of a cold load.
@@ -62,70 +192,117 @@ class LlamaCppChat(Adapter):
         self.context_window = context_window
         # Same value as the other text adapters, for the same reason (loops).
         self.repetition_penalty = repetition_penalty
-        self.llm = llm
+        self.parallel = parallel  # chats decoded at once; more wait for a slot
+        self.port = port
         self.tokenizer = tokenizer
+        self.server = server
+        self.client: Any = None
+        self._restart = threading.Lock()
+        self._unloaded = False  # the pool let it go: a late request must not start it again
+
+    @property
+    def gguf(self) -> Path | None:
+        return self.server.gguf if self.server else None
 
     def load(self) -> None:
-        if self.llm is not None:
-            return
-        try:
-            import llama_cpp
-        except ImportError as err:
-            raise ModelUnavailable(
-                f"The llama.cpp backend needs llama-cpp-python, which is not installed: "
-                f"{INSTALL_HINT}."
-            ) from err
-        from transformers import AutoTokenizer
+        self._unloaded = False
+        if self.server is None:
+            folder, gguf = self.files()
+            if not Path(gguf).is_file():
+                raise ModelUnavailable(f"No GGUF file at '{gguf}' for the llama.cpp backend.")
+            gpu = self.device_preference in ("auto", "cuda") and _cuda_build()
+            self.server = LlamaServer(
+                Path(gguf), self.context_window, self.parallel, os.cpu_count() or 1,
+                port=self.port, gpu_layers=999 if gpu else 0,
+            )  # fmt: skip
+            self.device = "cuda" if gpu else "cpu"
+            if self.tokenizer is None:
+                from transformers import AutoTokenizer
 
-        folder, gguf = self.files()
-        if not Path(gguf).is_file():
-            raise ModelUnavailable(f"No GGUF file at '{gguf}' for the llama.cpp backend.")
-        gpu = self.device_preference in ("auto", "cuda") and llama_cpp.llama_supports_gpu_offload()
-        cores = os.cpu_count() or 1
-        self.llm = llama_cpp.Llama(
-            model_path=str(gguf),
-            n_ctx=self.context_window,
-            # llama-cpp-python's default is half the cores: one of two here,
-            # measured ~40 tok/s against ~57 with both.
-            n_threads=cores,
-            n_threads_batch=cores,
-            n_gpu_layers=-1 if gpu else 0,
-            verbose=False,
-        )
-        self.device = "cuda" if gpu else "cpu"
-        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+                self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        self._ensure_running()
+
+    def _ensure_running(self) -> None:
+        """Start the server, or start it again when it died since the last request."""
+        with self._restart:
+            if self.server.alive() and self.client is not None:
+                return
+            self.server.stop()
+            self.server.start()
+            import openai
+
+            # No retries and a generous timeout: see OpenAIChat.load.
+            self.client = openai.OpenAI(base_url=self.server.url + "/v1", api_key="local",
+                                        timeout=READ_TIMEOUT_S, max_retries=0)  # fmt: skip
 
     def unload(self) -> None:
-        if self.llm is not None and hasattr(self.llm, "close"):
-            self.llm.close()  # frees the weights and KV cache now, not at GC
-        self.llm = None
-        self.tokenizer = None
+        self._unloaded = True
+        if self.server is not None:
+            self.server.stop()
+        if self.client is not None:
+            self.client.close()
+        self.client = None
 
     def stream(
         self, request: Request, cancel: threading.Event | None = None
     ) -> Iterator[str | Result]:
-        if self.llm is None:
+        if self.server is None or self._unloaded:
             raise ModelUnavailable("The text model is not loaded (it was unloaded); try again.")
+        self._ensure_running()  # a killed server comes back on the next request
         ids, trimmed = chat_prompt(self.tokenizer, request, self.context_window)
-        cancel = cancel or threading.Event()
-        stops = {self.llm.token_eos(), self.tokenizer.eos_token_id}
         greedy = request.temperature <= 0
-
-        def token_ids() -> Iterator[int]:
-            # Plain temperature sampling, as on the other backends: no top-k,
-            # top-p or min-p cut. temp 0 is llama.cpp's greedy sampler.
-            # generate() reuses the KV cache of a shared prefix (the earlier
-            # turns of the same chat), so a follow-up starts sooner.
-            tokens = self.llm.generate(
-                ids, temp=0.0 if greedy else request.temperature, top_k=0, top_p=1.0,
-                min_p=0.0, repeat_penalty=self.repetition_penalty,
-            )  # fmt: skip
-            for n, token in enumerate(tokens, start=1):
-                if token in stops or cancel.is_set():
-                    return
-                yield token
-                if n >= request.max_new_tokens:
-                    return
-
-        text, n_out = yield from stream_decoded(token_ids(), self.tokenizer)
+        pieces: list[str] = []
+        n_out = 0
+        try:
+            with endpoint_errors(self.server.url + "/v1", "local", READ_TIMEOUT_S):
+                stream = self.client.completions.create(
+                    model="local", prompt=ids, max_tokens=request.max_new_tokens,
+                    temperature=0.0 if greedy else request.temperature, top_p=1.0,
+                    stream=True, stream_options={"include_usage": True},
+                    # Plain temperature sampling as on the other backends (no
+                    # top-k / min-p cut; temp 0 is greedy); cache_prompt reuses
+                    # the slot's KV cache of this chat's earlier turns.
+                    extra_body={"top_k": 0, "min_p": 0.0, "repeat_penalty":
+                                self.repetition_penalty, "cache_prompt": True},
+                )  # fmt: skip
+                with stream:
+                    for chunk in stream:
+                        if cancel is not None and cancel.is_set():
+                            break  # closing the stream frees the slot at once
+                        if getattr(chunk, "usage", None):
+                            n_out = chunk.usage.completion_tokens or 0
+                        for choice in chunk.choices or ():
+                            if choice.text:
+                                pieces.append(choice.text)
+                                yield choice.text
+        except ModelUnavailable:
+            if not self.server.alive():
+                raise self._died() from None
+            raise
+        stopped = cancel is not None and cancel.is_set()
+        if not n_out and not stopped and not self.server.alive():
+            raise self._died()  # the stream just ended: no usage, no finish
+        # Stopped early, the server sends no usage: it streams one piece per
+        # token (holding back only a split multi-byte character), so count them.
+        n_out = n_out or len(pieces)
+        text = "".join(pieces).strip()
         yield Result(text=text, usage=Usage(len(ids), n_out, "tokens"), notes=trimmed_note(trimmed))
+
+
+    def _died(self) -> ModelUnavailable:
+        code = self.server.exit_code()
+        self.client = None  # the next request starts the server again
+        return ModelUnavailable(
+            "The llama.cpp server stopped while answering"
+            + (f" (exit code {code})" if code is not None else "")
+            + "; it restarts on your next message. Send it again."
+        )
+
+
+def _cuda_build() -> bool:
+    try:
+        import xllamacpp
+
+        return any("cuda" in str(d.get("name", "")).lower() for d in xllamacpp.get_device_info())
+    except Exception:  # no wheel, or no device query in this build: the CPU
+        return False

@@ -142,7 +142,8 @@ def test_stop_keeps_the_partial_reply_and_finishes_the_ledger_row(assistant, fak
     assert turns[-1].role == "assistant" and turns[-1].meta.get("stopped") is True, turns
     assert turns[-1].content.startswith("one")
     [row] = assistant.ledger.rows(limit=1)
-    assert row["status"] == "ok" and row["finished_at"] is not None
+    # "stopped", with the words produced before the Stop (the fake model's unit).
+    assert row["status"] == "stopped" and row["finished_at"] is not None
 
 
 def test_invalid_utf8_and_control_characters_are_cleaned_and_the_chat_kept(assistant, fake_chat):

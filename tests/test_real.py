@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -117,10 +118,11 @@ def _coder_installed() -> bool:
 def _llama_cpp_installed() -> bool:
     from models.packs import module_dir
 
-    return module_dir("llama_cpp") is not None
+    return module_dir("xllamacpp") is not None
 
 
-NEEDS_LLAMA_CPP = pytest.mark.skipif(not _llama_cpp_installed(), reason="optional: make llamacpp")
+NEEDS_LLAMA_CPP = pytest.mark.skipif(not _llama_cpp_installed(),
+                                     reason="xllamacpp not installed (requirements.txt)")
 
 
 @pytest.mark.skipif(not _coder_installed(), reason="optional pack not installed: make coder")
@@ -176,3 +178,26 @@ def test_llama_cpp_serves_the_pack_gguf_as_shipped(assistant):
     items = list(assistant.handle(Request(text="Name three colours.", model=model)))
     pieces = [i for i in items if isinstance(i, str)]
     assert len(pieces) > 3 and "".join(pieces).strip() == items[-1].result.text
+    # Four chats at once share the server's slots; each gets its own answer.
+    questions = ["What is the capital of France?", "What is the capital of Italy?",
+                 "What is the capital of Spain?", "What is the capital of Japan?"]
+    answers: dict[str, str] = {}
+
+    def ask(q: str) -> None:
+        answers[q] = assistant.ask(Request(text=q, model=model, max_new_tokens=24)).result.text
+
+    threads = [threading.Thread(target=ask, args=(q,)) for q in questions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Each reply is its own question's (a 135M model misnames some capitals,
+    # and batched decoding is not bit-identical to alone, so not all four).
+    capitals = ("Paris", "Rome", "Madrid", "Tokyo")
+    assert len(set(answers.values())) == 4, answers
+    assert sum(cap in answers[q] for q, cap in zip(questions, capitals, strict=True)) >= 2
+    # The pool stops the server process with the model.
+    adapter = next(a for m, a in assistant.pool._loaded.items() if m == model)
+    proc = adapter.server.proc
+    adapter.unload()
+    assert proc.poll() is not None

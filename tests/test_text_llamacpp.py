@@ -1,56 +1,46 @@
-"""The llama.cpp chat adapter with a fake ``Llama``: stops, limits, sampling, messages.
+"""The llama.cpp runtime with a stub server process: streaming, stop, cap, restart, fallback.
 
-The real runtime is compiled on request (``make llamacpp``); its real-tier
-test is in test_real.py and skips without it. Everything the adapter
-decides itself is checked here, where CI runs it.
+``tests/llama_stub.py`` is started exactly as ``models.llama_server`` is (a
+child process on a loopback port, a health check), so everything the
+adapter and the pool decide is checked here, where CI runs it, without
+weights. The real runtime's test is in test_real.py (marked ``real``).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import socket
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
 from assistant.catalog import Catalog
-from assistant.families import build_adapter
-from assistant.settings import Settings
-from models.base import ModelUnavailable, Request, Result
-from models.text_llamacpp import LlamaCppChat
+from assistant.pool import Pool
+from models.base import Adapter, Message, ModelUnavailable, Request, Result
+from models.text_llamacpp import LlamaCppChat, LlamaServer
 from tests.test_text_batching import CharTokenizer
 
-EOS = 0
+STUB = str(Path(__file__).with_name("llama_stub.py"))
 
 
-class FakeLlama:
-    """Answers the last user line reversed, then EOS; records how it was asked."""
-
-    def __init__(self, endless: bool = False):
-        self.endless = endless
-        self.calls: list[dict] = []
-        self.closed = False
-
-    def token_eos(self) -> int:
-        return EOS
-
-    def generate(self, tokens, **sampling):
-        self.calls.append({"tokens": list(tokens), **sampling})
-        text = "".join(chr(t) for t in tokens)
-        answer = [line for line in text.splitlines() if line.startswith("user: ")][-1][6:][::-1]
-        while True:
-            yield from (ord(c) for c in answer)
-            if not self.endless:
-                yield EOS
-
-    def close(self) -> None:
-        self.closed = True
+@pytest.fixture
+def log(tmp_path) -> Path:
+    return tmp_path / "requests.jsonl"
 
 
-def adapter(llm: FakeLlama | None = None) -> LlamaCppChat:
-    tokenizer = CharTokenizer()
-    tokenizer.eos_token_id = EOS
-    return LlamaCppChat(files=lambda: ("unused", "unused"), llm=llm or FakeLlama(),
-                        tokenizer=tokenizer, context_window=400)  # fmt: skip
+@pytest.fixture
+def chat(log):
+    server = LlamaServer(Path("stub.gguf"), 400, 8, 1,
+                         command=[sys.executable, STUB, "--log", str(log)])  # fmt: skip
+    adapter = LlamaCppChat(files=lambda: ("unused", "unused"), tokenizer=CharTokenizer(),
+                           server=server, context_window=400)  # fmt: skip
+    adapter.load()
+    yield adapter
+    adapter.unload()
 
 
 def collect(chat: LlamaCppChat, request: Request, cancel=None) -> tuple[list[str], Result]:
@@ -58,78 +48,160 @@ def collect(chat: LlamaCppChat, request: Request, cancel=None) -> tuple[list[str
     return [i for i in items if isinstance(i, str)], items[-1]
 
 
-def test_streams_the_reply_and_stops_at_end_of_sequence():
-    pieces, result = collect(adapter(), Request(text="hello there"))
-    assert "".join(pieces) == "ereht olleh" == result.text
-    assert result.usage.units_out == len("ereht olleh")
-    assert result.usage.units_in == len("user: hello there\nassistant:")
+def test_streams_the_reply_with_the_shared_chat_template_and_usage(chat, log):
+    pieces, result = collect(chat, Request(text="hello there"))
+    assert len(pieces) == len("hello there") and "".join(pieces) == "ereht olleh" == result.text
+    prompt = "user: hello there\nassistant:"  # the transformers template, rendered here
+    assert result.usage.units_in == len(prompt) and result.usage.units_out == len(pieces)
+    sent = json.loads(log.read_text().splitlines()[-1])
+    assert sent["prompt"] == [ord(c) for c in prompt]
 
 
-def test_max_new_tokens_cuts_an_endless_reply():
-    _, result = collect(adapter(FakeLlama(endless=True)), Request(text="abc", max_new_tokens=7))
-    assert result.usage.units_out == 7 and result.text == "cbacbac"
+def test_greedy_and_sampling_are_asked_as_on_the_other_backends(chat, log):
+    collect(chat, Request(text="hi", temperature=0.0))
+    collect(chat, Request(text="hi", temperature=0.7))
+    greedy, sampled = (json.loads(line) for line in log.read_text().splitlines())
+    assert greedy["temperature"] == 0.0 and sampled["temperature"] == 0.7
+    assert sampled["top_k"] == 0 and sampled["top_p"] == 1.0 and sampled["min_p"] == 0.0
+    assert greedy["repeat_penalty"] == 1.1 and greedy["cache_prompt"] is True
 
 
-def test_stop_ends_generation_at_the_next_token():
+def test_the_reply_cap_is_sent_and_honoured(chat, log):
+    _, result = collect(chat, Request(text="go on forever", max_new_tokens=7))
+    assert result.usage.units_out == 7 and len(result.text) == 7
+    assert json.loads(log.read_text().splitlines()[-1])["max_tokens"] == 7
+
+
+def test_stop_ends_the_reply_at_the_next_piece(chat):
     cancel = threading.Event()
-    chat = adapter(FakeLlama(endless=True))
-    seen = 0
-    for item in chat.stream(Request(text="abcdef", max_new_tokens=300), cancel):
+    seen = []
+    for item in chat.stream(Request(text="abc forever", max_new_tokens=300), cancel):
         if isinstance(item, Result):
             result = item
         else:
-            seen += 1
-            if seen == 3:
+            seen.append(item)
+            if len(seen) == 3:
                 cancel.set()
-    assert result.usage.units_out == 3 and result.text == "fed"
+    assert result.text == "".join(seen) == "rev" and result.usage.units_out == 3
 
 
-def test_sampling_matches_the_other_backends():
-    llm = FakeLlama()
-    collect(adapter(llm), Request(text="hi", temperature=0.0))
-    collect(adapter(llm), Request(text="hi", temperature=0.7))
-    greedy, sampled = llm.calls
-    # temp 0 is llama.cpp's greedy sampler; otherwise plain temperature
-    # sampling with no top-k / top-p / min-p cut, as CTranslate2 does it.
-    assert greedy["temp"] == 0.0 and sampled["temp"] == 0.7
-    assert sampled["top_k"] == 0 and sampled["top_p"] == 1.0 and sampled["min_p"] == 0.0
-    assert greedy["repeat_penalty"] == 1.1
-
-
-def test_a_long_chat_is_trimmed_and_says_so():
-    from models.base import Message
-
+def test_a_long_chat_is_trimmed_and_says_so(chat):
     history = tuple(Message(role, "x" * 60) for _ in range(6) for role in ("user", "assistant"))
-    _, result = collect(adapter(), Request(text="q", history=history, max_new_tokens=50))
+    _, result = collect(chat, Request(text="q", history=history, max_new_tokens=50))
     assert result.notes and "oldest" in result.notes[0]
 
 
-def test_unload_frees_the_model_and_a_later_request_says_so():
-    llm = FakeLlama()
-    chat = adapter(llm)
+def test_a_killed_server_fails_the_request_in_flight_and_restarts_on_the_next(chat):
+    first = chat.server.proc.pid
+    with pytest.raises(ModelUnavailable, match="stopped while answering.*restarts"):
+        for item in chat.stream(Request(text="abc forever", max_new_tokens=300)):
+            if item == "r":  # mid-answer
+                os.kill(chat.server.proc.pid, signal.SIGKILL)
+                chat.server.proc.wait()
+    _, result = collect(chat, Request(text="back"))
+    assert result.text == "kcab" and chat.server.proc.pid != first
+
+
+def test_unload_ends_the_server_process_and_a_late_request_says_so(chat):
+    proc = chat.server.proc
     chat.unload()
-    assert llm.closed
+    assert proc.poll() is not None and not chat.server.alive()
     with pytest.raises(ModelUnavailable, match="not loaded"):
         collect(chat, Request(text="hi"))
+    assert not chat.server.alive()  # not started again behind the pool's back
 
 
-def test_without_llama_cpp_the_message_names_the_install(monkeypatch):
-    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import fails
-    chat = LlamaCppChat(files=lambda: ("unused", "unused"))
-    with pytest.raises(ModelUnavailable, match="make llamacpp"):
-        chat.load()
+def test_a_taken_port_is_named_and_nothing_hangs():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = LlamaServer(Path("x.gguf"), 400, 8, 1, port=port, command=[sys.executable, STUB])
+        with pytest.raises(ModelUnavailable, match=f"port {port} is in use"):
+            server.start()
 
 
-def test_catalog_offers_it_only_with_the_runtime(monkeypatch, tmp_path):
-    entry = Catalog.load().get("smollm2-135m-instruct-llamacpp")
+def test_a_server_that_exits_at_start_is_reported_with_its_reason():
+    server = LlamaServer(Path("x.gguf"), 400, 8, 1, command=[
+        sys.executable, "-c", "import sys; print('bad model file', file=sys.stderr); sys.exit(2)"])
+    with pytest.raises(ModelUnavailable, match="could not start: bad model file"):
+        server.start()
+
+
+def test_without_the_wheel_the_message_names_the_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)  # import fails
+    with pytest.raises(ModelUnavailable, match="pip install xllamacpp"):
+        LlamaServer(Path("x.gguf"), 400, 8, 1).start()
+
+
+class Named(Adapter):
+    family, tasks = "text", ("text",)
+
+    def __init__(self, name: str, fails: bool = False):
+        self.name, self.fails, self.loads = name, fails, 0
+
+    def load(self) -> None:
+        self.loads += 1
+        if self.fails:
+            raise ModelUnavailable("llama.cpp could not start: port 7950 is in use.")
+
+
+def test_the_pool_falls_back_to_the_next_runtime_and_says_why():
+    adapters = {"fast": Named("fast", fails=True), "steady": Named("steady")}
+    said = []
+    pool = Pool(adapters.__getitem__, 1024, {}, fallbacks={"fast": "steady"}, log=said.append)
+    with pool.lease("fast") as lease:
+        assert lease.adapter.name == "steady" and lease.model == "steady"
+        assert "port 7950 is in use" in lease.fallback_reason
+    assert said and "fast could not start" in said[0] and "steady serves" in said[0]
+    with pool.lease("fast") as lease:  # not retried at once: no second failed start
+        assert lease.model == "steady" and adapters["fast"].loads == 1
+    with pool.lease("steady") as lease:
+        assert lease.fallback_reason == ""
+
+
+def test_a_model_without_fallback_still_fails_clearly():
+    pool = Pool(lambda m: Named(m, fails=True), 1024, {})
+    with pytest.raises(ModelUnavailable, match="port 7950"):
+        with pool.lease("fast"):
+            pass
+
+
+def test_the_route_card_and_the_ledger_name_the_model_that_answered(assistant):
+    pool = assistant.pool
+    pool.fallbacks = {"smollm2-135m-instruct-llamacpp": "smollm2-135m-instruct"}
+    factory = pool.factory
+
+    def broken(model_id: str):
+        if model_id == "smollm2-135m-instruct-llamacpp":
+            return Named(model_id, fails=True)
+        return factory(model_id)
+
+    pool.factory = broken
+    outcome = assistant.ask(Request(text="hello", model="smollm2-135m-instruct-llamacpp"))
+    assert outcome.status == "ok" and outcome.route.model == "smollm2-135m-instruct"
+    assert "could not start (llama.cpp could not start: port 7950" in outcome.route.reason
+    row = assistant.ledger.get(outcome.request_id)
+    extra = json.loads(row["extra"])
+    assert extra["fallback"]["asked"] == "smollm2-135m-instruct-llamacpp"
+
+
+def test_catalog_ids_stay_and_name_the_wheel(monkeypatch, tmp_path):
+    catalog = Catalog.load()
+    for model_id, fallback in (("smollm2-135m-instruct-llamacpp", "smollm2-135m-instruct"),
+                               ("qwen2.5-coder-0.5b-instruct-llamacpp",
+                                "qwen2.5-coder-0.5b-instruct")):  # fmt: skip
+        entry = catalog.get(model_id)
+        assert entry.backend == "llama.cpp" and entry.fallback == fallback
     monkeypatch.setattr("assistant.catalog.module_dir", lambda name: None)
-    usable, why = entry.availability(tmp_path)
-    assert not usable and "make llamacpp" in why
-    assert Catalog.load().default_for("text").id == "smollm2-135m-instruct"
+    usable, why = catalog.get("smollm2-135m-instruct-llamacpp").availability(tmp_path)
+    assert not usable and "pip install xllamacpp" in why
 
 
 def test_an_entry_without_pack_or_gguf_is_refused_clearly():
     from assistant.catalog import Entry
+    from assistant.families import build_adapter
+    from assistant.settings import Settings
 
     coder = Catalog.load().get("qwen2.5-coder-0.5b-instruct")
     bare = Entry(**{**coder.__dict__, "id": "mine", "backend": "llama.cpp", "source": {}})
@@ -137,15 +209,21 @@ def test_an_entry_without_pack_or_gguf_is_refused_clearly():
         build_adapter(bare, Settings.from_env()).files()
 
 
-def test_a_local_gguf_entry_is_offered_only_when_its_file_exists(tmp_path):
-    from assistant.catalog import Entry
+def test_the_default_follows_what_bench_text_measured_here(tmp_path, monkeypatch):
+    from assistant.service import BENCH_TEXT_FILE, measured_text_default
+    from assistant.settings import Settings
 
-    base = Catalog.load().get("smollm2-135m-instruct-llamacpp")
-    model = tmp_path / "mine.gguf"
-    source = {"folder": str(tmp_path), "gguf": str(model)}
-    entry = Entry(**{**base.__dict__, "id": "mine", "source": source})
-    usable, why = entry.availability(tmp_path)
-    assert not usable and str(model) in why
-    model.write_bytes(b"GGUF")
-    assert entry.availability(tmp_path) == (True, "local GGUF file")
-    assert build_adapter(entry, Settings.from_env()).files() == (tmp_path, model)
+    settings = Settings(home=tmp_path)
+    catalog = Catalog.load()
+    assert measured_text_default(settings, catalog) is None  # no bench run: the catalog's
+    (tmp_path / BENCH_TEXT_FILE).write_text('{"text_model": "smollm2-135m-instruct-llamacpp"}')
+    monkeypatch.setattr("assistant.catalog.is_installed", lambda pack: True)
+    monkeypatch.setattr("assistant.catalog.module_dir", lambda name: tmp_path)
+    assert measured_text_default(settings, catalog) == "smollm2-135m-instruct-llamacpp"
+    # A winner that cannot run here (wheel gone) is not made the default.
+    monkeypatch.setattr("assistant.catalog.module_dir", lambda name: None)
+    assert measured_text_default(settings, catalog) is None
+    (tmp_path / BENCH_TEXT_FILE).write_text('{"text_model": "no-such-model"}')
+    assert measured_text_default(settings, catalog) is None
+    (tmp_path / BENCH_TEXT_FILE).write_text("not json")
+    assert measured_text_default(settings, catalog) is None

@@ -7,7 +7,9 @@ session's ledger rows beside the chat.
 
 from __future__ import annotations
 
+import re
 import threading
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -22,27 +24,43 @@ from assistant.ui.compare import build_compare_tab
 from assistant.ui.costs import build_costs_tab
 from assistant.ui.documents import build_documents_tab, user_of
 from assistant.ui.evaluate import build_evaluate_tab
-from assistant.ui.render import safe_markdown
+from assistant.ui.render import STOPPED, reply_messages, safe_markdown, units_text, usd
 from assistant.ui.tools import build_tools
 from assistant.ui.tune import build_tune_tab
 from models.base import BadInput, Message, Progress, Request
 
 PANEL_COLUMNS = [
-    "time", "model · task", "why", "queue / load / run s", "units in→out", "$ local / cloud",
-    "status",
+    "time", "model · task", "why (and what went wrong)", "queue / load / run s",
+    "what was counted", "$ here / cloud", "status",
 ]  # fmt: skip
 
 
-def usd(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"${value:.2g}" if value < 0.01 else f"${value:.2f}"
+CSS = """
+/* Stop shows exactly while a reply runs: the box is locked for that time. */
+#stop { display: none; }
+body:has(#input textarea[disabled]) #stop { display: flex; }
+#panel .body-cell, #panel th { word-break: normal; overflow-wrap: normal; }
+#panel .body-cell:first-child { white-space: nowrap; }
+#chat .placeholder-content h3 { margin-top: 0; }
+"""
+# On a phone the sidebar covers the whole screen: start it closed there.
+ON_LOAD = """() => {
+  const tries = setInterval(() => {
+    const bar = document.querySelector('.sidebar');
+    if (!bar) return;
+    clearInterval(tries);
+    if (window.innerWidth <= 768 && bar.classList.contains('open'))
+      bar.querySelector('.toggle-button').click();
+  }, 100);
+  setTimeout(() => clearInterval(tries), 20000);
+}"""
 
 
 def launch_options(settings=None) -> dict:
     # Uploads larger than this are refused by Gradio before they reach us.
     # Agents call the tools of assistant/ui/tools.py at /gradio_api/mcp/.
-    options = {"max_file_size": "200mb", "show_error": False, "mcp_server": True}
+    options = {"max_file_size": "200mb", "show_error": False, "mcp_server": True,
+               "css": CSS, "js": ON_LOAD}  # fmt: skip
     if settings is not None and settings.auth:
         # Gradio's MCP server calls the app through a client that cannot log
         # in, so behind a login it would list tools and refuse every call.
@@ -54,10 +72,11 @@ def launch_options(settings=None) -> dict:
         # Kept copies of indexed documents, so a cited recording plays from its timestamp.
         (settings.documents_dir / "files").mkdir(parents=True, exist_ok=True)
         # Pictures, speech and exports the app writes: Gradio copies an output into its
-        # cache only from an allowed folder (or the checkout, or /tmp).
+        # cache only from an allowed folder (or the checkout, or /tmp). The samples
+        # are the welcome's example recording.
         options["allowed_paths"] = [str(settings.documents_dir / "files"),
                                     str(settings.home / "outputs"),
-                                    str(settings.home / "exports")]  # fmt: skip
+                                    str(settings.home / "exports"), str(SAMPLES)]  # fmt: skip
         # Never served or copied, whatever else allows them (blocked wins in Gradio):
         # the app's own databases, and the system's secrets.
         options["blocked_paths"] = blocked_paths(settings)
@@ -73,18 +92,6 @@ def blocked_paths(settings) -> list[str]:
         databases += [str(home / (name + tail)) for tail in ("", "-wal", "-shm", "-journal")]
     return sorted(set(databases)) + [str(home / "documents" / "chroma"), "/proc", "/etc",
                                      "/sys", "/root", "/dev"]  # fmt: skip
-
-
-def sources(citations: tuple[dict, ...]) -> str:
-    """The numbered sources under an answer; a recording's time plays it from there."""
-    lines = []
-    for c in citations:
-        where = f"{c['source']} — {c['location']}"
-        if c.get("start_s") is not None and c.get("path"):
-            # A media fragment: the browser starts the recording at that second.
-            where = f"[{where}](/gradio_api/file={c['path']}#t={c['start_s']:.1f})"
-        lines.append(f"[{c['n']}] {where}")
-    return "\n\n**Sources**\n\n" + "\n\n".join(lines) if lines else ""
 
 
 def text_of(content) -> str:
@@ -140,13 +147,16 @@ def badge(outcome: Outcome) -> tuple[str, str]:
     if route is None:
         return "rejected before routing", outcome.error or ""
     usage = outcome.result.usage if outcome.result else None
-    units = f" · {usage.units_in}→{usage.units_out} {usage.unit}" if usage else ""
+    units = f" · {units_text(usage.unit, route.task, usage.units_in, usage.units_out)}" \
+        if usage else ""
     load = f" · cold load {outcome.load_s:.1f}s" if outcome.load_s > 0.05 else ""
     if outcome.evicted:  # this request made room, and paid for it
         load += f" (unloaded {', '.join(outcome.evicted)})"
     money = ""
     if outcome.cost:
-        money = f" · {usd(outcome.cost.usd_local)} here vs {usd(outcome.cost.usd_cloud)} cloud"
+        cloud = outcome.cost.usd_cloud
+        money = f" · {usd(outcome.cost.usd_local)} here" + (
+            f" vs {usd(cloud)} cloud" if cloud is not None else " (no cloud API does this)")
     # A chain (speech, then the answer; or the answer, then its voice) names
     # every model in order; units are the last step's, time is the total.
     routes = [s.route for s in outcome.steps if s.route] or [route]
@@ -172,19 +182,20 @@ def _alternative(alt: dict) -> str:
 
 
 def panel_rows(assistant: Assistant, session_id: str, user: str | None = None) -> list[list]:
-    import time
-
     rows = []
     # The user too: a session id is whatever the client sent, never proof of who it is.
     for r in assistant.ledger.rows(session_id=session_id, limit=200, user=user):
+        why = r["reason"] or ""
+        if r["error"]:  # the why column is the wide one: the reason fits there
+            why = f"{why}\n⚠️ {r['error'][:200]}".strip()
         rows.append([
             time.strftime("%H:%M:%S", time.localtime(r["started_at"])),
             f"{r['model'] or '-'} · {r['task'] or '-'}",
-            r["reason"],
+            why,
             f"{r['queue_s'] or 0:.2f} / {r['load_s'] or 0:.2f} / {r['run_s'] or 0:.2f}",
-            f"{r['units_in'] or 0}→{r['units_out'] or 0} {r['unit'] or ''}",
+            units_text(r["unit"], r["task"], r["units_in"], r["units_out"]),
             f"{usd(r['usd_local'])} / {usd(r['usd_cloud'])}",
-            r["status"] if not r["error"] else f"{r['status']}: {r['error'][:80]}",
+            r["status"],
         ])  # fmt: skip
     return rows
 
@@ -224,10 +235,13 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             chat.append({"role": "user", "content": {"path": str(path)}})
         if text.strip():
             chat.append({"role": "user", "content": text})
-        chat.append({"role": "assistant", "content": ""})
+        # Words at once, not an empty bubble: a model's first use loads it first.
+        chat.append({"role": "assistant", "content": waiting_text(assistant)})
         # Saved before the model runs: a crash or a Stop never loses what was typed.
-        assistant.chats.add(user, chat_id, "user", text, {"files": [p.name for p in files],
-                                                          **dict(prompt)})  # fmt: skip
+        # The paths too, so a reopened chat shows the pictures and recordings again.
+        assistant.chats.add(user, chat_id, "user", text, {
+            "files": [p.name for p in files], "paths": [str(p) for p in files],
+            **dict(prompt)})  # fmt: skip
         yield (gr.MultimodalTextbox(value=None, interactive=False), chat, gr.skip(), gr.skip(),
                chat_id, _chat_list(assistant, user, chat_id))  # fmt: skip
 
@@ -261,23 +275,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     outcome = item if isinstance(item, Outcome) else outcome
                 _save_reply(assistant, user, chat_id, reply.strip(), outcome, stopped=True)
         assert outcome is not None
-        _save_reply(assistant, user, chat_id, reply.strip(), outcome)
-        if outcome.status == "ok":
-            # What streamed is what the person reads: for speech it carries the
-            # timecodes, for a chain the transcript before the answer.
-            shown = safe_markdown(reply.strip() or outcome.result.text)
-            notes = "".join(f"\n\n*{n}*" for n in outcome.result.notes)
-            chat[-1] = {"role": "assistant",
-                        "content": shown + notes + sources(outcome.result.citations)}  # fmt: skip
-        else:
-            # Keep what already arrived (e.g. a transcript before a failed step).
-            shown = f"{reply.strip()}\n\n" if reply.strip() else ""
-            chat[-1] = {"role": "assistant", "content": f"{safe_markdown(shown)}⚠️ {outcome.error}"}
-        for produced in outcome.result.files if outcome.result else ():
-            chat.append({"role": "assistant", "content": {"path": str(produced)}})
-        title, details = badge(outcome)
-        metadata = {"title": title, "status": "done"}
-        chat.append({"role": "assistant", "content": details, "metadata": metadata})
+        cap = min(req.max_new_tokens, assistant.settings.max_new_tokens)
+        _save_reply(assistant, user, chat_id, reply.strip(), outcome, cap=cap)
+        chat[-1:] = reply_messages(saved_reply(reply.strip(), outcome, cap=cap))
         yield (gr.MultimodalTextbox(value=None, interactive=True), chat,
                panel_rows(assistant, session_id, user), resident_text(assistant), chat_id,
                _chat_list(assistant, user, chat_id))  # fmt: skip
@@ -308,66 +308,86 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 else:
                     text += text_of(part)
         message = {"text": text, "files": files}
-        yield from respond(message, chat[:first], chat_id, speak, system, template, variables,
-                           steps, guidance, seed, size, negative, strength, *picks,
-                           request=request)  # fmt: skip
+        # The earlier answers stay, folded under the question and numbered.
+        earlier = fold_answers(chat[last + 1 :])
+        turns = respond(message, chat[:first], chat_id, speak, system, template, variables,
+                        steps, guidance, seed, size, negative, strength, *picks,
+                        request=request)  # fmt: skip
+        for out in turns:
+            shown = out[1]
+            if isinstance(shown, list):
+                if len(shown) <= last:  # refused before it started: the chat as it was
+                    shown = chat
+                else:
+                    shown = shown[: last + 1] + earlier + number_answer(
+                        shown[last + 1 :], len(earlier) + 1)  # fmt: skip
+                out = (out[0], shown, *out[2:])
+            yield out
 
     with gr.Blocks(title="Assistant") as demo:
         chat_id = gr.State(None)  # the open saved chat (assistant/chat.py)
         gr.Markdown("### Assistant — local models, routed and accounted")
         for warning in assistant.warnings:
             gr.Markdown(f"⚠️ {warning}", elem_classes="warning")
-        with gr.Tab("Chat"), gr.Row():
-            with gr.Column(scale=4):
-                chatbot = gr.Chatbot(label="Chat", height=520, elem_id="chat")
-                box = gr.MultimodalTextbox(
-                    placeholder="Ask something, attach audio, images or documents, or record…",
-                    sources=["upload", "microphone"],
-                    file_count="multiple",
-                    show_label=False,
-                    elem_id="input",
-                )
+        with gr.Tab("Chat"):
+            chatbot = gr.Chatbot(label="Chat", height=520, elem_id="chat",
+                                 placeholder=WELCOME, examples=examples())  # fmt: skip
+            box = gr.MultimodalTextbox(
+                placeholder="Ask something, attach audio, images or documents, or record…",
+                sources=["upload", "microphone"],
+                file_count="multiple",
+                show_label=False,
+                elem_id="input",
+            )
+            with gr.Row():
                 speak = gr.Checkbox(
                     label="Speak replies" if speech_ok else
                     "Speak replies (install the optional Piper extra: make tts)",
-                    value=False, interactive=speech_ok, elem_id="speak",
+                    value=False, interactive=speech_ok, elem_id="speak", scale=3,
                 )  # fmt: skip
-                with gr.Row():
-                    stop_btn = gr.Button("■ Stop", size="sm", variant="stop", elem_id="stop")
-                    rerun_btn = gr.Button("Re-run last message with the models picked",
-                                          size="sm", elem_id="rerun")  # fmt: skip
-                prompt = build_prompt_controls(assistant)
-            with gr.Column(scale=3):
-                gr.Markdown("**Requests this session** — model, why, and time spent")
-                panel = gr.Dataframe(
-                    headers=PANEL_COLUMNS,
-                    value=[],
-                    interactive=False,
-                    wrap=True,
-                    column_widths=["9%", "20%", "20%", "14%", "12%", "15%", "10%"],
-                    elem_id="panel",
-                )
-                resident = gr.Markdown(resident_text(assistant), elem_id="resident")
-                with gr.Accordion("Models: pick one per task (auto lets the router choose)",
-                                  open=False):  # fmt: skip
-                    pickers = [
-                        gr.Dropdown([AUTO] + ids, value=AUTO, label=task, elem_id=f"pick-{task}")
-                        for task, ids in pickable.items()
-                    ]
-                with gr.Accordion("Pictures: steps, guidance, seed, size, edits", open=False):
-                    picture = [
-                        gr.Number(0, precision=0, minimum=0, maximum=100, elem_id="steps",
-                                  label="Steps (0: the model's own, e.g. 1 for turbo)"),
-                        gr.Number(0, minimum=0, maximum=20, elem_id="guidance",
-                                  label="Guidance (0: the model's own; 1 turns it off)"),
-                        gr.Number(-1, precision=0, elem_id="seed",
-                                  label="Seed (-1: new each time; a picture's seed redraws it)"),
-                        gr.Dropdown([SIZE_DEFAULT, "256", "512", "768", "1024"],
-                                    value=SIZE_DEFAULT, label="Size (square, pixels)"),
-                        gr.Textbox("", label="Negative prompt (what to keep out)", lines=1),
-                        gr.Slider(0.1, 1.0, value=0.6, step=0.05, label="Edit strength "
-                                  "(attach a picture: how far to move from it)"),
-                    ]  # fmt: skip
+                # Shown only while a reply runs (CSS): a red button at rest reads as an alarm.
+                stop_btn = gr.Button("■ Stop", size="sm", variant="stop", elem_id="stop",
+                                     scale=1)  # fmt: skip
+                rerun_btn = gr.Button("Re-run last message with the models picked",
+                                      size="sm", elem_id="rerun", scale=2)  # fmt: skip
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=1, min_width=300):
+                    prompt = build_prompt_controls(assistant)
+                    with gr.Accordion("Models: pick one per task (auto lets the router choose)",
+                                      open=False):  # fmt: skip
+                        pickers = [
+                            gr.Dropdown([(AUTO, AUTO)] + ids, value=AUTO, label=task,
+                                        elem_id=f"pick-{task}")  # fmt: skip
+                            for task, ids in pickable.items()
+                        ]
+                with gr.Column(scale=1, min_width=300):
+                    with gr.Accordion("Pictures: steps, guidance, seed, size, edits", open=False):
+                        picture = [
+                            gr.Number(0, precision=0, minimum=0, maximum=100, elem_id="steps",
+                                      label="Steps (0: the model's own, e.g. 1 for turbo)"),
+                            gr.Number(0, minimum=0, maximum=20, elem_id="guidance",
+                                      label="Guidance (0: the model's own; 1 turns it off)"),
+                            gr.Number(-1, precision=0, elem_id="seed",
+                                      label="Seed (-1: new each time; a picture's seed "
+                                            "redraws it)"),
+                            gr.Dropdown([SIZE_DEFAULT, "256", "512", "768", "1024"],
+                                        value=SIZE_DEFAULT, label="Size (square, pixels)"),
+                            gr.Textbox("", label="Negative prompt (what to keep out)", lines=1),
+                            gr.Slider(0.1, 1.0, value=0.6, step=0.05, label="Edit strength "
+                                      "(attach a picture: how far to move from it)"),
+                        ]  # fmt: skip
+            # The whole width: seven columns in a third of the page wrapped a
+            # letter at a time.
+            gr.Markdown("**Requests this session** — model, why, and time spent")
+            panel = gr.Dataframe(
+                headers=PANEL_COLUMNS,
+                value=[],
+                interactive=False,
+                wrap=True,
+                column_widths=["9%", "18%", "24%", "13%", "15%", "13%", "8%"],
+                elem_id="panel",
+            )
+            resident = gr.Markdown(resident_text(assistant), elem_id="resident")
         with gr.Tab("Documents") as documents_tab:
             build_documents_tab(assistant, documents_tab)
         with gr.Tab("Costs") as costs_tab:
@@ -386,14 +406,62 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                           api_name="chat")  # fmt: skip
         again = rerun_btn.click(with_request(rerun), [chatbot, *inputs], outputs,
                                 api_name="rerun")  # fmt: skip
-        stop_btn.click(None, None, None, cancels=[sent, again])
+        # An example prompt under the welcome is a click: it goes into the box and is sent.
+        tried = chatbot.example_select(_example_message, None, box).then(
+            with_request(respond), [box, chatbot, *inputs], outputs)  # fmt: skip
+        running = [sent, again, tried]
+        stop_btn.click(None, None, None, cancels=running)
         # A stopped reply leaves the box disabled: give it back.
         stop_btn.click(lambda: gr.MultimodalTextbox(interactive=True), None, box)
+
+        def mark_stopped(chat: list[dict] | None, request: gr.Request = None):
+            """The stopped reply says so, and its row joins the panel once the ledger has it."""
+            session_id = (request.session_hash if request else None) or "anonymous"
+            chat = with_stopped_note(list(chat or []))
+            # The cancelled turn finishes its ledger row a moment after Stop.
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and any(
+                r["status"] == "started" for r in assistant.ledger.rows(session_id, limit=5)
+            ):
+                time.sleep(0.1)
+            return (chat, panel_rows(assistant, session_id, user_of(request)),
+                    resident_text(assistant))
+
+        stop_btn.click(mark_stopped, chatbot, [chatbot, panel, resident])
+        # A new tab shows what is loaded now, not what was when the app started.
+        demo.load(lambda: resident_text(assistant), None, resident)
         build_tools(assistant, demo)  # last: it hides every UI event from the tool list
     return demo
 
 
 AUTO = "auto"
+# The welcome's example recording: one short sentence (the evaluation's own sample).
+SAMPLES = Path(__file__).resolve().parent.parent / "evaluation" / "examples" / "speech"
+WELCOME = """### Hello — what shall we try?
+
+Everything runs on this machine: ask a question, attach a recording or a picture,
+ask for a drawing, or add documents in the **Documents** tab and ask about them.
+Each reply says which model answered, why, and what it cost. Try one:"""
+
+
+def examples() -> list[dict]:
+    """A few prompts per modality, shown under the welcome of an empty chat."""
+    shown = [
+        {"text": "What is the capital of France?", "display_text": "A quick question"},
+        {"text": "Write a haiku about a lighthouse.", "display_text": "A short poem"},
+        {"text": "draw a red circle on a blue background", "display_text": "Draw a picture"},
+    ]
+    recording = SAMPLES / "weather.flac"
+    if recording.is_file():
+        shown.append({"text": "transcribe this", "files": [str(recording)],
+                      "display_text": "Transcribe a recording"})  # fmt: skip
+    return shown
+
+
+def _example_message(selected: gr.SelectData) -> dict:
+    value = selected.value if isinstance(selected.value, dict) else {"text": str(selected.value)}
+    files = [f["path"] if isinstance(f, dict) else f for f in value.get("files") or []]
+    return {"text": value.get("text") or "", "files": files}
 
 
 def with_request(handler):
@@ -434,19 +502,114 @@ def _prepare_turn(assistant: Assistant, user: str, chat_id: str | None, text: st
     return chat_id, text, history, tuple(prompt.items())
 
 
-def _save_reply(assistant: Assistant, user: str, chat_id: str, text: str,
-                outcome: Outcome | None, stopped: bool = False) -> None:  # fmt: skip
+def saved_reply(text: str, outcome: Outcome | None, stopped: bool = False,
+                cap: int = 0) -> tuple[str, dict]:  # fmt: skip
+    """(text, meta) of a reply as the chat store keeps it: everything its
+    bubble shows (notes, sources, files, the full badge), so reopening the
+    chat shows the same reply, not a bare model name."""
     meta: dict = {"stopped": True} if stopped else {}
     if outcome is not None:
         meta.update(status=outcome.status, request_id=outcome.request_id)
         if outcome.route:
             meta.update(model=outcome.route.model, reason=outcome.route.reason)
         if outcome.status != "ok":
+            # Keep what already arrived (e.g. a transcript before a failed step).
             text = f"{text}\n\n⚠️ {outcome.error}".strip()
         elif not text and outcome.result:
             text = outcome.result.text
+        result = outcome.result
+        if result is not None:
+            notes = list(result.notes)
+            usage = result.usage
+            if (outcome.status == "ok" and not stopped and cap and usage
+                    and usage.unit == "tokens" and usage.units_out >= cap):  # fmt: skip
+                notes.append(f"Cut at the {cap}-token cap on a reply "
+                             "(ASSISTANT_MAX_NEW_TOKENS sets it).")  # fmt: skip
+            meta.update(notes=notes, files=[str(f) for f in result.files],
+                        citations=[{k: v for k, v in c.items() if k != "text"}
+                                   for c in result.citations])  # fmt: skip
+        meta["badge"] = list(badge(outcome))
+    return text, meta
+
+
+def fold_answers(answers: list[dict]) -> list[dict]:
+    """The answers already under a question, each folded into one numbered message.
+
+    A re-run keeps what came before, as peers do: each earlier answer
+    collapses to "Answer 1 of 2 · model..." and opens with a click.
+    """
+    folded, text, badge_title = [], "", ""
+
+    def close() -> None:
+        nonlocal text, badge_title
+        if text.strip() or badge_title:
+            folded.append({"role": "assistant", "content": text.strip() or "(no text)",
+                           "metadata": {"title": badge_title, "status": "done"}})  # fmt: skip
+        text, badge_title = "", ""
+
+    for message in answers:
+        title = (message.get("metadata") or {}).get("title") or ""
+        if title.startswith("Answer "):  # folded by an earlier re-run
+            close()
+            folded.append(message)
+        elif title:  # the badge ends an answer
+            badge_title = title
+            close()
+        else:
+            text += text_of(message.get("content")) + "\n\n"
+    close()
+    total = len(folded) + 1
+    out = []
+    for n, message in enumerate(folded, 1):
+        title = re.sub(r"^Answer \d+ of \d+ · ", "", message["metadata"]["title"])
+        out.append({**message, "metadata": {**message["metadata"],
+                                            "title": f"Answer {n} of {total} · {title}"}})
+    return out
+
+
+def number_answer(messages: list[dict], n: int) -> list[dict]:
+    """The new answer's badge says which of the answers it is."""
+    out = []
+    for message in messages:
+        title = (message.get("metadata") or {}).get("title")
+        if title and n > 1 and not title.startswith("Answer "):
+            message = {**message, "metadata": {**message["metadata"],
+                                               "title": f"Answer {n} of {n} · {title}"}}
+        out.append(message)
+    return out
+
+
+def with_stopped_note(chat: list[dict]) -> list[dict]:
+    """The chat with the stopped note under the last reply's text (not its badge or files)."""
+    for i in range(len(chat) - 1, -1, -1):
+        message = chat[i]
+        if message.get("role") == "user":
+            break
+        content = message.get("content")
+        if (message.get("metadata") or {}).get("title"):
+            continue
+        if isinstance(content, str):
+            chat[i] = {**message, "content": content + STOPPED}
+            return chat
+        if isinstance(content, list) and content and isinstance(content[-1], dict) \
+                and content[-1].get("type") == "text":  # fmt: skip
+            last = {**content[-1], "text": content[-1]["text"] + STOPPED}
+            chat[i] = {**message, "content": [*content[:-1], last]}
+            return chat
+    return chat
+
+
+def waiting_text(assistant: Assistant) -> str:
+    if not assistant.pool.resident():
+        return "*Loading a model for its first use (a few seconds), then the reply streams…*"
+    return "*Working…*"
+
+
+def _save_reply(assistant: Assistant, user: str, chat_id: str, text: str,
+                outcome: Outcome | None, stopped: bool = False, cap: int = 0) -> None:  # fmt: skip
+    saved, meta = saved_reply(text, outcome, stopped, cap)
     try:
-        assistant.chats.add(user, chat_id, "assistant", text, meta)
+        assistant.chats.add(user, chat_id, "assistant", saved, meta)
     except BadInput:
         pass  # the chat was deleted while the reply was running
 
@@ -456,15 +619,18 @@ def _chat_list(assistant: Assistant, user: str, selected: str | None) -> gr.Radi
     return gr.Radio(choices=items, value=selected)
 
 
-def _pickable_tasks(assistant: Assistant) -> dict[str, list[str]]:
-    """Route task -> models a person may pick for it (built ones; available first)."""
+def _pickable_tasks(assistant: Assistant) -> dict[str, list[tuple[str, str]]]:
+    """Route task -> (label, model id) a person may pick (built ones; those that can load
+    now first, the others labelled with why they cannot)."""
     weights = assistant.settings.weights_dir
-    tasks: dict[str, list[str]] = {}
+    tasks: dict[str, list[tuple[str, str]]] = {}
     for task in TASKS:
-        entries = [e for e in assistant.catalog.for_task(task) if e.built]
-        entries.sort(key=lambda e: not e.availability(weights)[0])
+        entries = [(e, *e.availability(weights)) for e in assistant.catalog.for_task(task)
+                   if e.built]  # fmt: skip
+        entries.sort(key=lambda item: not item[1])
         if entries:
-            tasks[task] = [e.id for e in entries]
+            tasks[task] = [(e.id if ok else f"{e.id} — cannot load here ({why})", e.id)
+                           for e, ok, why in entries]  # fmt: skip
     return tasks
 
 

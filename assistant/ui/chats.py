@@ -7,12 +7,13 @@ shows them. Each person sees their own chats (``user_of`` the request).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 
 from assistant.chat import Turn
 from assistant.service import Assistant
-from assistant.ui.render import safe_markdown
+from assistant.ui.render import reply_messages, safe_markdown
 from models.base import BadInput
 
 NO_TEMPLATE = "none"
@@ -52,20 +53,25 @@ def build_prompt_controls(assistant: Assistant) -> PromptControls:
 
 
 def chatbot_messages(turns: list[Turn]) -> list[dict]:
-    """A saved chat as Chatbot messages, with each reply's route as a collapsed badge."""
+    """A saved chat as Chatbot messages: the same bubbles, files and badges as when it ran."""
     out = []
     for turn in turns:
-        files = turn.meta.get("files") or []
-        content = safe_markdown(turn.content)  # saved text is rendered like a live reply
-        if files:
-            names = "\n".join(f"📎 {name}" for name in files)
-            content = names + ("\n\n" + content if content else "")
-        if turn.meta.get("stopped"):
-            content += "\n\n*(stopped)*"
-        out.append({"role": turn.role, "content": content})
-        if turn.role == "assistant" and turn.meta.get("model"):
-            out.append({"role": "assistant", "content": turn.meta.get("reason", ""),
-                        "metadata": {"title": turn.meta["model"], "status": "done"}})  # fmt: skip
+        if turn.role != "user":
+            out += reply_messages((turn.content, turn.meta))
+            continue
+        # The paths the app itself recorded for this upload (after its checks),
+        # so a reopened chat shows the picture or recording again.
+        paths = turn.meta.get("paths") or []
+        names = turn.meta.get("files") or []
+        for n, name in enumerate(names):
+            path = paths[n] if n < len(paths) else None
+            if path and Path(path).is_file():
+                out.append({"role": "user", "content": {"path": path}})
+            else:  # older chats kept only the name, or the file has gone
+                out.append({"role": "user", "content": f"📎 {name}"})
+        if turn.content:
+            # Saved text is rendered like a live message.
+            out.append({"role": "user", "content": safe_markdown(turn.content)})
     return out
 
 
@@ -83,6 +89,7 @@ def build_chat_sidebar(assistant: Assistant, user_of, chat_id: gr.State, chatbot
             fmt = gr.Radio([("Markdown", "md"), ("JSON", "json")], value="md", label="Export as")
             export = gr.Button("Export", size="sm", elem_id="export-chat")
             exported = gr.File(label="Exported chat", interactive=False, elem_id="exported")
+            answer = gr.Textbox("no", visible=False)  # the answer to "Delete this chat?"
 
     def listed(request: gr.Request, selected: str | None = None):
         items = [(c.title, c.id) for c in chats.list(user_of(request))]
@@ -111,10 +118,29 @@ def build_chat_sidebar(assistant: Assistant, user_of, chat_id: gr.State, chatbot
                 gr.Warning(str(err))
         return listed(request, selected)
 
-    def do_delete(selected: str | None, request: gr.Request):
-        if selected:
-            chats.delete(user_of(request), selected)
+    def do_delete(selected: str | None, answer: str, request: gr.Request):
+        if not selected or answer != "yes":  # nothing open, or "Delete…?" was answered no
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        chats.delete(user_of(request), selected)
         return None, [], "", listed(request)
+
+    def last_chat(request: gr.Request):
+        """A reloaded page reopens the chat used last, as it was."""
+        items = chats.list(user_of(request))
+        if not items:
+            return listed(request), None, [], "", ""
+        chosen = items[0]
+        messages = chatbot_messages(chats.turns(user_of(request), chosen.id))
+        return listed(request, chosen.id), chosen.id, messages, chosen.system_prompt, chosen.title
+
+    def current(selected: str | None, request: gr.Request):
+        """The Rename box and the export follow the open chat, whichever way it was opened."""
+        if not selected:
+            return "", None
+        try:
+            return chats.info(user_of(request), selected).title, None
+        except BadInput:
+            return "", None
 
     def do_export(selected: str | None, kind: str, request: gr.Request):
         if not selected:
@@ -127,10 +153,14 @@ def build_chat_sidebar(assistant: Assistant, user_of, chat_id: gr.State, chatbot
         path.write_text(text, encoding="utf-8")
         return str(path)
 
-    demo.load(listed, None, listing)
+    demo.load(last_chat, None, [listing, chat_id, chatbot, prompt.system, title])
     listing.input(open_chat, listing, [chat_id, chatbot, prompt.system, title])
+    chat_id.change(current, chat_id, [title, exported])
     new.click(new_chat, None, [chat_id, chatbot, prompt.system, listing])
     rename.click(do_rename, [chat_id, title], listing)
-    delete.click(do_delete, chat_id, [chat_id, chatbot, prompt.system, listing])
+    # Asked first: a deleted chat cannot come back. The browser's answer travels in
+    # a hidden box (the open chat is server-side State, which the browser cannot change).
+    delete.click(do_delete, [chat_id, answer], [chat_id, chatbot, prompt.system, listing],
+                 js="(id, a) => [id, confirm('Delete this chat for good?') ? 'yes' : 'no']")
     export.click(do_export, [chat_id, fmt], exported)
     return listing

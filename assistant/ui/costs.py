@@ -36,13 +36,16 @@ def finished_frame(assistant: Assistant, user: str | None = None) -> pd.DataFram
     rows = [r for r in assistant.ledger.rows(user=user)
             if r["status"] != "started" and r["task"]]  # fmt: skip
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    if frame.empty:
-        return frame.assign(family=pd.Series(dtype=str), when=pd.Series(dtype="datetime64[ns]"))
     families = {e.id: e.family for e in assistant.catalog.entries.values()}
-    frame["family"] = frame["model"].map(families).fillna("?")
-    frame["when"] = pd.to_datetime(frame["started_at"], unit="s")
+    frame["family"] = frame["model"].map(families).fillna("?").astype(str)
+    frame["model"] = frame["model"].astype(str)
+    # Typed even when empty: the browser fixes each plot's axis kinds from the
+    # first data it gets, and an empty frame's object columns made a y axis
+    # of text labels (a "point scale") that later rows never repaired.
+    # Epoch milliseconds: the browser draws them in its own local time.
+    frame["when"] = pd.to_datetime(pd.to_numeric(frame["started_at"]), unit="s")
     for col in ("usd_local", "usd_cloud", "run_s", "load_s", "device_seconds"):
-        frame[col] = pd.to_numeric(frame[col]).fillna(0.0)
+        frame[col] = pd.to_numeric(frame[col]).fillna(0.0).astype(float)
     return frame.sort_values("when")
 
 
@@ -82,7 +85,21 @@ def build_costs_tab(assistant: Assistant, tab: gr.Tab) -> None:
         by_model = totals(frame, "model")
         saving = by_model.melt(id_vars="model", value_vars=["usd_local", "usd_cloud"],
                                var_name="where", value_name="usd")  # fmt: skip
-        return frame, frame, by_model, saving, totals(frame, "family")
+        saving["usd"] = saving["usd"].astype(float)  # a number even with no rows
+        saving["where"] = saving["where"].map({"usd_local": "here", "usd_cloud": "cloud"})
+        # The browser builds a plot's chart once, from its first data, and
+        # afterwards only swaps the rows: the axis kinds and the colours it
+        # knows stay those of the first data (none, on a fresh home). Naming
+        # the legend's entries rebuilds the chart, so every refresh draws
+        # with today's models; no data at all shows "no data", not an empty chart.
+        models = sorted(frame["model"].unique())
+
+        def plot(kind, data: pd.DataFrame, legend: list[str]):
+            return kind(value=None if data.empty else data, colors_in_legend=legend)
+
+        return (plot(gr.ScatterPlot, frame, models), plot(gr.ScatterPlot, frame, models),
+                by_model, plot(gr.BarPlot, saving, models),
+                totals(frame, "family"))  # fmt: skip
 
     gr.Markdown(
         "Every request's cost from the ledger: **here** is device-seconds × the "
@@ -92,13 +109,21 @@ def build_costs_tab(assistant: Assistant, tab: gr.Tab) -> None:
     )
     refresh_btn = gr.Button("Refresh", size="sm", elem_id="costs-refresh")
     with gr.Row():
+        # "%H:%M": Vega's default clock is 12-hour, so 16:21 read as 04:21.
         cost_plot = gr.ScatterPlot(x="when", y="usd_local", color="model",
-                                   title="$ here per request", height=260)  # fmt: skip
+                                   title="$ here per request", height=260, x_title="time",
+                                   x_axis_format="%H:%M", y_title="$ here", y_lim=[0, None],
+                                   elem_id="costs-usd")  # fmt: skip
         latency_plot = gr.ScatterPlot(x="when", y="run_s", color="model",
-                                      title="Run seconds per request", height=260)  # fmt: skip
+                                      title="Run seconds per request", height=260,
+                                      x_title="time", x_axis_format="%H:%M",
+                                      y_title="run seconds", y_lim=[0, None],
+                                      elem_id="costs-run")  # fmt: skip
     with gr.Row():
-        saving_plot = gr.BarPlot(x="model", y="usd", color="where",
-                                 title="Total $ here vs cloud, per model", height=260)  # fmt: skip
+        # Two bars, here and cloud, each stacked by model: their heights are the totals.
+        saving_plot = gr.BarPlot(x="where", y="usd", color="model", sort=["here", "cloud"],
+                                 title="Total $ here vs on a cloud API, by model", height=260,
+                                 elem_id="costs-saving")  # fmt: skip
     by_model = gr.Dataframe(label="Totals per model", interactive=False, elem_id="costs-models")
     by_family = gr.Dataframe(label="Totals per family", interactive=False)
     with gr.Row():

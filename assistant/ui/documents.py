@@ -49,8 +49,9 @@ def document_rows(assistant: Assistant, user: str) -> list[list]:
 
 def build_documents_tab(assistant: Assistant, tab: gr.Tab) -> None:
     gr.Markdown(
-        "Upload documents (txt, md, html, pdf, docx) or recordings; ask about them in the chat. "
-        "Answers cite the passages they use. Recordings are transcribed and cited by time."
+        "Upload documents (txt, md, html, pdf, docx), recordings or pictures; ask about them in "
+        "the chat. Answers cite the passages they use. Recordings are transcribed and cited by "
+        "time; pictures are indexed by what they show and the text in them."
     )
     with gr.Row():
         files = gr.File(label="Add to the knowledge base", file_count="multiple",
@@ -61,7 +62,8 @@ def build_documents_tab(assistant: Assistant, tab: gr.Tab) -> None:
             status = gr.Markdown(elem_id="doc-status")
     table = gr.Dataframe(headers=COLUMNS, value=[], interactive=False, elem_id="doc-table")
     with gr.Row():
-        doc_id = gr.Textbox(label="Document id to delete", max_lines=1, scale=3)
+        doc_id = gr.Textbox(label="Document to delete (click its row, or paste its id)",
+                            max_lines=1, scale=3)  # fmt: skip
         delete = gr.Button("Delete", variant="stop", scale=1, elem_id="doc-delete")
 
     def index(paths, share: bool, request: gr.Request = None,
@@ -88,6 +90,8 @@ def build_documents_tab(assistant: Assistant, tab: gr.Tab) -> None:
     def remove(prefix: str, request: gr.Request = None):
         user = user_of(request)
         prefix = (prefix or "").strip()
+        if not prefix:  # nothing chosen, or the person said no to "Delete…?"
+            return "Nothing deleted.", document_rows(assistant, user)
         docs = [d for d in assistant.store.documents(collections_for(user))
                 if prefix and d.doc_id.startswith(prefix)]  # fmt: skip
         if len(docs) != 1:
@@ -97,7 +101,16 @@ def build_documents_tab(assistant: Assistant, tab: gr.Tab) -> None:
         return f"Deleted {gone.name} ({gone.chunks} chunks).", document_rows(assistant, user)
 
     add.click(index, [files, shared], [status, table, files], api_name="index_documents")
-    delete.click(remove, [doc_id], [status, table], api_name="delete_document")
+    delete.click(remove, [doc_id], [status, table], api_name="delete_document",
+                 js="(id) => [(id && confirm('Delete this document from the knowledge base?'))"
+                    " ? id : '']")  # fmt: skip
+
+    def pick(selected: gr.SelectData):
+        # A click on a row fills the box: deleting starts from the row, not a copied id.
+        row = selected.row_value or []
+        return row[-1] if row else gr.skip()
+
+    table.select(pick, None, doc_id)
     def refresh(request: gr.Request = None):
         return document_rows(assistant, user_of(request))
 

@@ -83,3 +83,24 @@ def test_v1_overload_is_a_503_with_retry_after(served, monkeypatch):
     for a in answers:
         if a.status_code == 503:
             assert a.headers["retry-after"] == "5" and a.json()["error"]["code"] == "busy"
+
+
+def test_gradio_busy_answers_say_when_to_retry(tmp_path):
+    """Gradio's own 503 'Queue is full' (and any 429) passes the gate with Retry-After."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from assistant.access import FileAccess
+    from assistant.owners import UploadOwners
+
+    async def full(request):
+        return JSONResponse({"detail": "Queue is full! Please try again later."}, 503)
+
+    inner = Starlette(routes=[Route("/gradio_api/queue/join", full, methods=["POST"])])
+    access = FileAccess(tmp_path / "uploads", tmp_path / "owners.sqlite", tmp_path / "kept")
+    gate = UploadOwners(inner, access, settings=Settings(home=tmp_path))
+    got = TestClient(gate, base_url="http://127.0.0.1").post("/gradio_api/queue/join",
+                                                               json={"data": []})  # fmt: skip
+    assert got.status_code == 503 and got.headers["retry-after"] == "5"

@@ -184,3 +184,15 @@ def test_the_handlers_refuse_a_foreign_path_even_behind_a_broken_gate(assistant,
     ok = list(fns["chat"].handler({"text": "read it", "files": [str(uploads / "mine.txt")]},
                                   [], None, request=_Request("ana-cookie")))  # fmt: skip
     assert ok[-1][1][0] == {"role": "user", "content": {"path": str(uploads / "mine.txt")}}
+
+
+def test_identical_bytes_uploaded_again_do_not_take_the_file_from_its_owner(app):
+    served, _, _ = app
+    ana, bob, eve = served.browser(), served.browser(), served.browser()
+    same = {"files": ("scan.txt", b"the same bytes 81c2", "text/plain")}
+    [first] = ana.post("/gradio_api/upload", files=same).json()
+    [second] = bob.post("/gradio_api/upload", files=same).json()
+    assert first == second  # Gradio names an upload after its bytes
+    assert ana.get(f"/gradio_api/file={first}").status_code == 200  # still ana's
+    assert bob.get(f"/gradio_api/file={first}").status_code == 200  # and bob's, who has them
+    assert eve.get(f"/gradio_api/file={first}").status_code == 404  # nobody else's

@@ -20,8 +20,8 @@ ASK = {"model": "auto", "messages": [{"role": "user", "content": "What is the un
 def app(tmp_path_factory):
     root = tmp_path_factory.mktemp("ident")
     chat = FakeChat()
-    settings = Settings(home=root / "home", auth=(("ana", "pw-ana"), ("bob", "pw-bob")),
-                        rate_limit=3)  # fmt: skip
+    settings = Settings(home=root / "home", rate_limit=3,
+                        auth=(("ana", "pw-ana"), ("bob", "pw-bob"), ("cy", "pw-cy")))  # fmt: skip
     with serve(settings, fake_chat=chat) as served:
         private = root / "ana-notes.txt"
         private.write_text("The unicorn code is 4417. Only ana knows the unicorn code.")
@@ -96,3 +96,18 @@ def test_users_whose_names_differ_in_punctuation_do_not_share_a_collection():
     assert len(set(own)) == len(names)
     assert own[3] == "user-ana"  # plain names keep their collection
     assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{1,61}[A-Za-z0-9]", c) for c in own), own
+
+
+def test_a_pinned_chat_model_answers_a_document_question_and_says_without_documents(app):
+    """#17 low: a pinned model got 400 'does not serve rag' when the question resembled
+    a document; it answers, and the route says it did not read the documents."""
+    served, chat = app
+    notes = served.settings.home / "cy-notes.txt"
+    notes.write_text("The unicorn code is 9921. Only cy knows the unicorn code.")
+    assert served.assistant.ingest(notes, user="cy").status == "ok"
+    v1 = httpx.Client(base_url=served.url, headers={"Authorization": "Bearer cy:pw-cy"})
+    # cy's question resembles cy's own document: unpinned, the router would pick retrieval.
+    got = v1.post("/v1/chat/completions", json={**ASK, "model": "smollm2-135m-instruct"})
+    assert got.status_code == 200, got.text
+    reason = got.json()["assistant"]["route"]["reason"]
+    assert "without your documents" in reason and "9921" not in chat.seen[-1].text
