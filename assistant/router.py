@@ -184,10 +184,12 @@ class Router:
         for e in candidates:
             reasons.setdefault(e.availability(self.weights_dir)[1], []).append(e.id)
         why = "; ".join(f"{', '.join(ids)}: {reason}" for reason, ids in reasons.items())
-        raise ModelUnavailable(
+        refused = ModelUnavailable(
             f"No model that can {TASK_WORDS.get(task, task)} can load on this machine ({why}). "
             "Ask for a new picture instead, or install one (python -m assistant models)."
         )
+        refused.task = task  # the ledger row says what was asked, though nothing was routed
+        raise refused
 
 
 TASK_WORDS = {"image_edit": "edit a picture"}

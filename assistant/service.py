@@ -790,7 +790,8 @@ class Assistant:
         if decision is not None:
             task, model, reason = decision.task, decision.model, "refused after routing"
         else:
-            task, model, reason = "", request.model or "", "rejected before routing"
+            task = getattr(err, "task", None) or request.task or ""
+            model, reason = request.model or "", "rejected before routing"
         self.ledger.start(
             Started(request_id, request.session_id, source, task, model, reason, 0.0, parent_id,
                     user=request.user)

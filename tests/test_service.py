@@ -58,7 +58,9 @@ def test_unknown_model_names_the_known_ones(assistant):
 def test_an_edit_without_a_reachable_image_model_says_so_and_is_recorded(assistant, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # sd-turbo is a hub model
     outcome = assistant.ask(Request(text="make the sky pink", task="image_edit"))
-    assert outcome.status == "error" and "huggingface.co" in outcome.error
+    # Said before anything runs (#18): which models could edit, and why none can load here.
+    assert outcome.status == "error" and "No model that can edit a picture" in outcome.error
+    assert "sd-turbo" in outcome.error and "not in the local cache" in outcome.error
     row = assistant.ledger.get(outcome.request_id)
     assert row["task"] == "image_edit" and row["status"] == "error"
     assert outcome.result is None  # no fake output
