@@ -112,7 +112,8 @@ def _text_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
     from models.text import TransformersChat
 
     return TransformersChat(
-        source=entry.hub_id or entry.id,
+        # A hub id, a local folder (a fine-tuned model, your own), or the id itself.
+        source=entry.hub_id or entry.source.get("folder") or entry.id,
         device=settings.device,
         context_window=entry.context_window or 2048,
         prepare=prepare if entry.pack else None,

@@ -29,8 +29,9 @@ def test_the_export_is_what_spaces_reads(tmp_path):
     assert meta["app_file"] == "app.py" and (folder / meta["app_file"]).is_file()
     assert meta["suggested_hardware"] in {"cpu-basic", "cpu-upgrade", "t4-small", "zero-a10g"}
     shipped = {p.name for p in folder.iterdir()}
-    assert shipped == {"README.md", "app.py", "assistant", "models", "requirements.txt",
-                       "requirements-packs.txt"}  # fmt: skip
+    # training/ too: the Fine-tune tab imports it.
+    assert shipped == {"README.md", "app.py", "assistant", "models", "training",
+                       "requirements.txt", "requirements-packs.txt"}  # fmt: skip
     assert not list(folder.rglob("__pycache__")) and not (folder / "tests").exists()
     assert (folder / "assistant" / "catalog.json").is_file()
     assert (folder / "models" / "imagenet_classes.txt").is_file()
