@@ -4,6 +4,11 @@ one-time GGUF conversion (~30 s) is not paid again by every test run."""
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from assistant.settings import Settings
@@ -15,3 +20,28 @@ def real_settings(home: Path) -> Settings:
     if prepared.is_dir():
         (home / "weights").symlink_to(prepared, target_is_directory=True)
     return Settings(home=home, max_new_tokens=48)
+
+
+@contextmanager
+def served(settings: Settings) -> Iterator[tuple[str, object]]:
+    """(base URL, Assistant) of the app as `make run` serves it, on a free loopback port."""
+    import uvicorn
+
+    from assistant.server import build_server
+
+    app, assistant = build_server(settings, progress=lambda m: None)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the server did not start within 60 s"
+    try:
+        yield f"http://127.0.0.1:{port}/", assistant
+    finally:
+        server.should_exit = True
+        thread.join(10)

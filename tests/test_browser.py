@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.realenv import real_settings
+from tests.realenv import real_settings, served
 
 pytestmark = pytest.mark.real
 CHROMIUM = shutil.which("chromium")
@@ -38,23 +35,8 @@ if CHROMIUM is None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
-
-    from assistant.server import build_server
-
-    app, assistant = build_server(real_settings(tmp_path_factory.mktemp("web") / "home"),
-                                  progress=lambda m: None)  # fmt: skip
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/", assistant
-    server.should_exit = True
-    thread.join(10)
+    with served(real_settings(tmp_path_factory.mktemp("web") / "home")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

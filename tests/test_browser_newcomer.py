@@ -16,14 +16,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.realenv import real_settings
+from tests.realenv import real_settings, served
 from tests.test_browser import ARTIFACTS, CHROMIUM, FLAGS
 
 pytestmark = pytest.mark.real
@@ -40,24 +37,9 @@ def shot(page, name: str, docs_name: str | None = None, **kwargs) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
-
-    from assistant.server import build_server
-
     settings = real_settings(tmp_path_factory.mktemp("newcomer") / "home")
-    settings = dataclasses.replace(settings, max_new_tokens=CAP)
-    app, assistant = build_server(settings, progress=lambda m: None)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/", assistant
-    server.should_exit = True
-    thread.join(10)
+    with served(dataclasses.replace(settings, max_new_tokens=CAP)) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
