@@ -69,7 +69,9 @@ def test_a_reranker_reorders_the_passages_and_is_a_step_in_the_ledger(settings, 
     cited = outcome.result.citations
     assert len(cited) == 4 and cited[0]["source"] == "garden.txt"
     assert [c["n"] for c in cited] == [1, 2, 3, 4] and cited[0]["rerank_score"] == 1.0
-    assert "<<<excerpt [1] from garden.txt" in fake_chat.seen[-1].text  # the answer reads it so
+    # The answer reads the best sentences as plain lines, then the question (#19): no fences.
+    read = fake_chat.seen[-1].text
+    assert "<<<" not in read and read.rstrip().endswith(QUESTION)
     rows = {r["request_id"]: r for r in assistant.ledger.rows()}
     row = rows[outcome.steps[1].request_id]
     assert row["task"] == "rerank" and row["unit"] == "searches" and row["status"] == "ok"
@@ -87,7 +89,11 @@ def test_a_reranker_that_cannot_load_leaves_the_answer_and_says_so(settings, fak
     # Of the 6 candidates retrieved for a reranker, the 4 the answer read are cited.
     cited = outcome.result.citations
     assert len(cited) == 4 and cited[0]["source"] == "volcano.txt"
-    assert fake_chat.seen[-1].text.count("<<<excerpt") == 4
+    # The model reads at most three sentences, each from a retrieved passage, then the question.
+    lines = fake_chat.seen[-1].text.split("\n\n")[0].splitlines()
+    notes = [f"Magma note {i}: rhyolite domes, ash and pumice." for i in range(4)]
+    texts = [VOLCANO, GARDEN, *notes]
+    assert 1 <= len(lines) <= 3 and all(any(line in t for t in texts) for line in lines)
     assert any(n.startswith("Reranking failed") for n in outcome.result.notes), outcome.result
     failed = [r for r in assistant.ledger.rows() if r["task"] == "rerank"]
     assert failed and failed[0]["status"] != "ok"
