@@ -392,12 +392,12 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             build_documents_tab(assistant, documents_tab)
         with gr.Tab("Costs") as costs_tab:
             build_costs_tab(assistant, costs_tab)
-        with gr.Tab("Compare"):
-            build_compare_tab(assistant)
-        with gr.Tab("Evaluate"):
-            build_evaluate_tab(assistant)
-        with gr.Tab("Fine-tune"):
-            build_tune_tab(assistant)
+        with gr.Tab("Compare") as compare_tab:
+            build_compare_tab(assistant, compare_tab)
+        with gr.Tab("Evaluate") as evaluate_tab:
+            build_evaluate_tab(assistant, evaluate_tab)
+        with gr.Tab("Fine-tune") as tune_tab:
+            build_tune_tab(assistant, tune_tab)
         listing = build_chat_sidebar(assistant, user_of, chat_id, chatbot, prompt, demo)
         outputs = [box, chatbot, panel, resident, chat_id, listing]
         prompt_in = [prompt.system, prompt.template, prompt.variables]

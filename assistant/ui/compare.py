@@ -83,8 +83,13 @@ def _usd(value: float | None) -> str:
     return "< $0.00001" if value < 0.00001 else f"${value:.5f}"
 
 
-def build_compare_tab(assistant: Assistant) -> None:
-    text_models = [e.id for e in assistant.catalog.entries.values() if e.built]
+def models_here(assistant: Assistant) -> list[str]:
+    """Built catalog ids, read anew: a model tuned a minute ago is one of them."""
+    return [e.id for e in assistant.catalog.entries.values() if e.built]
+
+
+def build_compare_tab(assistant: Assistant, tab: gr.Tab) -> None:
+    text_models = models_here(assistant)
     with gr.Row():
         prompt = gr.Textbox(label="Prompt", lines=2, scale=4, elem_id="compare-prompt",
                             placeholder="One prompt for every model, e.g. 'Explain DNS in two "
@@ -149,6 +154,8 @@ def build_compare_tab(assistant: Assistant) -> None:
             "Votes rank two models at a time: compare two to vote."
         yield (*view(), gr.Row(visible=ask_vote), note, chosen, task_name)
 
+    tab.select(lambda: gr.Dropdown(choices=models_here(assistant)), None, models,
+               api_name=False)  # fmt: skip
     outputs = [*columns, vote_row, said, shown, task]
     go.click(run, [prompt, attach, models, blind], outputs, api_name=False)
     prompt.submit(run, [prompt, attach, models, blind], outputs, api_name=False)

@@ -22,6 +22,7 @@ from assistant.evaluation.engine import evaluate
 from assistant.evaluation.metrics import METRICS
 from assistant.evaluation.rating import pareto
 from assistant.service import Assistant
+from assistant.ui.compare import models_here
 from models.base import AssistantError, BadInput
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "evaluation" / "examples"
@@ -63,8 +64,8 @@ def frames(report: dict) -> tuple[list[list], list[list], pd.DataFrame]:
     return results, items, scatter
 
 
-def build_evaluate_tab(assistant: Assistant) -> None:
-    built = [e.id for e in assistant.catalog.entries.values() if e.built]
+def build_evaluate_tab(assistant: Assistant, tab: gr.Tab) -> None:
+    built = models_here(assistant)
     gr.Markdown("Score models on **your own examples**: a JSONL (or CSV) file, one example a "
                 'line: `{"id", "input", "attachments", "expected"}`. Each item runs through '
                 "the real router and ledger with the model pinned; a run cut short resumes "
@@ -129,7 +130,9 @@ def build_evaluate_tab(assistant: Assistant) -> None:
             if isinstance(event, tuple):
                 done, total, item = event
                 progress(done / total, desc=f"{done}/{total} · {item.model} · {item.id}")
-                yield (f"Running: {done} of {total} items done…", *(gr.skip(),) * 6)
+                # The results area opens now: a plot filled while hidden draws nothing.
+                yield (f"Running: {done} of {total} items done…", *(gr.skip(),) * 5,
+                       gr.Column(visible=True))  # fmt: skip
                 continue
             if isinstance(event, Exception):
                 message = str(event) if isinstance(event, AssistantError) else \
@@ -143,11 +146,13 @@ def build_evaluate_tab(assistant: Assistant) -> None:
                 f"**{event['metric']}** ({better} is better), run `{event['run']}`."
             )
             headers = ["id", *(m["model"] for m in event["models"])]
-            yield (note, table, points, gr.Dataframe(value=item_rows, headers=headers),
+            yield (note, table, points, pd.DataFrame(item_rows, columns=headers),
                    gr.Dropdown(choices=[m["model"] for m in event["models"]],
                                value=_best(event)), event, gr.Column(visible=True))  # fmt: skip
             return
 
+    tab.select(lambda: gr.Dropdown(choices=models_here(assistant)), None, models,
+               api_name=False)  # fmt: skip
     go.click(run, [dataset, upload, models, metric],
              [status, results, scatter, items, pick, last, area], api_name=False)  # fmt: skip
 

@@ -46,7 +46,7 @@ def card_markdown(card: dict) -> str:
     )
 
 
-def build_tune_tab(assistant: Assistant) -> None:
+def build_tune_tab(assistant: Assistant, tab: gr.Tab) -> None:
     gr.Markdown("Teach a model a format, a tone or a task from **a few dozen examples**: JSONL "
                 'of `{"messages": [...]}` (as OpenAI and TRL take them) or CSV with '
                 "`prompt,completion`. 10% is held back to show whether it helped.")  # fmt: skip
@@ -116,6 +116,7 @@ def build_tune_tab(assistant: Assistant) -> None:
             yield line, gr.LinePlot(pd.DataFrame(losses), visible=True), gr.skip(), gr.skip(), \
                 gr.skip()
 
+    tab.select(lambda: gr.Dropdown(choices=tunable(assistant)), None, base, api_name=False)
     go.click(train, [data, upload, base, name, method, epochs],
              [status, curve, card, go, stop_btn], api_name=False)  # fmt: skip
 

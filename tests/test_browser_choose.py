@@ -1,0 +1,156 @@
+"""Compare, Evaluate and Fine-tune in a real browser (issues #21, #22).
+
+One app on a fresh ASSISTANT_HOME, driven by Debian's Chromium. The checks
+read the rendered page: the columns' text, the vote and the leaderboard's
+rows, the results table and the scatter's marks, the loss curve's marks
+and the model card. Fine-tuning uses a tiny seeded llama (2 layers, SmolLM2's
+tokenizer) registered in the home's catalog.json, so it trains in seconds
+through the real code. Screenshots: test-artifacts/choose-*.png.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.realenv import real_settings, served
+from tests.test_browser import ARTIFACTS, CHROMIUM, FLAGS
+
+pytestmark = pytest.mark.real
+SLOW = 300_000  # ms: cold loads and replies on a busy two-core machine
+PAIR = ("smollm2-135m-instruct", "smollm2-135m-instruct-fp32")
+
+
+def _tiny_base(folder: Path) -> Path:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from assistant.settings import Settings
+    from training.lora import TOKENIZER_FILES
+
+    packed = Settings.from_env().weights_dir / "smollm2-135m-instruct"
+    if not (packed / "tokenizer.json").is_file():
+        pytest.skip("needs the prepared SmolLM2 pack (make prepare)")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                         max_position_embeddings=512, tie_word_embeddings=True)  # fmt: skip
+    LlamaForCausalLM(config).save_pretrained(folder)
+    for name in TOKENIZER_FILES:
+        if (packed / name).exists():
+            (folder / name).write_bytes((packed / name).read_bytes())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("choose")
+    settings = real_settings(root / "home")
+    tiny = _tiny_base(root / "tiny")
+    entry = {"id": "tiny-base", "name": "tiny test llama", "family": "text", "tasks": ["text"],
+             "backend": "transformers", "default_for": [], "source": {"folder": str(tiny)},
+             "license": "Apache-2.0", "params_m": 0.1, "size_mb": 7, "memory_mb": 20,
+             "built": True, "context_window": 512}  # fmt: skip
+    settings.catalog_file.write_text(json.dumps({"models": [entry]}))
+    with served(settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        page.goto(server[0])
+        page.locator("#input textarea").wait_for()
+        yield page
+        browser.close()
+
+
+def test_compare_streams_two_blind_columns_and_a_vote_moves_the_leaderboard(page, server):
+    page.get_by_role("tab", name="Compare").click()
+    chosen = page.locator("#compare-models").inner_text()
+    assert all(model in chosen for model in PAIR)  # the two defaults that load here
+    page.locator("#compare-prompt textarea").fill("Name one fruit that is yellow.")
+    page.locator("#compare-go").click()
+    page.locator("#compare-votes").wait_for(state="visible", timeout=SLOW)
+    page.screenshot(path=ARTIFACTS / "choose-1-compare.png", full_page=True)
+    columns = [page.locator(f"#compare-col-{n}").inner_text() for n in range(2)]
+    for label, text in zip("AB", columns, strict=True):
+        assert text.startswith(f"Model {label}")
+        assert not any(model in text for model in PAIR)  # blind: no names before the vote
+        assert "tokens/s" in text and "here vs" in text  # speed and cost, here vs cloud
+        assert len(text.split("\n", 2)[-1].strip()) > 10  # an answer, not an empty cell
+    assert page.locator("#compare-col-2").is_hidden()
+    page.locator("#vote-a").click()
+    page.get_by_text("Recorded.").wait_for()
+    said = page.locator("#compare-said").inner_text()
+    assert PAIR[0] in said and PAIR[1] in said  # the names, revealed after the vote
+    page.wait_for_function(  # the table re-renders with the two voted models
+        f"document.querySelector('#leaderboard').innerText.includes('{PAIR[1]}')")
+    board = page.locator("#leaderboard").inner_text()
+    assert board.index(PAIR[0]) < board.index(PAIR[1])  # the winner of the vote ranks first
+    assert "needs 5+ votes" in board
+    page.screenshot(path=ARTIFACTS / "choose-2-voted.png", full_page=True)
+    assert [r["source"] for r in server[1].ledger.rows(limit=5)][:2] == ["compare", "compare"]
+
+
+def test_evaluate_runs_an_uploaded_dataset_and_draws_the_score_cost_scatter(page, tmp_path):
+    dataset = tmp_path / "mine.jsonl"
+    dataset.write_text(
+        json.dumps({"id": "fr", "input": "What is the capital of France?",
+                    "expected": ["Paris"]}) + "\n"
+        + json.dumps({"id": "de", "input": "What is the capital of Germany?",
+                      "expected": ["Berlin"]}) + "\n"
+    )  # fmt: skip
+    page.get_by_role("tab", name="Evaluate").click()
+    page.locator("#eval-results").wait_for(state="hidden")  # nothing to show before a run
+    page.locator("#eval-dataset input").click()
+    page.get_by_role("option", name="my own file (upload it)").click()
+    page.locator("#eval-upload input[type=file]").set_input_files(str(dataset))
+    page.locator("#eval-upload").get_by_text("mine.jsonl").wait_for()
+    page.locator("#eval-go").click()
+    page.get_by_text("Done:").wait_for(timeout=SLOW)
+    page.screenshot(path=ARTIFACTS / "choose-3-evaluate.png", full_page=True)
+    table = page.locator("#eval-results").inner_text()
+    assert all(model in table for model in PAIR)
+    items = page.locator("#eval-items").inner_text()
+    assert "fr" in items and "de" in items
+    assert re.search(r"\[[01]\.00\] ", items)  # each output under its score
+    assert all(model in page.locator("#eval-items thead").inner_text() for model in PAIR)
+    # The scatter draws one point per model (Vega: an SVG path per symbol).
+    points = page.locator("#eval-scatter .mark-symbol.role-mark path")  # not the legend's
+    points.first.wait_for()
+    assert points.count() == 2
+    page.locator("#eval-use").click()
+    note = page.locator("#eval-chosen")
+    note.get_by_text("From now on").wait_for()
+    assert "text requests go to" in note.inner_text()
+
+
+def test_fine_tune_shows_the_loss_curve_and_the_card_and_serves_the_model(page, server):
+    page.get_by_role("tab", name="Fine-tune").click()
+    page.locator("#tune-base input").click()
+    page.get_by_role("option", name="tiny-base").click()
+    page.locator("#tune-name textarea, #tune-name input").first.fill("tiny-tickets")
+    page.locator("#tune-go").click()
+    page.locator("#tune-card").get_by_text("tiny-tickets is ready").wait_for(timeout=SLOW)
+    page.screenshot(path=ARTIFACTS / "choose-4-tuned.png", full_page=True)
+    card = page.locator("#tune-card").inner_text()
+    assert "tiny-base" in card and "Validation loss" in card and "json" in card
+    assert page.locator("#tune-curve svg .mark-line path").count() >= 1  # the loss curve
+    assert page.locator("#tune-stop").is_hidden() and page.locator("#tune-go").is_visible()
+    # Registered without a restart: Compare offers it, and the ledger has the training row.
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#compare-models input").click()
+    page.get_by_role("option", name="tiny-tickets").wait_for()
+    page.keyboard.press("Escape")
+    rows = [r for r in server[1].ledger.rows(limit=50) if r["task"] == "fine_tune"]
+    assert rows and rows[0]["status"] == "ok" and rows[0]["usd_cloud"] > 0
