@@ -45,3 +45,30 @@ def served(settings: Settings) -> Iterator[tuple[str, object]]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def tiny_llama(folder: Path) -> Path:
+    """A 2-layer, 32-wide llama with SmolLM2's tokenizer and chat template, seeded.
+
+    Fine-tuning code runs on it for real in seconds: rendering, masking,
+    training, merging and serving are the product's; only the model is tiny.
+    Needs the prepared SmolLM2 pack for the tokenizer (skips without it).
+    """
+    import pytest
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from training.lora import TOKENIZER_FILES
+
+    packed = Settings.from_env().weights_dir / "smollm2-135m-instruct"
+    if not (packed / "tokenizer.json").is_file():
+        pytest.skip("needs the prepared SmolLM2 pack (make prepare)")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                         max_position_embeddings=512, tie_word_embeddings=True)  # fmt: skip
+    LlamaForCausalLM(config).save_pretrained(folder)
+    for name in TOKENIZER_FILES:
+        if (packed / name).exists():
+            (folder / name).write_bytes((packed / name).read_bytes())
+    return folder

@@ -8,8 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-import socket
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -17,39 +15,16 @@ from pathlib import Path
 import pytest
 
 from models.base import Request
-from tests.realenv import real_settings
+from tests.realenv import real_settings, served
 
 pytestmark = pytest.mark.real
 DATA = Path(__file__).parent / "data"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
-
-    from assistant.server import build_server
-
-    app, assistant = build_server(real_settings(tmp_path_factory.mktemp("api") / "home"),
-                                  progress=lambda m: None)  # fmt: skip
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the server did not start within 30 s"
-    try:
-        yield f"http://127.0.0.1:{port}", assistant
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with served(real_settings(tmp_path_factory.mktemp("api") / "home")) as (url, assistant):
+        yield url.rstrip("/"), assistant
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
-from tests.realenv import real_settings, served
+from tests.realenv import real_settings, served, tiny_llama
 from tests.test_browser import ARTIFACTS, CHROMIUM, FLAGS
 
 pytestmark = pytest.mark.real
@@ -24,32 +23,11 @@ SLOW = 300_000  # ms: cold loads and replies on a busy two-core machine
 PAIR = ("smollm2-135m-instruct", "smollm2-135m-instruct-fp32")
 
 
-def _tiny_base(folder: Path) -> Path:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from assistant.settings import Settings
-    from training.lora import TOKENIZER_FILES
-
-    packed = Settings.from_env().weights_dir / "smollm2-135m-instruct"
-    if not (packed / "tokenizer.json").is_file():
-        pytest.skip("needs the prepared SmolLM2 pack (make prepare)")
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-                         max_position_embeddings=512, tie_word_embeddings=True)  # fmt: skip
-    LlamaForCausalLM(config).save_pretrained(folder)
-    for name in TOKENIZER_FILES:
-        if (packed / name).exists():
-            (folder / name).write_bytes((packed / name).read_bytes())
-    return folder
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("choose")
     settings = real_settings(root / "home")
-    tiny = _tiny_base(root / "tiny")
+    tiny = tiny_llama(root / "tiny")
     entry = {"id": "tiny-base", "name": "tiny test llama", "family": "text", "tasks": ["text"],
              "backend": "transformers", "default_for": [], "source": {"folder": str(tiny)},
              "license": "Apache-2.0", "params_m": 0.1, "size_mb": 7, "memory_mb": 20,

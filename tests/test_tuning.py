@@ -14,11 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from assistant.settings import Settings
 from models.base import BadInput, Request
+from tests.realenv import tiny_llama
 from training import data
-
-PACKED = Settings.from_env().weights_dir / "smollm2-135m-instruct"
 
 
 def _lines(path: Path, rows) -> Path:
@@ -80,23 +78,7 @@ def test_names_and_bases_are_checked_before_anything_trains(assistant):
 
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory) -> Path:
-    if not (PACKED / "tokenizer.json").is_file():
-        pytest.skip("needs the prepared SmolLM2 pack (make prepare)")
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from training.lora import TOKENIZER_FILES
-
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-                         max_position_embeddings=512, tie_word_embeddings=True)  # fmt: skip
-    LlamaForCausalLM(config).save_pretrained(folder)
-    for name in TOKENIZER_FILES:
-        if (PACKED / name).exists():
-            (folder / name).write_bytes((PACKED / name).read_bytes())
-    return folder
+    return tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
 def test_only_the_assistant_turn_carries_a_loss(tiny_base):
