@@ -155,7 +155,9 @@ def compare(assistant, text: str, models: Sequence[str], attachments: Sequence[P
         "attachments": [str(a) for a in attachments],
         "columns": [
             {"model": c.model, "task": c.task, "output": c.output,
-             "timings": {**c.timings, "first_s": c.first_s, "total_s": round(c.total_s, 3)},
+             # Both rounded alike, so first ≤ total holds in the report as measured.
+             "timings": {**c.timings, "total_s": round(c.total_s, 4),
+                         "first_s": None if c.first_s is None else round(c.first_s, 4)},
              "speed": c.speed, "cost": c.cost, "status": c.status, "error": c.error,
              "request_id": c.request_id}
             for c in (columns[i] for i in range(len(models)))
