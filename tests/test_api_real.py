@@ -54,7 +54,8 @@ def test_hanging_up_stops_generation(server):
 
     url, assistant = server
     body = {"model": "auto", "stream": True, "max_tokens": 256, "user": "hangup",
-            "messages": [{"role": "user", "content": "Count from 1 to 500, comma separated."}]}
+            "messages": [{"role": "user",
+                              "content": "List the numbers from 1 to 100, separated by commas."}]}
     with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=30) as response:
         for i, _ in enumerate(response.iter_lines()):
             if i == 6:
@@ -71,7 +72,8 @@ def test_hanging_up_stops_generation(server):
     # Six events read is ~5 tokens; the model stops at its next token after the hang-up.
     # A hang-up is a stop (#18): the row says so, with the tokens produced until then.
     assert row["status"] == "stopped" and row["units_out"] < 20
-    # Unstopped, it runs to the real tier's 48-token cap (94 tokens uncapped).
+    # Unstopped, it runs to the real tier's 48-token cap (256 and more uncapped). "Count from
+    # 1 to 500" stopped being such a prompt: today SmolLM2 int8 answers it in 33 tokens.
     full = assistant.ask(Request(text=body["messages"][0]["content"]))
     assert full.result.usage.units_out >= 40
 
