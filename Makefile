@@ -30,6 +30,7 @@ run: prepare
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: prepare lint
 	$(BIN)/python -m pytest

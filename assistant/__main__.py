@@ -40,9 +40,14 @@ def cmd_ask(args, settings: Settings) -> int:
         attachments.append(path)
     # "-" reads the message from stdin: long texts do not fit in argv.
     text = sys.stdin.read() if args.text == "-" else args.text
-    request = Request(text=text, attachments=tuple(attachments), model=args.model,
-                      max_new_tokens=args.max_new_tokens, speak=args.speak,
-                      user=args.user)  # fmt: skip
+    request = Request(
+        text=text,
+        attachments=tuple(attachments),
+        model=args.model,
+        max_new_tokens=args.max_new_tokens,
+        speak=args.speak,
+        user=args.user,
+    )
     assistant = Assistant.from_settings(settings, progress=_progress)
     chat_id = None
     if args.chat:
@@ -50,8 +55,12 @@ def cmd_ask(args, settings: Settings) -> int:
         # the model reads its earlier turns, and this exchange is added to it.
         chats = assistant.chats
         chat_id = chats.create(args.user) if args.chat == "new" else args.chat
-        request = replace(request, history=chats.history(args.user, chat_id),
-                          session_id=f"chat-{chat_id}", prompt=(("chat", chat_id),))  # fmt: skip
+        request = replace(
+            request,
+            history=chats.history(args.user, chat_id),
+            session_id=f"chat-{chat_id}",
+            prompt=(("chat", chat_id),),
+        )
         if args.chat == "new":
             _progress(f"New chat {chat_id}: continue it with --chat {chat_id}")
     if args.route_only:
@@ -78,8 +87,10 @@ def cmd_ask(args, settings: Settings) -> int:
     elif outcome.status == "ok":
         print()
         route = outcome.route
-        _progress(f"[{route.model} · {route.task} · {route.reason} · "
-                  f"load {outcome.load_s:.2f}s run {outcome.run_s:.2f}s]")  # fmt: skip
+        _progress(
+            f"[{route.model} · {route.task} · {route.reason} · "
+            f"load {outcome.load_s:.2f}s run {outcome.run_s:.2f}s]"
+        )
     else:
         print(outcome.error, file=sys.stderr)
     if outcome.status == "ok":
@@ -90,8 +101,13 @@ def cmd_ask(args, settings: Settings) -> int:
 def _save_exchange(assistant, user: str, chat_id: str, request: Request, outcome) -> None:
     """The question and its reply, saved as the UI saves them (the reply with its route)."""
     chats = assistant.chats
-    chats.add(user, chat_id, "user", request.text,
-              {"files": [p.name for p in request.attachments], "chat": chat_id})  # fmt: skip
+    chats.add(
+        user,
+        chat_id,
+        "user",
+        request.text,
+        {"files": [p.name for p in request.attachments], "chat": chat_id},
+    )
     meta = {"status": outcome.status, "request_id": outcome.request_id}
     if outcome.route:
         meta.update(model=outcome.route.model, reason=outcome.route.reason)
@@ -124,8 +140,10 @@ def cmd_models(args, settings: Settings) -> int:
         return 0
     for r in rows:
         mark = "✓" if r["available"] else "·"
-        print(f"{mark} {r['id']:<28} {r['family']:<7} {','.join(r['tasks']):<28} "
-              f"{r['params_m']:>7.1f}M {r['size_mb']:>6} MB  {r['license']}")  # fmt: skip
+        print(
+            f"{mark} {r['id']:<28} {r['family']:<7} {','.join(r['tasks']):<28} "
+            f"{r['params_m']:>7.1f}M {r['size_mb']:>6} MB  {r['license']}"
+        )
         print(f"    {r['source']}: {r['availability']}")
     return 0
 
@@ -145,15 +163,34 @@ def cmd_ledger(args, settings: Settings) -> int:
         from assistant.ui.render import units_text, usd
 
         line = "{:<19}  {:<8}  {:<8}  {:<26}  {:>7}  {:>9}  {:>9}  {}"
-        print(line.format("started", "status", "task", "model", "run s", "$ here", "$ cloud",
-                          "what was counted"))  # fmt: skip
+        print(
+            line.format(
+                "started",
+                "status",
+                "task",
+                "model",
+                "run s",
+                "$ here",
+                "$ cloud",
+                "what was counted",
+            )
+        )
         for r in rows:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"]))
-            print(line.format(when, r["status"], r["task"] or "-", r["model"] or "-",
-                              f"{r['run_s'] or 0:.2f}", usd(r["usd_local"]), usd(r["usd_cloud"]),
-                              units_text(r["unit"], r["task"], r["units_in"], r["units_out"])))
+            print(
+                line.format(
+                    when,
+                    r["status"],
+                    r["task"] or "-",
+                    r["model"] or "-",
+                    f"{r['run_s'] or 0:.2f}",
+                    usd(r["usd_local"]),
+                    usd(r["usd_cloud"]),
+                    units_text(r["unit"], r["task"], r["units_in"], r["units_out"]),
+                )
+            )
         if not rows:
-            print("(no requests yet: try  python -m assistant ask \"hello\")")
+            print('(no requests yet: try  python -m assistant ask "hello")')
     return 0
 
 
@@ -215,8 +252,9 @@ def cmd_ingest(args, settings: Settings) -> int:
     for name in args.paths:
         last[0] = 0.0
 
-        outcome = assistant.ingest(Path(name), user=args.user, shared=args.shared,
-                                   progress=progress)  # fmt: skip
+        outcome = assistant.ingest(
+            Path(name), user=args.user, shared=args.shared, progress=progress
+        )
         if args.json:
             print(json.dumps(outcome.as_json(), ensure_ascii=False))
         elif outcome.status == "ok":
@@ -275,14 +313,20 @@ def cmd_eval(args, settings: Settings) -> int:
         print(json.dumps(report, ensure_ascii=False, indent=1))
         return 0
     better = "higher" if report["higher_is_better"] else "lower"
-    print(f"{report['dataset']} · {report['task']} · metric {report['metric']} ({better} is "
-          f"better) · run {report['run']}")  # fmt: skip
-    print(f"{'model':<40} {'score':>7} {'n':>4} {'failed':>6} {'p50 s':>7} {'$ here':>10} "
-          f"{'$ cloud':>10}")  # fmt: skip
+    print(
+        f"{report['dataset']} · {report['task']} · metric {report['metric']} ({better} is "
+        f"better) · run {report['run']}"
+    )
+    print(
+        f"{'model':<40} {'score':>7} {'n':>4} {'failed':>6} {'p50 s':>7} {'$ here':>10} "
+        f"{'$ cloud':>10}"
+    )
     for m in report["models"]:
         cloud = f"{m['usd_cloud']:.6f}" if m["usd_cloud"] is not None else "–"
-        print(f"{m['model']:<40} {m['score']:>7.3f} {m['n']:>4} {m['failed']:>6} "
-              f"{m['latency_p50_s']:>7.2f} {m['usd_local']:>10.6f} {cloud:>10}")  # fmt: skip
+        print(
+            f"{m['model']:<40} {m['score']:>7.3f} {m['n']:>4} {m['failed']:>6} "
+            f"{m['latency_p50_s']:>7.2f} {m['usd_local']:>10.6f} {cloud:>10}"
+        )
     return 0
 
 
@@ -323,8 +367,9 @@ def cmd_vote(args, settings: Settings) -> int:
     if len(columns) != 2:
         raise BadInput(f"Votes compare two models; that comparison had {len(columns)}.")
     a, b = columns[0]["model"], columns[1]["model"]
-    Votes(settings.home / "votes.sqlite").record(columns[0]["task"], a, b, args.outcome,
-                                                 args.user, report["prompt"])  # fmt: skip
+    Votes(settings.home / "votes.sqlite").record(
+        columns[0]["task"], a, b, args.outcome, args.user, report["prompt"]
+    )
     print(f"Recorded: {args.outcome} (A was {a}, B was {b}).")
     return 0
 
@@ -334,20 +379,25 @@ def cmd_leaderboard(args, settings: Settings) -> int:
     from assistant.ledger import Ledger
 
     settings.ensure_home()
-    board = leaderboard(Votes(settings.home / "votes.sqlite"), Ledger(settings.ledger_path),
-                        args.task)  # fmt: skip
+    board = leaderboard(
+        Votes(settings.home / "votes.sqlite"), Ledger(settings.ledger_path), args.task
+    )
     if args.json:
         print(json.dumps(board, ensure_ascii=False, indent=1))
         return 0
     if not board:
         print("No votes yet: compare two models with `compare TEXT --models A,B`, then `vote`.")
         return 0
-    print(f"{'task':<10} {'#':>2} {'model':<40} {'rating':>6} {'95% interval':>14} {'votes':>5} "
-          f"{'p50 s':>6}")  # fmt: skip
+    print(
+        f"{'task':<10} {'#':>2} {'model':<40} {'rating':>6} {'95% interval':>14} {'votes':>5} "
+        f"{'p50 s':>6}"
+    )
     for r in board:
         p50 = f"{r['run_s_p50']:.2f}" if "run_s_p50" in r else "–"
-        print(f"{r['task']:<10} {r['rank']:>2} {r['model']:<40} {r['rating']:>6} "
-              f"{r['low']:>6}–{r['high']:<7} {r['votes']:>5} {p50:>6}")  # fmt: skip
+        print(
+            f"{r['task']:<10} {r['rank']:>2} {r['model']:<40} {r['rating']:>6} "
+            f"{r['low']:>6}–{r['high']:<7} {r['votes']:>5} {p50:>6}"
+        )
     return 0
 
 
@@ -364,24 +414,31 @@ def cmd_tune(args, settings: Settings) -> int:
                 f" · {step.elapsed_s:.0f}s, ~{step.eta_s:.0f}s left"
             )
 
-    card = tune(assistant, Path(args.data), args.base, args.name, args.method, args.epochs,
-                progress)  # fmt: skip
+    card = tune(
+        assistant, Path(args.data), args.base, args.name, args.method, args.epochs, progress
+    )
     if args.json:
         print(json.dumps(card, ensure_ascii=False, indent=1))
         return 0
     t = card["training"]
-    print(f"Trained {card['id']} from {card['base']} ({card['method']}, {card['data']['train']} "
-          f"examples, {t['steps']} steps) in {t['seconds']:.0f}s: {t['seconds_per_step']:.2f} s "
-          f"per step, {t['tokens_per_s']:.0f} tokens/s.")  # fmt: skip
+    print(
+        f"Trained {card['id']} from {card['base']} ({card['method']}, {card['data']['train']} "
+        f"examples, {t['steps']} steps) in {t['seconds']:.0f}s: {t['seconds_per_step']:.2f} s "
+        f"per step, {t['tokens_per_s']:.0f} tokens/s."
+    )
     print(f"Validation loss {t['val_loss_before']:.3f} → {t['val_loss_after']:.3f}.")
     for m in card["eval"]["models"]:
-        print(f"  {m['model']:<40} {card['eval']['metric']} {m['score']:.2f} on {m['n']} "
-              "held-back examples")  # fmt: skip
+        print(
+            f"  {m['model']:<40} {card['eval']['metric']} {m['score']:.2f} on {m['n']} "
+            "held-back examples"
+        )
     c = card["cost"]
     cloud = f"${c['usd_cloud']:.4f}" if c["usd_cloud"] is not None else "–"
-    print(f"Cost: ${c['usd_local']:.5f} here ({c['device_seconds']:.0f} device-seconds) vs "
-          f"{cloud} for a hosted fine-tuning job ({c['cloud_ref']}).")  # fmt: skip
-    print(f"Serving now: python -m assistant ask \"...\" --model {card['id']}")
+    print(
+        f"Cost: ${c['usd_local']:.5f} here ({c['device_seconds']:.0f} device-seconds) vs "
+        f"{cloud} for a hosted fine-tuning job ({c['cloud_ref']})."
+    )
+    print(f'Serving now: python -m assistant ask "..." --model {card["id"]}')
     return 0
 
 
@@ -389,14 +446,19 @@ def cmd_space(args, settings: Settings) -> int:
     from assistant.space import export
 
     folder = export(args.dir)
-    print(f"Wrote the Space to {folder}. Push it: cd {folder} && git init && git add . && "
-          "git commit -m space && git push https://huggingface.co/spaces/<you>/<name> main")
+    print(
+        f"Wrote the Space to {folder}. Push it: cd {folder} && git init && git add . && "
+        "git commit -m space && git push https://huggingface.co/spaces/<you>/<name> main"
+    )
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m assistant", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m assistant",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     ask = sub.add_parser("ask", help="run one request through the router")
@@ -407,11 +469,16 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--route-only", action="store_true", help="print the route, run nothing")
     ask.add_argument("--max-new-tokens", type=int, default=256)
     ask.add_argument("--user", default="local", help="whose documents are searched")
-    ask.add_argument("--chat", metavar="ID",
-                     help="continue a saved chat (its id from `chats`); 'new' starts "
-                          "one and prints its id")  # fmt: skip
-    ask.add_argument("--speak", action="store_true",
-                     help="also read the answer aloud to a WAV (optional Piper extra)")  # fmt: skip
+    ask.add_argument(
+        "--chat",
+        metavar="ID",
+        help="continue a saved chat (its id from `chats`); 'new' starts one and prints its id",
+    )
+    ask.add_argument(
+        "--speak",
+        action="store_true",
+        help="also read the answer aloud to a WAV (optional Piper extra)",
+    )
     ask.set_defaults(func=cmd_ask)
 
     chats = sub.add_parser("chats", help="list saved chats (ids for ask --chat)")

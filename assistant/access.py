@@ -34,8 +34,9 @@ from pathlib import Path
 from models.base import BadInput
 
 COOKIE = "assistant_session"
-NOT_YOURS = ("An attached file was not uploaded from this browser (or it has expired); "
-             "attach it again.")  # fmt: skip
+NOT_YOURS = (
+    "An attached file was not uploaded from this browser (or it has expired); attach it again."
+)
 
 
 class FileOwners:
@@ -50,8 +51,10 @@ class FileOwners:
         self.db_path = db_path
         self._lock = threading.Lock()
         with self._connect() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS uploads (path TEXT, owner TEXT, "
-                       "PRIMARY KEY (path, owner))")  # fmt: skip
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS uploads (path TEXT, owner TEXT, "
+                "PRIMARY KEY (path, owner))"
+            )
             # The first version kept one owner per path (the last uploader won).
             if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'owners'").fetchone():
                 db.execute("INSERT OR IGNORE INTO uploads SELECT path, owner FROM owners")
@@ -67,8 +70,9 @@ class FileOwners:
 
     def owners(self, path: str) -> set[str]:
         with self._connect() as db:
-            rows = db.execute("SELECT owner FROM uploads WHERE path = ?",
-                              (os.path.realpath(path),)).fetchall()  # fmt: skip
+            rows = db.execute(
+                "SELECT owner FROM uploads WHERE path = ?", (os.path.realpath(path),)
+            ).fetchall()
         return {r[0] for r in rows}
 
 
@@ -124,8 +128,9 @@ def _access(uploads_dir: Path, owners_db: Path, kept_dir: Path) -> FileAccess:
 
 def access_for(settings) -> FileAccess:
     """The one FileAccess of these settings (its SQLite table is created once)."""
-    return _access(settings.uploads_dir, settings.upload_owners_path,
-                   settings.documents_dir / "files")  # fmt: skip
+    return _access(
+        settings.uploads_dir, settings.upload_owners_path, settings.documents_dir / "files"
+    )
 
 
 def session_of(cookie_header: str | None) -> str | None:
@@ -241,8 +246,9 @@ def has_api_key(settings, authorization: str | None) -> bool:
     if not settings.api_key:
         return True
     scheme, _, token = (authorization or "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(),
-                                                               settings.api_key.encode())
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        token.strip().encode(), settings.api_key.encode()
+    )
 
 
 def host_allowed(host_header: str | None, allowed: tuple[str, ...]) -> bool:

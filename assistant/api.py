@@ -33,28 +33,48 @@ MAX_JSON_BYTES = 2 * 1024 * 1024  # a chat body past this is a mistake or an att
 MAX_EMBED_INPUTS = 2048  # OpenAI's own cap per call
 ROLES = {"system", "developer", "user", "assistant"}
 # OpenAI's model names, mapped to the task whose default model serves them.
-ALIASES = {"whisper-1": "asr", "gpt-4o-transcribe": "asr", "dall-e-2": "image_generation",
-           "dall-e-3": "image_generation", "gpt-image-1": "image_generation",
-           "text-embedding-3-small": "rag", "text-embedding-ada-002": "rag"}  # fmt: skip
+ALIASES = {
+    "whisper-1": "asr",
+    "gpt-4o-transcribe": "asr",
+    "dall-e-2": "image_generation",
+    "dall-e-3": "image_generation",
+    "gpt-image-1": "image_generation",
+    "text-embedding-3-small": "rag",
+    "text-embedding-ada-002": "rag",
+}
 # Outcome.error_type -> (HTTP status, OpenAI error type)
-STATUS = {"BadInput": (400, "invalid_request_error"),
-          "ModelUnavailable": (503, "model_unavailable"),
-          "BudgetExceeded": (429, "insufficient_quota"),
-          "RateLimited": (429, "rate_limit_exceeded"),
-          "Refused": (403, "refused"),
-          "InternalError": (500, "server_error")}  # fmt: skip
+STATUS = {
+    "BadInput": (400, "invalid_request_error"),
+    "ModelUnavailable": (503, "model_unavailable"),
+    "BudgetExceeded": (429, "insufficient_quota"),
+    "RateLimited": (429, "rate_limit_exceeded"),
+    "Refused": (403, "refused"),
+    "InternalError": (500, "server_error"),
+}
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, param: str | None = None,
-                 code: str | None = None, kind: str = "invalid_request_error"):  # fmt: skip
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        kind: str = "invalid_request_error",
+    ):
         super().__init__(message)
         self.status, self.param, self.code, self.kind = status, param, code, kind
 
     def response(self) -> JSONResponse:
         return JSONResponse(
-            {"error": {"message": str(self), "type": self.kind, "param": self.param,
-                       "code": self.code}},  # fmt: skip
+            {
+                "error": {
+                    "message": str(self),
+                    "type": self.kind,
+                    "param": self.param,
+                    "code": self.code,
+                }
+            },
             status_code=self.status,
         )
 
@@ -72,27 +92,48 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
         host = http.client.host if http.client else None
         user = api_caller(settings, http.headers.get("authorization"), host)
         if user is None:
-            how = ["'Authorization: Bearer <key>' with the key in ASSISTANT_API_KEY"] \
-                if settings.api_key else []  # fmt: skip
+            how = (
+                ["'Authorization: Bearer <key>' with the key in ASSISTANT_API_KEY"]
+                if settings.api_key
+                else []
+            )
             if settings.auth:
                 how.append("'Authorization: Bearer <user>:<password>' of an ASSISTANT_AUTH login")
-            raise ApiError(401, f"Missing or wrong credential: send {' or '.join(how)}.",
-                           code="invalid_api_key")  # fmt: skip
+            raise ApiError(
+                401,
+                f"Missing or wrong credential: send {' or '.join(how)}.",
+                code="invalid_api_key",
+            )
         return user
 
     @router.get("/models")
     async def models(http: HttpRequest):
         guard(http)
         weights = settings.weights_dir
-        data = [{"id": "auto", "object": "model", "created": 0, "owned_by": "assistant",
-                 "description": "the router chooses per request"}]  # fmt: skip
+        data = [
+            {
+                "id": "auto",
+                "object": "model",
+                "created": 0,
+                "owned_by": "assistant",
+                "description": "the router chooses per request",
+            }
+        ]
         for entry in assistant.catalog.entries.values():
             if entry.built:
                 ok, why = entry.availability(weights)
-                data.append({"id": entry.id, "object": "model", "created": 0,
-                             "owned_by": "assistant", "family": entry.family,
-                             "tasks": list(entry.tasks), "available": ok,
-                             "availability": why})  # fmt: skip
+                data.append(
+                    {
+                        "id": entry.id,
+                        "object": "model",
+                        "created": 0,
+                        "owned_by": "assistant",
+                        "family": entry.family,
+                        "tasks": list(entry.tasks),
+                        "available": ok,
+                        "availability": why,
+                    }
+                )
         return {"object": "list", "data": data}
 
     @router.post("/chat/completions")
@@ -103,8 +144,9 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
         if not stream:
             outcome = await run_in_threadpool(ask, request, "api")
             return _completion(outcome)
-        return StreamingResponse(_sse(assistant, request, include_usage),
-                                 media_type="text/event-stream")  # fmt: skip
+        return StreamingResponse(
+            _sse(assistant, request, include_usage), media_type="text/event-stream"
+        )
 
     @router.post("/embeddings")
     async def embeddings(http: HttpRequest):
@@ -113,21 +155,33 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
         texts = body.get("input")
         if isinstance(texts, str):
             texts = [texts]
-        if (not isinstance(texts, list) or not texts or len(texts) > MAX_EMBED_INPUTS
-                or not all(isinstance(t, str) and t.strip() for t in texts)):  # fmt: skip
-            raise ApiError(400, f"'input' must be a non-empty string or a list of 1 to "
-                                f"{MAX_EMBED_INPUTS} non-empty strings.",
-                           param="input")  # fmt: skip
+        if (
+            not isinstance(texts, list)
+            or not texts
+            or len(texts) > MAX_EMBED_INPUTS
+            or not all(isinstance(t, str) and t.strip() for t in texts)
+        ):
+            raise ApiError(
+                400,
+                f"'input' must be a non-empty string or a list of 1 to "
+                f"{MAX_EMBED_INPUTS} non-empty strings.",
+                param="input",
+            )
         model = _model(body.get("model"), assistant, "rag")
         outcome, vectors = await run_in_threadpool(
-            embed, texts, model, _session(body, user), "api", user)  # fmt: skip
+            embed, texts, model, _session(body, user), "api", user
+        )
         _raise_for(outcome)
         tokens = int(outcome.result.usage.units_in)
-        return {"object": "list", "model": outcome.route.model,
-                "data": [{"object": "embedding", "index": i, "embedding": v}
-                         for i, v in enumerate(vectors)],
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-                "assistant": _extra(outcome)}  # fmt: skip
+        return {
+            "object": "list",
+            "model": outcome.route.model,
+            "data": [
+                {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)
+            ],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            "assistant": _extra(outcome),
+        }
 
     @router.post("/audio/transcriptions")
     async def transcriptions(http: HttpRequest):
@@ -137,21 +191,32 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
         _check_length(http, settings.max_upload_bytes, "recording")
         # Counted while it arrives (a chunked body has no Content-Length): past the limit
         # the parser stops, rather than spooling the whole body to disk first.
-        counted = HttpRequest(http.scope, _counting(http.receive, settings.max_upload_bytes
-                                                    + FORM_OVERHEAD, "recording"))  # fmt: skip
+        counted = HttpRequest(
+            http.scope,
+            _counting(http.receive, settings.max_upload_bytes + FORM_OVERHEAD, "recording"),
+        )
         form = await counted.form()
         upload = form.get("file")
         if upload is None or not hasattr(upload, "read"):
             raise ApiError(400, "No 'file' field with a recording in the form.", param="file")
         fmt = str(form.get("response_format") or "json")
         if fmt not in ("json", "text", "verbose_json"):
-            raise ApiError(400, f"response_format '{fmt}' is not supported; use json, text "
-                                "or verbose_json.", param="response_format")  # fmt: skip
+            raise ApiError(
+                400,
+                f"response_format '{fmt}' is not supported; use json, text or verbose_json.",
+                param="response_format",
+            )
         model = _model(form.get("model"), assistant, "asr")
         path = await _save_upload(upload, settings.uploads_dir / "api", settings.max_upload_bytes)
         session = _session({"user": form.get("user")}, user)
-        request = Request(text="transcribe", attachments=(path,), model=model, task="asr",
-                          session_id=session, user=user)  # fmt: skip
+        request = Request(
+            text="transcribe",
+            attachments=(path,),
+            model=model,
+            task="asr",
+            session_id=session,
+            user=user,
+        )
         outcome = await run_in_threadpool(ask, request, "api")
         _raise_for(outcome)
         result = outcome.result
@@ -159,10 +224,14 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
             return PlainTextResponse(result.text)
         if fmt == "json":
             return {"text": result.text}
-        return {"task": "transcribe", "language": result.language,
-                "duration": result.usage.units_in, "text": result.text,
-                "segments": [{"id": i, **s} for i, s in enumerate(result.segments)],
-                "assistant": _extra(outcome)}  # fmt: skip
+        return {
+            "task": "transcribe",
+            "language": result.language,
+            "duration": result.usage.units_in,
+            "text": result.text,
+            "segments": [{"id": i, **s} for i, s in enumerate(result.segments)],
+            "assistant": _extra(outcome),
+        }
 
     @router.post("/images/generations")
     async def images(http: HttpRequest):
@@ -174,9 +243,11 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
         model = _model(body.get("model"), assistant, "image_generation")
         _only_one(body)
         options = []
-        for key, name, low, high, whole in (("steps", "steps", 1, 100, True),
-                                             ("guidance_scale", "guidance", 0, 30, False),
-                                             ("seed", "seed", 0, 2**32 - 1, True)):  # fmt: skip
+        for key, name, low, high, whole in (
+            ("steps", "steps", 1, 100, True),
+            ("guidance_scale", "guidance", 0, 30, False),
+            ("seed", "seed", 0, 2**32 - 1, True),
+        ):
             if body.get(key) is not None:
                 options.append((name, float(_number(body, key, low, high, whole))))
         size = body.get("size")
@@ -190,22 +261,39 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
         if isinstance(negative, str) and negative.strip():
             options.append(("negative", negative.strip()))
         # Never left to the router: this route asks for a picture whatever the words.
-        request = Request(text=prompt, model=model, session_id=_session(body, user), user=user,
-                          task="image_generation", options=tuple(options))  # fmt: skip
+        request = Request(
+            text=prompt,
+            model=model,
+            session_id=_session(body, user),
+            user=user,
+            task="image_generation",
+            options=tuple(options),
+        )
         outcome = await run_in_threadpool(ask, request, "api")
         _raise_for(outcome)
         import base64
 
-        return {"created": int(time.time()),
-                "data": [{"b64_json": base64.b64encode(Path(f).read_bytes()).decode(),
-                          "revised_prompt": prompt} for f in outcome.result.files],
-                "assistant": _extra(outcome)}  # fmt: skip
+        return {
+            "created": int(time.time()),
+            "data": [
+                {
+                    "b64_json": base64.b64encode(Path(f).read_bytes()).decode(),
+                    "revised_prompt": prompt,
+                }
+                for f in outcome.result.files
+            ],
+            "assistant": _extra(outcome),
+        }
 
     @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     async def unknown(rest: str):
-        raise ApiError(404, f"There is no /v1/{rest[:100]} here. Routes: /v1/models, "
-                            "/v1/chat/completions, /v1/embeddings, /v1/audio/transcriptions, "
-                            "/v1/images/generations.", code="unknown_url")  # fmt: skip
+        raise ApiError(
+            404,
+            f"There is no /v1/{rest[:100]} here. Routes: /v1/models, "
+            "/v1/chat/completions, /v1/embeddings, /v1/audio/transcriptions, "
+            "/v1/images/generations.",
+            code="unknown_url",
+        )
 
     app.include_router(router)
 
@@ -256,8 +344,9 @@ def _counting(receive, limit: int, what: str):
         message = await receive()
         seen += len(message.get("body", b""))
         if seen > limit:
-            raise ApiError(413, f"The {what} is over the {limit - FORM_OVERHEAD:,}-byte "
-                                "upload limit.")  # fmt: skip
+            raise ApiError(
+                413, f"The {what} is over the {limit - FORM_OVERHEAD:,}-byte upload limit."
+            )
         return message
 
     return counted
@@ -289,8 +378,12 @@ def _number(body: dict, key: str, low: float, high: float, integer: bool = False
     """body[key] if it is a number (not a boolean) within [low, high], else a 400 naming it."""
     value = body.get(key)
     kind = "a whole number" if integer else "a number"
-    if (not isinstance(value, int | float) or isinstance(value, bool)
-            or not low <= value <= high or (integer and value != int(value))):  # fmt: skip
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not low <= value <= high
+        or (integer and value != int(value))
+    ):
         raise ApiError(400, f"'{key}' must be {kind} from {low:g} to {high:g}.", param=key)
     return value
 
@@ -298,8 +391,7 @@ def _number(body: dict, key: str, low: float, high: float, integer: bool = False
 def _only_one(body: dict) -> None:
     """OpenAI's ``n``: several choices per call are not served here; say so, never ignore it."""
     if body.get("n", 1) != 1 or isinstance(body.get("n"), bool):
-        raise ApiError(400, "'n' must be 1: this server returns one choice per request.",
-                       param="n")  # fmt: skip
+        raise ApiError(400, "'n' must be 1: this server returns one choice per request.", param="n")
 
 
 def _session(body: dict, user: str) -> str:
@@ -324,11 +416,16 @@ def _model(name, assistant: Assistant, task: str) -> str | None:
     entry = assistant.catalog.entries.get(name)
     if entry is None:  # a listed model that is not built yet gets its 503 from the service
         known = ", ".join(["auto"] + [e.id for e in assistant.catalog.for_task(task) if e.built])
-        raise ApiError(404, f"The model '{name[:100]}' does not exist here. For this route: "
-                            f"{known}.", param="model", code="model_not_found")  # fmt: skip
+        raise ApiError(
+            404,
+            f"The model '{name[:100]}' does not exist here. For this route: {known}.",
+            param="model",
+            code="model_not_found",
+        )
     if task not in entry.tasks:
-        raise ApiError(400, f"The model '{name}' serves {', '.join(entry.tasks)}, not {task}.",
-                       param="model")  # fmt: skip
+        raise ApiError(
+            400, f"The model '{name}' serves {', '.join(entry.tasks)}, not {task}.", param="model"
+        )
     return entry.id
 
 
@@ -348,18 +445,25 @@ def _text(content, where: str, images: list | None = None) -> str:
                 image = part.get("image_url")
                 url = image.get("url", "") if isinstance(image, dict) else image
                 if not isinstance(url, str) or not url.startswith("data:image/"):
-                    raise ApiError(400, f"{where}: send the picture inline as a data:image/... "
-                                        "URL; this server does not fetch URLs.",
-                                   param="messages")  # fmt: skip
+                    raise ApiError(
+                        400,
+                        f"{where}: send the picture inline as a data:image/... "
+                        "URL; this server does not fetch URLs.",
+                        param="messages",
+                    )
                 images.append(url)
             elif kind == "text":
                 parts.append(str(part.get("text", "")))
             else:
-                raise ApiError(400, f"{where}: parts must be text, or image_url in the last "
-                                    "user message.", param="messages")  # fmt: skip
+                raise ApiError(
+                    400,
+                    f"{where}: parts must be text, or image_url in the last user message.",
+                    param="messages",
+                )
         return "".join(parts)
-    raise ApiError(400, f"{where}: 'content' must be a string or a list of text parts.",
-                   param="messages")  # fmt: skip
+    raise ApiError(
+        400, f"{where}: 'content' must be a string or a list of text parts.", param="messages"
+    )
 
 
 def _save_data_url(url: str, folder: Path, limit: int) -> Path:
@@ -370,40 +474,49 @@ def _save_data_url(url: str, folder: Path, limit: int) -> Path:
     header, _, data = url.partition(",")
     kind = header.removeprefix("data:image/").split(";")[0]
     if ";base64" not in header or kind not in ("png", "jpeg", "jpg", "gif", "webp", "bmp"):
-        raise ApiError(400, "An image data URL must be base64 PNG, JPEG, GIF, WebP or BMP.",
-                       param="messages")  # fmt: skip
+        raise ApiError(
+            400, "An image data URL must be base64 PNG, JPEG, GIF, WebP or BMP.", param="messages"
+        )
     if len(data) * 3 // 4 > limit:
         raise ApiError(413, f"The picture is over the {limit:,}-byte upload limit.")
     try:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
-        raise ApiError(400, "The picture's data URL is not valid base64.",
-                       param="messages") from None  # fmt: skip
+        raise ApiError(
+            400, "The picture's data URL is not valid base64.", param="messages"
+        ) from None
     target = folder / uuid.uuid4().hex / f"image.{'jpg' if kind == 'jpeg' else kind}"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(raw)
     return target
 
 
-def _chat_request(body: dict, assistant: Assistant, user: str = "local"
-                  ) -> tuple[Request, bool, bool]:  # fmt: skip
+def _chat_request(
+    body: dict, assistant: Assistant, user: str = "local"
+) -> tuple[Request, bool, bool]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "'messages' must be a non-empty list.", param="messages")
     turns, images = [], []
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or m.get("role") not in ROLES:
-            raise ApiError(400, f"messages[{i}] needs a role of system, developer, user or "
-                                "assistant.", param="messages")  # fmt: skip
+            raise ApiError(
+                400,
+                f"messages[{i}] needs a role of system, developer, user or assistant.",
+                param="messages",
+            )
         role = "system" if m["role"] == "developer" else m["role"]
         last = i == len(messages) - 1
-        turns.append(Message(role, _text(m.get("content"), f"messages[{i}]",
-                                         images if last else None)))  # fmt: skip
+        turns.append(
+            Message(role, _text(m.get("content"), f"messages[{i}]", images if last else None))
+        )
     if turns[-1].role != "user":
         raise ApiError(400, "The last message must be the user's.", param="messages")
     settings = assistant.settings
-    attachments = tuple(_save_data_url(url, settings.uploads_dir / "api", settings.max_upload_bytes)
-                        for url in images)  # fmt: skip
+    attachments = tuple(
+        _save_data_url(url, settings.uploads_dir / "api", settings.max_upload_bytes)
+        for url in images
+    )
     limit = settings.max_new_tokens
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens", limit))
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
@@ -419,11 +532,15 @@ def _chat_request(body: dict, assistant: Assistant, user: str = "local"
         raise ApiError(400, "'stream' must be true or false.", param="stream")
     options = body.get("stream_options") or {}
     request = Request(
-        text=turns[-1].content, history=tuple(turns[:-1]), session_id=_session(body, user),
+        text=turns[-1].content,
+        history=tuple(turns[:-1]),
+        session_id=_session(body, user),
         attachments=attachments,
-        model=_model(body.get("model"), assistant, "text"), user=user,
-        max_new_tokens=min(max_tokens, limit), temperature=float(temperature),
-    )  # fmt: skip
+        model=_model(body.get("model"), assistant, "text"),
+        user=user,
+        max_new_tokens=min(max_tokens, limit),
+        temperature=float(temperature),
+    )
     return request, stream, bool(isinstance(options, dict) and options.get("include_usage"))
 
 
@@ -451,17 +568,32 @@ def _usage(outcome: Outcome) -> dict:
 
 def _completion(outcome: Outcome) -> dict:
     _raise_for(outcome)
-    return {"id": f"chatcmpl-{outcome.request_id}", "object": "chat.completion",
-            "created": int(time.time()), "model": outcome.route.model,
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": outcome.result.text}}],
-            "usage": _usage(outcome), "assistant": _extra(outcome)}  # fmt: skip
+    return {
+        "id": f"chatcmpl-{outcome.request_id}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": outcome.route.model,
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": outcome.result.text},
+            }
+        ],
+        "usage": _usage(outcome),
+        "assistant": _extra(outcome),
+    }
 
 
 def _chunk(cid: str, model: str, delta: dict, finish: str | None = None, **extra) -> str:
-    body = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            **extra}  # fmt: skip
+    body = {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        **extra,
+    }
     return f"data: {json.dumps(body)}\n\n"
 
 

@@ -100,8 +100,9 @@ def _decoder(adapter, mode: str):
 
     def decode(samples):
         if is_openai:  # beam5: openai-whisper's CLI defaults
-            out = adapter.model.transcribe(samples, language="en", fp16=False, beam_size=5,
-                                           best_of=5, verbose=None)  # fmt: skip
+            out = adapter.model.transcribe(
+                samples, language="en", fp16=False, beam_size=5, best_of=5, verbose=None
+            )
             return out["segments"], "en"
         beam = 5 if mode == "beam5" else 1
         pieces, info = adapter.model.transcribe(
@@ -139,8 +140,13 @@ def _asr_worker(model_id: str, mode: str, repeats: int) -> dict:
         text = " ".join(s["text"].strip() for s in segments)
         runs.append(time.perf_counter() - started)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"load_s": load_s, "runs": runs, "text": text, "peak_mb": peak_mb,
-            "audio_s": samples.shape[0] / audio.SAMPLE_RATE}  # fmt: skip
+    return {
+        "load_s": load_s,
+        "runs": runs,
+        "text": text,
+        "peak_mb": peak_mb,
+        "audio_s": samples.shape[0] / audio.SAMPLE_RATE,
+    }
 
 
 def bench_asr(repeats: int, progress) -> list[dict]:
@@ -150,8 +156,10 @@ def bench_asr(repeats: int, progress) -> list[dict]:
         progress(f"  {name}: {model_id}, {repeats} runs...")
         out = subprocess.run(
             [sys.executable, "-m", "assistant.bench", "_asr_worker", model_id, mode, str(repeats)],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if out.returncode != 0:
             raise RuntimeError(f"{name} failed:\n{out.stderr[-2000:]}")
         results[name] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -173,15 +181,21 @@ def bench_asr(repeats: int, progress) -> list[dict]:
     goal = speedup(REFERENCE, DEFAULT)
     metrics += [
         metric("product default vs reference: speed-up", goal, "x", ">= 3", goal >= 3),
-        metric("like for like, beam 5: faster-whisper vs openai-whisper",
-               speedup(REFERENCE, "faster-whisper int8, beam 5"), "x"),
-        metric("like for like, greedy: faster-whisper vs openai-whisper",
-               speedup("openai-whisper fp32, greedy", "faster-whisper int8, greedy sequential"),
-               "x"),
-    ]  # fmt: skip
+        metric(
+            "like for like, beam 5: faster-whisper vs openai-whisper",
+            speedup(REFERENCE, "faster-whisper int8, beam 5"),
+            "x",
+        ),
+        metric(
+            "like for like, greedy: faster-whisper vs openai-whisper",
+            speedup("openai-whisper fp32, greedy", "faster-whisper int8, greedy sequential"),
+            "x",
+        ),
+    ]
     gap = wers[DEFAULT] - wers[REFERENCE]
-    metrics.append(metric("product default WER minus reference WER", gap, "points", "<= 1",
-                          gap <= 1))  # fmt: skip
+    metrics.append(
+        metric("product default WER minus reference WER", gap, "points", "<= 1", gap <= 1)
+    )
     audio_s = results[REFERENCE]["audio_s"]
     metrics.append(metric("speech benchmarked", audio_s, "s", ">= 60", audio_s >= 60))
     return metrics
@@ -202,8 +216,9 @@ def _score_router(router, name: str, progress) -> tuple[list, dict[str, list[boo
         requests.append(request)
         right.setdefault(case["task"], []).append(got == case["task"])
         if got != case["task"]:
-            progress(f"  miss ({name}): {case['text']!r} {case['files']} -> {got}, "
-                     f"want {case['task']}")  # fmt: skip
+            progress(
+                f"  miss ({name}): {case['text']!r} {case['files']} -> {got}, want {case['task']}"
+            )
     return requests, right
 
 
@@ -237,8 +252,9 @@ def bench_router(repeats: int, progress) -> list[dict]:
         # honest figure (the set above guided one round of exemplars).
         metric("routing accuracy, held-out set (router_test.jsonl)", held_out * 100, "%"),
     ]
-    metrics += [metric(f"accuracy: {task}", sum(v) / len(v) * 100, "%") for task, v in
-                sorted(right.items())]  # fmt: skip
+    metrics += [
+        metric(f"accuracy: {task}", sum(v) / len(v) * 100, "%") for task, v in sorted(right.items())
+    ]
     p50, p95 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.95)]
     metrics += [
         metric("decision latency p50 (warm)", p50, "ms", "<= 10", p50 <= 10),
@@ -264,8 +280,9 @@ def bench_pool(repeats: int, progress) -> list[dict]:
 
     settings = Settings.from_env()
     assistant = Assistant.from_settings(settings, progress=lambda m: None)
-    prompt = Request(text="List five fruits and one fact about each.", max_new_tokens=48,
-                     session_id="bench")  # fmt: skip
+    prompt = Request(
+        text="List five fruits and one fact about each.", max_new_tokens=48, session_id="bench"
+    )
     assistant.ask(prompt)  # loads the model into the pool (cold, not measured)
     model = assistant.router.route(prompt).model
     with assistant.pool.lease(model) as lease:
@@ -320,8 +337,10 @@ def bench_image(repeats: int, progress) -> list[dict]:
     if not (OUT / "unet").is_dir():
         from models.base import ModelUnavailable
 
-        raise ModelUnavailable("No demo model in models/demo_diffusion: train it with "
-                               "python -m assistant train demo-diffusion")  # fmt: skip
+        raise ModelUnavailable(
+            "No demo model in models/demo_diffusion: train it with "
+            "python -m assistant train demo-diffusion"
+        )
     # The judge first: on the very scenes the model is asked for, rendered
     # cleanly and with a generated picture's flaws, and against wrong captions.
     rows, rng = [], random.Random(5)
@@ -331,29 +350,54 @@ def bench_image(repeats: int, progress) -> list[dict]:
         flawed = [scenes.look(scenes.degrade(scenes.render(w, rng), rng)) for w in wanted]
         right = sum(map(scenes.follows, clean, wanted)) / len(wanted)
         rough = sum(map(scenes.follows, flawed, wanted)) / len(wanted)
-        rows.append(metric(f"judge on rendered {which} scenes: right", right, "fraction",
-                           ">= 0.99" if which == "single" else None,
-                           right >= 0.99 if which == "single" else None))  # fmt: skip
+        rows.append(
+            metric(
+                f"judge on rendered {which} scenes: right",
+                right,
+                "fraction",
+                ">= 0.99" if which == "single" else None,
+                right >= 0.99 if which == "single" else None,
+            )
+        )
         rows.append(metric(f"judge on flawed {which} scenes: right", rough, "fraction"))
     _, wrong = scenes.check_judge(300)
-    rows.append(metric("judge agrees with a mismatched caption", wrong, "fraction", "<= 0.02",
-                       wrong <= 0.02))  # fmt: skip
+    rows.append(
+        metric(
+            "judge agrees with a mismatched caption", wrong, "fraction", "<= 0.02", wrong <= 0.02
+        )
+    )
     result = evaluate(OUT, progress=progress)
     info = json.loads((OUT / "training.json").read_text())
     return rows + [
-        metric("held-out single objects: background right", result["background"], "fraction",
-               ">= 0.9", result["background"] >= 0.9),  # fmt: skip
-        metric("held-out single objects: colour and shape both right", result["color_and_shape"],
-               "fraction", ">= 0.7", result["color_and_shape"] >= 0.7),  # fmt: skip
+        metric(
+            "held-out single objects: background right",
+            result["background"],
+            "fraction",
+            ">= 0.9",
+            result["background"] >= 0.9,
+        ),
+        metric(
+            "held-out single objects: colour and shape both right",
+            result["color_and_shape"],
+            "fraction",
+            ">= 0.7",
+            result["color_and_shape"] >= 0.7,
+        ),
         metric("held-out single objects: colour right", result["color"], "fraction"),
         metric("held-out single objects: shape right", result["shape"], "fraction"),
         metric("held-out single objects: all three right", result["all"], "fraction"),
         metric("held-out object at a place: all right", result["placed_right"], "fraction"),
         metric("held-out two-object scenes: all right", result["two_right"], "fraction"),
-        metric("pictures judged", result["single_images"] + result["placed_images"]
-               + result["two_images"], "images"),  # fmt: skip
-        metric("seconds per picture (25 DDIM steps, guidance 3, CPU, batches of 32)",
-               result["seconds_per_image"], "s"),  # fmt: skip
+        metric(
+            "pictures judged",
+            result["single_images"] + result["placed_images"] + result["two_images"],
+            "images",
+        ),
+        metric(
+            "seconds per picture (25 DDIM steps, guidance 3, CPU, batches of 32)",
+            result["seconds_per_image"],
+            "s",
+        ),
         metric("training wall time", info["wall_s"] / 60, "min"),
         metric("training steps (batch 64)", info["steps"], "steps"),
     ]
@@ -371,9 +415,17 @@ def bench_tune(repeats: int, progress) -> list[dict]:
     return run_tune(repeats, progress)
 
 
-BENCHES = {"answers": bench_answers, "asr": bench_asr, "router": bench_router,
-           "pool": bench_pool, "rag": bench_rag, "text": bench_text, "vision": bench_vision,
-           "image": bench_image, "tune": bench_tune}  # fmt: skip
+BENCHES = {
+    "answers": bench_answers,
+    "asr": bench_asr,
+    "router": bench_router,
+    "pool": bench_pool,
+    "rag": bench_rag,
+    "text": bench_text,
+    "vision": bench_vision,
+    "image": bench_image,
+    "tune": bench_tune,
+}
 
 
 def run(name: str, repeats: int = 3, progress=print) -> dict:

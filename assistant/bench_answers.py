@@ -38,17 +38,33 @@ from models.base import Message, Request
 
 DATA = Path(__file__).with_name("benchdata") / "answers"
 # Text models compared, when they can run here (the coder needs `make coder`).
-CANDIDATES = ("smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct",
-              "smollm2-135m-instruct-llamacpp", "qwen2.5-coder-0.5b-instruct-llamacpp")  # fmt: skip
+CANDIDATES = (
+    "smollm2-135m-instruct",
+    "qwen2.5-coder-0.5b-instruct",
+    "smollm2-135m-instruct-llamacpp",
+    "qwen2.5-coder-0.5b-instruct-llamacpp",
+)
 ROUTED = "routed"
 MAX_NEW_TOKENS = 64  # replies are judged on their first sentences; time stays comparable
 
 # Prompt scaffolding a person must never see (an independent list: not grounding.py's).
-SCAFFOLD = [re.compile(p, re.I | re.M) for p in (
-    r"<<<", r">>>", r"\bexcerpt \[\d", r"^\s*question\s*:", r"answer with citations",
-    r"^\s*excerpts?\s*:", r"<\|im_(start|end)\|>", r"<\|endoftext\|>", r"^\s{0,3}#{1,6}\s",
-    r"not instructions", r"quoted data", r"^\s*(facts|context)\s*:\s*$",
-)]  # fmt: skip
+SCAFFOLD = [
+    re.compile(p, re.I | re.M)
+    for p in (
+        r"<<<",
+        r">>>",
+        r"\bexcerpt \[\d",
+        r"^\s*question\s*:",
+        r"answer with citations",
+        r"^\s*excerpts?\s*:",
+        r"<\|im_(start|end)\|>",
+        r"<\|endoftext\|>",
+        r"^\s{0,3}#{1,6}\s",
+        r"not instructions",
+        r"quoted data",
+        r"^\s*(facts|context)\s*:\s*$",
+    )
+]
 
 
 def scaffolding(text: str, n_citations: int) -> list[str]:
@@ -65,8 +81,9 @@ def _load(name: str) -> list[dict]:
 def _has(text: str, expected: list[str]) -> bool:
     low = text.lower()
     # A plural counts ("notice" in "notices"); a longer number does not ("60" in "600").
-    return any(re.search(rf"(?<![\w.]){re.escape(e.lower())}(?:s|es)?(?![\w])", low)
-               for e in expected)  # fmt: skip
+    return any(
+        re.search(rf"(?<![\w.]){re.escape(e.lower())}(?:s|es)?(?![\w])", low) for e in expected
+    )
 
 
 def _picture(lines: list[str], path: Path) -> Path:
@@ -84,15 +101,19 @@ def _picture(lines: list[str], path: Path) -> Path:
 
 def _memo(text: str, path: Path) -> Path:
     raw = path.with_suffix(".raw.wav")
-    for cmd in (["espeak-ng", "-w", str(raw), text], ["sox", str(raw), "-r", "16000", "-c", "1",
-                                                      str(path)]):  # fmt: skip
+    for cmd in (
+        ["espeak-ng", "-w", str(raw), text],
+        ["sox", str(raw), "-r", "16000", "-c", "1", str(path)],
+    ):
         try:
             subprocess.run(cmd, check=True, capture_output=True)
         except FileNotFoundError:
             from models.base import ModelUnavailable
 
-            raise ModelUnavailable("bench answers needs espeak-ng and sox for its voice memos: "
-                                   "apt-get install -y espeak-ng sox") from None  # fmt: skip
+            raise ModelUnavailable(
+                "bench answers needs espeak-ng and sox for its voice memos: "
+                "apt-get install -y espeak-ng sox"
+            ) from None
     raw.unlink()
     return path
 
@@ -111,9 +132,15 @@ class _Run:
         self.models: dict[str, int] = {}
 
     def ask(self, text: str, kind: str, attachments=(), history=(), task=None):
-        request = Request(text=text, attachments=tuple(attachments), history=tuple(history),
-                          prefer=self.prefer, max_new_tokens=MAX_NEW_TOKENS, task=task,
-                          session_id=f"bench-{self.column}")  # fmt: skip
+        request = Request(
+            text=text,
+            attachments=tuple(attachments),
+            history=tuple(history),
+            prefer=self.prefer,
+            max_new_tokens=MAX_NEW_TOKENS,
+            task=task,
+            session_id=f"bench-{self.column}",
+        )
         started = time.perf_counter()
         outcome = self.assistant.ask(request, source="bench")
         wall = time.perf_counter() - started
@@ -129,16 +156,39 @@ class _Run:
         self.scaffolding += bool(leaks)
         return outcome, reply, wall, leaks
 
-    def judge(self, metric_key: str, question: str, reply: str, ok: bool, wall: float,
-              leaks: list[str], **extra) -> None:  # fmt: skip
+    def judge(
+        self,
+        metric_key: str,
+        question: str,
+        reply: str,
+        ok: bool,
+        wall: float,
+        leaks: list[str],
+        **extra,
+    ) -> None:
         self.scores.setdefault(metric_key, []).append(ok)
         mark = "✓" if ok else "✗"
         shown = " ".join(reply.split())[:220]
-        self.progress(f"    {mark} [{self.column} · {metric_key}] {question} → {shown} "
-                      f"({wall:.1f}s){' LEAK ' + str(leaks) if leaks else ''}")  # fmt: skip
-        self.log.write(json.dumps({"column": self.column, "set": metric_key, "question": question,
-                                   "reply": reply, "right": ok, "seconds": round(wall, 2),
-                                   "scaffolding": leaks, **extra}, ensure_ascii=False) + "\n")
+        self.progress(
+            f"    {mark} [{self.column} · {metric_key}] {question} → {shown} "
+            f"({wall:.1f}s){' LEAK ' + str(leaks) if leaks else ''}"
+        )
+        self.log.write(
+            json.dumps(
+                {
+                    "column": self.column,
+                    "set": metric_key,
+                    "question": question,
+                    "reply": reply,
+                    "right": ok,
+                    "seconds": round(wall, 2),
+                    "scaffolding": leaks,
+                    **extra,
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
 
 
 def bench_answers(repeats: int, progress) -> list[dict]:
@@ -149,15 +199,21 @@ def bench_answers(repeats: int, progress) -> list[dict]:
     shutil.rmtree(home, ignore_errors=True)
     (home / "inputs").mkdir(parents=True)
     (home / "weights").symlink_to(real.weights_dir.resolve(), target_is_directory=True)
-    assistant = Assistant.from_settings(Settings(home=home, max_new_tokens=MAX_NEW_TOKENS),
-                                        progress=lambda m: None)  # fmt: skip
+    assistant = Assistant.from_settings(
+        Settings(home=home, max_new_tokens=MAX_NEW_TOKENS), progress=lambda m: None
+    )
     weights = assistant.settings.weights_dir
     wanted = [m.strip() for m in os.environ.get("BENCH_ANSWERS_MODELS", "").split(",") if m.strip()]
-    columns = [m for m in (wanted or CANDIDATES) if m in assistant.catalog.entries
-               and assistant.catalog.get(m).availability(weights)[0]]  # fmt: skip
+    columns = [
+        m
+        for m in (wanted or CANDIDATES)
+        if m in assistant.catalog.entries and assistant.catalog.get(m).availability(weights)[0]
+    ]
     columns.append(ROUTED)
-    progress(f"  columns: {', '.join(columns)}; indexing {len(list((DATA / 'docs').iterdir()))}"
-             " documents, drawing pictures, recording memos…")  # fmt: skip
+    progress(
+        f"  columns: {', '.join(columns)}; indexing {len(list((DATA / 'docs').iterdir()))}"
+        " documents, drawing pictures, recording memos…"
+    )
     for doc in sorted((DATA / "docs").iterdir()):
         outcome = assistant.ingest(doc)
         assert outcome.status == "ok", outcome.error
@@ -209,20 +265,35 @@ def _retrieval(run: _Run) -> None:
             unsupported = case.get("unsupported", False)
             # Questions nothing answers are sent to the documents: the router may
             # (rightly) send them to plain chat, which is not what is measured here.
-            outcome, reply, wall, leaks = run.ask(case["question"], "rag",
-                                                  task="rag" if unsupported else None)  # fmt: skip
+            outcome, reply, wall, leaks = run.ask(
+                case["question"], "rag", task="rag" if unsupported else None
+            )
             if unsupported:
-                run.judge(f"retrieval: says the documents do not say ({split})", case["question"],
-                          reply, "do not say" in reply.lower(), wall, leaks)  # fmt: skip
+                run.judge(
+                    f"retrieval: says the documents do not say ({split})",
+                    case["question"],
+                    reply,
+                    "do not say" in reply.lower(),
+                    wall,
+                    leaks,
+                )
                 continue
-            cites = {c["n"]: c["source"] for c in (outcome.result.citations
-                                                   if outcome.result else ())}  # fmt: skip
+            cites = {
+                c["n"]: c["source"] for c in (outcome.result.citations if outcome.result else ())
+            }
             cited = {cites.get(int(n)) for n in re.findall(r"\[(\d+)\]", reply)}
-            run.judge(f"retrieval: key fact in the reply ({split})", case["question"], reply,
-                      _has(reply, case["expected"]), wall, leaks,
-                      route=outcome.route.task if outcome.route else None)  # fmt: skip
+            run.judge(
+                f"retrieval: key fact in the reply ({split})",
+                case["question"],
+                reply,
+                _has(reply, case["expected"]),
+                wall,
+                leaks,
+                route=outcome.route.task if outcome.route else None,
+            )
             run.scores.setdefault(f"retrieval: right source cited ({split})", []).append(
-                case["source"] in cited)
+                case["source"] in cited
+            )
 
 
 def _pictures(run: _Run, pictures: dict) -> None:
@@ -230,8 +301,14 @@ def _pictures(run: _Run, pictures: dict) -> None:
         for case in _load(f"pictures_{split}.jsonl"):
             path = pictures["\n".join(case["lines"])]
             _, reply, wall, leaks = run.ask(case["question"], "vision", attachments=[path])
-            run.judge(f"picture text: the value asked for ({split})", case["question"], reply,
-                      _has(reply, case["expected"]), wall, leaks)  # fmt: skip
+            run.judge(
+                f"picture text: the value asked for ({split})",
+                case["question"],
+                reply,
+                _has(reply, case["expected"]),
+                wall,
+                leaks,
+            )
 
 
 def _followups(run: _Run) -> None:
@@ -242,8 +319,14 @@ def _followups(run: _Run) -> None:
             run.grounded_s.pop()  # only the follow-up is timed and judged
             history = (Message("user", first), Message("assistant", reply1))
             _, reply, wall, leaks = run.ask(second, "followup", history=history)
-            run.judge(f"follow-ups: the second reply uses the first ({split})",
-                      f"{first} / {second}", reply, _has(reply, case["expected"]), wall, leaks)
+            run.judge(
+                f"follow-ups: the second reply uses the first ({split})",
+                f"{first} / {second}",
+                reply,
+                _has(reply, case["expected"]),
+                wall,
+                leaks,
+            )
 
 
 def _voice(run: _Run, memos: dict) -> None:
@@ -254,8 +337,15 @@ def _voice(run: _Run, memos: dict) -> None:
             hits = {k for k in case["keywords"] if k in words}
             need = min(2, len(case["keywords"]))
             heard = " ".join(s["text"] for s in outcome.result.segments) if outcome.result else ""
-            run.judge(f"voice memo: the reply addresses it ({split})", case["text"], reply,
-                      len(hits) >= need, wall, leaks, transcript=heard.strip())  # fmt: skip
+            run.judge(
+                f"voice memo: the reply addresses it ({split})",
+                case["text"],
+                reply,
+                len(hits) >= need,
+                wall,
+                leaks,
+                transcript=heard.strip(),
+            )
 
 
 def _factual(run: _Run) -> None:
@@ -263,8 +353,14 @@ def _factual(run: _Run) -> None:
         _, reply, wall, leaks = run.ask(case["question"], "factual")
         # The first sentence is the answer: "…is blue. … unlike green" is wrong.
         first = re.split(r"(?<=[.!?])\s+", reply.strip(), maxsplit=1)[0]
-        run.judge("factual questions, plain chat", case["question"], reply,
-                  _has(first, case["expected"]), wall, leaks)  # fmt: skip
+        run.judge(
+            "factual questions, plain chat",
+            case["question"],
+            reply,
+            _has(first, case["expected"]),
+            wall,
+            leaks,
+        )
 
 
 GOALS = {  # metric name start -> (goal text, test); judged on the product's routed column
@@ -292,24 +388,58 @@ def _metrics(runs: list[_Run]) -> list[dict]:
         for name, marks in run.scores.items():
             value = sum(marks) / len(marks)
             text, test = _goal(name) if judged else (None, None)
-            out.append(metric(f"{run.column}: {name}", value, f"ratio of {len(marks)}", text,
-                              test(value) if test else None))  # fmt: skip
+            out.append(
+                metric(
+                    f"{run.column}: {name}",
+                    value,
+                    f"ratio of {len(marks)}",
+                    text,
+                    test(value) if test else None,
+                )
+            )
             if name.startswith("factual"):
                 right = sum(marks)
-                out.append(metric(f"{run.column}: factual questions right", right,
-                                  f"of {len(marks)}", ">= 18" if judged else None,
-                                  right >= 18 if judged else None))  # fmt: skip
-        out.append(metric(f"{run.column}: replies showing prompt scaffolding", run.scaffolding,
-                          "replies", "0", run.scaffolding == 0))  # fmt: skip
+                out.append(
+                    metric(
+                        f"{run.column}: factual questions right",
+                        right,
+                        f"of {len(marks)}",
+                        ">= 18" if judged else None,
+                        right >= 18 if judged else None,
+                    )
+                )
+        out.append(
+            metric(
+                f"{run.column}: replies showing prompt scaffolding",
+                run.scaffolding,
+                "replies",
+                "0",
+                run.scaffolding == 0,
+            )
+        )
         grounded = statistics.median(run.grounded_s) if run.grounded_s else 0.0
         plain = statistics.median(run.plain_s) if run.plain_s else 0.0
-        out.append(metric(f"{run.column}: grounded reply, warm, end to end (p50)", grounded, "s",
-                          "<= 6" if judged else None, grounded <= 6 if judged else None))
+        out.append(
+            metric(
+                f"{run.column}: grounded reply, warm, end to end (p50)",
+                grounded,
+                "s",
+                "<= 6" if judged else None,
+                grounded <= 6 if judged else None,
+            )
+        )
         out.append(metric(f"{run.column}: plain chat reply, warm, end to end (p50)", plain, "s"))
         today = plain_today.get(CANDIDATES[0])
         if judged and today:
-            out.append(metric(f"{run.column}: plain chat p50 vs {CANDIDATES[0]} alone (today)",
-                              plain / today, "x", "<= 1.1", plain / today <= 1.1))  # fmt: skip
+            out.append(
+                metric(
+                    f"{run.column}: plain chat p50 vs {CANDIDATES[0]} alone (today)",
+                    plain / today,
+                    "x",
+                    "<= 1.1",
+                    plain / today <= 1.1,
+                )
+            )
         usd = statistics.median(run.usd) if run.usd else 0.0
         out.append(metric(f"{run.column}: $ here per reply (median)", usd, "USD"))
         for model, n in sorted(run.models.items()):

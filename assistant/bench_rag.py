@@ -46,8 +46,9 @@ def bench_rag(repeats: int, progress) -> list[dict]:
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     (home / "weights").symlink_to(real.weights_dir.resolve(), target_is_directory=True)
-    assistant = Assistant.from_settings(Settings(home=home, max_new_tokens=64),
-                                        progress=lambda m: None)  # fmt: skip
+    assistant = Assistant.from_settings(
+        Settings(home=home, max_new_tokens=64), progress=lambda m: None
+    )
     questions = [json.loads(line) for line in QUESTIONS.read_text().splitlines() if line]
     modules = sorted({q["module"] for q in questions})
     metrics = []
@@ -60,8 +61,11 @@ def bench_rag(repeats: int, progress) -> list[dict]:
     ingest_s = time.perf_counter() - started
     store = assistant.store
     chunks = sum(d.chunks for d in store.documents(collections_for("local")))
-    metrics.append(metric("ingest (read, split, embed, write; cold load included)",
-                          chunks / ingest_s, "chunks/s"))  # fmt: skip
+    metrics.append(
+        metric(
+            "ingest (read, split, embed, write; cold load included)", chunks / ingest_s, "chunks/s"
+        )
+    )
 
     # -- retrieval: hybrid against each side alone --------------------------------
     collections = collections_for("local")
@@ -77,21 +81,34 @@ def bench_rag(repeats: int, progress) -> list[dict]:
         lexical = [store.name_of(i) for i in store.keyword(q["question"], collections, n=5)]
         found["bm25"] += want in lexical
     n = len(questions)
-    metrics.append(metric("recall@5, hybrid (BM25 + vectors, RRF)", found["hybrid"] / n, "ratio",
-                          ">= 0.9", found["hybrid"] / n >= 0.9))  # fmt: skip
+    metrics.append(
+        metric(
+            "recall@5, hybrid (BM25 + vectors, RRF)",
+            found["hybrid"] / n,
+            "ratio",
+            ">= 0.9",
+            found["hybrid"] / n >= 0.9,
+        )
+    )
     metrics.append(metric("recall@5, vectors alone", found["vector"] / n, "ratio"))
     metrics.append(metric("recall@5, BM25 alone", found["bm25"] / n, "ratio"))
 
     # -- routing with documents present -------------------------------------------
-    to_rag = sum(assistant.router.route(Request(text=q["question"])).task == "rag"
-                 for q in questions)  # fmt: skip
+    to_rag = sum(
+        assistant.router.route(Request(text=q["question"])).task == "rag" for q in questions
+    )
     eval_set = Path(__file__).with_name("benchdata") / "router_eval.jsonl"
     plain = [json.loads(line) for line in eval_set.read_text().splitlines() if line]
     plain = [p["text"] for p in plain if p.get("task") == "text" and not p.get("files")]
     to_text = sum(assistant.router.route(Request(text=t)).task == "text" for t in plain)
     metrics.append(metric("routed to rag: questions about the documents", to_rag / n, "ratio"))
-    metrics.append(metric(f"routed to text: {len(plain)} unrelated questions, documents present",
-                          to_text / len(plain), "ratio"))  # fmt: skip
+    metrics.append(
+        metric(
+            f"routed to text: {len(plain)} unrelated questions, documents present",
+            to_text / len(plain),
+            "ratio",
+        )
+    )
 
     # -- answers, per available text model ----------------------------------------
     weights = assistant.settings.weights_dir
@@ -118,8 +135,7 @@ def _embedding_speed(assistant, store, repeats: int, progress) -> list[dict]:
     import numpy as np
     import torch
 
-    texts = [r[0] for r in store._db.execute(
-        "SELECT text FROM chunks ORDER BY chunk_id LIMIT 96")]  # fmt: skip
+    texts = [r[0] for r in store._db.execute("SELECT text FROM chunks ORDER BY chunk_id LIMIT 96")]
     with assistant.pool.lease(assistant._embedder_id()) as lease:
         adapter = lease.adapter
         model = adapter.model
@@ -147,17 +163,33 @@ def _embedding_speed(assistant, store, repeats: int, progress) -> list[dict]:
     return [
         metric("embedding: one chunk at a time (reference)", len(texts) / loop, "chunks/s"),
         metric("embedding: the loop's arithmetic rate", loop_gflops, "GFLOP/s"),
-        metric(f"fp32 matrix-multiply peak, {torch.get_num_threads()} threads (median)", peak,
-               "GFLOP/s"),  # fmt: skip
-        metric("largest fp32 speed-up over the loop this CPU allows (peak / loop rate)",
-               peak / loop_gflops, "x"),  # fmt: skip
-        metric("embedding: batched fp32 vs loop", loop / statistics.median(runs["batched fp32"]),
-               "x"),  # fmt: skip
-        metric(f"embedding: product path ({mode}, batched) vs loop",
-               loop / statistics.median(runs["product"]), "x", ">= 5",
-               loop / statistics.median(runs["product"]) >= 5),  # fmt: skip
-        metric(f"embedding: min cosine, product path vs reference ({torch.get_num_threads()} "
-               "threads)", cosine, "cosine", ">= 0.99", cosine >= 0.99),  # fmt: skip
+        metric(
+            f"fp32 matrix-multiply peak, {torch.get_num_threads()} threads (median)",
+            peak,
+            "GFLOP/s",
+        ),
+        metric(
+            "largest fp32 speed-up over the loop this CPU allows (peak / loop rate)",
+            peak / loop_gflops,
+            "x",
+        ),
+        metric(
+            "embedding: batched fp32 vs loop", loop / statistics.median(runs["batched fp32"]), "x"
+        ),
+        metric(
+            f"embedding: product path ({mode}, batched) vs loop",
+            loop / statistics.median(runs["product"]),
+            "x",
+            ">= 5",
+            loop / statistics.median(runs["product"]) >= 5,
+        ),
+        metric(
+            f"embedding: min cosine, product path vs reference ({torch.get_num_threads()} threads)",
+            cosine,
+            "cosine",
+            ">= 0.99",
+            cosine >= 0.99,
+        ),
     ]
 
 
@@ -169,13 +201,20 @@ def _encoder_flops(model, texts: list[str]) -> float:
     """
     import torch
 
-    weights = sum(m.weight.numel() for name, m in model.named_modules()
-                  if isinstance(m, torch.nn.Linear) and ".encoder." in f".{name}.")  # fmt: skip
+    weights = sum(
+        m.weight.numel()
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and ".encoder." in f".{name}."
+    )
     config = model[0].auto_model.config
     ids = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)["input_ids"]
     per_layer_attention = 4 * config.hidden_size
-    return float(sum(2 * weights * len(x) + per_layer_attention * len(x) ** 2
-                     * config.num_hidden_layers for x in ids))  # fmt: skip
+    return float(
+        sum(
+            2 * weights * len(x) + per_layer_attention * len(x) ** 2 * config.num_hidden_layers
+            for x in ids
+        )
+    )
 
 
 def _matmul_gflops(size: int = 2048) -> float:
@@ -210,17 +249,27 @@ def _query_latency(assistant, home: Path, vectors, questions, progress) -> list[
         t = time.perf_counter()
         while have < size:
             n = min(5000, size - have)
-            batch = [Chunk(f"s{have + i}", f"doc{(have + i) // 100}", have + i,
-                           " ".join(random.Random(have + i).sample(words, 60)), "line 1")
-                     for i in range(n)]  # fmt: skip
+            batch = [
+                Chunk(
+                    f"s{have + i}",
+                    f"doc{(have + i) // 100}",
+                    have + i,
+                    " ".join(random.Random(have + i).sample(words, 60)),
+                    "line 1",
+                )
+                for i in range(n)
+            ]
             v = rng.standard_normal((n, len(vectors[0]))).astype("float32")
             v /= np.linalg.norm(v, axis=1, keepdims=True)
-            store._write(target, "user-local", "synthetic.txt", "", batch,
-                         lambda texts, v=v: v.tolist())  # fmt: skip
+            store._write(
+                target, "user-local", "synthetic.txt", "", batch, lambda texts, v=v: v.tolist()
+            )
             have += n
-        store._db.execute("INSERT OR REPLACE INTO documents VALUES "
-                          "('docs','user-local','synthetic.txt','text',0,?,'complete',0,'')",
-                          (have,))  # fmt: skip
+        store._db.execute(
+            "INSERT OR REPLACE INTO documents VALUES "
+            "('docs','user-local','synthetic.txt','text',0,?,'complete',0,'')",
+            (have,),
+        )
         build_s = time.perf_counter() - t
         latencies = []
         with assistant.pool.lease(assistant._embedder_id()) as lease:
@@ -229,8 +278,13 @@ def _query_latency(assistant, home: Path, vectors, questions, progress) -> list[
                 vector = lease.adapter.embed([q["question"]])[0]
                 store.search(q["question"], vector, ["user-local", "shared"], k=5)
                 latencies.append(time.perf_counter() - t)
-        metrics.append(metric(f"query p50 at {size:,} chunks (embed + hybrid search)",
-                              statistics.median(latencies) * 1000, "ms"))  # fmt: skip
+        metrics.append(
+            metric(
+                f"query p50 at {size:,} chunks (embed + hybrid search)",
+                statistics.median(latencies) * 1000,
+                "ms",
+            )
+        )
         metrics.append(metric(f"building {size:,} chunks (synthetic vectors)", build_s, "s"))
     store.close()
     return metrics

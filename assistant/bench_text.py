@@ -124,8 +124,11 @@ def _concurrent(adapter, prompts: list[str]) -> tuple[float, list[float], list[s
     for t in threads:
         t.join()
     wall = time.perf_counter() - started
-    return (sum(o["tokens"] for o in out) / wall, [o["ttft"] for o in out],
-            [o["text"] for o in out])  # fmt: skip
+    return (
+        sum(o["tokens"] for o in out) / wall,
+        [o["ttft"] for o in out],
+        [o["text"] for o in out],
+    )
 
 
 def _build(model_id: str):
@@ -155,15 +158,22 @@ def _decode_worker(model_id: str) -> dict:
     history = (Message("user", LONG_CONTEXT), Message("assistant", long["text"]))
     follow = _one(adapter, FOLLOW_UP, 16, history)["ttft"]
     n_long = len(adapter.tokenizer(LONG_CONTEXT)["input_ids"])
-    return {"rates": rates, "ttft": long["ttft"], "follow": follow,
-            "bytes": _weights_bytes(adapter), "n_long": n_long}  # fmt: skip
+    return {
+        "rates": rates,
+        "ttft": long["ttft"],
+        "follow": follow,
+        "bytes": _weights_bytes(adapter),
+        "n_long": n_long,
+    }
 
 
 def _in_subprocess(model_id: str) -> dict:
     out = subprocess.run(
         [sys.executable, "-m", "assistant.bench_text", "_decode_worker", model_id],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"bench worker for {model_id} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -183,8 +193,12 @@ def bench_text(repeats: int, progress) -> list[dict]:
     # CTranslate2 needs the coder converted through fp32 (2.5 GB, minutes):
     # measured only where `prepare` already did it, never as part of the bench.
     coder_ct2 = coder and is_prepared(catalog.get(CODER).pack, Settings.from_env().weights_dir)
-    contenders = ([REFERENCE, FAST] + [LLAMA] * llama + [CODER] * coder_ct2
-                  + [CODER_LLAMA] * (coder and llama))  # fmt: skip
+    contenders = (
+        [REFERENCE, FAST]
+        + [LLAMA] * llama
+        + [CODER] * coder_ct2
+        + [CODER_LLAMA] * (coder and llama)
+    )
     if not llama:
         progress("  xllamacpp not installed (pip install -r requirements.txt): not measured")
     if not coder:
@@ -204,8 +218,11 @@ def bench_text(repeats: int, progress) -> list[dict]:
             size[model_id] = got["bytes"]
             if model_id == FAST:  # the coder's tokenizer counts the same prompt differently
                 n_long = got["n_long"]
-        progress(f"  repeat {r + 1}: decode " + ", ".join(
-            f"{m} {statistics.median(decode[m][-4:]):.1f}" for m in contenders) + " tok/s")
+        progress(
+            f"  repeat {r + 1}: decode "
+            + ", ".join(f"{m} {statistics.median(decode[m][-4:]):.1f}" for m in contenders)
+            + " tok/s"
+        )
     med = {m: statistics.median(decode[m]) for m in contenders}
     roof = {m: med[m] * size[m] / 1e9 / bw for m in contenders}
     ref = med[REFERENCE]
@@ -225,38 +242,67 @@ def bench_text(repeats: int, progress) -> list[dict]:
         one_m, eight_m, p95, same = batched[model_id]
         metrics += [
             metric(f"decode, {runtime} (median)", med[model_id], "tok/s"),
-            metric(f"decode speed-up, {runtime} vs transformers fp32", med[model_id] / ref, "x",
-                   f">= {goal}", med[model_id] / ref >= goal),  # fmt: skip
-            metric(f"time to first token, {n_long}-token prompt, {runtime} (median)",
-                   statistics.median(ttft[model_id]), "s", "<= 1.0",
-                   statistics.median(ttft[model_id]) <= 1.0),  # fmt: skip
-            metric(f"time to first token, the next turn of that chat, {runtime} (median)",
-                   statistics.median(follow[model_id]), "s", "<= 0.2",
-                   statistics.median(follow[model_id]) <= 0.2),  # fmt: skip
+            metric(
+                f"decode speed-up, {runtime} vs transformers fp32",
+                med[model_id] / ref,
+                "x",
+                f">= {goal}",
+                med[model_id] / ref >= goal,
+            ),
+            metric(
+                f"time to first token, {n_long}-token prompt, {runtime} (median)",
+                statistics.median(ttft[model_id]),
+                "s",
+                "<= 1.0",
+                statistics.median(ttft[model_id]) <= 1.0,
+            ),
+            metric(
+                f"time to first token, the next turn of that chat, {runtime} (median)",
+                statistics.median(follow[model_id]),
+                "s",
+                "<= 0.2",
+                statistics.median(follow[model_id]) <= 0.2,
+            ),
             metric(f"weights read per token, {runtime}", size[model_id] / 1e6, "MB"),
             metric(f"roofline efficiency, {runtime}", roof[model_id], "fraction"),
             metric(f"one chat alone, aggregate, {runtime} (median)", one_m, "tok/s"),
             metric(f"8 concurrent chats, aggregate, {runtime} (median)", eight_m, "tok/s"),
-            metric(f"8 concurrent vs 1, {runtime}", eight_m / one_m, "x", ">= 3",
-                   eight_m / one_m >= 3),  # fmt: skip
-            metric(f"p95 time to first token, 8 concurrent, {runtime} (median)", p95, "s",
-                   "<= 2", p95 <= 2),  # fmt: skip
-            metric(f"replies identical to the same prompt alone, 8 concurrent, {runtime} "
-                   "(worst run)", same, f"of {len(PROMPTS)}"),  # fmt: skip
+            metric(
+                f"8 concurrent vs 1, {runtime}", eight_m / one_m, "x", ">= 3", eight_m / one_m >= 3
+            ),
+            metric(
+                f"p95 time to first token, 8 concurrent, {runtime} (median)",
+                p95,
+                "s",
+                "<= 2",
+                p95 <= 2,
+            ),
+            metric(
+                f"replies identical to the same prompt alone, 8 concurrent, {runtime} (worst run)",
+                same,
+                f"of {len(PROMPTS)}",
+            ),
         ]
     if LLAMA in contenders:
-        metrics.append(metric("decode speed-up, llama.cpp vs CTranslate2 int8",
-                              med[LLAMA] / med[FAST], "x"))  # fmt: skip
+        metrics.append(
+            metric("decode speed-up, llama.cpp vs CTranslate2 int8", med[LLAMA] / med[FAST], "x")
+        )
     for model_id, runtime in ((CODER, "CTranslate2 int8"), (CODER_LLAMA, "llama.cpp Q4_K_M")):
         if model_id in contenders:
             aim = (">= 0.6", roof[model_id] >= 0.6) if model_id == CODER_LLAMA else (None, None)
             metrics += [
-                metric(f"decode, Qwen2.5-Coder-0.5B, {runtime} (median)", med[model_id],
-                       "tok/s"),  # fmt: skip
-                metric(f"weights read per token, Qwen2.5-Coder-0.5B, {runtime}",
-                       size[model_id] / 1e6, "MB"),  # fmt: skip
-                metric(f"roofline efficiency, Qwen2.5-Coder-0.5B, {runtime}",
-                       roof[model_id], "fraction", *aim),  # fmt: skip
+                metric(f"decode, Qwen2.5-Coder-0.5B, {runtime} (median)", med[model_id], "tok/s"),
+                metric(
+                    f"weights read per token, Qwen2.5-Coder-0.5B, {runtime}",
+                    size[model_id] / 1e6,
+                    "MB",
+                ),
+                metric(
+                    f"roofline efficiency, Qwen2.5-Coder-0.5B, {runtime}",
+                    roof[model_id],
+                    "fraction",
+                    *aim,
+                ),
             ]
     _remember_default(med, batched, progress)
     return metrics
@@ -277,8 +323,9 @@ def _batching(model_id: str, repeats: int, progress) -> tuple[float, float, floa
     finally:
         adapter.unload()
     one_m, eight_m = statistics.median(one), statistics.median(eight)
-    progress(f"  {model_id}: 8 chats at once {eight_m:.1f} tok/s aggregate vs {one_m:.1f} "
-             "for one chat")  # fmt: skip
+    progress(
+        f"  {model_id}: 8 chats at once {eight_m:.1f} tok/s aggregate vs {one_m:.1f} for one chat"
+    )
     return one_m, eight_m, statistics.median(p95s), min(same)
 
 
@@ -296,12 +343,20 @@ def _remember_default(med: dict, batched: dict, progress) -> None:
     home = Settings.from_env().home
     try:
         home.mkdir(parents=True, exist_ok=True)
-        (home / BENCH_TEXT_FILE).write_text(json.dumps(
-            {"text_model": choice, "measured": time.strftime("%Y-%m-%d %H:%M"),
-             "decode_tok_s": {m: round(v, 1) for m, v in med.items()},
-             "eight_chats_tok_s": {m: round(b[1], 1) for m, b in batched.items()}}, indent=1))
-        progress(f"  default chat model on this machine: {choice} "
-                 f"(saved in {home / BENCH_TEXT_FILE})")  # fmt: skip
+        (home / BENCH_TEXT_FILE).write_text(
+            json.dumps(
+                {
+                    "text_model": choice,
+                    "measured": time.strftime("%Y-%m-%d %H:%M"),
+                    "decode_tok_s": {m: round(v, 1) for m, v in med.items()},
+                    "eight_chats_tok_s": {m: round(b[1], 1) for m, b in batched.items()},
+                },
+                indent=1,
+            )
+        )
+        progress(
+            f"  default chat model on this machine: {choice} (saved in {home / BENCH_TEXT_FILE})"
+        )
     except OSError as err:
         progress(f"  could not save the measured default ({err.strerror})")
 

@@ -56,26 +56,54 @@ def bench_tune(repeats: int, progress) -> list[dict]:
     base_facts, tuned_facts = (round(m["score"] * m["n"]) for m in facts["models"])
     ratio = decode[name] / decode[BASE] if decode[BASE] else 0.0
     return [
-        metric("taught JSON shape on 20 unseen prompts, base", base_shape, "fraction",
-               "<= 0.35", base_shape <= 0.35),
-        metric("taught JSON shape on 20 unseen prompts, tuned", tuned_shape, "fraction",
-               ">= 0.85", tuned_shape >= 0.85),
+        metric(
+            "taught JSON shape on 20 unseen prompts, base",
+            base_shape,
+            "fraction",
+            "<= 0.35",
+            base_shape <= 0.35,
+        ),
+        metric(
+            "taught JSON shape on 20 unseen prompts, tuned",
+            tuned_shape,
+            "fraction",
+            ">= 0.85",
+            tuned_shape >= 0.85,
+        ),
         metric("factual questions right, base", base_facts, "of 24"),
-        metric("factual questions right, tuned", tuned_facts, "of 24",
-               "no more than 2 below the base", tuned_facts >= base_facts - 2),
-        metric("training wall time (48 examples less validation, 3 epochs, LoRA r16)",
-               t["seconds"] / 60, "min", "<= 10", t["seconds"] <= 600),
+        metric(
+            "factual questions right, tuned",
+            tuned_facts,
+            "of 24",
+            "no more than 2 below the base",
+            tuned_facts >= base_facts - 2,
+        ),
+        metric(
+            "training wall time (48 examples less validation, 3 epochs, LoRA r16)",
+            t["seconds"] / 60,
+            "min",
+            "<= 10",
+            t["seconds"] <= 600,
+        ),
         metric("seconds per step (batch 8)", t["seconds_per_step"], "s"),
         metric("training tokens per second", t["tokens_per_s"], "tokens/s"),
-        metric("validation loss, before → after", t["val_loss_after"], "nats",
-               f"below {t['val_loss_before']:.3f} (before)",
-               t["val_loss_after"] < t["val_loss_before"]),
-        metric("decode speed, tuned vs base (same runtime)", ratio, "x", "0.9 to 1.1",
-               0.9 <= ratio <= 1.1),
+        metric(
+            "validation loss, before → after",
+            t["val_loss_after"],
+            "nats",
+            f"below {t['val_loss_before']:.3f} (before)",
+            t["val_loss_after"] < t["val_loss_before"],
+        ),
+        metric(
+            "decode speed, tuned vs base (same runtime)",
+            ratio,
+            "x",
+            "0.9 to 1.1",
+            0.9 <= ratio <= 1.1,
+        ),
         metric("cost here", card["cost"]["usd_local"], "USD"),
-        metric("hosted fine-tuning job for the same tokens", card["cost"]["usd_cloud"] or 0,
-               "USD"),
-    ]  # fmt: skip
+        metric("hosted fine-tuning job for the same tokens", card["cost"]["usd_cloud"] or 0, "USD"),
+    ]
 
 
 def _decode_speed(ledger, models) -> dict[str, float]:

@@ -29,13 +29,25 @@ LABELS = {
     "camera.png": {"tripod", "reflex camera", "Polaroid camera"},
     "astronaut.png": {"space shuttle", "military uniform", "suit"},  # no ImageNet class fits well
 }
-LINES = ["INVOICE 2041", "Total: 128.50 EUR", "Meeting at 10:30", "Order #55817",
-         "Paris 75001", "Due date 2026-12-01", "Thank you!", "VAT 20%",
-         "Hello world", "Room 4B"]  # fmt: skip
+LINES = [
+    "INVOICE 2041",
+    "Total: 128.50 EUR",
+    "Meeting at 10:30",
+    "Order #55817",
+    "Paris 75001",
+    "Due date 2026-12-01",
+    "Thank you!",
+    "VAT 20%",
+    "Hello world",
+    "Room 4B",
+]
 TOTALS = ["128.50", "47.00", "9.99", "310.20", "64.75"]
 # Text models that answer from what the readers saw (the coder pack when installed).
-ANSWER_MODELS = ("smollm2-135m-instruct", "smollm2-135m-instruct-fp32",
-                 "qwen2.5-coder-0.5b-instruct")
+ANSWER_MODELS = (
+    "smollm2-135m-instruct",
+    "smollm2-135m-instruct-fp32",
+    "qwen2.5-coder-0.5b-instruct",
+)
 
 
 def _render(text: str, size: int, path: Path) -> Path:
@@ -55,8 +67,9 @@ def _invoice(total: str, path: Path) -> Path:
     font = ImageFont.load_default(size=32)
     img = Image.new("RGB", (700, 320), "white")
     draw = ImageDraw.Draw(img)
-    for i, line in enumerate(["ACME Supplies Ltd", "Invoice 2041", "2 x widgets",
-                              f"Total: {total} EUR"]):  # fmt: skip
+    for i, line in enumerate(
+        ["ACME Supplies Ltd", "Invoice 2041", "2 x widgets", f"Total: {total} EUR"]
+    ):
         draw.text((30, 30 + 70 * i), line, fill="black", font=font)
     img.save(path)
     return path
@@ -115,9 +128,14 @@ def bench_vision(repeats: int, progress) -> list[dict]:
             answered[model] = 0
             for i, amount in enumerate(TOTALS):
                 invoice = _invoice(amount, Path(tmp) / f"invoice{i}.png")
-                outcome = assistant.ask(Request(
-                    text="What is the total on this invoice?", attachments=(invoice,),
-                    max_new_tokens=48, prefer=(("text", model),)))  # fmt: skip
+                outcome = assistant.ask(
+                    Request(
+                        text="What is the total on this invoice?",
+                        attachments=(invoice,),
+                        max_new_tokens=48,
+                        prefer=(("text", model),),
+                    )
+                )
                 text = outcome.result.text if outcome.result else outcome.error or ""
                 answered[model] += amount in text
                 progress(f"  {model}, invoice {amount}: {text[:80]!r}")
@@ -129,8 +147,10 @@ def bench_vision(repeats: int, progress) -> list[dict]:
         metric("OCR exact match (rendered lines)", exact / total, "fraction"),
         metric("OCR match ignoring spaces", loose / total, "fraction"),
         metric("OCR lines", total, "lines"),
-        *(metric(f"invoice totals in the chain's answer, {m}", hits / len(TOTALS), "fraction")
-          for m, hits in answered.items()),
+        *(
+            metric(f"invoice totals in the chain's answer, {m}", hits / len(TOTALS), "fraction")
+            for m, hits in answered.items()
+        ),
         metric("classifier s/image (median)", statistics.median(label_s), "s"),
         metric("OCR s/image (median)", statistics.median(ocr_s), "s"),
         metric("load both models", load_s, "s"),

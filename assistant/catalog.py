@@ -108,8 +108,10 @@ class Entry:
             if os.environ.get("HF_HUB_OFFLINE") == "1":
                 return False, "hub model; HF_HUB_OFFLINE=1 and not in the local cache"
             if not hub_reachable():
-                return False, ("hub model, not in the local cache, and the Hugging Face hub "
-                               "does not answer from here: it cannot load now")  # fmt: skip
+                return False, (
+                    "hub model, not in the local cache, and the Hugging Face hub "
+                    "does not answer from here: it cannot load now"
+                )
             return True, "hub model: downloads on first use (the hub answers)"
         gguf = self.source.get("gguf")  # a local GGUF file (llama.cpp)
         if gguf:
@@ -180,8 +182,17 @@ class Catalog:
             ok, why = e.availability(weights_dir)
             packages = e.pack.packages if e.pack else e.source.get("packages", [])
             source = e.endpoint or e.hub_id or e.source.get("bundled") or ", ".join(packages)
-            kind = ("remote" if e.endpoint else "pack" if e.pack else "hub" if e.hub_id
-                    else "bundled" if e.bundled else "packages")  # fmt: skip
+            kind = (
+                "remote"
+                if e.endpoint
+                else "pack"
+                if e.pack
+                else "hub"
+                if e.hub_id
+                else "bundled"
+                if e.bundled
+                else "packages"
+            )
             rows.append(
                 {
                     "id": e.id,

@@ -70,20 +70,25 @@ class Chats:
         chat_id = uuid.uuid4().hex[:12]
         now = time.time()
         with self._lock:
-            self._db.execute("INSERT INTO chats VALUES (?,?,?,?,?,?)",
-                             (chat_id, user, title, system_prompt, now, now))  # fmt: skip
+            self._db.execute(
+                "INSERT INTO chats VALUES (?,?,?,?,?,?)",
+                (chat_id, user, title, system_prompt, now, now),
+            )
         return chat_id
 
     def list(self, user: str) -> list[ChatInfo]:
         rows = self._db.execute(
             "SELECT id, title, system_prompt, updated FROM chats WHERE user=? "
-            "ORDER BY updated DESC", (user,)).fetchall()  # fmt: skip
+            "ORDER BY updated DESC",
+            (user,),
+        ).fetchall()
         return [ChatInfo(*row) for row in rows]
 
     def info(self, user: str, chat_id: str) -> ChatInfo:
         row = self._db.execute(
             "SELECT id, title, system_prompt, updated FROM chats WHERE id=? AND user=?",
-            (chat_id, user)).fetchone()  # fmt: skip
+            (chat_id, user),
+        ).fetchone()
         if row is None:
             raise BadInput(f"There is no chat '{chat_id}' (it may have been deleted).")
         return ChatInfo(*row)
@@ -103,12 +108,14 @@ class Chats:
             self._db.execute("BEGIN")
             self._db.execute(
                 "INSERT INTO messages (chat_id, role, content, meta, created) VALUES (?,?,?,?,?)",
-                (chat_id, role, content, json.dumps(meta) if meta else None, now))  # fmt: skip
+                (chat_id, role, content, json.dumps(meta) if meta else None, now),
+            )
             title = info.title
             if role == "user" and title == "New chat" and content.strip():
                 title = " ".join(content.split())[:60]  # the first question names the chat
-            self._db.execute("UPDATE chats SET updated=?, title=? WHERE id=?",
-                             (now, title, chat_id))  # fmt: skip
+            self._db.execute(
+                "UPDATE chats SET updated=?, title=? WHERE id=?", (now, title, chat_id)
+            )
             self._db.execute("COMMIT")
 
     def rename(self, user: str, chat_id: str, title: str) -> None:
@@ -139,10 +146,16 @@ class Chats:
     def export(self, user: str, chat_id: str, fmt: str) -> str:
         info, turns = self.info(user, chat_id), self.turns(user, chat_id)
         if fmt == "json":
-            return json.dumps({
-                "id": info.id, "title": info.title, "system_prompt": info.system_prompt,
-                "messages": [{"role": t.role, "content": t.content, **t.meta} for t in turns],
-            }, indent=2, ensure_ascii=False)  # fmt: skip
+            return json.dumps(
+                {
+                    "id": info.id,
+                    "title": info.title,
+                    "system_prompt": info.system_prompt,
+                    "messages": [{"role": t.role, "content": t.content, **t.meta} for t in turns],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
         if fmt != "md":
             raise BadInput(f"Export as 'md' or 'json', not '{fmt}'.")
         lines = [f"# {info.title}", ""]
@@ -166,8 +179,11 @@ class Template:
 
     @property
     def shots(self) -> str:
-        return ("zero-shot", "one-shot")[len(self.examples)] if len(self.examples) < 2 else (
-            f"few-shot ({len(self.examples)})")  # fmt: skip
+        return (
+            ("zero-shot", "one-shot")[len(self.examples)]
+            if len(self.examples) < 2
+            else (f"few-shot ({len(self.examples)})")
+        )
 
     def fields(self) -> list[str]:
         return [f for _, f, _, _ in string.Formatter().parse(self.prompt) if f]
@@ -183,8 +199,12 @@ def load_templates(home: Path) -> dict[str, Template]:
             items = json.loads(path.read_text())
             for t in items:
                 templates[t["id"]] = Template(
-                    t["id"], t["name"], t["prompt"], t.get("system", ""),
-                    tuple((u, a) for u, a in t.get("examples", ())))  # fmt: skip
+                    t["id"],
+                    t["name"],
+                    t["prompt"],
+                    t.get("system", ""),
+                    tuple((u, a) for u, a in t.get("examples", ())),
+                )
         except (ValueError, KeyError, TypeError) as err:
             raise BadInput(f"{path} is not a valid templates file ({err}).") from err
     return templates
@@ -222,8 +242,10 @@ def apply_template(
         system = [Message("system", joined)]
     shots = []
     for user, assistant in template.examples:
-        shots += [Message("user", template.prompt.format(**{**variables, "text": user})),
-                  Message("assistant", assistant)]  # fmt: skip
+        shots += [
+            Message("user", template.prompt.format(**{**variables, "text": user})),
+            Message("assistant", assistant),
+        ]
     rest = [m for m in history if m.role != "system"]
     return prompt, tuple(system + shots + rest)
 

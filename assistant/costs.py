@@ -76,8 +76,10 @@ class Prices:
             return None, None
         ref = f"{row.get('model', task)} ({row['source']}, {row['date']})"
         if usage.unit == "tokens" and "usd_per_1m_input_tokens" in row:
-            usd = (usage.units_in * row["usd_per_1m_input_tokens"]
-                   + usage.units_out * row["usd_per_1m_output_tokens"]) / 1e6  # fmt: skip
+            usd = (
+                usage.units_in * row["usd_per_1m_input_tokens"]
+                + usage.units_out * row["usd_per_1m_output_tokens"]
+            ) / 1e6
         elif usage.unit == "audio_seconds" and "usd_per_minute" in row:
             usd = usage.units_in / 60 * row["usd_per_minute"]
         elif usage.unit == "images" and "usd_per_image" in row:
@@ -116,19 +118,23 @@ def cost_of(
     usd_local = device_seconds / 3600 * float(row["usd_per_hour"])
     comparable = usage is not None and compare_cloud
     usd_cloud, ref = prices.cloud_usd(task, usage) if comparable else (None, None)
-    return Cost(device, round(device_seconds, 4), round(energy, 3), method,
-                usd_local, usd_cloud, ref)  # fmt: skip
+    return Cost(
+        device, round(device_seconds, 4), round(energy, 3), method, usd_local, usd_cloud, ref
+    )
 
 
 def _remote_cost(task: str, usage: Usage | None, prices: Prices, own: dict | None) -> Cost:
     """A remote endpoint used no local device: what it charges is its catalog price."""
     usd = 0.0
     if own and usage and usage.unit == "tokens":
-        usd = (usage.units_in * float(own.get("usd_per_1m_input_tokens", 0))
-               + usage.units_out * float(own.get("usd_per_1m_output_tokens", 0))) / 1e6  # fmt: skip
+        usd = (
+            usage.units_in * float(own.get("usd_per_1m_input_tokens", 0))
+            + usage.units_out * float(own.get("usd_per_1m_output_tokens", 0))
+        ) / 1e6
     usd_cloud, ref = prices.cloud_usd(task, usage) if usage else (None, None)
-    return Cost("remote", 0.0, 0.0, "not measured: the work ran on a remote endpoint",
-                usd, usd_cloud, ref)  # fmt: skip
+    return Cost(
+        "remote", 0.0, 0.0, "not measured: the work ran on a remote endpoint", usd, usd_cloud, ref
+    )
 
 
 class EnergyMeter:

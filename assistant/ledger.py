@@ -146,11 +146,35 @@ MIGRATIONS: list[str] = [
 ]
 
 COLUMNS = (
-    "request_id", "parent_id", "session_id", "source", "started_at", "finished_at", "task",
-    "model", "reason", "confidence", "status", "error", "queue_s", "load_s", "run_s",
-    "units_in", "units_out", "unit", "device", "extra", "device_seconds", "energy_j",
-    "energy_method", "usd_local", "usd_cloud", "cloud_ref", "prompt", "user",
-)  # fmt: skip
+    "request_id",
+    "parent_id",
+    "session_id",
+    "source",
+    "started_at",
+    "finished_at",
+    "task",
+    "model",
+    "reason",
+    "confidence",
+    "status",
+    "error",
+    "queue_s",
+    "load_s",
+    "run_s",
+    "units_in",
+    "units_out",
+    "unit",
+    "device",
+    "extra",
+    "device_seconds",
+    "energy_j",
+    "energy_method",
+    "usd_local",
+    "usd_cloud",
+    "cloud_ref",
+    "prompt",
+    "user",
+)
 
 
 @dataclass(frozen=True)
@@ -227,10 +251,20 @@ class Ledger:
             "INSERT INTO events (request_id, phase, ts, parent_id, session_id, source, task,"
             " model, reason, confidence, prompt, user)"
             " VALUES (?, 'started', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (row.request_id, time.time(), row.parent_id, row.session_id, row.source,
-             row.task, row.model, row.reason, row.confidence,
-             json.dumps(row.prompt) if row.prompt else None, row.user),
-        )  # fmt: skip
+            (
+                row.request_id,
+                time.time(),
+                row.parent_id,
+                row.session_id,
+                row.source,
+                row.task,
+                row.model,
+                row.reason,
+                row.confidence,
+                json.dumps(row.prompt) if row.prompt else None,
+                row.user,
+            ),
+        )
 
     def finish(self, row: Finished) -> None:
         c = row.cost
@@ -239,17 +273,32 @@ class Ledger:
             " units_in, units_out, unit, device, extra, device_seconds, energy_j, energy_method,"
             " usd_local, usd_cloud, cloud_ref, stopped)"
             " VALUES (?, 'finished', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (row.request_id, time.time(), row.status, row.error, row.queue_s, row.load_s,
-             row.run_s, row.units_in, row.units_out, row.unit, row.device,
-             json.dumps(row.extra) if row.extra else None,
-             c.device_seconds if c else None, c.energy_j if c else None,
-             c.energy_method if c else None, c.usd_local if c else None,
-             c.usd_cloud if c else None, c.cloud_ref if c else None,
-             1 if row.stopped else None),
-        )  # fmt: skip
+            (
+                row.request_id,
+                time.time(),
+                row.status,
+                row.error,
+                row.queue_s,
+                row.load_s,
+                row.run_s,
+                row.units_in,
+                row.units_out,
+                row.unit,
+                row.device,
+                json.dumps(row.extra) if row.extra else None,
+                c.device_seconds if c else None,
+                c.energy_j if c else None,
+                c.energy_method if c else None,
+                c.usd_local if c else None,
+                c.usd_cloud if c else None,
+                c.cloud_ref if c else None,
+                1 if row.stopped else None,
+            ),
+        )
 
-    def rows(self, session_id: str | None = None, limit: int | None = None,
-             user: str | None = None) -> list[dict]:  # fmt: skip
+    def rows(
+        self, session_id: str | None = None, limit: int | None = None, user: str | None = None
+    ) -> list[dict]:
         """Requests, newest first; of one session and/or one user when given."""
         sql = "SELECT * FROM requests"
         where, args = [], []
@@ -266,28 +315,39 @@ class Ledger:
 
     def session_spend(self, session_id: str) -> float:
         """$ here spent so far by one session."""
-        row = self._conn().execute(
-            "SELECT COALESCE(SUM(usd_local), 0) FROM requests WHERE session_id = ?", (session_id,)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT COALESCE(SUM(usd_local), 0) FROM requests WHERE session_id = ?",
+                (session_id,),
+            )
+            .fetchone()
+        )
         return float(row[0])
 
     def user_spend(self, user: str, since: float) -> float:
         """$ here spent by one user's requests started since ``since`` (epoch seconds)."""
-        row = self._conn().execute(
-            "SELECT COALESCE(SUM(usd_local), 0) FROM requests WHERE user = ? AND started_at >= ?",
-            (user, since),
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT COALESCE(SUM(usd_local), 0) FROM requests"
+                " WHERE user = ? AND started_at >= ?",
+                (user, since),
+            )
+            .fetchone()
+        )
         return float(row[0])
 
     def typical_cost(self, model: str, task: str, recent: int = 50) -> tuple[float | None, int]:
         """(median $ here of the model's recent successful requests for a task, how many)."""
         values = sorted(
-            r[0] for r in self._conn().execute(
+            r[0]
+            for r in self._conn().execute(
                 "SELECT usd_local FROM requests WHERE model = ? AND task = ? AND status = 'ok'"
                 " AND usd_local IS NOT NULL ORDER BY started_at DESC LIMIT ?",
                 (model, task, recent),
             )
-        )  # fmt: skip
+        )
         if not values:
             return None, 0
         mid = len(values) // 2
@@ -295,9 +355,11 @@ class Ledger:
         return median, len(values)
 
     def get(self, request_id: str) -> dict | None:
-        row = self._conn().execute(
-            "SELECT * FROM requests WHERE request_id = ?", (request_id,)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT * FROM requests WHERE request_id = ?", (request_id,))
+            .fetchone()
+        )
         return dict(row) if row else None
 
 
@@ -328,6 +390,8 @@ def open_or_set_aside(path: Path, warn) -> Ledger:
             side = path.with_name(path.name + suffix)
             if side.exists():
                 side.rename(kept.with_name(kept.name + suffix))
-        warn(f"The ledger {path} was not an SQLite database; it was kept as {kept.name} "
-             "and a new ledger was started.")  # fmt: skip
+        warn(
+            f"The ledger {path} was not an SQLite database; it was kept as {kept.name} "
+            "and a new ledger was started."
+        )
         return Ledger(path)

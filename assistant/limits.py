@@ -72,13 +72,14 @@ def within_session_budget(settings, ledger, catalog, request: Request, decision)
     if spent < 0.8 * cap or request.model or dict(request.prefer).get(decision.task):
         return decision  # far from the cap, or the person chose the model
     weights = settings.weights_dir
-    usable = [e for e in catalog.for_task(decision.task)
-              if e.built and e.availability(weights)[0]]  # fmt: skip
+    usable = [e for e in catalog.for_task(decision.task) if e.built and e.availability(weights)[0]]
     smallest = min(usable, key=lambda e: e.memory_mb, default=None)
     if smallest is None or smallest.id == decision.model:
         return decision
-    reason = (f"{decision.reason}; budget {spent / cap:.0%} used → smaller model "
-              f"{smallest.id} instead of {decision.model}")  # fmt: skip
+    reason = (
+        f"{decision.reason}; budget {spent / cap:.0%} used → smaller model "
+        f"{smallest.id} instead of {decision.model}"
+    )
     return replace(decision, model=smallest.id, reason=reason)
 
 

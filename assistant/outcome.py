@@ -45,8 +45,9 @@ class Outcome:
         return {
             "request_id": self.request_id,
             "route": route,
-            "steps": [_step_json(s) for s in self.steps] if self.steps else (
-                [_step_json(self)] if route else []),  # fmt: skip
+            "steps": [_step_json(s) for s in self.steps]
+            if self.steps
+            else ([_step_json(self)] if route else []),
             "output": output,
             "usage": {
                 "units_in": result.usage.units_in,
@@ -60,7 +61,6 @@ class Outcome:
         }
 
 
-
 def _step_json(step: Outcome) -> dict:
     """One chained step: its route, plus which ledger row it is and how it went."""
     route = step.route.as_dict() if step.route else {"task": None, "model": None}
@@ -71,8 +71,14 @@ def _step_json(step: Outcome) -> dict:
         units = {"units_in": usage.units_in, "units_out": usage.units_out, "unit": usage.unit}
     # Each step's own words: the transcript of a recording is the first step's.
     text = step.result.text if step.result else ""
-    return {**route, "request_id": step.request_id, "status": step.status, "timings": timings,
-            "usage": units, "text": text}  # fmt: skip
+    return {
+        **route,
+        "request_id": step.request_id,
+        "status": step.status,
+        "timings": timings,
+        "usage": units,
+        "text": text,
+    }
 
 
 def _chain(first: Outcome, second: Outcome) -> Outcome:
@@ -84,8 +90,12 @@ def _chain(first: Outcome, second: Outcome) -> Outcome:
     """
     transcript = first.result or Result()
     answer = second.result or Result()
-    result = replace(answer, segments=transcript.segments, language=transcript.language,
-                     citations=answer.citations or transcript.citations)  # fmt: skip
+    result = replace(
+        answer,
+        segments=transcript.segments,
+        language=transcript.language,
+        citations=answer.citations or transcript.citations,
+    )
     return Outcome(
         request_id=first.request_id,
         route=first.route,

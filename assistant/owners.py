@@ -65,8 +65,14 @@ RETRY_AFTER_S = 5
 
 
 class UploadOwners:
-    def __init__(self, app, access: FileAccess, user_for: Callable | None = None,
-                 may_read_kept: Callable | None = None, settings=None):  # fmt: skip
+    def __init__(
+        self,
+        app,
+        access: FileAccess,
+        user_for: Callable | None = None,
+        may_read_kept: Callable | None = None,
+        settings=None,
+    ):
         # user_for(Cookie header, browser cookie, address) -> user or None, and
         # may_read_kept(kept file, the same three) -> bool: assistant/server.py, which
         # holds the store and Gradio's logins. Without them: everyone is "local".
@@ -86,12 +92,19 @@ class UploadOwners:
         if settings is not None:
             if not host_allowed(_header(scope, b"host"), settings.allowed_hosts):
                 # DNS rebinding: a page on another name must not reach this server.
-                return await _refuse(send, 400, "This server does not answer to that host "
-                                                "name (ASSISTANT_ALLOWED_HOSTS).")  # fmt: skip
+                return await _refuse(
+                    send,
+                    400,
+                    "This server does not answer to that host name (ASSISTANT_ALLOWED_HOSTS).",
+                )
             if path.startswith("/gradio_api/mcp") and not has_api_key(
-                    settings, _header(scope, b"authorization")):  # fmt: skip
-                return await _refuse(send, 401, "The MCP server needs the API key: send "
-                                                "'Authorization: Bearer <key>'.")  # fmt: skip
+                settings, _header(scope, b"authorization")
+            ):
+                return await _refuse(
+                    send,
+                    401,
+                    "The MCP server needs the API key: send 'Authorization: Bearer <key>'.",
+                )
         if path.startswith("/v1/"):
             return await self._api(scope, receive, send)
         if path in ("/login", "/login/") and method == "POST":
@@ -106,23 +119,37 @@ class UploadOwners:
         for route in FILE_ROUTES:
             if path.startswith(route):
                 return await self._file(scope, receive, send, path[len(route) :], cookie)
-        if (method == "POST" and path.startswith(EVENT_PREFIX)
-                and not path.startswith(NOT_EVENTS)):  # fmt: skip
+        if method == "POST" and path.startswith(EVENT_PREFIX) and not path.startswith(NOT_EVENTS):
             return await self._event(scope, receive, _retry_after(send), cookie)
         return await self.app(scope, receive, send)
 
     async def _api(self, scope, receive, send):
         """/v1, with a bound on requests in flight: past it, 503 and when to retry."""
         if self.api_in_flight >= MAX_API_IN_FLIGHT:
-            body = json.dumps({"error": {
-                "message": f"The server is busy ({self.api_in_flight} requests in progress). "
-                           f"Retry in {RETRY_AFTER_S} s.",
-                "type": "server_overloaded", "param": None, "code": "busy"}}).encode()
-            await send({"type": "http.response.start", "status": 503,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"retry-after", str(RETRY_AFTER_S).encode()),
-                                    (b"content-length", str(len(body)).encode())]})
-            return await send({"type": "http.response.body", "body": body})  # fmt: skip
+            body = json.dumps(
+                {
+                    "error": {
+                        "message": f"The server is busy ({self.api_in_flight} requests"
+                        " in progress). "
+                        f"Retry in {RETRY_AFTER_S} s.",
+                        "type": "server_overloaded",
+                        "param": None,
+                        "code": "busy",
+                    }
+                }
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"retry-after", str(RETRY_AFTER_S).encode()),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            return await send({"type": "http.response.body", "body": body})
         self.api_in_flight += 1  # one event loop: no lock needed
         try:
             await self.app(scope, receive, _retry_after(send))
@@ -135,10 +162,17 @@ class UploadOwners:
         wait = self.logins.wait(host)
         if wait:
             body = json.dumps({"detail": f"Too many wrong passwords; try again in {wait} s."})
-            await send({"type": "http.response.start", "status": 429,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"retry-after", str(wait).encode())]})
-            return await send({"type": "http.response.body", "body": body.encode()})  # fmt: skip
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 429,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"retry-after", str(wait).encode()),
+                    ],
+                }
+            )
+            return await send({"type": "http.response.body", "body": body.encode()})
 
         async def watch(message):
             if message["type"] == "http.response.start" and message["status"] >= 400:
@@ -170,8 +204,7 @@ class UploadOwners:
                     except ValueError:
                         paths = []
                     if isinstance(paths, list):
-                        self.access.owners.record([p for p in paths if isinstance(p, str)],
-                                                  owner)  # fmt: skip
+                        self.access.owners.record([p for p in paths if isinstance(p, str)], owner)
             await send(message)
 
         await self.app(scope, receive, tee)
@@ -311,18 +344,28 @@ def _as_download(send, name: str):
     ascii_name = name.encode("ascii", "replace").decode().replace('"', "_")
 
     def change(headers):
-        kept = [(k, v) for k, v in headers
-                if k.lower() not in (b"content-type", b"content-disposition")]  # fmt: skip
-        return kept + [(b"content-type", b"application/octet-stream"),
-                       (b"content-disposition", f'attachment; filename="{ascii_name}"'.encode()),
-                       (b"x-content-type-options", b"nosniff")]  # fmt: skip
+        kept = [
+            (k, v) for k, v in headers if k.lower() not in (b"content-type", b"content-disposition")
+        ]
+        return kept + [
+            (b"content-type", b"application/octet-stream"),
+            (b"content-disposition", f'attachment; filename="{ascii_name}"'.encode()),
+            (b"x-content-type-options", b"nosniff"),
+        ]
 
     return _headers(send, change)
 
 
 async def _refuse(send, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -17,27 +17,66 @@ from dataclasses import dataclass
 from assistant.grounding import content_words
 
 _CURRENCY = r"(?:EUR|USD|GBP|CHF|JPY|PLN|SEK|€|\$|£|¥)"
-_AMOUNT = re.compile(rf"({_CURRENCY})?\s*(\d{{1,3}}(?:[ ,.]\d{{3}})*[.,]\d{{2}}|\d+[.,]\d{{2}})"
-                     rf"\s*({_CURRENCY})?", re.I)  # fmt: skip
-_MONTH = (r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?")
-_DATE = re.compile(rf"(?<!\d)(\d{{4}}-\d{{1,2}}-\d{{1,2}}|"
-                   rf"\d{{1,2}}[./-]\d{{1,2}}[./-]\d{{2,4}}|\d{{1,2}}\s*{_MONTH}\s*\d{{4}}|"
-                   rf"{_MONTH}\s*\d{{1,2}},?\s*\d{{4}})(?!\d)",
-                   re.I)  # fmt: skip
+_AMOUNT = re.compile(
+    rf"({_CURRENCY})?\s*(\d{{1,3}}(?:[ ,.]\d{{3}})*[.,]\d{{2}}|\d+[.,]\d{{2}})"
+    rf"\s*({_CURRENCY})?",
+    re.I,
+)
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_DATE = re.compile(
+    rf"(?<!\d)(\d{{4}}-\d{{1,2}}-\d{{1,2}}|"
+    rf"\d{{1,2}}[./-]\d{{1,2}}[./-]\d{{2,4}}|\d{{1,2}}\s*{_MONTH}\s*\d{{4}}|"
+    rf"{_MONTH}\s*\d{{1,2}},?\s*\d{{4}})(?!\d)",
+    re.I,
+)
 _ASKS = {
-    "amount": re.compile(r"\b(total|amount|price|cost|pay|paid|due|sum|how much|balance|"
-                         r"charge|fee|owe)", re.I),  # fmt: skip
+    "amount": re.compile(
+        r"\b(total|amount|price|cost|pay|paid|due|sum|how much|balance|"
+        r"charge|fee|owe)",
+        re.I,
+    ),
     "date": re.compile(r"\b(date|when|day|dated|issued on|deadline)\b", re.I),
-    "code": re.compile(r"\b(code|number|no\b|id\b|reference|ref\b|order|invoice|booking|"
-                       r"ticket|gate|seat|room|flight|account|serial|postcode|zip)", re.I),
-    "name": re.compile(r"\b(who|name|company|vendor|seller|shop|store|issued by|from whom|"
-                       r"sender|merchant|business)\b", re.I),  # fmt: skip
+    "code": re.compile(
+        r"\b(code|number|no\b|id\b|reference|ref\b|order|invoice|booking|"
+        r"ticket|gate|seat|room|flight|account|serial|postcode|zip)",
+        re.I,
+    ),
+    "name": re.compile(
+        r"\b(who|name|company|vendor|seller|shop|store|issued by|from whom|"
+        r"sender|merchant|business)\b",
+        re.I,
+    ),
 }
 # Line words that say which amount is the one owed, best first.
-_TOTAL_WORDS = ("amount due", "total due", "grand total", "balance due", "to pay", "total",
-                "amount", "due", "balance")  # fmt: skip
-_GENERIC = {"invoice", "receipt", "bill", "total", "date", "thank", "thanks", "order",
-            "ticket", "subtotal", "vat", "tax", "qty", "item", "items", "price"}  # fmt: skip
+_TOTAL_WORDS = (
+    "amount due",
+    "total due",
+    "grand total",
+    "balance due",
+    "to pay",
+    "total",
+    "amount",
+    "due",
+    "balance",
+)
+_GENERIC = {
+    "invoice",
+    "receipt",
+    "bill",
+    "total",
+    "date",
+    "thank",
+    "thanks",
+    "order",
+    "ticket",
+    "subtotal",
+    "vat",
+    "tax",
+    "qty",
+    "item",
+    "items",
+    "price",
+}
 
 
 @dataclass(frozen=True)
@@ -131,11 +170,11 @@ def _code(question: str, lines: Sequence[str]) -> Found | None:
         for m in re.finditer(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*", line):
             token = m[0]
             glued = re.match(r"[A-Za-z]*[a-z]", token)  # up to its last lowercase letter
-            if glued and re.match(r"[A-Z]*\d", token[glued.end():]):
-                token = token[glued.end():]
+            if glued and re.match(r"[A-Z]*\d", token[glued.end() :]):
+                token = token[glued.end() :]
             if not re.search(r"\d", token) or _DATE.fullmatch(token):
                 continue
-            if re.fullmatch(r"\d+", token) and line[m.end():m.end() + 1] in (".", ","):
+            if re.fullmatch(r"\d+", token) and line[m.end() : m.end() + 1] in (".", ","):
                 continue  # the whole part of an amount
             score = (named, bool(re.search(r"[A-Za-z]", token) or "-" in token), -i)
             if best is None or score > best[0]:
@@ -146,14 +185,17 @@ def _code(question: str, lines: Sequence[str]) -> Found | None:
 def _name(question: str, lines: Sequence[str]) -> Found | None:
     for line in lines:
         ws = re.findall(r"[^\W\d_]+", line)
-        if len(ws) >= 2 and not re.search(r"\d", line) and not (
-                {w.lower() for w in ws} & _GENERIC):  # fmt: skip
+        if len(ws) >= 2 and not re.search(r"\d", line) and not ({w.lower() for w in ws} & _GENERIC):
             return Found("name", line.strip(), line)
     return None
 
 
-_SAY = {"amount": "The amount is", "date": "The date is", "code": "It reads",
-        "name": "The name on it is"}  # fmt: skip
+_SAY = {
+    "amount": "The amount is",
+    "date": "The date is",
+    "code": "It reads",
+    "name": "The name on it is",
+}
 
 
 def state(found: Found, question: str) -> str:
@@ -164,8 +206,11 @@ def state(found: Found, question: str) -> str:
     return f"{lead} **{found.value}** (read from the line “{found.line}”)."
 
 
-def picture_reply(question: str, labels: Sequence[tuple[str, float]], lines: Sequence[str],
-                  ) -> str | None:  # fmt: skip
+def picture_reply(
+    question: str,
+    labels: Sequence[tuple[str, float]],
+    lines: Sequence[str],
+) -> str | None:
     """A reply made by rule when the question allows one; None: let the model phrase it.
 
     Asked for an amount, date, code or name that the lines hold: stated.
@@ -177,15 +222,19 @@ def picture_reply(question: str, labels: Sequence[tuple[str, float]], lines: Seq
         return state(found, question)
     q = question.lower().strip()
     says = re.search(r"\b(say|says|read|text|written|writing|words)\b", q)
-    shows = not q or re.search(r"\b(what is (this|it|in)|what's (this|in)|describe|what does "
-                               r"(it|this|the (picture|image|photo)) show|what do you see)", q)
+    shows = not q or re.search(
+        r"\b(what is (this|it|in)|what's (this|in)|describe|what does "
+        r"(it|this|the (picture|image|photo)) show|what do you see)",
+        q,
+    )
     if says or shows:
         return picture_facts(labels, lines, text_first=bool(says))
     return None
 
 
-def picture_facts(labels: Sequence[tuple[str, float]], lines: Sequence[str],
-                  text_first: bool = False) -> str:  # fmt: skip
+def picture_facts(
+    labels: Sequence[tuple[str, float]], lines: Sequence[str], text_first: bool = False
+) -> str:
     if labels:
         guess = f"The image classifier's best guess is **{labels[0][0]}** ({labels[0][1]:.0%})"
         others = ", ".join(f"{label} ({p:.0%})" for label, p in labels[1:3])
@@ -206,10 +255,11 @@ PICTURE_SYSTEM = (
 )
 
 
-def picture_prompt(question: str, labels: Sequence[tuple[str, float]],
-                   lines: Sequence[str]) -> str:  # fmt: skip
+def picture_prompt(question: str, labels: Sequence[tuple[str, float]], lines: Sequence[str]) -> str:
     """The user turn for a picture question: labels and OCR lines as short plain lists."""
     seen = ", ".join(f"{label} ({p:.0%})" for label, p in labels[:3]) or "nothing"
     text = "\n".join(f"- {line}" for line in lines[:12]) or "- (no text found)"
-    return f"The classifier says it looks like: {seen}.\nText found in the picture:\n{text}\n\n" \
-           f"{question.strip()}"  # fmt: skip
+    return (
+        f"The classifier says it looks like: {seen}.\nText found in the picture:\n{text}\n\n"
+        f"{question.strip()}"
+    )

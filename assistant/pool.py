@@ -35,9 +35,14 @@ class Lease:
 
 
 class Pool:
-    def __init__(self, factory: Factory, memory_budget_mb: float, sizes: dict[str, int],
-                 fallbacks: dict[str, str] | None = None,
-                 log: Callable[[str], None] = print):  # fmt: skip
+    def __init__(
+        self,
+        factory: Factory,
+        memory_budget_mb: float,
+        sizes: dict[str, int],
+        fallbacks: dict[str, str] | None = None,
+        log: Callable[[str], None] = print,
+    ):
         self.factory = factory
         self.fallbacks = fallbacks or {}  # catalog id -> id to serve when it cannot start
         self.log = log
@@ -79,8 +84,9 @@ class Pool:
                     if not fallback:
                         raise
                     self._failed[model_id] = (time.monotonic(), str(err))
-                    self.log(f"Warning: {model_id} could not start ({err}); "
-                             f"{fallback} serves instead.")  # fmt: skip
+                    self.log(
+                        f"Warning: {model_id} could not start ({err}); {fallback} serves instead."
+                    )
                     lease = stack.enter_context(self._lease(fallback))
                     lease = replace(lease, model=fallback, fallback_reason=str(err))
                 else:

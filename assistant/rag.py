@@ -92,8 +92,13 @@ class Hit:
     path: str
 
     def as_citation(self) -> dict:
-        c = {"n": self.n, "source": self.name, "location": self.location,
-             "text": self.text, "path": self.path}  # fmt: skip
+        c = {
+            "n": self.n,
+            "source": self.name,
+            "location": self.location,
+            "text": self.text,
+            "path": self.path,
+        }
         if self.start_s is not None:
             c["start_s"] = self.start_s
         return c
@@ -120,8 +125,9 @@ class Store:
         self._collections: dict = {}  # name -> Chroma collection handle, opened once
         self._lock = threading.Lock()  # one writer at a time per process
         folder.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(folder / "documents.sqlite", check_same_thread=False,
-                                   isolation_level=None, timeout=30)  # fmt: skip
+        self._db = sqlite3.connect(
+            folder / "documents.sqlite", check_same_thread=False, isolation_level=None, timeout=30
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
 
@@ -142,8 +148,15 @@ class Store:
 
     # -- writing --------------------------------------------------------------
 
-    def add(self, source: Path, name: str, parsed: Parsed, collection: str, embed: Embed,
-            progress: Progress = lambda f, m: None) -> tuple[Document, int]:  # fmt: skip
+    def add(
+        self,
+        source: Path,
+        name: str,
+        parsed: Parsed,
+        collection: str,
+        embed: Embed,
+        progress: Progress = lambda f, m: None,
+    ) -> tuple[Document, int]:
         """Index ``parsed`` (read from ``source``); returns the document and chunks added now.
 
         ``embed`` is the leased embedder's: the store never loads a model.
@@ -162,43 +175,65 @@ class Store:
                 kept.with_suffix(kept.suffix + ".part").replace(kept)
             self._db.execute(
                 "INSERT OR IGNORE INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
-                (doc_id, collection, name, parsed.kind, source.stat().st_size, len(chunks),
-                 "ingesting", time.time(), str(kept)),
-            )  # fmt: skip
+                (
+                    doc_id,
+                    collection,
+                    name,
+                    parsed.kind,
+                    source.stat().st_size,
+                    len(chunks),
+                    "ingesting",
+                    time.time(),
+                    str(kept),
+                ),
+            )
             before = self._count(collection, doc_id)
             target = self._collection(collection)
             for i in range(0, len(chunks), BATCH):
                 batch = chunks[i : i + BATCH]
                 self._write(target, collection, name, str(kept), batch, embed)
-                progress((i + len(batch)) / len(chunks),
-                         f"{name}: {i + len(batch)}/{len(chunks)} chunks")  # fmt: skip
+                progress(
+                    (i + len(batch)) / len(chunks), f"{name}: {i + len(batch)}/{len(chunks)} chunks"
+                )
             self._db.execute(
                 "UPDATE documents SET status='complete', chunks=? WHERE collection=? AND doc_id=?",
                 (len(chunks), collection, doc_id),
             )
         return self.document(collection, doc_id), len(chunks) - before
 
-    def _write(self, target, collection: str, name: str, path: str, batch: list[Chunk],
-               embed: Embed) -> None:  # fmt: skip
+    def _write(
+        self, target, collection: str, name: str, path: str, batch: list[Chunk], embed: Embed
+    ) -> None:
         # Chroma first, then SQLite: a crash between them leaves a chunk
         # that the re-run's upsert and INSERT OR IGNORE both accept again.
         vectors = embed([c.text for c in batch])
         metadatas = []
         for c in batch:
-            meta = {"doc_id": c.doc_id, "name": name, "location": c.location,
-                    "position": c.position, "path": path}  # fmt: skip
+            meta = {
+                "doc_id": c.doc_id,
+                "name": name,
+                "location": c.location,
+                "position": c.position,
+                "path": path,
+            }
             if c.start_s is not None:
                 meta["start_s"] = c.start_s
             metadatas.append(meta)
-        target.upsert(ids=[c.id for c in batch], embeddings=vectors,
-                      documents=[c.text for c in batch], metadatas=metadatas)  # fmt: skip
+        target.upsert(
+            ids=[c.id for c in batch],
+            embeddings=vectors,
+            documents=[c.text for c in batch],
+            metadatas=metadatas,
+        )
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT OR IGNORE INTO chunks VALUES (?,?,?,?,?,?,?)",
-                [(c.id, c.doc_id, collection, c.position, c.location, c.start_s, c.text)
-                 for c in batch],
-            )  # fmt: skip
+                [
+                    (c.id, c.doc_id, collection, c.position, c.location, c.start_s, c.text)
+                    for c in batch
+                ],
+            )
 
     def delete(self, collection: str, doc_id: str) -> Document:
         doc = self.document(collection, doc_id)
@@ -208,10 +243,12 @@ class Store:
             self._collection(collection).delete(where={"doc_id": doc_id})
             with self._db:
                 self._db.execute("BEGIN")
-                self._db.execute("DELETE FROM chunks WHERE collection=? AND doc_id=?",
-                                 (collection, doc_id))  # fmt: skip
-                self._db.execute("DELETE FROM documents WHERE collection=? AND doc_id=?",
-                                 (collection, doc_id))  # fmt: skip
+                self._db.execute(
+                    "DELETE FROM chunks WHERE collection=? AND doc_id=?", (collection, doc_id)
+                )
+                self._db.execute(
+                    "DELETE FROM documents WHERE collection=? AND doc_id=?", (collection, doc_id)
+                )
             still_used = self._db.execute("SELECT 1 FROM documents WHERE doc_id=?", (doc_id,))
             if still_used.fetchone() is None:
                 shutil.rmtree(self.folder / "files" / doc_id[:16], ignore_errors=True)
@@ -220,8 +257,9 @@ class Store:
     # -- reading --------------------------------------------------------------
 
     def document(self, collection: str, doc_id: str) -> Document | None:
-        row = self._db.execute("SELECT * FROM documents WHERE collection=? AND doc_id=?",
-                               (collection, doc_id)).fetchone()  # fmt: skip
+        row = self._db.execute(
+            "SELECT * FROM documents WHERE collection=? AND doc_id=?", (collection, doc_id)
+        ).fetchone()
         return Document(*row) if row else None
 
     def documents(self, collections: Sequence[str]) -> list[Document]:
@@ -234,29 +272,40 @@ class Store:
 
     def collections_keeping(self, folder: str) -> set[str]:
         """The collections whose documents are kept in files/<folder> (a doc id's first 16)."""
-        rows = self._db.execute("SELECT collection FROM documents WHERE substr(doc_id, 1, 16) = ?",
-                                (folder,))  # fmt: skip
+        rows = self._db.execute(
+            "SELECT collection FROM documents WHERE substr(doc_id, 1, 16) = ?", (folder,)
+        )
         return {r[0] for r in rows}
 
     def has_documents(self, collections: Sequence[str]) -> bool:
         marks = ",".join("?" * len(collections))
-        row = self._db.execute(f"SELECT 1 FROM documents WHERE status='complete' AND "
-                               f"collection IN ({marks}) LIMIT 1", tuple(collections))  # fmt: skip
+        row = self._db.execute(
+            f"SELECT 1 FROM documents WHERE status='complete' AND collection IN ({marks}) LIMIT 1",
+            tuple(collections),
+        )
         return row.fetchone() is not None
 
     def name_of(self, chunk_id: str) -> str:
-        row = self._db.execute("SELECT d.name FROM chunks c JOIN documents d ON d.doc_id = c.doc_id"
-                               " WHERE c.chunk_id = ?", (chunk_id,)).fetchone()  # fmt: skip
+        row = self._db.execute(
+            "SELECT d.name FROM chunks c JOIN documents d ON d.doc_id = c.doc_id"
+            " WHERE c.chunk_id = ?",
+            (chunk_id,),
+        ).fetchone()
         return row[0] if row else "?"
 
     def _count(self, collection: str, doc_id: str) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM chunks WHERE collection=? AND doc_id=?",
-                                (collection, doc_id)).fetchone()[0]  # fmt: skip
+        return self._db.execute(
+            "SELECT COUNT(*) FROM chunks WHERE collection=? AND doc_id=?", (collection, doc_id)
+        ).fetchone()[0]
 
     def chunk_ids(self, collection: str) -> tuple[set[str], set[str]]:
         """The ids in SQLite and in Chroma (tests compare them after a crash)."""
-        sql = {r[0] for r in self._db.execute("SELECT chunk_id FROM chunks WHERE collection=?",
-                                              (collection,))}  # fmt: skip
+        sql = {
+            r[0]
+            for r in self._db.execute(
+                "SELECT chunk_id FROM chunks WHERE collection=?", (collection,)
+            )
+        }
         return sql, set(self._collection(collection).get(include=[])["ids"])
 
     def nearest(self, vector: list[float], collections: Sequence[str], n: int = 20):
@@ -267,8 +316,9 @@ class Store:
             size = col.count()
             if size == 0:
                 continue
-            res = col.query(query_embeddings=[vector], n_results=min(n, size),
-                            include=["distances"])  # fmt: skip
+            res = col.query(
+                query_embeddings=[vector], n_results=min(n, size), include=["distances"]
+            )
             found += [(i, 1.0 - d) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)]
         return sorted(found, key=lambda x: -x[1])[:n]
 
@@ -287,8 +337,9 @@ class Store:
         )
         return [r[0] for r in rows]
 
-    def search(self, query: str, vector: list[float], collections: Sequence[str],
-               k: int = 4) -> list[Hit]:  # fmt: skip
+    def search(
+        self, query: str, vector: list[float], collections: Sequence[str], k: int = 4
+    ) -> list[Hit]:
         """Hybrid retrieval: vector and BM25 rankings fused by reciprocal rank."""
         near = self.nearest(vector, collections)
         similarity = dict(near)
@@ -307,8 +358,21 @@ class Store:
             tuple(scores),
         ).fetchall()
         rows.sort(key=lambda r: -scores[r[0]])
-        return [Hit(n + 1, r[0], r[1], r[2], r[3], r[4], round(scores[r[0]], 5),
-                    similarity.get(r[0]), r[5], r[6]) for n, r in enumerate(rows[:k])]  # fmt: skip
+        return [
+            Hit(
+                n + 1,
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                round(scores[r[0]], 5),
+                similarity.get(r[0]),
+                r[5],
+                r[6],
+            )
+            for n, r in enumerate(rows[:k])
+        ]
 
     def close(self) -> None:
         self._db.close()
@@ -329,8 +393,9 @@ def _chroma_client(path: Path, url: str | None):
     if not m:
         raise BadInput(f"ASSISTANT_CHROMA_URL={url!r} is not like http://127.0.0.1:8000")
     try:
-        return chromadb.HttpClient(host=m[2], port=int(m[3] or 8000), ssl=m[1] == "https",
-                                   settings=quiet)  # fmt: skip
+        return chromadb.HttpClient(
+            host=m[2], port=int(m[3] or 8000), ssl=m[1] == "https", settings=quiet
+        )
     except Exception as err:  # the client checks the server at once
         raise ModelUnavailable(f"The Chroma server at {url} cannot be reached ({err}).") from None
 

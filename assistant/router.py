@@ -26,8 +26,11 @@ PICTURE_CONFIDENCE = 0.6
 # the n-gram classifier cannot learn it without colour words and "back…"
 # starting to draw ("green tea", "are you back?" did when exemplars were tried).
 _COLOUR = r"(?:red|green|blue|yellow|purple|orange|white|black|pink|brown|grey|gray)"
-SCENE = re.compile(rf"\b{_COLOUR}\s+(?:circle|square|triangle|star|rectangle|dot)s?\b.*"
-                   rf"\bon\s+(?:an?\s+)?{_COLOUR}\s+background\b", re.IGNORECASE)  # fmt: skip
+SCENE = re.compile(
+    rf"\b{_COLOUR}\s+(?:circle|square|triangle|star|rectangle|dot)s?\b.*"
+    rf"\bon\s+(?:an?\s+)?{_COLOUR}\s+background\b",
+    re.IGNORECASE,
+)
 # Cosine between a question and the closest chunk of the user's documents
 # (all-MiniLM-L6-v2) above which the documents are searched. Measured by
 # `bench router`: questions about the bench's documents score 0.45-0.8,
@@ -37,6 +40,7 @@ DOCUMENT_MATCH = 0.4
 AUDIO = {".wav", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".flac", ".aac"}
 IMAGE = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 DOCUMENT = {".txt", ".md", ".pdf", ".html", ".htm", ".docx", ".csv", ".json", ".rst"}
+
 
 @dataclass(frozen=True)
 class RouteDecision:
@@ -113,12 +117,19 @@ class Router:
         match = self.documents(request) if self.documents and text else None
         if match and match[0] >= DOCUMENT_MATCH:
             similarity, name = match
-            return ("rag", f"matches your documents ('{name}', similarity {similarity:.2f}) "
-                    "→ answer from them", round(min(0.99, 0.5 + similarity - DOCUMENT_MATCH), 2))
+            return (
+                "rag",
+                f"matches your documents ('{name}', similarity {similarity:.2f}) "
+                "→ answer from them",
+                round(min(0.99, 0.5 + similarity - DOCUMENT_MATCH), 2),
+            )
         aside = f"; your documents do not cover it (best {match[0]:.2f})" if match else ""
         if task == "image_generation":
-            return ("text", f"unclear whether a picture is wanted → text model{aside}",
-                    1 - confidence)
+            return (
+                "text",
+                f"unclear whether a picture is wanted → text model{aside}",
+                1 - confidence,
+            )
         return "text", f"plain question → text model{aside}", confidence
 
     def route(self, request: Request) -> RouteDecision:
@@ -149,12 +160,18 @@ class Router:
                 reason = f"{reason}; {entry.id} picked for {task}"
             else:
                 entry = self.catalog.default_for(task, self.preferred.get(task))
-                if entry is not None and task in self.because and \
-                        entry.id == self.preferred.get(task):  # fmt: skip
+                if (
+                    entry is not None
+                    and task in self.because
+                    and entry.id == self.preferred.get(task)
+                ):
                     reason = f"{reason}; {entry.id}: {self.because[task]}"
                 # A model a person chose after an eval (``because``) is kept for everything.
-                stronger = self.grounded() if self.grounded and task == "text" and \
-                    task not in self.because else None  # fmt: skip
+                stronger = (
+                    self.grounded()
+                    if self.grounded and task == "text" and task not in self.because
+                    else None
+                )
                 if stronger and _follow_up(request):
                     # Routed by difficulty: a follow-up must use the earlier turns,
                     # which the small chat model measurably does not.
@@ -170,7 +187,6 @@ class Router:
             if e.id != entry.id
         )
         return RouteDecision(task, entry.id, reason, confidence, alternatives)
-
 
     def _loadable(self, task: str, entry):
         """``entry``, or one that can load now; none at all is said before anything runs."""

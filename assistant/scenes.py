@@ -17,13 +17,23 @@ import numpy as np
 
 SIZE = 32
 COLORS = {
-    "red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 70, 220),
-    "yellow": (240, 220, 40), "purple": (140, 50, 170), "orange": (245, 140, 30),
-    "white": (245, 245, 245), "black": (20, 20, 20),
-}  # fmt: skip
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 70, 220),
+    "yellow": (240, 220, 40),
+    "purple": (140, 50, 170),
+    "orange": (245, 140, 30),
+    "white": (245, 245, 245),
+    "black": (20, 20, 20),
+}
 SHAPES = ("circle", "square", "triangle")
-POSITIONS = {"left": (9, 16), "right": (23, 16), "top": (16, 9), "bottom": (16, 23),
-             "center": (16, 16)}  # fmt: skip
+POSITIONS = {
+    "left": (9, 16),
+    "right": (23, 16),
+    "top": (16, 9),
+    "bottom": (16, 23),
+    "center": (16, 16),
+}
 
 
 @dataclass(frozen=True)
@@ -59,10 +69,15 @@ def random_scene(rng: random.Random, exclude: set[tuple[str, str, str]]) -> Scen
     while True:
         background = rng.choice(list(COLORS))
         n = 1 if rng.random() < 0.7 else 2
-        positions = rng.sample(["left", "right", "top", "bottom"], 2) if n == 2 else [
-            rng.choice([None, None, *POSITIONS])]  # fmt: skip
-        things = tuple(Thing(rng.choice([c for c in COLORS if c != background]),
-                             rng.choice(SHAPES), p) for p in positions)  # fmt: skip
+        positions = (
+            rng.sample(["left", "right", "top", "bottom"], 2)
+            if n == 2
+            else [rng.choice([None, None, *POSITIONS])]
+        )
+        things = tuple(
+            Thing(rng.choice([c for c in COLORS if c != background]), rng.choice(SHAPES), p)
+            for p in positions
+        )
         if not any((background, t.color, t.shape) in exclude for t in things):
             return Scene(background, things)
 
@@ -192,27 +207,32 @@ def follows(seen: dict, scene: Scene) -> bool:
 
     def fits(want: Thing, got: dict) -> bool:
         return (got["color"], got["shape"]) == (want.color, want.shape) and (
-            want.position is None or got["place"] == want.position)
+            want.position is None or got["place"] == want.position
+        )
 
-    wanted, got = scene.things, seen["things"][:len(scene.things)]
+    wanted, got = scene.things, seen["things"][: len(scene.things)]
     return all(map(fits, wanted, got)) or (
-        len(wanted) == 2 and fits(wanted[0], got[1]) and fits(wanted[1], got[0]))
+        len(wanted) == 2 and fits(wanted[0], got[1]) and fits(wanted[1], got[0])
+    )
 
 
 def agrees(seen: dict, scene: Scene) -> dict:
     """Per field, whether a judged single-object picture matches the scene's caption."""
     want = scene.things[0]
-    return {"background": seen["background"] == scene.background,
-            "color": seen["color"] == want.color, "shape": seen["shape"] == want.shape,
-            "all": (seen["background"], seen["color"], seen["shape"])
-            == (scene.background, want.color, want.shape)}  # fmt: skip
+    return {
+        "background": seen["background"] == scene.background,
+        "color": seen["color"] == want.color,
+        "shape": seen["shape"] == want.shape,
+        "all": (seen["background"], seen["color"], seen["shape"])
+        == (scene.background, want.color, want.shape),
+    }
 
 
 def degrade(pixels: np.ndarray, rng: random.Random) -> np.ndarray:
     """A rendered picture made to look generated: soft edges, grain, a few stray speckles."""
     px = pixels.astype(np.float32)
     padded = np.pad(px, ((1, 1), (1, 1), (0, 0)), mode="edge")
-    blur = sum(padded[dy:dy + SIZE, dx:dx + SIZE] for dy in range(3) for dx in range(3)) / 9
+    blur = sum(padded[dy : dy + SIZE, dx : dx + SIZE] for dy in range(3) for dx in range(3)) / 9
     grain = np.random.default_rng(rng.randrange(2**32)).normal(0, 10, px.shape)
     noisy = 0.5 * px + 0.5 * blur + grain
     for _ in range(4):
@@ -251,8 +271,9 @@ def test_scenes(which: str, per_combo: int = 4, seed: int = 0) -> list[Scene]:
     return out
 
 
-def check_judge(n: int = 200, seed: int = 1, degraded: bool = False,
-                which: str = "single") -> tuple[float, float]:  # fmt: skip
+def check_judge(
+    n: int = 200, seed: int = 1, degraded: bool = False, which: str = "single"
+) -> tuple[float, float]:
     """(fully right on rendered scenes, fully right against a mismatched caption).
 
     ``degraded`` checks it on pictures with the flaws generated ones have;

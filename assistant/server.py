@@ -38,9 +38,13 @@ def build_server(settings: Settings, progress=print):
     # Outermost: files named by a request must be this browser's own uploads,
     # and an upload is served back only to the browser that sent it.
     user_for = _users(app, settings)
-    app.add_middleware(UploadOwners, access=access_for(settings), user_for=user_for,
-                       may_read_kept=_kept_reader(assistant, user_for),
-                       settings=settings)  # fmt: skip
+    app.add_middleware(
+        UploadOwners,
+        access=access_for(settings),
+        user_for=user_for,
+        may_read_kept=_kept_reader(assistant, user_for),
+        settings=settings,
+    )
     return app, assistant
 
 
@@ -76,8 +80,9 @@ def _kept_reader(assistant, user_for):
         user = user_for(cookie_header, session, host)
         if user is None:
             return False
-        return bool(assistant.store.collections_keeping(kept.parent.name)
-                    & set(collections_for(user)))  # fmt: skip
+        return bool(
+            assistant.store.collections_keeping(kept.parent.name) & set(collections_for(user))
+        )
 
     return may_read
 

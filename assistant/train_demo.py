@@ -53,27 +53,46 @@ class TextEncoder:
 
         missing = [c for c in dict.fromkeys(captions) if c not in self.cache]
         if missing:
-            for caption, s in zip(missing, encode(self.tokenizer, self.model, missing),
-                                  strict=True):  # fmt: skip
+            for caption, s in zip(
+                missing, encode(self.tokenizer, self.model, missing), strict=True
+            ):
                 self.cache[caption] = s.clone()
         return torch.stack([self.cache[c] for c in captions])
 
 
 def unet_config() -> dict:
-    return dict(sample_size=16, in_channels=12, out_channels=12, layers_per_block=1,
-                block_out_channels=(64, 128, 128),
-                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-                up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-                cross_attention_dim=384, attention_head_dim=8, norm_num_groups=32)  # fmt: skip
+    return dict(
+        sample_size=16,
+        in_channels=12,
+        out_channels=12,
+        layers_per_block=1,
+        block_out_channels=(64, 128, 128),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=384,
+        attention_head_dim=8,
+        norm_num_groups=32,
+    )
 
 
 def scheduler_config() -> dict:
-    return dict(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
-                prediction_type="v_prediction", clip_sample=False)  # fmt: skip
+    return dict(
+        num_train_timesteps=1000,
+        beta_schedule="squaredcos_cap_v2",
+        prediction_type="v_prediction",
+        clip_sample=False,
+    )
 
 
-def train(minutes: float, out: Path = OUT, batch: int = 64, seed: int = 0, progress=print,
-          resume: Path | None = None, peak_lr: float = 1e-3) -> dict:  # fmt: skip
+def train(
+    minutes: float,
+    out: Path = OUT,
+    batch: int = 64,
+    seed: int = 0,
+    progress=print,
+    resume: Path | None = None,
+    peak_lr: float = 1e-3,
+) -> dict:
     import torch
     import torch.nn.functional as F
     from diffusers import DDPMScheduler, UNet2DConditionModel
@@ -111,8 +130,11 @@ def train(minutes: float, out: Path = OUT, batch: int = 64, seed: int = 0, progr
         # the budget: the run's length is set in minutes, so the decay is by time.
         done_share = min(1.0, (time.time() - started) / (minutes * 60))
         for group in opt.param_groups:
-            group["lr"] = peak_lr * min(1.0, (step + 1) / 100) * (
-                0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done_share)))
+            group["lr"] = (
+                peak_lr
+                * min(1.0, (step + 1) / 100)
+                * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done_share)))
+            )
         loss = F.mse_loss(unet(xt, t, encoder_hidden_states=cond).sample, target)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -125,17 +147,39 @@ def train(minutes: float, out: Path = OUT, batch: int = 64, seed: int = 0, progr
         losses.append(loss.item())
         step += 1
         if step % 50 == 0:
-            progress(f"  step {step}, {time.time() - started:.0f} s, "
-                     f"loss {np.mean(losses[-50:]):.4f}")  # fmt: skip
+            progress(
+                f"  step {step}, {time.time() - started:.0f} s, loss {np.mean(losses[-50:]):.4f}"
+            )
     wall = time.time() - started
     runs = [{"steps": step, "minutes": round(wall / 60, 1), "peak_lr": peak_lr}]
     if resume is not None:
         step, wall = step + done["steps"], wall + done["wall_s"]
-        runs = done.get("runs", [{"steps": done["steps"], "minutes": round(done["wall_s"] / 60, 1),
-                                  "peak_lr": 1e-3}]) + runs  # fmt: skip
-    save(ema, out, {"steps": step, "batch": batch, "wall_s": round(wall), "seed": seed,
-                    "final_loss": round(float(np.mean(losses[-50:])), 4),
-                    "params": params, "runs": runs})  # fmt: skip
+        runs = (
+            done.get(
+                "runs",
+                [
+                    {
+                        "steps": done["steps"],
+                        "minutes": round(done["wall_s"] / 60, 1),
+                        "peak_lr": 1e-3,
+                    }
+                ],
+            )
+            + runs
+        )
+    save(
+        ema,
+        out,
+        {
+            "steps": step,
+            "batch": batch,
+            "wall_s": round(wall),
+            "seed": seed,
+            "final_loss": round(float(np.mean(losses[-50:])), 4),
+            "params": params,
+            "runs": runs,
+        },
+    )
     return {"steps": step, "wall_s": wall}
 
 
@@ -149,8 +193,9 @@ def save(unet, out: Path, info: dict) -> None:
     (out / "training.json").write_text(json.dumps(info, indent=1))
 
 
-def evaluate(folder: Path = OUT, per_combo: int = 4, guidance: float = GUIDANCE,
-             progress=print) -> dict:  # fmt: skip
+def evaluate(
+    folder: Path = OUT, per_combo: int = 4, guidance: float = GUIDANCE, progress=print
+) -> dict:
     """Judge pictures of held-out prompts (combinations never seen in training).
 
     Single objects are the measure; objects at a place and two-object scenes
@@ -168,9 +213,13 @@ def evaluate(folder: Path = OUT, per_combo: int = 4, guidance: float = GUIDANCE,
         started = time.time()
         pictures = []
         for i in range(0, len(wanted), 32):
-            part = wanted[i:i + 32]
-            drawn = pipe([w.caption for w in part], guidance_scale=guidance,
-                         generator=torch.Generator().manual_seed(i), output_type="np")
+            part = wanted[i : i + 32]
+            drawn = pipe(
+                [w.caption for w in part],
+                guidance_scale=guidance,
+                generator=torch.Generator().manual_seed(i),
+                output_type="np",
+            )
             pictures.extend(drawn.images)
         seen = [scenes.look(p) for p in pictures]
         result[f"{which}_right"] = float(np.mean(list(map(scenes.follows, seen, wanted))))

@@ -32,8 +32,11 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 # Runtimes a tuned model is served on, by its base's: the same, so it is as
 # fast as its base (llama.cpp through a GGUF export, CTranslate2 by its own
 # conversion on first load); anything else falls back to CTranslate2.
-SERVABLE_AS = {"ctranslate2": "ctranslate2", "transformers": "transformers",
-               "llama.cpp": "llama.cpp"}  # fmt: skip
+SERVABLE_AS = {
+    "ctranslate2": "ctranslate2",
+    "transformers": "transformers",
+    "llama.cpp": "llama.cpp",
+}
 
 
 def tunable(assistant) -> list[str]:
@@ -53,22 +56,39 @@ def _local_text(entry: Entry) -> bool:
 def check(assistant, base: str, name: str) -> Entry:
     """The base entry, or BadInput saying what to change (nothing has run yet)."""
     if not NAME.match(name):
-        raise BadInput(f"'{name}' is not a usable model name: use 2-63 lowercase letters, digits, "
-                       "dots, dashes or underscores, starting with a letter or digit.")  # fmt: skip
+        raise BadInput(
+            f"'{name}' is not a usable model name: use 2-63 lowercase letters, digits, "
+            "dots, dashes or underscores, starting with a letter or digit."
+        )
     if name in assistant.catalog.entries:
         raise BadInput(f"'{name}' is already a model in the catalog; choose another name.")
     entry = assistant.catalog.get(base)
     if not _local_text(entry):
-        why = ("a remote endpoint" if entry.endpoint else "a hub model" if entry.hub_id
-               else f"a {entry.family} model")  # fmt: skip
-        raise BadInput(f"'{base}' cannot be fine-tuned here ({why}). Models that can: "
-                       f"{', '.join(tunable(assistant))}.")  # fmt: skip
+        why = (
+            "a remote endpoint"
+            if entry.endpoint
+            else "a hub model"
+            if entry.hub_id
+            else f"a {entry.family} model"
+        )
+        raise BadInput(
+            f"'{base}' cannot be fine-tuned here ({why}). Models that can: "
+            f"{', '.join(tunable(assistant))}."
+        )
     return entry
 
 
-def tune(assistant, data_path: Path, base: str, name: str, method: str = "lora",
-         epochs: int = 3, progress: Callable | None = None,
-         stop: threading.Event | None = None, source: str = "cli") -> dict:  # fmt: skip
+def tune(
+    assistant,
+    data_path: Path,
+    base: str,
+    name: str,
+    method: str = "lora",
+    epochs: int = 3,
+    progress: Callable | None = None,
+    stop: threading.Event | None = None,
+    source: str = "cli",
+) -> dict:
     """Train, evaluate, register; returns the model card (also saved beside the model)."""
     from assistant.families import prepare_weights
     from training import data
@@ -89,38 +109,73 @@ def tune(assistant, data_path: Path, base: str, name: str, method: str = "lora",
     device = pick_device(assistant.settings.device)
     device = "cuda" if device.startswith("cuda") else "cpu"  # mps: LoRA's ops are not all there
     request_id = uuid.uuid4().hex
-    assistant.ledger.start(Started(request_id, "tune", source, "fine_tune", name,
-                                   f"fine-tuning {base} on {Path(data_path).name}", 1.0,
-                                   user="local"))  # fmt: skip
+    assistant.ledger.start(
+        Started(
+            request_id,
+            "tune",
+            source,
+            "fine_tune",
+            name,
+            f"fine-tuning {base} on {Path(data_path).name}",
+            1.0,
+            user="local",
+        )
+    )
     started = time.perf_counter()
     try:
         trained = train(folder, split.train, split.validation, work, hyper, say, stop, device)
     except BaseException as err:
         # Stopped, or failed: the row says so; the checkpoint stays for a resume.
-        assistant.ledger.finish(Finished(request_id, "error", f"{type(err).__name__}: {err}",
-                                         run_s=time.perf_counter() - started))  # fmt: skip
+        assistant.ledger.finish(
+            Finished(
+                request_id,
+                "error",
+                f"{type(err).__name__}: {err}",
+                run_s=time.perf_counter() - started,
+            )
+        )
         raise
     backend, source = _served(assistant, entry, trained.folder, say)
     tuned = Entry(
-        id=name, name=f"{name} (fine-tuned {base})", family="text", tasks=("text",),
-        backend=backend, default_for=(), source=source,
-        license=f"{entry.license} (base {base})", params_m=entry.params_m,
-        size_mb=_size_mb(trained.folder), memory_mb=entry.memory_mb, built=True,
+        id=name,
+        name=f"{name} (fine-tuned {base})",
+        family="text",
+        tasks=("text",),
+        backend=backend,
+        default_for=(),
+        source=source,
+        license=f"{entry.license} (base {base})",
+        params_m=entry.params_m,
+        size_mb=_size_mb(trained.folder),
+        memory_mb=entry.memory_mb,
+        built=True,
         context_window=entry.context_window,
-    )  # fmt: skip
+    )
     card = {
-        "id": name, "base": base, "runtime": backend, "method": method,
-        "data": {"file": str(Path(data_path).resolve()), "sha256": sha,
-                 "examples": len(chats), "train": len(split.train),
-                 "validation": len(split.validation), "cut_to_max_tokens": trained.cut},
+        "id": name,
+        "base": base,
+        "runtime": backend,
+        "method": method,
+        "data": {
+            "file": str(Path(data_path).resolve()),
+            "sha256": sha,
+            "examples": len(chats),
+            "train": len(split.train),
+            "validation": len(split.validation),
+            "cut_to_max_tokens": trained.cut,
+        },
         "hyper": asdict(hyper),
-        "training": {"seconds": round(trained.seconds, 1), "steps": trained.steps,
-                     "seconds_per_step": round(trained.seconds_per_step, 2),
-                     "tokens": trained.tokens, "tokens_per_s": round(trained.tokens_per_s, 1),
-                     "losses": list(trained.losses),
-                     "val_loss_before": trained.val_loss_before,
-                     "val_loss_after": trained.val_loss_after},
-    }  # fmt: skip
+        "training": {
+            "seconds": round(trained.seconds, 1),
+            "steps": trained.steps,
+            "seconds_per_step": round(trained.seconds_per_step, 2),
+            "tokens": trained.tokens,
+            "tokens_per_s": round(trained.tokens_per_s, 1),
+            "losses": list(trained.losses),
+            "val_loss_before": trained.val_loss_before,
+            "val_loss_after": trained.val_loss_after,
+        },
+    }
     _register(assistant, tuned, persist=False)
     try:
         card["eval"] = _before_after(assistant, split, base, name, work)
@@ -133,10 +188,19 @@ def tune(assistant, data_path: Path, base: str, name: str, method: str = "lora",
     card["cost"] = cost.as_dict()
     (work / "card.json").write_text(json.dumps(card, indent=1))
     _register(assistant, tuned, persist=True)
-    assistant.ledger.finish(Finished(request_id, "ok", None, run_s=seconds,
-                                     units_in=trained.tokens, unit="tokens",
-                                     device=cost.device, cost=cost,
-                                     extra={"card": str(work / "card.json")}))  # fmt: skip
+    assistant.ledger.finish(
+        Finished(
+            request_id,
+            "ok",
+            None,
+            run_s=seconds,
+            units_in=trained.tokens,
+            unit="tokens",
+            device=cost.device,
+            cost=cost,
+            extra={"card": str(work / "card.json")},
+        )
+    )
     return card
 
 
@@ -151,8 +215,11 @@ def _served(assistant, base: Entry, folder: Path, say) -> tuple[str, dict]:
     from training.gguf_export import export
 
     try:
-        base_gguf = (packs.joined_file(base.pack, assistant.settings.weights_dir)
-                     if base.pack else Path(base.source["gguf"]))  # fmt: skip
+        base_gguf = (
+            packs.joined_file(base.pack, assistant.settings.weights_dir)
+            if base.pack
+            else Path(base.source["gguf"])
+        )
         say("Writing the tuned model as GGUF for llama.cpp…")
         gguf = export(folder, base_gguf, folder.parent / "model.gguf")
     except (ModelUnavailable, KeyError) as err:
@@ -174,8 +241,10 @@ def _before_after(assistant, split, base: str, name: str, work: Path) -> dict:
         for chat, answer, obj in zip(split.validation, answers, objects, strict=True):
             prompt = "\n\n".join(c for r, c in chat.messages[:-1] if r == "user")
             expected = sorted(obj) if metric == "json" else [answer]
-            f.write(json.dumps({"id": f"line-{chat.line}", "input": prompt,
-                                "expected": expected}) + "\n")  # fmt: skip
+            f.write(
+                json.dumps({"id": f"line-{chat.line}", "input": prompt, "expected": expected})
+                + "\n"
+            )
     report = evaluate(assistant, path, [base, name], metric)
     return {"metric": metric, "models": report["models"], "run": report["run"]}
 
@@ -221,4 +290,3 @@ def discard(assistant, name: str) -> None:
         data["models"] = [m for m in data.get("models", []) if m.get("id") != name]
         path.write_text(json.dumps(data, indent=1))
     shutil.rmtree(assistant.settings.home / "tuned" / name, ignore_errors=True)
-

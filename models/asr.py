@@ -119,9 +119,11 @@ class FasterWhisper(_Whisper):
         try:
             with keeping_torch_threads():
                 self.model = WhisperModel(
-                    str(self.source), device=self.device, compute_type=compute,
+                    str(self.source),
+                    device=self.device,
+                    compute_type=compute,
                     cpu_threads=self.cpu_threads,
-                )  # fmt: skip
+                )
         except (OSError, RuntimeError, ValueError) as err:
             raise ModelUnavailable(
                 f"Could not load Whisper model '{self.source}': {err}. A size name such as "
@@ -172,9 +174,13 @@ class OpenAIWhisper(_Whisper):
         # Greedy at temperature 0 without conditioning on earlier text: the
         # same decoding as the fast path, so the two are compared fairly.
         out = self.model.transcribe(
-            samples, language=self.language, temperature=0.0,
-            fp16=self.device == "cuda", condition_on_previous_text=False, verbose=None,
-        )  # fmt: skip
+            samples,
+            language=self.language,
+            temperature=0.0,
+            fp16=self.device == "cuda",
+            condition_on_previous_text=False,
+            verbose=None,
+        )
         segments = [
             {"start": round(s["start"], 2), "end": round(s["end"], 2), "text": s["text"].strip()}
             for s in out["segments"]

@@ -33,18 +33,27 @@ from models.image_demo import GUIDANCE, MAX_TOKENS
 class DemoScenePipeline(DiffusionPipeline):
     model_cpu_offload_seq = "text_encoder->unet"
 
-    def __init__(self, unet: UNet2DConditionModel, scheduler: DDIMScheduler, text_encoder,
-                 tokenizer):  # fmt: skip
+    def __init__(
+        self, unet: UNet2DConditionModel, scheduler: DDIMScheduler, text_encoder, tokenizer
+    ):
         super().__init__()
-        self.register_modules(unet=unet, scheduler=scheduler, text_encoder=text_encoder,
-                              tokenizer=tokenizer)  # fmt: skip
+        self.register_modules(
+            unet=unet, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer
+        )
 
     def encode(self, prompts: list[str]):
         return encode(self.tokenizer, self.text_encoder, prompts).to(self.unet.dtype)
 
-    def __call__(self, prompt: str | list[str], negative_prompt: str | list[str] | None = None,
-                 num_inference_steps: int = 25, guidance_scale: float = GUIDANCE, generator=None,
-                 output_type: str = "pil", callback_on_step_end=None):  # fmt: skip
+    def __call__(
+        self,
+        prompt: str | list[str],
+        negative_prompt: str | list[str] | None = None,
+        num_inference_steps: int = 25,
+        guidance_scale: float = GUIDANCE,
+        generator=None,
+        output_type: str = "pil",
+        callback_on_step_end=None,
+    ):
         """Draw ``prompt`` (one or a batch) with classifier-free guidance.
 
         The model runs on the prompt and on the negative prompt (the empty
@@ -99,8 +108,9 @@ def encode(tokenizer, encoder, prompts: list[str]):
     """MiniLM token states (B, MAX_TOKENS, 384) of ``prompts``: the UNet's cross-attention input."""
     import torch
 
-    enc = tokenizer(prompts, padding="max_length", truncation=True, max_length=MAX_TOKENS,
-                    return_tensors="pt")  # fmt: skip
+    enc = tokenizer(
+        prompts, padding="max_length", truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
+    )
     enc = {k: v.to(encoder.device) for k, v in enc.items()}
     with torch.inference_mode():
         return encoder(**enc).last_hidden_state
@@ -109,8 +119,9 @@ def encode(tokenizer, encoder, prompts: list[str]):
 def load(folder: Path, text_folder: Path, dtype=None) -> DemoScenePipeline:
     """The demo pipeline from its folder, with the packed MiniLM as its text encoder."""
     tokenizer, encoder = text_encoder(text_folder)
-    return DemoScenePipeline.from_pretrained(folder, text_encoder=encoder, tokenizer=tokenizer,
-                                             dtype=dtype)  # fmt: skip
+    return DemoScenePipeline.from_pretrained(
+        folder, text_encoder=encoder, tokenizer=tokenizer, dtype=dtype
+    )
 
 
 def save(folder: Path, unet, scheduler_config: dict) -> None:
@@ -121,11 +132,14 @@ def save(folder: Path, unet, scheduler_config: dict) -> None:
     unet.save_pretrained(folder / "unet", safe_serialization=True)
     # clip_sample=False: DDIM's default clipping wrecks pixel-space samples.
     DDIMScheduler(**{**scheduler_config, "clip_sample": False}).save_pretrained(
-        folder / "scheduler")
-    index = {"_class_name": DemoScenePipeline.__name__,
-             "_diffusers_version": diffusers.__version__,
-             "scheduler": ["diffusers", "DDIMScheduler"],
-             "text_encoder": ["transformers", "BertModel"],
-             "tokenizer": ["transformers", "BertTokenizerFast"],
-             "unet": ["diffusers", "UNet2DConditionModel"]}  # fmt: skip
+        folder / "scheduler"
+    )
+    index = {
+        "_class_name": DemoScenePipeline.__name__,
+        "_diffusers_version": diffusers.__version__,
+        "scheduler": ["diffusers", "DDIMScheduler"],
+        "text_encoder": ["transformers", "BertModel"],
+        "tokenizer": ["transformers", "BertTokenizerFast"],
+        "unet": ["diffusers", "UNet2DConditionModel"],
+    }
     (folder / "model_index.json").write_text(json.dumps(index, indent=1) + "\n")

@@ -25,12 +25,24 @@ from models.image_diffusers import DiffusersImages
 GUIDANCE = 3.0
 MAX_TOKENS = 20  # the longest two-object caption is 17 MiniLM tokens
 SIZE = 32
-WORDS = {"red", "green", "blue", "yellow", "purple", "orange", "white", "black",
-         "circle", "square", "triangle", "background"}  # fmt: skip
+WORDS = {
+    "red",
+    "green",
+    "blue",
+    "yellow",
+    "purple",
+    "orange",
+    "white",
+    "black",
+    "circle",
+    "square",
+    "triangle",
+    "background",
+}
 CAN_DRAW = (
     "This is the demo model trained in this project: it draws only one or two red, green, "
     "blue, yellow, purple, orange, white or black circles, squares or triangles on a coloured "
-    "background, e.g. \"a red circle on a blue background\". For real pictures install a hub "
+    'background, e.g. "a red circle on a blue background". For real pictures install a hub '
     "model on a machine with internet and a GPU (sd-turbo; see the README)."
 )
 
@@ -39,12 +51,24 @@ class DemoSceneDiffusion(DiffusersImages):
     tasks = ("image_generation",)  # it draws from words only: no edits
     enlarge = 8  # 32×32 drawn, saved 256×256: a speck in the chat otherwise
 
-    def __init__(self, folder: Path, text_folder: Callable[[], Path], out_dir: Path,
-                 steps: int = 25, guidance: float = GUIDANCE, device: str = "cpu"):  # fmt: skip
+    def __init__(
+        self,
+        folder: Path,
+        text_folder: Callable[[], Path],
+        out_dir: Path,
+        steps: int = 25,
+        guidance: float = GUIDANCE,
+        device: str = "cpu",
+    ):
         # The CPU by default: 7M parameters draw in well under a second there,
         # and a GPU is better left to the models that need one.
-        super().__init__(str(folder), "demo-scenes", out_dir, device,
-                         defaults={"steps": steps, "guidance": guidance, "size": SIZE})  # fmt: skip
+        super().__init__(
+            str(folder),
+            "demo-scenes",
+            out_dir,
+            device,
+            defaults={"steps": steps, "guidance": guidance, "size": SIZE},
+        )
         self.text_folder = text_folder  # finds the packed MiniLM when load() runs
 
     def _pipeline(self, dtype):

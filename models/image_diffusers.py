@@ -61,8 +61,11 @@ def fit_size(width: float | None, height: float | None, default: int) -> tuple[i
     w, h = int(width or default), int(height or default)
     fw = min(LIMIT, max(64, w // 8 * 8))
     fh = min(LIMIT, max(64, h // 8 * 8))
-    note = "" if (fw, fh) == (w, h) else (
-        f"The size was changed from {w}×{h} to {fw}×{fh} (multiples of 8, at most {LIMIT}).")
+    note = (
+        ""
+        if (fw, fh) == (w, h)
+        else (f"The size was changed from {w}×{h} to {fw}×{fh} (multiples of 8, at most {LIMIT}).")
+    )
     return fw, fh, note
 
 
@@ -85,8 +88,13 @@ def picture_result(image, out_dir: Path, recipe: dict, text: str, notes: list[st
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"image-{uuid.uuid4().hex[:12]}.png"
     image.save(path, pnginfo=info)
-    return Result(text=text, files=(path,), usage=Usage(0, 1, "images"), notes=tuple(notes),
-                  recipe=tuple((k, str(v)) for k, v in recipe.items()))  # fmt: skip
+    return Result(
+        text=text,
+        files=(path,),
+        usage=Usage(0, 1, "images"),
+        notes=tuple(notes),
+        recipe=tuple((k, str(v)) for k, v in recipe.items()),
+    )
 
 
 class DiffusersImages(Adapter):
@@ -94,16 +102,29 @@ class DiffusersImages(Adapter):
     tasks = ("image_generation", "image_edit")
     enlarge = 1  # saved pictures are this many times the drawn size, with hard pixel edges
 
-    def __init__(self, source: str, model_id: str, out_dir: Path, device: str = "auto",
-                 defaults: dict | None = None, public: bool = False,
-                 checker: str = "CompVis/stable-diffusion-safety-checker",
-                 tiny_vae: str | None = None, memory_mb: int = 4000):  # fmt: skip
+    def __init__(
+        self,
+        source: str,
+        model_id: str,
+        out_dir: Path,
+        device: str = "auto",
+        defaults: dict | None = None,
+        public: bool = False,
+        checker: str = "CompVis/stable-diffusion-safety-checker",
+        tiny_vae: str | None = None,
+        memory_mb: int = 4000,
+    ):
         self.source = source  # hub id or a local folder with model_index.json
         self.model_id = model_id  # catalog id, written into each picture
         self.out_dir = out_dir  # inside ASSISTANT_HOME
         self.preference = device
-        self.defaults = {"steps": 25, "guidance": 7.5, "size": 512, "strength": 0.6,
-                         **(defaults or {})}  # fmt: skip
+        self.defaults = {
+            "steps": 25,
+            "guidance": 7.5,
+            "size": 512,
+            "strength": 0.6,
+            **(defaults or {}),
+        }
         self.public, self.checker_source = public, checker
         self.tiny_vae, self.memory_mb = tiny_vae, memory_mb
         self.pipe = self.checker = self.features = None
@@ -115,7 +136,8 @@ class DiffusersImages(Adapter):
         require_download(self.source, "huggingface.co", hub_cached(self.source, "model_index.json"))
         # Our own checker runs in public mode (below); the pipeline's is not loaded twice.
         return AutoPipelineForText2Image.from_pretrained(
-            self.source, dtype=dtype, safety_checker=None, requires_safety_checker=False)
+            self.source, dtype=dtype, safety_checker=None, requires_safety_checker=False
+        )
 
     def prompt_notes(self, prompt: str) -> list[str]:
         """Anything to tell the person about this prompt before drawing it (none here)."""
@@ -131,7 +153,8 @@ class DiffusersImages(Adapter):
             pipe = self._pipeline(dtype)
         except (OSError, ValueError) as err:
             raise ModelUnavailable(
-                f"The image model '{self.source}' could not be loaded: {err}") from None
+                f"The image model '{self.source}' could not be loaded: {err}"
+            ) from None
         if self.tiny_vae and hasattr(pipe, "vae"):
             from diffusers import AutoencoderTiny
 
@@ -157,10 +180,14 @@ class DiffusersImages(Adapter):
             )
             from transformers import CLIPImageProcessor
 
-            require_download(self.checker_source, "huggingface.co",
-                             hub_cached(self.checker_source, "config.json"))  # fmt: skip
+            require_download(
+                self.checker_source,
+                "huggingface.co",
+                hub_cached(self.checker_source, "config.json"),
+            )
             self.checker = StableDiffusionSafetyChecker.from_pretrained(
-                self.checker_source, dtype=dtype).to(self.device)
+                self.checker_source, dtype=dtype
+            ).to(self.device)
             self.features = CLIPImageProcessor.from_pretrained(self.checker_source)
         except Exception as err:  # noqa: BLE001 - any failure means no checker
             self.pipe = None
@@ -179,12 +206,15 @@ class DiffusersImages(Adapter):
 
         clip = self.features(image, return_tensors="pt").pixel_values
         with torch.inference_mode():
-            _, nsfw = self.checker(images=np.asarray(image)[None] / 255.0,
-                                   clip_input=clip.to(self.device, self.checker.dtype))  # fmt: skip
+            _, nsfw = self.checker(
+                images=np.asarray(image)[None] / 255.0,
+                clip_input=clip.to(self.device, self.checker.dtype),
+            )
         return bool(nsfw[0])
 
-    def stream(self, request: Request, cancel: threading.Event | None = None
-               ) -> Iterator[str | Progress | Result]:  # fmt: skip
+    def stream(
+        self, request: Request, cancel: threading.Event | None = None
+    ) -> Iterator[str | Progress | Result]:
         from diffusers import AutoPipelineForImage2Image
 
         prompt = " ".join(request.text.split())
@@ -210,20 +240,28 @@ class DiffusersImages(Adapter):
             kwargs.update(image=start.resize((width, height)), strength=strength)
             base = AutoPipelineForImage2Image
         elif "width" in inspect.signature(self.pipe.__call__).parameters:
-            width, height, note = fit_size(opts.get("width"), opts.get("height"),
-                                           self.defaults["size"])  # fmt: skip
+            width, height, note = fit_size(
+                opts.get("width"), opts.get("height"), self.defaults["size"]
+            )
             kwargs.update(width=width, height=height)
         else:  # a model that draws one size only (the demo: 32×32)
             width = height = self.defaults["size"]
             asked = {dict(request.options).get(k) for k in ("width", "height")} - {None, width}
-            note = "" if not asked else (
-                f"{self.model_id} draws {width}×{height} pictures only; the size was not used.")
+            note = (
+                ""
+                if not asked
+                else (
+                    f"{self.model_id} draws {width}×{height} pictures only; the size was not used."
+                )
+            )
         if note:
             notes.append(note)
         words = getattr(self.pipe, "tokenizer", None)  # CLIP reads 77 tokens
         if words is not None and len(words(prompt)["input_ids"]) > words.model_max_length:
-            notes.append(f"The prompt is longer than the {words.model_max_length} tokens "
-                         "the model reads; the rest was ignored.")  # fmt: skip
+            notes.append(
+                f"The prompt is longer than the {words.model_max_length} tokens "
+                "the model reads; the rest was ignored."
+            )
         scheduler = self.pipe.scheduler.__class__.from_config(self.pipe.scheduler.config)
         pipe = base.from_pipe(self.pipe, scheduler=scheduler)  # same weights, own scheduler
         pipe.set_progress_bar_config(disable=True)
@@ -241,9 +279,15 @@ class DiffusersImages(Adapter):
 
             try:
                 gen = torch.Generator("cpu").manual_seed(seed)
-                out = pipe(prompt, negative_prompt=negative, num_inference_steps=steps,
-                           guidance_scale=guidance, generator=gen, callback_on_step_end=on_step,
-                           **kwargs)  # fmt: skip
+                out = pipe(
+                    prompt,
+                    negative_prompt=negative,
+                    num_inference_steps=steps,
+                    guidance_scale=guidance,
+                    generator=gen,
+                    callback_on_step_end=on_step,
+                    **kwargs,
+                )
                 updates.put(out.images[0])
             except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
                 updates.put(err)
@@ -256,19 +300,30 @@ class DiffusersImages(Adapter):
         if cancel is not None and cancel.is_set():
             raise Refused("Stopped: no picture was kept.")
         if self.checker is not None and self._flagged(item):
-            raise Refused("The picture was withheld: the NSFW checker flagged it. "
-                          "Try a different prompt.")  # fmt: skip
+            raise Refused(
+                "The picture was withheld: the NSFW checker flagged it. Try a different prompt."
+            )
         if self.enlarge > 1:
             from PIL import Image
 
-            item = item.resize((item.width * self.enlarge, item.height * self.enlarge),
-                               Image.Resampling.NEAREST)  # fmt: skip
-        recipe = {"prompt": prompt, "negative": negative or "", "seed": seed, "steps": steps,
-                  "guidance": guidance, "size": f"{width}x{height}",
-                  "scheduler": type(scheduler).__name__, "model": self.model_id}  # fmt: skip
+            item = item.resize(
+                (item.width * self.enlarge, item.height * self.enlarge), Image.Resampling.NEAREST
+            )
+        recipe = {
+            "prompt": prompt,
+            "negative": negative or "",
+            "seed": seed,
+            "steps": steps,
+            "guidance": guidance,
+            "size": f"{width}x{height}",
+            "scheduler": type(scheduler).__name__,
+            "model": self.model_id,
+        }
         if pictures:
             recipe.update(strength=kwargs["strength"], edited=pictures[0].name)
         verb = "Edited" if pictures else "Drew"
-        text = (f"{verb} “{prompt}” ({self.model_id}, seed {seed}, {steps} steps, "
-                f"guidance {guidance:g}, {width}×{height}).")  # fmt: skip
+        text = (
+            f"{verb} “{prompt}” ({self.model_id}, seed {seed}, {steps} steps, "
+            f"guidance {guidance:g}, {width}×{height})."
+        )
         yield picture_result(item, self.out_dir, recipe, text, notes)

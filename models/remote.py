@@ -62,9 +62,11 @@ class OpenAIChat(Adapter):
         # No retries: a user waiting on a chat wants "it is down" now, not after
         # the client's backoff; a second try is one click away.
         self.client = openai.OpenAI(
-            base_url=self.endpoint, api_key=key or "not-needed", timeout=self.timeout_s,
+            base_url=self.endpoint,
+            api_key=key or "not-needed",
+            timeout=self.timeout_s,
             max_retries=0,
-        )  # fmt: skip
+        )
 
     def unload(self) -> None:
         if self.client is not None:
@@ -138,8 +140,9 @@ class OpenAIChat(Adapter):
 
 
 @contextmanager
-def endpoint_errors(endpoint: str, model: str, timeout_s: float,
-                    api_key_env: str = "") -> Iterator[None]:  # fmt: skip
+def endpoint_errors(
+    endpoint: str, model: str, timeout_s: float, api_key_env: str = ""
+) -> Iterator[None]:
     """Turn every way an OpenAI-compatible server can fail into a message a person can act on.
 
     Wraps both the request and the reading of its stream (a server that dies
@@ -181,11 +184,15 @@ def endpoint_errors(endpoint: str, model: str, timeout_s: float,
         ) from None
     except openai.APIStatusError as err:
         raise ModelUnavailable(
-            f"The endpoint {endpoint} answered with HTTP {err.status_code}: "
-            f"{_server_message(err)}"
+            f"The endpoint {endpoint} answered with HTTP {err.status_code}: {_server_message(err)}"
         ) from None
-    except (openai.APIResponseValidationError, ValueError, KeyError, TypeError,
-            AttributeError) as err:  # fmt: skip
+    except (
+        openai.APIResponseValidationError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+    ) as err:
         raise ModelUnavailable(
             f"The endpoint {endpoint} sent a reply that is not an OpenAI-compatible "
             f"chat completion ({type(err).__name__}). Is it an OpenAI-compatible server?"

@@ -44,6 +44,7 @@ class CrossEncoderReranker(Adapter):
             raise BadInput("There is no question to rank the passages for.")
         if not passages:
             return []
-        got = self.model.predict([(query, p) for p in passages], batch_size=32,
-                                 show_progress_bar=False)  # fmt: skip
+        got = self.model.predict(
+            [(query, p) for p in passages], batch_size=32, show_progress_bar=False
+        )
         return [float(s) for s in got]

@@ -126,16 +126,27 @@ class TransformersChat(Adapter):
     ) -> Iterator[str | Result]:
         inputs, n_in, trimmed = self._prompt_ids(request)
         text, n_out = yield from stream_generate(
-            self.model, self.tokenizer, inputs, request.max_new_tokens,
-            request.temperature, cancel, repetition_penalty=self.repetition_penalty,
+            self.model,
+            self.tokenizer,
+            inputs,
+            request.max_new_tokens,
+            request.temperature,
+            cancel,
+            repetition_penalty=self.repetition_penalty,
             pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-        )  # fmt: skip
+        )
         yield Result(text=text, usage=Usage(n_in, n_out, "tokens"), notes=trimmed_note(trimmed))
 
 
-def stream_generate(model, tokenizer, inputs: dict, max_new_tokens: int,
-                    temperature: float = 0.0, cancel: threading.Event | None = None,
-                    **extra) -> Generator[str, None, tuple[str, int]]:  # fmt: skip
+def stream_generate(
+    model,
+    tokenizer,
+    inputs: dict,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    cancel: threading.Event | None = None,
+    **extra,
+) -> Generator[str, None, tuple[str, int]]:
     """Yield the pieces of ``model.generate`` as they come; return (text, new tokens).
 
     generate runs in a thread feeding a streamer; Stop (``cancel``) ends it
@@ -168,11 +179,16 @@ def stream_generate(model, tokenizer, inputs: dict, max_new_tokens: int,
     def work() -> None:
         try:
             model.generate(
-                **inputs, max_new_tokens=max_new_tokens, do_sample=not greedy,
-                temperature=None if greedy else temperature, top_p=None, top_k=None,
-                streamer=streamer, stopping_criteria=StoppingCriteriaList([_Cancelled()]),
+                **inputs,
+                max_new_tokens=max_new_tokens,
+                do_sample=not greedy,
+                temperature=None if greedy else temperature,
+                top_p=None,
+                top_k=None,
+                streamer=streamer,
+                stopping_criteria=StoppingCriteriaList([_Cancelled()]),
                 **extra,
-            )  # fmt: skip
+            )
         except BaseException as err:  # surfaced in the caller's thread below
             generated["error"] = err
             streamer.end()
@@ -203,11 +219,11 @@ def stream_decoded(ids: Iterable[int], tokenizer: Any) -> Generator[str, None, t
         out.append(token)
         text = tokenizer.decode(out, skip_special_tokens=True)
         if len(text) > len(shown) and not text.endswith("\ufffd"):
-            yield text[len(shown):]
+            yield text[len(shown) :]
             shown = text
     text = tokenizer.decode(out, skip_special_tokens=True)
     if len(text) > len(shown):
-        yield text[len(shown):]
+        yield text[len(shown) :]
     return text.strip(), len(out)
 
 
@@ -227,9 +243,11 @@ def chat_prompt(tokenizer: Any, request: Request, context_window: int, return_te
         messages = [{"role": m.role, "content": m.content} for m in system + turns]
         messages.append({"role": "user", "content": request.text})
         enc = tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_dict=True,
+            messages,
+            add_generation_prompt=True,
+            return_dict=True,
             return_tensors="pt" if return_tensors else None,
-        )  # fmt: skip
+        )
         ids = enc["input_ids"]
         n = ids.shape[1] if return_tensors else len(ids)
         if n <= budget:

@@ -88,9 +88,16 @@ def port_in_use(port: int) -> bool:
 class LlamaServer:
     """One ``models.llama_server`` child: start, wait until healthy, stop, tell if it died."""
 
-    def __init__(self, gguf: Path, context_window: int, parallel: int, threads: int,
-                 port: int = 0, gpu_layers: int = 0,
-                 command: list[str] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        gguf: Path,
+        context_window: int,
+        parallel: int,
+        threads: int,
+        port: int = 0,
+        gpu_layers: int = 0,
+        command: list[str] | None = None,
+    ):
         self.gguf = gguf
         self.context_window = context_window
         self.parallel = parallel
@@ -118,15 +125,28 @@ class LlamaServer:
         if self.fixed_port and port_in_use(self.port):
             raise ModelUnavailable(f"llama.cpp could not start: port {self.port} is in use.")
         command = self.command or [
-            sys.executable, "-m", "models.llama_server", str(self.gguf),
-            "--ctx", str(self.context_window), "--parallel", str(self.parallel),
-            "--threads", str(self.threads), "--gpu-layers", str(self.gpu_layers),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "models.llama_server",
+            str(self.gguf),
+            "--ctx",
+            str(self.context_window),
+            "--parallel",
+            str(self.parallel),
+            "--threads",
+            str(self.threads),
+            "--gpu-layers",
+            str(self.gpu_layers),
+        ]
         env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
         self.proc = subprocess.Popen(
-            [*command, "--port", str(self.port)], env=env, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent,
-        )  # fmt: skip
+            [*command, "--port", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
         self._wait_healthy()
 
     def _wait_healthy(self) -> None:
@@ -212,9 +232,13 @@ class LlamaCppChat(Adapter):
                 raise ModelUnavailable(f"No GGUF file at '{gguf}' for the llama.cpp backend.")
             gpu = self.device_preference in ("auto", "cuda") and _cuda_build()
             self.server = LlamaServer(
-                Path(gguf), self.context_window, self.parallel, os.cpu_count() or 1,
-                port=self.port, gpu_layers=999 if gpu else 0,
-            )  # fmt: skip
+                Path(gguf),
+                self.context_window,
+                self.parallel,
+                os.cpu_count() or 1,
+                port=self.port,
+                gpu_layers=999 if gpu else 0,
+            )
             self.device = "cuda" if gpu else "cpu"
             if self.tokenizer is None:
                 from transformers import AutoTokenizer
@@ -232,8 +256,12 @@ class LlamaCppChat(Adapter):
             import openai
 
             # No retries and a generous timeout: see OpenAIChat.load.
-            self.client = openai.OpenAI(base_url=self.server.url + "/v1", api_key="local",
-                                        timeout=READ_TIMEOUT_S, max_retries=0)  # fmt: skip
+            self.client = openai.OpenAI(
+                base_url=self.server.url + "/v1",
+                api_key="local",
+                timeout=READ_TIMEOUT_S,
+                max_retries=0,
+            )
 
     def unload(self) -> None:
         self._unloaded = True
@@ -256,15 +284,23 @@ class LlamaCppChat(Adapter):
         try:
             with endpoint_errors(self.server.url + "/v1", "local", READ_TIMEOUT_S):
                 stream = self.client.completions.create(
-                    model="local", prompt=ids, max_tokens=request.max_new_tokens,
-                    temperature=0.0 if greedy else request.temperature, top_p=1.0,
-                    stream=True, stream_options={"include_usage": True},
+                    model="local",
+                    prompt=ids,
+                    max_tokens=request.max_new_tokens,
+                    temperature=0.0 if greedy else request.temperature,
+                    top_p=1.0,
+                    stream=True,
+                    stream_options={"include_usage": True},
                     # Plain temperature sampling as on the other backends (no
                     # top-k / min-p cut; temp 0 is greedy); cache_prompt reuses
                     # the slot's KV cache of this chat's earlier turns.
-                    extra_body={"top_k": 0, "min_p": 0.0, "repeat_penalty":
-                                self.repetition_penalty, "cache_prompt": True},
-                )  # fmt: skip
+                    extra_body={
+                        "top_k": 0,
+                        "min_p": 0.0,
+                        "repeat_penalty": self.repetition_penalty,
+                        "cache_prompt": True,
+                    },
+                )
                 with stream:
                     for chunk in stream:
                         if cancel is not None and cancel.is_set():
@@ -287,7 +323,6 @@ class LlamaCppChat(Adapter):
         n_out = n_out or len(pieces)
         text = "".join(pieces).strip()
         yield Result(text=text, usage=Usage(len(ids), n_out, "tokens"), notes=trimmed_note(trimmed))
-
 
     def _died(self) -> ModelUnavailable:
         code = self.server.exit_code()

@@ -85,8 +85,9 @@ class ClassifierOCR(Adapter):
 
     def load(self) -> None:
         if self.classes is None:
-            self.classes = [line.split(",")[0].strip()
-                            for line in CLASSES_FILE.read_text().splitlines()]  # fmt: skip
+            self.classes = [
+                line.split(",")[0].strip() for line in CLASSES_FILE.read_text().splitlines()
+            ]
         if self.classifier is None:
             self.classifier = self._load_classifier()
         if self.ocr is None:
@@ -129,8 +130,10 @@ class ClassifierOCR(Adapter):
         # Resize the short side to 256 and crop the centre 224 (the usual ImageNet
         # evaluation), then scale to [-1, 1] as EfficientNet-lite was trained.
         scale = 256 / min(image.size)
-        size = (max(INPUT_SIZE, round(image.width * scale)),
-                max(INPUT_SIZE, round(image.height * scale)))  # fmt: skip
+        size = (
+            max(INPUT_SIZE, round(image.width * scale)),
+            max(INPUT_SIZE, round(image.height * scale)),
+        )
         img = image.resize(size, Image.Resampling.BILINEAR)
         left, top = (img.width - INPUT_SIZE) // 2, (img.height - INPUT_SIZE) // 2
         img = img.crop((left, top, left + INPUT_SIZE, top + INPUT_SIZE))
@@ -149,8 +152,9 @@ class ClassifierOCR(Adapter):
         found, _ = self.ocr(np.asarray(image)[:, :, ::-1].copy())
         return [line[1] for line in found or () if line[2] >= 0.5]
 
-    def stream(self, request: Request, cancel: threading.Event | None = None
-               ) -> Iterator[str | Result]:  # fmt: skip
+    def stream(
+        self, request: Request, cancel: threading.Event | None = None
+    ) -> Iterator[str | Result]:
         images = [p for p in request.attachments]
         if not images:
             raise BadInput("Attach a picture to ask about it.")
@@ -189,8 +193,9 @@ def read_description(text: str) -> list[tuple[str, list[tuple[str, float]], list
         m = re.match(r"(.+?): looks like (.*?)\.(?: \(An animation[^)]*\))? Text in it:", head)
         if not m:
             continue
-        labels = [(label.strip(), int(p) / 100)
-                  for label, p in re.findall(r"([^,(]+?) \((\d+)%\)", m[2])]  # fmt: skip
+        labels = [
+            (label.strip(), int(p) / 100) for label, p in re.findall(r"([^,(]+?) \((\d+)%\)", m[2])
+        ]
         lines = [line[2:] for line in rest.splitlines() if line.startswith("- ")]
         out.append((m[1], labels, lines))
     return out

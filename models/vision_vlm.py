@@ -50,7 +50,8 @@ class HubVision(Adapter):
             self.model = AutoModelForImageTextToText.from_pretrained(self.source, dtype=dtype)
         except (OSError, ValueError) as err:
             raise ModelUnavailable(
-                f"The vision model '{self.source}' could not be loaded: {err}") from None
+                f"The vision model '{self.source}' could not be loaded: {err}"
+            ) from None
         self.model.to(self.device).eval()
 
     def unload(self) -> None:
@@ -60,14 +61,16 @@ class HubVision(Adapter):
         if getattr(self.processor, "chat_template", None):
             content = [{"type": "image"} for _ in images] + [{"type": "text", "text": question}]
             prompt = self.processor.apply_chat_template(
-                [{"role": "user", "content": content}], add_generation_prompt=True)
+                [{"role": "user", "content": content}], add_generation_prompt=True
+            )
             return self.processor(text=prompt, images=images, return_tensors="pt")
         if len(images) > 1:
             raise BadInput("This vision model reads one picture at a time; attach one.")
         return self.processor(images=images[0], text=question, return_tensors="pt")
 
-    def stream(self, request: Request, cancel: threading.Event | None = None
-               ) -> Iterator[str | Result]:  # fmt: skip
+    def stream(
+        self, request: Request, cancel: threading.Event | None = None
+    ) -> Iterator[str | Result]:
         from models.text import stream_generate
         from models.vision import load_image
 
@@ -79,6 +82,7 @@ class HubVision(Adapter):
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         tokenizer = getattr(self.processor, "tokenizer", self.processor)
-        text, n_out = yield from stream_generate(self.model, tokenizer, inputs,
-                                                 request.max_new_tokens, 0.0, cancel)  # fmt: skip
+        text, n_out = yield from stream_generate(
+            self.model, tokenizer, inputs, request.max_new_tokens, 0.0, cancel
+        )
         yield Result(text=text, usage=Usage(len(images), n_out, "images"))

@@ -15,8 +15,14 @@ def main(home: str, file: str, delay_s: str) -> None:
     path = Path(file)
     store = Store(Path(home) / "documents", "fake")
     embed = FakeEmbedder(float(delay_s)).embed
-    store.add(path, path.name, read(path), "user-local", embed,
-              lambda fraction, message: print(f"PROGRESS {fraction:.3f}", flush=True))  # fmt: skip
+    store.add(
+        path,
+        path.name,
+        read(path),
+        "user-local",
+        embed,
+        lambda fraction, message: print(f"PROGRESS {fraction:.3f}", flush=True),
+    )
     print("DONE", flush=True)
 
 

@@ -51,15 +51,28 @@ def main() -> None:
                     self._event({"choices": [{"index": 0, "text": piece, "finish_reason": None}]})
                     n += 1
                     time.sleep(0.01)
-                self._event({"choices": [], "usage": {"prompt_tokens": len(req["prompt"]),
-                             "completion_tokens": n, "total_tokens": n}})  # fmt: skip
+                self._event(
+                    {
+                        "choices": [],
+                        "usage": {
+                            "prompt_tokens": len(req["prompt"]),
+                            "completion_tokens": n,
+                            "total_tokens": n,
+                        },
+                    }
+                )
                 self.wfile.write(b"data: [DONE]\n\n")
             except (BrokenPipeError, ConnectionResetError):
                 pass
 
         def _event(self, body: dict) -> None:
-            body = {"id": "stub", "object": "text_completion", "created": 0, "model": "stub",
-                    **body}  # fmt: skip
+            body = {
+                "id": "stub",
+                "object": "text_completion",
+                "created": 0,
+                "model": "stub",
+                **body,
+            }
             self.wfile.write(b"data: " + json.dumps(body).encode() + b"\n\n")
             self.wfile.flush()
 

@@ -43,9 +43,15 @@ class StubServer:
 
 
 def _chunk(content: str | None = None, usage: dict | None = None) -> bytes:
-    body = {"id": "stub", "object": "chat.completion.chunk", "created": 0, "model": "stub",
-            "choices": [] if content is None else
-            [{"index": 0, "delta": {"content": content}, "finish_reason": None}]}  # fmt: skip
+    body = {
+        "id": "stub",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "stub",
+        "choices": []
+        if content is None
+        else [{"index": 0, "delta": {"content": content}, "finish_reason": None}],
+    }
     if usage:
         body["usage"] = usage
     return b"data: " + json.dumps(body).encode() + b"\n\n"
@@ -78,8 +84,7 @@ def _handler(server: StubServer):
             if model == "boom":
                 return self._error(500, "the GPU fell over")
             if model == "html":
-                return self._send(200, b"<html><body>Welcome to nginx!</body></html>",
-                                  "text/html")  # fmt: skip
+                return self._send(200, b"<html><body>Welcome to nginx!</body></html>", "text/html")
             if model not in ("echo", "no-usage", "slow", "stall", "endless", "garbage"):
                 return self._error(404, f"The model `{model}` does not exist.")
             self.send_response(200)
@@ -106,9 +111,15 @@ def _handler(server: StubServer):
                     time.sleep(server.delay)
             if model != "no-usage":
                 prompt = sum(len(m["content"].split()) for m in body["messages"])
-                self.wfile.write(_chunk(usage={"prompt_tokens": prompt,
-                                               "completion_tokens": len(words),
-                                               "total_tokens": prompt + len(words)}))  # fmt: skip
+                self.wfile.write(
+                    _chunk(
+                        usage={
+                            "prompt_tokens": prompt,
+                            "completion_tokens": len(words),
+                            "total_tokens": prompt + len(words),
+                        }
+                    )
+                )
             self.wfile.write(b"data: [DONE]\n\n")
 
     return Handler

@@ -64,9 +64,16 @@ def tiny_llama(folder: Path) -> Path:
     if not (packed / "tokenizer.json").is_file():
         pytest.skip("needs the prepared SmolLM2 pack (make prepare)")
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-                         max_position_embeddings=512, tie_word_embeddings=True)  # fmt: skip
+    config = LlamaConfig(
+        vocab_size=49152,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+    )
     LlamaForCausalLM(config).save_pretrained(folder)
     for name in TOKENIZER_FILES:
         if (packed / name).exists():

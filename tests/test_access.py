@@ -41,8 +41,9 @@ def test_over_the_rate_the_request_is_refused_and_recorded(assistant, fake_chat)
 def _spend(assistant, user: str, usd: float) -> None:
     assistant.ledger.start(Started("paid-" + user, "s", "ui", "text", "m", "x", 1.0, user=user))
     cost = Cost("cpu", 1.0, 10.0, "estimate", usd, None, None)
-    assistant.ledger.finish(Finished("paid-" + user, "ok", None, 0, 0, 1, 1, 1, "tokens",
-                                     "cpu", None, cost))  # fmt: skip
+    assistant.ledger.finish(
+        Finished("paid-" + user, "ok", None, 0, 0, 1, 1, 1, "tokens", "cpu", None, cost)
+    )
 
 
 def test_the_daily_quota_comes_from_the_ledger_per_user(assistant, fake_chat):
@@ -125,6 +126,7 @@ def test_an_upload_is_served_only_to_the_browser_that_sent_it(tmp_path):
     again, _ = build_server(settings, progress=lambda m: None)
     local = "http://127.0.0.1"  # TestClient's own "testserver" is no allowed host name
     assert TestClient(again, base_url=local).get(f"/gradio_api/file={path}").status_code == 404
-    ana_again = TestClient(again, base_url=local,
-                           cookies={"assistant_session": ana.cookies["assistant_session"]})
+    ana_again = TestClient(
+        again, base_url=local, cookies={"assistant_session": ana.cookies["assistant_session"]}
+    )
     assert ana_again.get(f"/gradio_api/file={path}").content == b"my payslip"

@@ -36,9 +36,15 @@ def _error(response, status):
 
 
 def test_a_completion_goes_through_the_router_and_the_ledger(client, assistant, fake_chat):
-    body = {**HELLO, "messages": [{"role": "developer", "content": "Be brief."},
-                                  {"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
-            "user": "ana", "max_tokens": 5000}  # fmt: skip
+    body = {
+        **HELLO,
+        "messages": [
+            {"role": "developer", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+        ],
+        "user": "ana",
+        "max_tokens": 5000,
+    }
     data = _chat(client, body).json()
     assert data["choices"][0]["message"]["content"] == "Paris is the capital of France."
     assert data["model"] == "smollm2-135m-instruct" and data["usage"]["completion_tokens"] == 6
@@ -52,9 +58,11 @@ def test_a_completion_goes_through_the_router_and_the_ledger(client, assistant, 
 
 
 def test_a_streamed_completion_is_server_sent_events_ending_in_done(client):
-    with client.stream("POST", "/v1/chat/completions",
-                       json={**HELLO, "stream": True,
-                             "stream_options": {"include_usage": True}}) as response:  # fmt: skip
+    with client.stream(
+        "POST",
+        "/v1/chat/completions",
+        json={**HELLO, "stream": True, "stream_options": {"include_usage": True}},
+    ) as response:
         lines = [line for line in response.iter_lines() if line]
     assert lines[-1] == "data: [DONE]"
     events = [json.loads(line[6:]) for line in lines[:-1]]
@@ -71,10 +79,16 @@ def test_a_streamed_completion_is_server_sent_events_ending_in_done(client):
         ({**HELLO, "messages": [{"role": "wizard", "content": "hi"}]}, "messages", "role"),
         ({**HELLO, "messages": [{"role": "assistant", "content": "hi"}]}, "messages", "last"),
         ({**HELLO, "messages": [{"role": "user", "content": 42}]}, "messages", "content"),
-        ({**HELLO, "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
-         "messages", "data:image"),
-        ({**HELLO, "messages": [{"role": "user", "content": [{"type": "audio"}]}]},
-         "messages", "parts must be text"),
+        (
+            {**HELLO, "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+            "messages",
+            "data:image",
+        ),
+        (
+            {**HELLO, "messages": [{"role": "user", "content": [{"type": "audio"}]}]},
+            "messages",
+            "parts must be text",
+        ),
         ({**HELLO, "max_tokens": -3}, "max_tokens", "positive"),
         ({**HELLO, "temperature": "hot"}, "temperature", "0 to 2"),
         ({**HELLO, "stream": "yes"}, "stream", "true or false"),
@@ -87,13 +101,17 @@ def test_a_malformed_chat_request_is_a_400_naming_the_field(client, body, param,
 
 
 def test_bad_bodies_get_clean_4xx(client, assistant):
-    not_json = client.post("/v1/chat/completions", content=b"{bad",
-                           headers={"content-type": "application/json"})  # fmt: skip
+    not_json = client.post(
+        "/v1/chat/completions", content=b"{bad", headers={"content-type": "application/json"}
+    )
     assert "not valid JSON" in _error(not_json, 400)["message"]
     as_form = client.post("/v1/chat/completions", data={"messages": "hi"})
     assert "application/json" in _error(as_form, 415)["message"]
-    huge = client.post("/v1/chat/completions", content=b"x" * (MAX_JSON_BYTES + 1),
-                       headers={"content-type": "application/json"})  # fmt: skip
+    huge = client.post(
+        "/v1/chat/completions",
+        content=b"x" * (MAX_JSON_BYTES + 1),
+        headers={"content-type": "application/json"},
+    )
     _error(huge, 413)
     unknown = _chat(client, {**HELLO, "model": "gpt-9"})
     error = _error(unknown, 404)
@@ -112,25 +130,34 @@ def test_embeddings_keep_order_and_report_tokens(client):
     assert data["model"] == "all-minilm-l6-v2" and data["usage"]["prompt_tokens"] > 0
     for bad in ([], [""], "", [1, 2], ["x"] * 2049):
         _error(client.post("/v1/embeddings", json={"input": bad}), 400)
-    _error(client.post("/v1/embeddings", json={"input": "x", "model": "smollm2-135m-instruct"}),
-           400)  # fmt: skip
+    _error(
+        client.post("/v1/embeddings", json={"input": "x", "model": "smollm2-135m-instruct"}), 400
+    )
 
 
 def test_a_transcription_upload_is_checked_and_kept_inside_home(client, settings):
     not_form = client.post("/v1/audio/transcriptions", json={"file": "x"})
     _error(not_form, 415)
-    no_file = client.post("/v1/audio/transcriptions", data={"model": "whisper-1"},
-                          files={"other": ("a.txt", b"x")})  # fmt: skip
+    no_file = client.post(
+        "/v1/audio/transcriptions", data={"model": "whisper-1"}, files={"other": ("a.txt", b"x")}
+    )
     assert _error(no_file, 400)["param"] == "file"
-    empty = client.post("/v1/audio/transcriptions", data={"model": "whisper-1"},
-                        files={"file": ("../../../etc/evil.wav", b"")})  # fmt: skip
+    empty = client.post(
+        "/v1/audio/transcriptions",
+        data={"model": "whisper-1"},
+        files={"file": ("../../../etc/evil.wav", b"")},
+    )
     assert "empty" in _error(empty, 400)["message"]
-    fmt = client.post("/v1/audio/transcriptions", data={"response_format": "srt"},
-                      files={"file": ("a.wav", b"RIFF")})  # fmt: skip
+    fmt = client.post(
+        "/v1/audio/transcriptions",
+        data={"response_format": "srt"},
+        files={"file": ("a.wav", b"RIFF")},
+    )
     assert _error(fmt, 400)["param"] == "response_format"
     notes = ("../../x/notes.wav", b"not a recording at all")
-    garbage = client.post("/v1/audio/transcriptions", data={"model": "whisper-1"},
-                          files={"file": notes})  # fmt: skip
+    garbage = client.post(
+        "/v1/audio/transcriptions", data={"model": "whisper-1"}, files={"file": notes}
+    )
     _error(garbage, 400)
     saved = list((settings.uploads_dir / "api").rglob("*"))
     assert all(p.resolve().is_relative_to(settings.home.resolve()) for p in saved)

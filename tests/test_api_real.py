@@ -36,9 +36,12 @@ def client(server):
 
 def test_a_streamed_chat_arrives_in_pieces_and_is_in_the_ledger(client, server):
     stream = client.chat.completions.create(
-        model="auto", stream=True, stream_options={"include_usage": True}, max_tokens=24,
+        model="auto",
+        stream=True,
+        stream_options={"include_usage": True},
+        max_tokens=24,
         messages=[{"role": "user", "content": "What is the capital of France?"}],
-    )  # fmt: skip
+    )
     chunks = list(stream)
     deltas = [c.choices[0].delta for c in chunks if c.choices]
     pieces = [d.content for d in deltas if d.content]
@@ -53,9 +56,15 @@ def test_hanging_up_stops_generation(server):
     import httpx
 
     url, assistant = server
-    body = {"model": "auto", "stream": True, "max_tokens": 256, "user": "hangup",
-            "messages": [{"role": "user",
-                              "content": "List the numbers from 1 to 100, separated by commas."}]}
+    body = {
+        "model": "auto",
+        "stream": True,
+        "max_tokens": 256,
+        "user": "hangup",
+        "messages": [
+            {"role": "user", "content": "List the numbers from 1 to 100, separated by commas."}
+        ],
+    }
     with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=30) as response:
         for i, _ in enumerate(response.iter_lines()):
             if i == 6:
@@ -80,10 +89,13 @@ def test_hanging_up_stops_generation(server):
 
 def test_a_plain_chat_names_the_model_that_answered(client):
     reply = client.chat.completions.create(
-        model="smollm2-135m-instruct", max_tokens=24,
-        messages=[{"role": "system", "content": "Answer in one short sentence."},
-                  {"role": "user", "content": "What is the capital of France?"}],
-    )  # fmt: skip
+        model="smollm2-135m-instruct",
+        max_tokens=24,
+        messages=[
+            {"role": "system", "content": "Answer in one short sentence."},
+            {"role": "user", "content": "What is the capital of France?"},
+        ],
+    )
     assert reply.model == "smollm2-135m-instruct" and "Paris" in reply.choices[0].message.content
     assert reply.usage.prompt_tokens > 10
 
@@ -91,8 +103,9 @@ def test_a_plain_chat_names_the_model_that_answered(client):
 def test_a_generated_wav_is_transcribed(client):
     # tests/data/speech_en.wav was made with espeak-ng (see MODEL_PACKS.md's recipe).
     with open(DATA / "speech_en.wav", "rb") as f:
-        out = client.audio.transcriptions.create(model="whisper-1", file=f,
-                                                 response_format="verbose_json")  # fmt: skip
+        out = client.audio.transcriptions.create(
+            model="whisper-1", file=f, response_format="verbose_json"
+        )
     words = {w.strip(".,").lower() for w in out.text.split()}
     assert len({"quick", "fox", "lazy", "report", "office"} & words) >= 4, out.text
     assert out.segments and out.segments[0].start == 0.0 and out.language == "en"
@@ -103,10 +116,13 @@ def test_a_picture_sent_inline_is_read_and_answered(client):
 
     photo = Path(skimage.__file__).parent / "data" / "chelsea.png"
     url = "data:image/png;base64," + base64.b64encode(photo.read_bytes()).decode()
-    parts = [{"type": "text", "text": "What animal is this?"},
-             {"type": "image_url", "image_url": {"url": url}}]
-    reply = client.chat.completions.create(model="auto", max_tokens=32,
-                                           messages=[{"role": "user", "content": parts}])
+    parts = [
+        {"type": "text", "text": "What animal is this?"},
+        {"type": "image_url", "image_url": {"url": url}},
+    ]
+    reply = client.chat.completions.create(
+        model="auto", max_tokens=32, messages=[{"role": "user", "content": parts}]
+    )
     assert "cat" in reply.choices[0].message.content.lower()
     assert reply.model_extra["assistant"]["route"]["task"] == "vision"
 
@@ -122,14 +138,21 @@ def test_a_picture_is_drawn_by_the_demo_model(client):
 
 
 def test_embeddings_put_related_texts_closer(client):
-    out = client.embeddings.create(model="all-minilm-l6-v2", input=[
-        "How do I bake bread?", "A recipe for a sourdough loaf", "The stock market fell today"])
+    out = client.embeddings.create(
+        model="all-minilm-l6-v2",
+        input=[
+            "How do I bake bread?",
+            "A recipe for a sourdough loaf",
+            "The stock market fell today",
+        ],
+    )
     a, b, c = (d.embedding for d in out.data)
     assert len(a) == 384 and out.usage.prompt_tokens > 10
 
     def cos(x, y):
         return sum(p * q for p, q in zip(x, y, strict=True)) / math.sqrt(
-            sum(p * p for p in x) * sum(q * q for q in y))  # fmt: skip
+            sum(p * p for p in x) * sum(q * q for q in y)
+        )
 
     assert cos(a, b) > cos(a, c) + 0.2
 
@@ -153,8 +176,12 @@ def test_nothing_outside_the_app_is_served(server):
     url, _ = server
     with urllib.request.urlopen(url + "/", timeout=10) as response:  # the UI, same port
         assert response.status == 200 and b"gradio" in response.read().lower()
-    for path in ("/v1/../../../etc/passwd", "/gradio_api/file=/etc/passwd",
-                 "/gradio_api/file=../../../../etc/passwd", "/file=/etc/passwd"):  # fmt: skip
+    for path in (
+        "/v1/../../../etc/passwd",
+        "/gradio_api/file=/etc/passwd",
+        "/gradio_api/file=../../../../etc/passwd",
+        "/file=/etc/passwd",
+    ):
         request = urllib.request.Request(url + path)
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
@@ -173,13 +200,32 @@ def test_the_remote_backend_can_use_this_server(server, tmp_path):
     url, _ = server
     settings = Settings(home=tmp_path / "home", max_new_tokens=24)
     settings.ensure_home()
-    settings.catalog_file.write_text(json.dumps({"models": [{
-        "id": "upstream", "name": "the other assistant", "family": "text", "tasks": ["text"],
-        "backend": "openai", "default_for": [], "license": "Apache-2.0", "params_m": 135,
-        "size_mb": 0, "memory_mb": 0, "built": True, "context_window": 8192,
-        "source": {"endpoint": url + "/v1", "model": "smollm2-135m-instruct"}}]}))  # fmt: skip
+    settings.catalog_file.write_text(
+        json.dumps(
+            {
+                "models": [
+                    {
+                        "id": "upstream",
+                        "name": "the other assistant",
+                        "family": "text",
+                        "tasks": ["text"],
+                        "backend": "openai",
+                        "default_for": [],
+                        "license": "Apache-2.0",
+                        "params_m": 135,
+                        "size_mb": 0,
+                        "memory_mb": 0,
+                        "built": True,
+                        "context_window": 8192,
+                        "source": {"endpoint": url + "/v1", "model": "smollm2-135m-instruct"},
+                    }
+                ]
+            }
+        )
+    )
     outcome = Assistant.from_settings(settings, progress=lambda m: None).ask(
-        Request(text="What is the capital of France?", model="upstream"))  # fmt: skip
+        Request(text="What is the capital of France?", model="upstream")
+    )
     assert outcome.status == "ok", outcome.error
     assert "Paris" in outcome.result.text and outcome.cost.device == "remote"
     assert outcome.result.usage.units_out > 0 and not outcome.result.notes  # real counts
@@ -207,25 +253,27 @@ def test_agents_see_four_tools_over_mcp_and_each_call_is_in_the_ledger(server):
     async def work(session):
         tools = (await session.list_tools()).tools
         answer = await session.call_tool("ask", {"question": "What is the capital of France?"})
-        picture = await session.call_tool("draw_picture",
-                                          {"prompt": "a red circle on a blue background",
-                                           "seed": 7})  # fmt: skip
+        picture = await session.call_tool(
+            "draw_picture", {"prompt": "a red circle on a blue background", "seed": 7}
+        )
         # A file goes to an MCP tool as a URL or, as here, inline as a data: URL.
         wav = base64.b64encode((Path(__file__).parent / "data" / "speech_en.wav").read_bytes())
-        heard = await session.call_tool("transcribe",
-                                        {"audio": "data:audio/wav;base64," + wav.decode()})
+        heard = await session.call_tool(
+            "transcribe", {"audio": "data:audio/wav;base64," + wav.decode()}
+        )
         import skimage
 
         photo = Path(skimage.__file__).parent / "data" / "chelsea.png"
         png = base64.b64encode(photo.read_bytes())
-        seen = await session.call_tool("look_at_picture", {"image": "data:image/png;base64,"
-                                       + png.decode(), "question": "What animal is this?"})
+        seen = await session.call_tool(
+            "look_at_picture",
+            {"image": "data:image/png;base64," + png.decode(), "question": "What animal is this?"},
+        )
         return tools, answer, picture, heard, seen
 
     tools, answer, picture, heard, seen = _mcp(url, work)
     # Only the tools made for agents: the chat UI's own events are not listed.
-    assert sorted(t.name for t in tools) == ["ask", "draw_picture", "look_at_picture",
-                                              "transcribe"]  # fmt: skip
+    assert sorted(t.name for t in tools) == ["ask", "draw_picture", "look_at_picture", "transcribe"]
     ask = next(t for t in tools if t.name == "ask")
     assert "router" in ask.description and ask.inputSchema["required"] == ["question"]
 

@@ -22,15 +22,23 @@ ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 DATA = Path(__file__).parent / "data"
 # The flags that work on these machines (see the env notes): without the
 # background-networking ones Chromium keeps dialling Google and being refused.
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update",
-         "--disable-sync"]  # fmt: skip
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 if CHROMIUM is None:
     if os.environ.get("CI"):  # .ci/run installs it: its absence there is a failure
         raise RuntimeError("CI without chromium: .ci/run should have installed it")
-    pytest.skip("Debian's chromium is not installed: apt-get install chromium",
-                allow_module_level=True)  # fmt: skip
+    pytest.skip(
+        "Debian's chromium is not installed: apt-get install chromium", allow_module_level=True
+    )
 
 
 @pytest.fixture(scope="module")

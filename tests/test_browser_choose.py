@@ -28,10 +28,21 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("choose")
     settings = real_settings(root / "home")
     tiny = tiny_llama(root / "tiny")
-    entry = {"id": "tiny-base", "name": "tiny test llama", "family": "text", "tasks": ["text"],
-             "backend": "transformers", "default_for": [], "source": {"folder": str(tiny)},
-             "license": "Apache-2.0", "params_m": 0.1, "size_mb": 7, "memory_mb": 20,
-             "built": True, "context_window": 512}  # fmt: skip
+    entry = {
+        "id": "tiny-base",
+        "name": "tiny test llama",
+        "family": "text",
+        "tasks": ["text"],
+        "backend": "transformers",
+        "default_for": [],
+        "source": {"folder": str(tiny)},
+        "license": "Apache-2.0",
+        "params_m": 0.1,
+        "size_mb": 7,
+        "memory_mb": 20,
+        "built": True,
+        "context_window": 512,
+    }
     settings.catalog_file.write_text(json.dumps({"models": [entry]}))
     with served(settings) as running:
         yield running
@@ -72,7 +83,8 @@ def test_compare_streams_two_blind_columns_and_a_vote_moves_the_leaderboard(page
     said = page.locator("#compare-said").inner_text()
     assert PAIR[0] in said and PAIR[1] in said  # the names, revealed after the vote
     page.wait_for_function(  # the table re-renders with the two voted models
-        f"document.querySelector('#leaderboard').innerText.includes('{PAIR[1]}')")
+        f"document.querySelector('#leaderboard').innerText.includes('{PAIR[1]}')"
+    )
     board = page.locator("#leaderboard").inner_text()
     assert board.index(PAIR[0]) < board.index(PAIR[1])  # the winner of the vote ranks first
     assert "needs 5+ votes" in board
@@ -83,11 +95,13 @@ def test_compare_streams_two_blind_columns_and_a_vote_moves_the_leaderboard(page
 def test_evaluate_runs_an_uploaded_dataset_and_draws_the_score_cost_scatter(page, tmp_path):
     dataset = tmp_path / "mine.jsonl"
     dataset.write_text(
-        json.dumps({"id": "fr", "input": "What is the capital of France?",
-                    "expected": ["Paris"]}) + "\n"
-        + json.dumps({"id": "de", "input": "What is the capital of Germany?",
-                      "expected": ["Berlin"]}) + "\n"
-    )  # fmt: skip
+        json.dumps({"id": "fr", "input": "What is the capital of France?", "expected": ["Paris"]})
+        + "\n"
+        + json.dumps(
+            {"id": "de", "input": "What is the capital of Germany?", "expected": ["Berlin"]}
+        )
+        + "\n"
+    )
     page.get_by_role("tab", name="Evaluate").click()
     page.locator("#eval-results").wait_for(state="hidden")  # nothing to show before a run
     page.locator("#eval-dataset input").click()

@@ -111,7 +111,8 @@ def test_a_first_request_says_a_model_is_loading_then_answers(page):
     waiting = page.locator("#chat .bot", has_text="Loading a model")
     waiting.first.wait_for(timeout=30_000)
     boxes = page.locator("#chat .message-row").evaluate_all(
-        "rows => rows.map(r => [r.innerText, r.getBoundingClientRect().top])")
+        "rows => rows.map(r => [r.innerText, r.getBoundingClientRect().top])"
+    )
     question = next(top for text, top in boxes if "capital of France" in text)
     loading = next(top for text, top in boxes if "Loading a model" in text)
     assert loading > question, boxes
@@ -132,8 +133,10 @@ def test_the_costs_plots_draw_after_the_first_request(page):
     assert points.count() >= 1
     assert page.locator("#costs-run .mark-symbol path").count() >= 1
     assert page.locator("#costs-saving .mark-rect path").count() >= 1
-    axes = [g.locator("text").all_text_contents()
-            for g in page.locator("#costs-run .role-axis-label").all()]  # fmt: skip
+    axes = [
+        g.locator("text").all_text_contents()
+        for g in page.locator("#costs-run .role-axis-label").all()
+    ]
     # A y axis of numbers (a broken one listed values as text, a "point scale")...
     numeric = [a for a in axes if len(a) >= 2 and all(re.fullmatch(r"[\d.,]+", t) for t in a)]
     assert numeric, axes
@@ -163,12 +166,15 @@ def test_the_request_panel_reads_like_money_and_units(page, browser, server):
     # No cell wraps a letter at a time: the time fits on one line.
     first = row.locator(".body-cell .cell-wrap").first
     # The line boxes the text itself takes (the cell stretches to its row's height).
-    lines = first.evaluate("c => { const r = document.createRange(); r.selectNodeContents(c);"
-                           " const line = parseFloat(getComputedStyle(c).lineHeight) || 21;"
-                           " return r.getBoundingClientRect().height / line; }")
+    lines = first.evaluate(
+        "c => { const r = document.createRange(); r.selectNodeContents(c);"
+        " const line = parseFloat(getComputedStyle(c).lineHeight) || 21;"
+        " return r.getBoundingClientRect().height / line; }"
+    )
     assert lines < 1.5, lines
     header = page.locator("#panel thead th").evaluate_all(
-        "ths => ths.map(th => th.getBoundingClientRect().width)")
+        "ths => ths.map(th => th.getBoundingClientRect().width)"
+    )
     assert min(header) > 60, header
     # A new tab knows what is loaded now.
     other = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -185,8 +191,11 @@ def test_the_request_panel_reads_like_money_and_units(page, browser, server):
 
 def test_a_reply_cut_at_the_token_cap_says_so(page):
     _new_chat(page)
-    chat = _ask(page, "Tell me a long story about a lighthouse keeper and a storm, with "
-                      "many details, at least ten paragraphs.")  # fmt: skip
+    chat = _ask(
+        page,
+        "Tell me a long story about a lighthouse keeper and a storm, with "
+        "many details, at least ten paragraphs.",
+    )
     assert f"Cut at the {CAP}-token cap" in chat, chat[-400:]
 
 
@@ -200,7 +209,8 @@ def test_a_stopped_reply_is_marked_in_the_chat_the_panel_and_the_ledger(page, se
     page.wait_for_function(
         "() => { const b = [...document.querySelectorAll('#chat .bot')].pop();"
         " return b && b.innerText.split(' ').length > 8 && !/Working|Loading/.test(b.innerText) }",
-        timeout=SLOW)  # fmt: skip
+        timeout=SLOW,
+    )
     page.locator("#stop").click()
     page.locator("#chat", has_text="(stopped").wait_for(timeout=30_000)
     page.locator("#input textarea:not([disabled])").wait_for()
@@ -241,8 +251,10 @@ def test_a_drawn_picture_and_its_badge_survive_reopening_the_chat(page):
     assert page.locator("#chat img").evaluate("img => img.complete && img.naturalWidth") > 0
     # The Rename box names the open chat.
     page.get_by_text("Rename, delete, export").click()
-    assert "draw a red circle" in page.locator("#chat-title textarea, #chat-title input").first \
-        .input_value()  # fmt: skip
+    assert (
+        "draw a red circle"
+        in page.locator("#chat-title textarea, #chat-title input").first.input_value()
+    )
 
 
 def test_a_reload_reopens_the_last_chat_with_its_picture(page):
@@ -258,9 +270,13 @@ def test_headings_in_a_saved_reply_render_as_bold_lines_not_page_titles(page, se
     assistant = server[1]
     chat_id = assistant.chats.create("local")
     assistant.chats.add("local", chat_id, "user", "What does the handbook say about leave?")
-    assistant.chats.add("local", chat_id, "assistant",
-                        "# Staff handbook\n\nLeave\n=====\n\n## Annual leave\n\n"
-                        "Staff get 25 days [1].", {"model": "smollm2-135m-instruct"})  # fmt: skip
+    assistant.chats.add(
+        "local",
+        chat_id,
+        "assistant",
+        "# Staff handbook\n\nLeave\n=====\n\n## Annual leave\n\nStaff get 25 days [1].",
+        {"model": "smollm2-135m-instruct"},
+    )
     page.reload()  # the newest chat opens
     page.locator("#chat", has_text="25 days").wait_for(timeout=30_000)
     bubble = page.locator("#chat .bot").first
@@ -349,8 +365,7 @@ def test_on_a_phone_the_sidebar_starts_closed_and_nothing_overflows(browser, ser
     try:
         phone.goto(server[0])
         phone.locator("#input textarea").wait_for()
-        phone.wait_for_function("() => !document.querySelector('.sidebar.open')",
-                                timeout=30_000)  # fmt: skip
+        phone.wait_for_function("() => !document.querySelector('.sidebar.open')", timeout=30_000)
         phone.wait_for_timeout(800)  # the sidebar's slide
         shot(phone, "5-phone", "phone.png")
         box = phone.locator("#input").bounding_box()

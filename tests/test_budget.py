@@ -51,8 +51,11 @@ def test_past_the_cap_the_request_is_refused_and_recorded(budgeted, fake_chat):
     assert outcome.status == "refused" and "budget" in outcome.error
     assert "ASSISTANT_SESSION_BUDGET_USD" in outcome.error
     row = budgeted.ledger.get(outcome.request_id)
-    assert (row["status"], row["task"], row["reason"]) == ("refused", "text",
-                                                          "refused after routing")  # fmt: skip
+    assert (row["status"], row["task"], row["reason"]) == (
+        "refused",
+        "text",
+        "refused after routing",
+    )
     assert fake_chat.seen == []
     # Another session is not affected.
     assert budgeted.ask(Request(text="hi", session_id="other")).status == "ok"

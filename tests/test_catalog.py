@@ -23,9 +23,9 @@ def test_every_task_has_exactly_one_default(catalog):
 def test_every_pack_is_pinned(catalog):
     for entry in catalog.entries.values():
         if entry.pack:
-            assert len(entry.pack.sha256) == 64 and all(
-                "==" in p for p in entry.pack.packages
-            ), entry.id
+            assert len(entry.pack.sha256) == 64 and all("==" in p for p in entry.pack.packages), (
+                entry.id
+            )
 
 
 def test_rows_say_what_is_usable_and_why(catalog, tmp_path):

@@ -28,7 +28,10 @@ def test_a_chat_comes_back_after_a_restart_with_its_system_prompt(tmp_path):
     assert history[0] == Message("system", "Answer like a pirate.")
     # The failed reply stays visible in the chat but not in what the model sees.
     assert [m.content for m in history[1:]] == [
-        "Where is the treasure?", "Under the palm, matey.", "And the map?"]  # fmt: skip
+        "Where is the treasure?",
+        "Under the palm, matey.",
+        "And the map?",
+    ]
     assert len(again.turns("ana", chat)) == 4
 
 
@@ -36,8 +39,11 @@ def test_chats_belong_to_their_user(tmp_path):
     chats = Chats(tmp_path / "chats.sqlite")
     chat = chats.create("ana")
     assert chats.list("bob") == []
-    for attempt in (lambda: chats.turns("bob", chat), lambda: chats.delete("bob", chat),
-                    lambda: chats.rename("bob", chat, "mine now")):  # fmt: skip
+    for attempt in (
+        lambda: chats.turns("bob", chat),
+        lambda: chats.delete("bob", chat),
+        lambda: chats.rename("bob", chat, "mine now"),
+    ):
         with pytest.raises(BadInput):
             attempt()
     assert chats.info("ana", chat).title == "New chat"
@@ -55,8 +61,11 @@ def test_rename_delete_and_export(tmp_path):
     md = chats.export("ana", chat, "md")
     assert md.startswith("# Greetings") and "**You:**" in md and "Hello!" in md
     data = json.loads(chats.export("ana", chat, "json"))
-    assert data["messages"][1] == {"role": "assistant", "content": "Hello!",
-                                   "model": "smollm2-135m-instruct"}  # fmt: skip
+    assert data["messages"][1] == {
+        "role": "assistant",
+        "content": "Hello!",
+        "model": "smollm2-135m-instruct",
+    }
     with pytest.raises(BadInput):
         chats.export("ana", chat, "pdf")
     chats.delete("ana", chat)
@@ -65,8 +74,13 @@ def test_rename_delete_and_export(tmp_path):
         chats.turns("ana", chat)
 
 
-FEW = Template("sent", "Sentiment", "Review: {text}\nSentiment:", "Label reviews.",
-               (("Great!", "positive"), ("Awful.", "negative")))  # fmt: skip
+FEW = Template(
+    "sent",
+    "Sentiment",
+    "Review: {text}\nSentiment:",
+    "Label reviews.",
+    (("Great!", "positive"), ("Awful.", "negative")),
+)
 
 
 def test_a_few_shot_template_puts_its_examples_before_the_conversation():
@@ -75,7 +89,11 @@ def test_a_few_shot_template_puts_its_examples_before_the_conversation():
     assert text == "Review: Meh, fine.\nSentiment:"
     assert out[0] == Message("system", "Be brief.\n\nLabel reviews.")
     assert [m.content for m in out[1:5]] == [
-        "Review: Great!\nSentiment:", "positive", "Review: Awful.\nSentiment:", "negative"]
+        "Review: Great!\nSentiment:",
+        "positive",
+        "Review: Awful.\nSentiment:",
+        "negative",
+    ]
     assert out[5:] == history[1:]
     assert FEW.shots == "few-shot (2)"
 
@@ -106,8 +124,9 @@ def _fn(demo, name):
 
 def test_the_chat_handler_saves_both_turns_and_records_the_template(assistant, fake_chat):
     respond = _fn(build_app(assistant), "chat")
-    last = list(respond({"text": "I love it", "files": []}, [], None, False,
-                        "Be kind.", "sentiment", ""))[-1]  # fmt: skip
+    last = list(
+        respond({"text": "I love it", "files": []}, [], None, False, "Be kind.", "sentiment", "")
+    )[-1]
     chat_id = last[4]
     turns = assistant.chats.turns("local", chat_id)
     assert [t.role for t in turns] == ["user", "assistant"]
@@ -117,8 +136,12 @@ def test_the_chat_handler_saves_both_turns_and_records_the_template(assistant, f
     seen = fake_chat.seen[-1]
     assert seen.text.startswith("Review: I love it") and seen.history[0].role == "system"
     [row] = [r for r in assistant.ledger.rows(limit=5) if r["prompt"]]
-    expected = {"chat": chat_id, "system_prompt": "Be kind.",
-                "template": "sentiment", "shots": "few-shot (3)"}
+    expected = {
+        "chat": chat_id,
+        "system_prompt": "Be kind.",
+        "template": "sentiment",
+        "shots": "few-shot (3)",
+    }
     assert json.loads(row["prompt"]) == expected
 
 

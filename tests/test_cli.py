@@ -13,8 +13,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def cli(*args: str, home: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "ASSISTANT_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "assistant", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, input=stdin, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "assistant", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=120,
+    )
 
 
 def test_models_json_lists_the_catalog(tmp_path):

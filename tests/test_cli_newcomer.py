@@ -56,8 +56,13 @@ def test_serve_answers_then_stops_cleanly_on_the_first_ctrl_c(tmp_path):
         port = s.getsockname()[1]
     env = {**os.environ, "ASSISTANT_HOME": str(home), "GRADIO_SERVER_PORT": str(port)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "assistant", "serve"], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        [sys.executable, "-m", "assistant", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 240  # imports and the app's build on a busy 2-core CI
         while True:
@@ -71,7 +76,8 @@ def test_serve_answers_then_stops_cleanly_on_the_first_ctrl_c(tmp_path):
                 time.sleep(1)
         # A stream held open, as a browser tab's queue connection is.
         stream = urllib.request.urlopen(
-            f"http://127.0.0.1:{port}/gradio_api/heartbeat/newcomer", timeout=30)
+            f"http://127.0.0.1:{port}/gradio_api/heartbeat/newcomer", timeout=30
+        )
         started = time.monotonic()
         server.send_signal(signal.SIGINT)
         output, _ = server.communicate(timeout=30)

@@ -20,29 +20,35 @@ def _write(path, lines):
 def test_a_jsonl_dataset_loads_with_attachments_resolved_beside_it(tmp_path):
     (tmp_path / "clips").mkdir()
     (tmp_path / "clips" / "a.wav").write_bytes(b"RIFF")
-    path = _write(tmp_path / "d.jsonl", [
-        {"id": "q1", "input": "capital of France?", "expected": "Paris"},
-        "",
-        {"id": 2, "input": "", "attachments": ["clips/a.wav"], "expected": ["hello", "hi"]},
-    ])  # fmt: skip
+    path = _write(
+        tmp_path / "d.jsonl",
+        [
+            {"id": "q1", "input": "capital of France?", "expected": "Paris"},
+            "",
+            {"id": 2, "input": "", "attachments": ["clips/a.wav"], "expected": ["hello", "hi"]},
+        ],
+    )
     first, second = datasets.load(path)
     assert first.expected == ("Paris",) and first.attachments == ()
     assert second.id == "2" and second.expected == ("hello", "hi")
     assert second.attachments == ((tmp_path / "clips" / "a.wav").resolve(),)
 
 
-@pytest.mark.parametrize("bad, message", [
-    ("{not json", "line 2: not JSON"),
-    ('["a list"]', "line 2: a line must be a JSON object"),
-    ('{"id": "x", "input": "q", "colour": "red"}', "line 2: unknown field"),
-    ('{"input": "q"}', "line 2: 'id' is missing"),
-    ('{"id": "a", "input": "again"}', "line 2: id 'a' was already used on line 1"),
-    ('{"id": "x", "input": ""}', "line 2: neither 'input' nor 'attachments'"),
-    ('{"id": "x", "input": "q", "expected": 3}', "line 2: 'expected' must be"),
-    ('{"id": "x", "input": "q", "attachments": ["../secret.txt"]}', "outside the dataset"),
-    ('{"id": "x", "input": "q", "attachments": ["/etc/passwd"]}', "outside the dataset"),
-    ('{"id": "x", "input": "q", "attachments": ["nope.wav"]}', "does not exist"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("{not json", "line 2: not JSON"),
+        ('["a list"]', "line 2: a line must be a JSON object"),
+        ('{"id": "x", "input": "q", "colour": "red"}', "line 2: unknown field"),
+        ('{"input": "q"}', "line 2: 'id' is missing"),
+        ('{"id": "a", "input": "again"}', "line 2: id 'a' was already used on line 1"),
+        ('{"id": "x", "input": ""}', "line 2: neither 'input' nor 'attachments'"),
+        ('{"id": "x", "input": "q", "expected": 3}', "line 2: 'expected' must be"),
+        ('{"id": "x", "input": "q", "attachments": ["../secret.txt"]}', "outside the dataset"),
+        ('{"id": "x", "input": "q", "attachments": ["/etc/passwd"]}', "outside the dataset"),
+        ('{"id": "x", "input": "q", "attachments": ["nope.wav"]}', "does not exist"),
+    ],
+)
 def test_a_malformed_line_is_refused_with_its_number_before_anything_runs(tmp_path, bad, message):
     (tmp_path / "secret.txt").write_text("s")
     folder = tmp_path / "set"
@@ -94,8 +100,12 @@ def test_wer_counts_substitutions_deletions_and_insertions_per_reference_word():
     assert metrics.wer("hello there", ("hi", "hello there")) == 0.0
     assert metrics.edit_distance(list("kitten"), list("sitting")) == 3
     # Whisper's digits and a reference's words are the same words (a real transcript).
-    assert metrics.wer("The next train leaves from platform 4.",
-                       ("The next train leaves from platform four.",)) == 0.0  # fmt: skip
+    assert (
+        metrics.wer(
+            "The next train leaves from platform 4.", ("The next train leaves from platform four.",)
+        )
+        == 0.0
+    )
     assert metrics.wer("at 10", ("at ten",)) == 0.0 and metrics.wer("at 100", ("at ten",)) == 0.5
 
 
@@ -119,16 +129,22 @@ def test_bradley_terry_two_models_matches_the_closed_form():
 
 
 def test_bradley_terry_three_models_satisfies_the_likelihood_equations():
-    votes = ([Vote("A", "B", "a")] * 2 + [Vote("A", "B", "b")] + [Vote("B", "C", "a")] * 3
-             + [Vote("C", "B", "a")] + [Vote("A", "C", "tie")] * 2)  # fmt: skip
+    votes = (
+        [Vote("A", "B", "a")] * 2
+        + [Vote("A", "B", "b")]
+        + [Vote("B", "C", "a")] * 3
+        + [Vote("C", "B", "a")]
+        + [Vote("A", "C", "tie")] * 2
+    )
     s = rating.strengths(votes, iterations=2000, prior=0.0)
     p = {m: math.exp(v) for m, v in s.items()}
     # At the maximum, each model's wins equal its expected wins: sum_j n_ij p_i / (p_i + p_j).
     wins = {"A": 2 + 1.0, "B": 1 + 3, "C": 1 + 1.0}
     games = {("A", "B"): 3, ("B", "C"): 4, ("A", "C"): 2}
     for m in p:
-        expected = sum(n * p[m] / (p[m] + p[y if m == x else x])
-                       for (x, y), n in games.items() if m in (x, y))  # fmt: skip
+        expected = sum(
+            n * p[m] / (p[m] + p[y if m == x else x]) for (x, y), n in games.items() if m in (x, y)
+        )
         assert expected == pytest.approx(wins[m], rel=1e-6)
 
 
@@ -147,8 +163,13 @@ def test_ratings_rank_best_first_with_an_interval_that_holds_the_score():
 
 
 def test_the_pareto_front_keeps_only_models_no_other_beats_on_score_and_cost():
-    points = [("cheap-bad", 0.4, 1.0), ("mid", 0.7, 2.0), ("dear-good", 0.9, 5.0),
-              ("dominated", 0.6, 3.0), ("twin-of-mid", 0.7, 2.0)]  # fmt: skip
+    points = [
+        ("cheap-bad", 0.4, 1.0),
+        ("mid", 0.7, 2.0),
+        ("dear-good", 0.9, 5.0),
+        ("dominated", 0.6, 3.0),
+        ("twin-of-mid", 0.7, 2.0),
+    ]
     assert rating.pareto(points) == {"cheap-bad", "mid", "dear-good", "twin-of-mid"}
     # For an error rate, lower is better.
     assert rating.pareto([("a", 0.1, 2.0), ("b", 0.3, 2.0)], higher_is_better=False) == {"a"}
@@ -158,10 +179,13 @@ def test_the_pareto_front_keeps_only_models_no_other_beats_on_score_and_cost():
 
 
 def _dataset(tmp_path):
-    return _write(tmp_path / "capitals.jsonl", [
-        {"id": "fr", "input": "Capital of France?", "expected": "Paris"},
-        {"id": "de", "input": "Capital of Germany?", "expected": ["Berlin"]},
-    ])  # fmt: skip
+    return _write(
+        tmp_path / "capitals.jsonl",
+        [
+            {"id": "fr", "input": "Capital of France?", "expected": "Paris"},
+            {"id": "de", "input": "Capital of Germany?", "expected": ["Berlin"]},
+        ],
+    )
 
 
 def test_eval_scores_each_model_through_the_ledger_and_resumes(assistant, fake_chat, tmp_path):
@@ -170,8 +194,13 @@ def test_eval_scores_each_model_through_the_ledger_and_resumes(assistant, fake_c
     fake_chat.replies = ["It is Paris.", "Probably Paris too."]
     path = _dataset(tmp_path)
     seen = []
-    report = evaluate(assistant, path, ["smollm2-135m-instruct"], None,
-                      lambda done, total, item: seen.append((done, total)))  # fmt: skip
+    report = evaluate(
+        assistant,
+        path,
+        ["smollm2-135m-instruct"],
+        None,
+        lambda done, total, item: seen.append((done, total)),
+    )
     assert report["metric"] == "contains" and report["task"] == "text"
     (summary,) = report["models"]
     assert summary["score"] == 0.5 and summary["n"] == 2 and summary["failed"] == 0
@@ -184,8 +213,9 @@ def test_eval_scores_each_model_through_the_ledger_and_resumes(assistant, fake_c
     assert again["items"] == report["items"] and len(fake_chat.seen) == 2
 
 
-def test_an_interrupted_eval_keeps_the_items_done_and_runs_only_the_rest(assistant, fake_chat,
-                                                                         tmp_path):  # fmt: skip
+def test_an_interrupted_eval_keeps_the_items_done_and_runs_only_the_rest(
+    assistant, fake_chat, tmp_path
+):
     from assistant.evaluation.engine import evaluate
 
     path = _dataset(tmp_path)
@@ -246,8 +276,11 @@ def test_compare_streams_every_column_and_reports_them_in_the_order_asked(assist
     assert {p.column for p in pieces} == {0, 1} and len(finished) == 2
     for column in finished:
         # Every piece of a column comes before that column's end.
-        assert max(i for i, e in enumerate(events) if getattr(e, "column", -1) == column.column
-                   and isinstance(e, Piece)) < events.index(column)  # fmt: skip
+        assert max(
+            i
+            for i, e in enumerate(events)
+            if getattr(e, "column", -1) == column.column and isinstance(e, Piece)
+        ) < events.index(column)
     report = compare(assistant, "Capital of France?", list(reversed(PAIR)))
     assert [c["model"] for c in report["columns"]] == list(reversed(PAIR))
     for column in report["columns"]:
@@ -294,8 +327,7 @@ def test_a_failing_column_is_reported_while_the_other_answers(settings):
     assert second["status"] == "error" and "out of memory" in second["error"]
 
 
-def test_votes_feed_a_leaderboard_that_moves_and_the_cli_round_trip(tmp_path, monkeypatch,
-                                                                     capsys):  # fmt: skip
+def test_votes_feed_a_leaderboard_that_moves_and_the_cli_round_trip(tmp_path, monkeypatch, capsys):
     from assistant.__main__ import main
     from assistant.evaluation.votes import Votes, leaderboard
     from assistant.ledger import Ledger
@@ -339,9 +371,17 @@ def test_a_speech_eval_scores_the_transcript_and_runs_no_text_model(settings, tm
     chat = FakeChat()
     assistant = make_assistant(settings, chat, {"asr": FakeASR()})
     (tmp_path / "memo.wav").write_bytes(b"RIFF0000WAVE")
-    path = _write(tmp_path / "speech.jsonl", [
-        {"id": "m", "input": "", "attachments": ["memo.wav"], "expected": "buy milk and two eggs"},
-    ])  # fmt: skip
+    path = _write(
+        tmp_path / "speech.jsonl",
+        [
+            {
+                "id": "m",
+                "input": "",
+                "attachments": ["memo.wav"],
+                "expected": "buy milk and two eggs",
+            },
+        ],
+    )
     report = evaluate(assistant, path, ["whisper-base"])
     assert report["task"] == "asr" and report["metric"] == "wer"
     (item,) = report["items"]

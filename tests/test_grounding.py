@@ -42,19 +42,24 @@ def test_the_sentence_that_answers_is_picked_first():
 
 def test_a_supported_reply_is_kept_with_its_quote_and_an_invented_one_is_not():
     quotes = grounding.pick_quotes("How much water does it hold?", grounding.candidates(CITATIONS))
-    kept, how = grounding.rag_reply("How much water does it hold?",
-                                    "It holds 1.7 litres of water.", quotes, CITATIONS, True)
+    kept, how = grounding.rag_reply(
+        "How much water does it hold?", "It holds 1.7 litres of water.", quotes, CITATIONS, True
+    )
     assert how == "model" and kept.startswith("It holds 1.7 litres of water. [1]")
     assert "> “The kettle holds 1.7 litres of water.” [1]" in kept
     # A number the documents do not hold makes the reply unsupported: the quote is shown.
-    wrong, how = grounding.rag_reply("How much water does it hold?",
-                                     "It holds 2.5 litres of water.", quotes, CITATIONS, True)
+    wrong, how = grounding.rag_reply(
+        "How much water does it hold?", "It holds 2.5 litres of water.", quotes, CITATIONS, True
+    )
     assert how == "quote" and "2.5" not in wrong and "1.7 litres" in wrong
     # A claim stitched from two sentences is cut where it stops being supported.
     stitched, how = grounding.rag_reply(
         "How much water does it hold?",
         "The kettle holds 1.7 litres of water. The warranty covers limescale for 2 years.",
-        quotes, CITATIONS, True)  # fmt: skip
+        quotes,
+        CITATIONS,
+        True,
+    )
     assert how == "model" and "limescale" not in stitched
 
 
@@ -90,16 +95,19 @@ def test_values_are_read_from_ocr_lines_even_when_glued():
 
 
 def test_the_classifier_label_is_quoted_as_it_was_given():
-    said = picture_text.picture_reply("What is in this picture?", [("tiger cat", 0.38),
-                                                               ("tabby", 0.3)], [])  # fmt: skip
+    said = picture_text.picture_reply(
+        "What is in this picture?", [("tiger cat", 0.38), ("tabby", 0.3)], []
+    )
     assert "**tiger cat** (38%)" in said and "No readable text" in said
     assert picture_text.picture_reply("Is the cat happy?", [("tabby", 0.5)], []) is None
 
 
 def test_scaffolding_is_stripped_and_the_bench_sees_none_left():
-    echoed = ("Excerpts:\n<<<excerpt [4] from notes.md, line 3\n## Warranty\n>>>\n"
-              "Question: How long is the warranty?\nAnswer with citations:\n"
-              "Answer: Two years [1][5].<|im_end|>")  # fmt: skip
+    echoed = (
+        "Excerpts:\n<<<excerpt [4] from notes.md, line 3\n## Warranty\n>>>\n"
+        "Question: How long is the warranty?\nAnswer with citations:\n"
+        "Answer: Two years [1][5].<|im_end|>"
+    )
     assert scaffolding(echoed, 2)  # the bench's own detector sees it
     clean = grounding.strip_scaffolding(echoed, 2)
     assert clean == "Warranty\nTwo years [1]."
@@ -109,7 +117,8 @@ def test_scaffolding_is_stripped_and_the_bench_sees_none_left():
 
 def test_history_is_trimmed_to_the_last_exchanges_and_says_so():
     history = (Message("system", "Be brief."),) + tuple(
-        Message(role, f"{role} {i}") for i in range(6) for role in ("user", "assistant"))
+        Message(role, f"{role} {i}") for i in range(6) for role in ("user", "assistant")
+    )
     kept, dropped = grounding.trim_history(history, 2)
     assert dropped == 4 and kept[0].role == "system"
     assert [m.content for m in kept[1:]] == ["user 4", "assistant 4", "user 5", "assistant 5"]
@@ -118,17 +127,23 @@ def test_history_is_trimmed_to_the_last_exchanges_and_says_so():
 
 
 def test_follow_ups_go_to_the_stronger_model_and_small_talk_stays():
-    router = Router(Catalog.load(), grounded=lambda: ("qwen2.5-coder-0.5b-instruct",
-                                                      "qwen (right 0.9 vs 0.4)"))  # fmt: skip
+    router = Router(
+        Catalog.load(), grounded=lambda: ("qwen2.5-coder-0.5b-instruct", "qwen (right 0.9 vs 0.4)")
+    )
     alone = router.route(Request(text="Hello there!"))
     assert alone.task == "text" and alone.model == "smollm2-135m-instruct"
-    follow = router.route(Request(text="What is its population?", history=(
-        Message("user", "Capital of France?"), Message("assistant", "Paris."))))  # fmt: skip
+    follow = router.route(
+        Request(
+            text="What is its population?",
+            history=(Message("user", "Capital of France?"), Message("assistant", "Paris.")),
+        )
+    )
     assert follow.model == "qwen2.5-coder-0.5b-instruct"
     assert "a follow-up that needs the earlier turns → qwen (right 0.9 vs 0.4)" in follow.reason
     # The person's own pick wins over routing by difficulty.
-    picked = router.route(Request(text="And?", history=follow_history(),
-                                  prefer=(("text", "smollm2-135m-instruct"),)))  # fmt: skip
+    picked = router.route(
+        Request(text="And?", history=follow_history(), prefer=(("text", "smollm2-135m-instruct"),))
+    )
     assert picked.model == "smollm2-135m-instruct"
 
 
@@ -147,8 +162,9 @@ def test_ask_chat_continues_a_saved_chat_from_the_command_line(tmp_path, monkeyp
     assert json.loads(listed.stdout)[0]["id"] == chat_id
     # A grounded model every install has, so the route does not depend on `make coder`.
     monkeypatch.setenv("ASSISTANT_GROUNDED_MODEL", "smollm2-135m-instruct-fp32")
-    out = cli("ask", "What is its population?", "--chat", chat_id, "--route-only", "--json",
-              home=tmp_path)  # fmt: skip
+    out = cli(
+        "ask", "What is its population?", "--chat", chat_id, "--route-only", "--json", home=tmp_path
+    )
     route = json.loads(out.stdout)
     assert route["model"] == "smollm2-135m-instruct-fp32" and "follow-up" in route["reason"]
     missing = cli("ask", "hi", "--chat", "nope", "--route-only", home=tmp_path)
@@ -156,8 +172,11 @@ def test_ask_chat_continues_a_saved_chat_from_the_command_line(tmp_path, monkeyp
 
 
 def test_the_chats_own_system_prompt_follows_the_grounded_instructions():
-    history = (Message("system", "Answer in French."), Message("user", "Hi"),
-               Message("assistant", "Salut !"))  # fmt: skip
+    history = (
+        Message("system", "Answer in French."),
+        Message("user", "Hi"),
+        Message("assistant", "Salut !"),
+    )
     built = grounding.with_system(grounding.GROUNDED_SYSTEM, history)
     assert built[0].role == "system" and built[0].content.endswith("\n\nAnswer in French.")
     assert built[0].content.startswith(grounding.GROUNDED_SYSTEM)
@@ -176,8 +195,11 @@ def test_a_voice_memo_is_answered_as_a_voice_note_by_the_grounded_model(settings
         def run(self, request):
             return Result(text="Remind me to buy milk.", usage=Usage(2.0, 4, "audio_seconds"))
 
-    assistant = make_assistant(settings.with_(grounded_model=("smollm2-135m-instruct-fp32",)),
-                               fake_chat, {"asr": FakeASR()})  # fmt: skip
+    assistant = make_assistant(
+        settings.with_(grounded_model=("smollm2-135m-instruct-fp32",)),
+        fake_chat,
+        {"asr": FakeASR()},
+    )
     memo = settings.home / "memo.wav"
     memo.write_bytes(b"RIFF0000WAVE")
     outcome = assistant.ask(Request(text="", attachments=(memo,)))

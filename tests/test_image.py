@@ -20,10 +20,17 @@ def tiny_model(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("tiny")
     unet = UNet2DConditionModel(
-        sample_size=16, in_channels=12, out_channels=12, layers_per_block=1,
-        block_out_channels=(32, 32), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=384,
-        attention_head_dim=4, norm_num_groups=8)  # fmt: skip
+        sample_size=16,
+        in_channels=12,
+        out_channels=12,
+        layers_per_block=1,
+        block_out_channels=(32, 32),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=384,
+        attention_head_dim=4,
+        norm_num_groups=8,
+    )
     save(folder, unet, scheduler_config())
     return folder
 
@@ -71,8 +78,9 @@ def test_the_demo_is_a_diffusers_pipeline_driven_like_the_hub_models(adapter, ti
     assert adapter.pipe.tokenizer.model_max_length == 20
     result = _draw(adapter, "a red circle on a blue background")
     assert dict(result.recipe)["size"] == "32x32"
-    asked = Request(text="a red circle on a blue background",
-                    options=(("width", 512.0), ("height", 512.0)))
+    asked = Request(
+        text="a red circle on a blue background", options=(("width", 512.0), ("height", 512.0))
+    )
     sized = list(adapter.stream(asked))[-1]
     assert any("draws 32×32 pictures only" in n for n in sized.notes)
 
@@ -120,8 +128,9 @@ def test_public_mode_turns_generation_off_without_a_checker(assistant, fake_chat
     from dataclasses import replace
 
     assistant.settings = replace(assistant.settings, public=True)
-    outcome = assistant.ask(Request(text="a red circle on a blue background",
-                                    task="image_generation"))  # fmt: skip
+    outcome = assistant.ask(
+        Request(text="a red circle on a blue background", task="image_generation")
+    )
     assert outcome.status == "refused" and "NSFW check" in outcome.error
     assert assistant.ask(Request(text="hello")).status == "ok"  # text still works
 
@@ -130,8 +139,11 @@ def test_a_seed_given_back_draws_the_same_picture_and_steps_are_honoured(adapter
     import numpy as np
 
     def draw(**options):
-        result = list(adapter.stream(Request(text="a red circle on a blue background",
-                                             options=tuple(options.items()))))[-1]  # fmt: skip
+        result = list(
+            adapter.stream(
+                Request(text="a red circle on a blue background", options=tuple(options.items()))
+            )
+        )[-1]
         with Image.open(result.files[0]) as img:
             return np.asarray(img).copy(), dict(img.text), dict(result.recipe)
 
@@ -145,8 +157,14 @@ def test_a_seed_given_back_draws_the_same_picture_and_steps_are_honoured(adapter
 def test_same_again_with_8_steps_redraws_the_last_picture_with_that_change(assistant):
     from PIL import Image
 
-    first = assistant.ask(Request(text="a red circle on a blue background", session_id="s1",
-                                  task="image_generation", options=(("steps", 4.0),)))  # fmt: skip
+    first = assistant.ask(
+        Request(
+            text="a red circle on a blue background",
+            session_id="s1",
+            task="image_generation",
+            options=(("steps", 4.0),),
+        )
+    )
     assert first.status == "ok", first.error
     # No hosted API draws 32×32 demo scenes: no cloud price to flatter it with.
     assert first.cost.usd_cloud is None and first.cost.usd_local > 0

@@ -20,8 +20,11 @@ from models.base import ModelUnavailable, Progress, Refused, Request, Result
 def _tiny_tokenizer(folder: Path) -> None:
     """A CLIP BPE tokenizer with single characters only: enough to turn text into ids."""
     # GPT-2's byte-to-printable-character table, which CLIP's BPE also uses.
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
-            *range(ord("®"), ord("ÿ") + 1)]  # fmt: skip
+    keep = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     chars = [chr(b) for b in keep] + [chr(256 + n) for n in range(256 - len(keep))]
     vocab = {c: i for i, c in enumerate(chars)}
     vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
@@ -45,24 +48,51 @@ def tiny_sd(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("tiny-sd")
     _tiny_tokenizer(root / "tok")
-    tokenizer = CLIPTokenizer(str(root / "tok" / "vocab.json"), str(root / "tok" / "merges.txt"),
-                              model_max_length=77)
-    text = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=77, projection_dim=32))  # fmt: skip
+    tokenizer = CLIPTokenizer(
+        str(root / "tok" / "vocab.json"), str(root / "tok" / "merges.txt"), model_max_length=77
+    )
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=77,
+            projection_dim=32,
+        )
+    )
     unet = UNet2DConditionModel(
-        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(32, 64), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
-        norm_num_groups=32)  # fmt: skip
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(32, 64),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        norm_num_groups=32,
+    )
     vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 64),
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-        norm_num_groups=32)  # fmt: skip
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(32, 64),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        norm_num_groups=32,
+    )
     scheduler = DDIMScheduler(steps_offset=1, clip_sample=False)
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet,
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)  # fmt: skip
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     folder = root / "model"
     pipe.save_pretrained(folder)
     return folder
@@ -125,8 +155,12 @@ def test_an_edit_reuses_the_loaded_weights_and_records_its_strength(images, tmp_
 
     photo = tmp_path / "photo.png"
     Image.new("RGB", (100, 60), (200, 30, 30)).save(photo)
-    steps, result = _run(images, text="make it blue", attachments=(photo,),
-                         options=(("strength", 0.5), ("steps", 4.0)))  # fmt: skip
+    steps, result = _run(
+        images,
+        text="make it blue",
+        attachments=(photo,),
+        options=(("strength", 0.5), ("steps", 4.0)),
+    )
     meta = _recipe(result.files[0])
     assert meta["edited"] == "photo.png" and meta["strength"] == "0.5"
     assert meta["size_px"] == "96x64"  # multiples of 8, at least 64, as the UNet needs
@@ -170,8 +204,14 @@ def test_stop_keeps_no_picture(images):
 def test_public_mode_without_a_loadable_checker_turns_generation_off(tiny_sd, tmp_path):
     from models.image_diffusers import DiffusersImages
 
-    adapter = DiffusersImages(str(tiny_sd), "tiny-sd", tmp_path, "cpu", public=True,
-                              checker=str(tmp_path / "no-checker-here"))  # fmt: skip
+    adapter = DiffusersImages(
+        str(tiny_sd),
+        "tiny-sd",
+        tmp_path,
+        "cpu",
+        public=True,
+        checker=str(tmp_path / "no-checker-here"),
+    )
     with pytest.raises(Refused, match="NSFW check"):
         adapter.load()
 
@@ -184,20 +224,37 @@ def test_a_checker_that_flags_the_picture_withholds_it(tiny_sd, tmp_path):
     from models.image_diffusers import DiffusersImages
 
     config = CLIPConfig(
-        text_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1,
-                     "num_attention_heads": 4},
-        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1,
-                       "num_attention_heads": 4, "image_size": 32, "patch_size": 8},
-        projection_dim=32)  # fmt: skip
+        text_config={
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        projection_dim=32,
+    )
     checker = StableDiffusionSafetyChecker(config)
     with torch.no_grad():  # every concept threshold below any score: everything is flagged
         checker.concept_embeds_weights.fill_(-10.0)
     folder = tmp_path / "checker"
     checker.save_pretrained(folder)
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size=32).save_pretrained(folder)
-    adapter = DiffusersImages(str(tiny_sd), "tiny-sd", tmp_path / "out", "cpu",
-                              {"steps": 2, "size": 64}, public=True,
-                              checker=str(folder))  # fmt: skip
+    adapter = DiffusersImages(
+        str(tiny_sd),
+        "tiny-sd",
+        tmp_path / "out",
+        "cpu",
+        {"steps": 2, "size": 64},
+        public=True,
+        checker=str(folder),
+    )
     adapter.load()
     with pytest.raises(Refused, match="NSFW checker flagged"):
         list(adapter.stream(Request(text="anything")))

@@ -17,8 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def _trial(home: Path, seed: int) -> tuple[set[str], sqlite3.Connection]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.crash_worker", str(home)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     acked: set[str] = set()
     deadline = time.monotonic() + 30
     target = random.Random(seed).randint(5, 60)  # kill after a random number of answers
@@ -42,12 +44,14 @@ def test_every_acknowledged_request_has_exactly_one_completed_row(tmp_path):
         assert acked, "the worker answered nothing before the kill"
         all_acked |= acked
         finished = dict(
-            db.execute("SELECT request_id, COUNT(*) FROM events WHERE phase='finished' "
-                       "GROUP BY request_id").fetchall()  # fmt: skip
+            db.execute(
+                "SELECT request_id, COUNT(*) FROM events WHERE phase='finished' GROUP BY request_id"
+            ).fetchall()
         )
         started = dict(
-            db.execute("SELECT request_id, COUNT(*) FROM events WHERE phase='started' "
-                       "GROUP BY request_id").fetchall()  # fmt: skip
+            db.execute(
+                "SELECT request_id, COUNT(*) FROM events WHERE phase='started' GROUP BY request_id"
+            ).fetchall()
         )
         # Every acknowledged request finished exactly once ...
         assert all(finished.get(rid) == 1 for rid in all_acked)

@@ -37,14 +37,20 @@ def sha(data: bytes) -> str:
 
 
 def single(digest: str | None = None) -> Pack:
-    return Pack("single", ("fakepack-a==1",), ("fakepack_a/w.bin",), digest or sha(b"A" * 1000),
-                "w.bin")  # fmt: skip
+    return Pack(
+        "single", ("fakepack-a==1",), ("fakepack_a/w.bin",), digest or sha(b"A" * 1000), "w.bin"
+    )
 
 
 def split() -> Pack:
-    return Pack("split", ("fakepack-b1==1", "fakepack-b2==1"),
-                ("fakepack_b1/m.part1", "fakepack_b2/m.part2"),
-                sha(b"first-half|second-half"), "m.bin", ("fakepack_b2/config.json",))  # fmt: skip
+    return Pack(
+        "split",
+        ("fakepack-b1==1", "fakepack-b2==1"),
+        ("fakepack_b1/m.part1", "fakepack_b2/m.part2"),
+        sha(b"first-half|second-half"),
+        "m.bin",
+        ("fakepack_b2/config.json",),
+    )
 
 
 class CountingConverter:

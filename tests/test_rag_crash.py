@@ -16,8 +16,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _ingest(home: Path, file: Path, kill_after: int | None) -> bool:
     """Run the worker; SIGKILL it after ``kill_after`` progress lines. True if it finished."""
-    proc = subprocess.Popen([sys.executable, "-m", "tests.ingest_worker", str(home), str(file),
-                             "0.02"], cwd=ROOT, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.ingest_worker", str(home), str(file), "0.02"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     seen = 0
     for line in proc.stdout:
         if line.startswith("DONE"):
@@ -40,8 +44,9 @@ def _state(home: Path) -> tuple[set[str], set[str], list]:
 
 def test_killed_ingests_end_with_exactly_the_clean_set_of_chunks(tmp_path):
     file = tmp_path / "big.txt"
-    file.write_text("\n\n".join(f"Paragraph {i}: " + "basalt rhyolite magma " * 20
-                                for i in range(1400)))  # fmt: skip
+    file.write_text(
+        "\n\n".join(f"Paragraph {i}: " + "basalt rhyolite magma " * 20 for i in range(1400))
+    )
     assert _ingest(tmp_path / "clean", file, None)
     clean_sql, clean_chroma, clean_docs = _state(tmp_path / "clean")
     assert clean_sql == clean_chroma and len(clean_sql) > 1000

@@ -24,9 +24,20 @@ def _free_port() -> int:
 def chroma_server(tmp_path):
     chroma = Path(sys.executable).with_name("chroma")
     port = _free_port()
-    proc = subprocess.Popen([str(chroma), "run", "--path", str(tmp_path / "server"),
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            str(chroma),
+            "run",
+            "--path",
+            str(tmp_path / "server"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:

@@ -121,19 +121,26 @@ def _llama_cpp_installed() -> bool:
     return module_dir("xllamacpp") is not None
 
 
-NEEDS_LLAMA_CPP = pytest.mark.skipif(not _llama_cpp_installed(),
-                                     reason="xllamacpp not installed (requirements.txt)")
+NEEDS_LLAMA_CPP = pytest.mark.skipif(
+    not _llama_cpp_installed(), reason="xllamacpp not installed (requirements.txt)"
+)
 
 
 @pytest.mark.skipif(not _coder_installed(), reason="optional pack not installed: make coder")
-@pytest.mark.parametrize("model", [
-    "qwen2.5-coder-0.5b-instruct",
-    pytest.param("qwen2.5-coder-0.5b-instruct-llamacpp", marks=NEEDS_LLAMA_CPP),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "model",
+    [
+        "qwen2.5-coder-0.5b-instruct",
+        pytest.param("qwen2.5-coder-0.5b-instruct-llamacpp", marks=NEEDS_LLAMA_CPP),
+    ],
+)
 def test_the_coder_pack_joins_verifies_and_writes_code(assistant, model):
     terse = (Message("system", "Reply with one Python code block only: no docstring, no prose."),)
-    request = Request(text="Write a Python function is_even(n) that returns True for even n.",
-                      history=terse, model=model)  # fmt: skip
+    request = Request(
+        text="Write a Python function is_even(n) that returns True for even n.",
+        history=terse,
+        model=model,
+    )
     outcome = assistant.ask(request)
     assert outcome.status == "ok", outcome.error
     # The code it wrote is run, not just looked at.
@@ -179,8 +186,12 @@ def test_llama_cpp_serves_the_pack_gguf_as_shipped(assistant):
     pieces = [i for i in items if isinstance(i, str)]
     assert len(pieces) > 3 and "".join(pieces).strip() == items[-1].result.text
     # Four chats at once share the server's slots; each gets its own answer.
-    questions = ["What is the capital of France?", "What is the capital of Italy?",
-                 "What is the capital of Spain?", "What is the capital of Japan?"]
+    questions = [
+        "What is the capital of France?",
+        "What is the capital of Italy?",
+        "What is the capital of Spain?",
+        "What is the capital of Japan?",
+    ]
     answers: dict[str, str] = {}
 
     def ask(q: str) -> None:

@@ -34,8 +34,9 @@ def test_a_document_answer_holds_the_fact_cites_it_and_shows_no_scaffolding(assi
 
 
 def test_the_total_on_a_drawn_invoice_is_read_and_stated(assistant, tmp_path):
-    invoice = _picture(["ACME Supplies Ltd", "Invoice 4471", "Total: 83.20 EUR"],
-                       tmp_path / "invoice.png")  # fmt: skip
+    invoice = _picture(
+        ["ACME Supplies Ltd", "Invoice 4471", "Total: 83.20 EUR"], tmp_path / "invoice.png"
+    )
     outcome = assistant.ask(Request(text="What is the total amount?", attachments=(invoice,)))
     assert outcome.status == "ok", outcome.error
     assert "83.20" in outcome.result.text, outcome.result.text
@@ -44,16 +45,20 @@ def test_the_total_on_a_drawn_invoice_is_read_and_stated(assistant, tmp_path):
 def test_a_follow_up_uses_the_first_turn(assistant):
     if assistant._grounded() is None:
         pytest.skip("no stronger model installed for follow-ups (make coder)")
-    history = (Message("user", "My name is Ana and I live in Lisbon."),
-               Message("assistant", "Nice to meet you, Ana!"))  # fmt: skip
+    history = (
+        Message("user", "My name is Ana and I live in Lisbon."),
+        Message("assistant", "Nice to meet you, Ana!"),
+    )
     outcome = assistant.ask(Request(text="Which city do I live in?", history=history))
     assert outcome.status == "ok", outcome.error
     assert "follow-up" in outcome.route.reason
     assert "lisbon" in outcome.result.text.lower(), outcome.result.text
 
 
-@pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("sox")),
-                    reason="needs espeak-ng and sox to record the memo")  # fmt: skip
+@pytest.mark.skipif(
+    not (shutil.which("espeak-ng") and shutil.which("sox")),
+    reason="needs espeak-ng and sox to record the memo",
+)
 def test_a_voice_memo_is_answered_about_what_was_said(assistant, tmp_path):
     raw, wav = tmp_path / "raw.wav", tmp_path / "memo.wav"
     memo = "Remind me to buy milk, eggs and bread for the weekend."  # Whisper hears it right

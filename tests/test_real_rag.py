@@ -37,9 +37,13 @@ def assistant(tmp_path_factory) -> Assistant:
 
 def test_minilm_puts_paraphrases_closer_than_strangers(assistant):
     with assistant.pool.lease("all-minilm-l6-v2") as lease:
-        a, b, c = lease.adapter.embed(["How do I reset my password?",
-                                       "I forgot my password and need a new one",
-                                       "The train to Krakow leaves at noon"])  # fmt: skip
+        a, b, c = lease.adapter.embed(
+            [
+                "How do I reset my password?",
+                "I forgot my password and need a new one",
+                "The train to Krakow leaves at noon",
+            ]
+        )
     dot = lambda x, y: sum(p * q for p, q in zip(x, y, strict=True))  # noqa: E731
     assert abs(dot(a, a) - 1) < 1e-4  # unit vectors
     assert dot(a, b) > 0.6 > 0.2 > dot(a, c)

@@ -28,12 +28,15 @@ def test_an_exported_gguf_greedy_decodes_like_the_weights_it_came_from(tmp_path)
     tokenizer = AutoTokenizer.from_pretrained(FOLDER)
     prompt = tokenizer.apply_chat_template(
         [{"role": "user", "content": "What is the capital of France?"}],
-        add_generation_prompt=True, return_tensors="pt", return_dict=True,
-    )  # fmt: skip
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
     answers = []
-    for model in (AutoModelForCausalLM.from_pretrained(FOLDER, dtype=torch.float32),
-                  AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="tuned.gguf",
-                                                       dtype=torch.float32)):  # fmt: skip
+    for model in (
+        AutoModelForCausalLM.from_pretrained(FOLDER, dtype=torch.float32),
+        AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="tuned.gguf", dtype=torch.float32),
+    ):
         ids = model.generate(**prompt, max_new_tokens=12, do_sample=False)[0]
         answers.append(tokenizer.decode(ids[prompt["input_ids"].shape[1] :]))
     # Q8_0 is close enough to the fp32 weights that greedy decoding does not move;

@@ -26,8 +26,9 @@ def _photo(name: str) -> Path:
 
 
 def test_a_cat_photo_is_labelled_a_cat_and_the_answer_says_so(assistant):
-    outcome = assistant.ask(Request(text="What animal is in this picture?",
-                                    attachments=(_photo("chelsea.png"),)))  # fmt: skip
+    outcome = assistant.ask(
+        Request(text="What animal is in this picture?", attachments=(_photo("chelsea.png"),))
+    )
     assert outcome.status == "ok", outcome.error
     vision, answer = outcome.steps
     assert vision.route.model == "efficientnet-lite0+rapidocr" and vision.result.usage.units_in == 1

@@ -116,8 +116,9 @@ def test_stop_hangs_up_so_the_server_stops_generating(server):
 
 def test_old_turns_are_trimmed_to_the_window_and_the_user_is_told(server):
     adapter = _adapter(server, context_window=100)  # 80 tokens of prompt ≈ 240 characters
-    history = tuple(Message(r, f"{r} turn {i} " + "x" * 40)
-                    for i in range(6) for r in ("user", "assistant"))  # fmt: skip
+    history = tuple(
+        Message(r, f"{r} turn {i} " + "x" * 40) for i in range(6) for r in ("user", "assistant")
+    )
     _, result = _run(adapter, history=history, max_new_tokens=20)
     sent = server.seen[-1]["messages"]
     assert sum(len(m["content"]) for m in sent) <= (100 - 20) * 3
@@ -137,23 +138,48 @@ def test_a_server_without_usage_gets_estimated_counts_and_a_note(server):
 
 
 def _entry(model_id, url, model="echo", **extra):
-    return {"id": model_id, "name": f"Lab server ({model})", "family": "text",
-            "tasks": ["text"], "backend": "openai", "default_for": [],
-            "source": {"endpoint": url, "model": model, "timeout_s": 1},
-            "license": "Apache-2.0", "params_m": 7000, "size_mb": 0, "memory_mb": 0,
-            "built": True, "context_window": 4096, **extra}  # fmt: skip
+    return {
+        "id": model_id,
+        "name": f"Lab server ({model})",
+        "family": "text",
+        "tasks": ["text"],
+        "backend": "openai",
+        "default_for": [],
+        "source": {"endpoint": url, "model": model, "timeout_s": 1},
+        "license": "Apache-2.0",
+        "params_m": 7000,
+        "size_mb": 0,
+        "memory_mb": 0,
+        "built": True,
+        "context_window": 4096,
+        **extra,
+    }
 
 
 def test_a_remote_entry_in_the_users_catalog_is_routed_priced_and_recorded(settings, server):
     settings.ensure_home()
-    prices = {"usd_per_1m_input_tokens": 1.0, "usd_per_1m_output_tokens": 2.0,
-              "source": "our lab's internal rate", "date": "2026-11"}  # fmt: skip
-    settings.catalog_file.write_text(json.dumps({"models": [
-        _entry("lab-echo", server.url, prices=prices),
-        _entry("lab-down", "http://127.0.0.1:9/v1")]}))  # fmt: skip
+    prices = {
+        "usd_per_1m_input_tokens": 1.0,
+        "usd_per_1m_output_tokens": 2.0,
+        "source": "our lab's internal rate",
+        "date": "2026-11",
+    }
+    settings.catalog_file.write_text(
+        json.dumps(
+            {
+                "models": [
+                    _entry("lab-echo", server.url, prices=prices),
+                    _entry("lab-down", "http://127.0.0.1:9/v1"),
+                ]
+            }
+        )
+    )
     assistant = Assistant.from_settings(settings, progress=lambda m: None)
-    row = next(r for r in Catalog.load(extra=settings.catalog_file).rows(settings.weights_dir)
-               if r["id"] == "lab-echo")  # fmt: skip
+    row = next(
+        r
+        for r in Catalog.load(extra=settings.catalog_file).rows(settings.weights_dir)
+        if r["id"] == "lab-echo"
+    )
     assert row["source_kind"] == "remote" and row["available"]
 
     outcome = assistant.ask(Request(text="price me", prefer=(("text", "lab-echo"),)))

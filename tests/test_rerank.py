@@ -12,8 +12,10 @@ from models.base import Adapter, BadInput, Request
 from models.rerank import CrossEncoderReranker
 from tests.conftest import make_assistant
 
-VOLCANO = ("Volcanoes erupt when magma rises through the crust. Rhyolite magma is viscous "
-           "and erupts explosively.")  # fmt: skip
+VOLCANO = (
+    "Volcanoes erupt when magma rises through the crust. Rhyolite magma is viscous "
+    "and erupts explosively."
+)
 GARDEN = "Magma is not a garden word: tomatoes need full sun and deep watering."
 QUESTION = "Why does rhyolite magma erupt explosively?"
 
@@ -41,8 +43,9 @@ def _assistant(settings, fake_chat, reranker: Adapter | None) -> Assistant:
 
 
 def _ingest(assistant, tmp_path: Path, more: int = 0) -> None:
-    extra = [(f"note{i}.txt", f"Magma note {i}: rhyolite domes, ash and pumice.")
-             for i in range(more)]  # fmt: skip
+    extra = [
+        (f"note{i}.txt", f"Magma note {i}: rhyolite domes, ash and pumice.") for i in range(more)
+    ]
     for name, text in [("volcano.txt", VOLCANO), ("garden.txt", GARDEN)] + extra:
         (tmp_path / name).write_text(text)
         assert assistant.ingest(tmp_path / name).status == "ok"
@@ -55,11 +58,11 @@ def test_without_a_reranker_retrieval_order_stands(assistant, fake_chat, tmp_pat
     assert outcome.result.citations[0]["source"] == "volcano.txt"
 
 
-def test_a_reranker_reorders_the_passages_and_is_a_step_in_the_ledger(settings, fake_chat,
-                                                                      tmp_path):  # fmt: skip
+def test_a_reranker_reorders_the_passages_and_is_a_step_in_the_ledger(
+    settings, fake_chat, tmp_path
+):
     reranker = FakeReranker()
-    assistant = _assistant(replace(settings, reranker="ms-marco-minilm-l6-v2"), fake_chat,
-                           reranker)  # fmt: skip
+    assistant = _assistant(replace(settings, reranker="ms-marco-minilm-l6-v2"), fake_chat, reranker)
     _ingest(assistant, tmp_path, more=4)
     outcome = assistant.ask(Request(text=QUESTION))
     assert outcome.status == "ok", outcome.error
@@ -79,8 +82,7 @@ def test_a_reranker_reorders_the_passages_and_is_a_step_in_the_ledger(settings, 
     assert row["usd_cloud"] == pytest.approx(0.002)  # one search at $2 per 1,000
 
 
-def test_a_reranker_that_cannot_load_leaves_the_answer_and_says_so(settings, fake_chat,
-                                                                   tmp_path):  # fmt: skip
+def test_a_reranker_that_cannot_load_leaves_the_answer_and_says_so(settings, fake_chat, tmp_path):
     # The real adapter: its hub model cannot be fetched on this machine.
     assistant = _assistant(replace(settings, reranker="ms-marco-minilm-l6-v2"), fake_chat, None)
     _ingest(assistant, tmp_path, more=4)
@@ -99,8 +101,7 @@ def test_a_reranker_that_cannot_load_leaves_the_answer_and_says_so(settings, fak
     assert failed and failed[0]["status"] != "ok"
 
 
-def test_a_reranker_setting_naming_no_such_model_is_said_not_hidden(settings, fake_chat,
-                                                                    tmp_path):  # fmt: skip
+def test_a_reranker_setting_naming_no_such_model_is_said_not_hidden(settings, fake_chat, tmp_path):
     assistant = _assistant(replace(settings, reranker="whisper-base"), fake_chat, None)
     _ingest(assistant, tmp_path)
     outcome = assistant.ask(Request(text=QUESTION))
@@ -122,8 +123,14 @@ def tiny_cross_encoder(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("cross-encoder")
     tokenizer = AutoTokenizer.from_pretrained(minilm_folder())
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, num_labels=1)  # fmt: skip
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=1,
+    )
     torch.manual_seed(0)
     BertForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)

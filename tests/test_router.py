@@ -43,17 +43,29 @@ def test_an_unsupported_file_is_refused_by_name(router):
 
 
 @pytest.mark.parametrize(
-    "text", ["draw a lighthouse at sunset", "нарисуй кота", "narysuj kota", "画一只猫",
-             "Generate an image of a red bus"],
-)  # fmt: skip
+    "text",
+    [
+        "draw a lighthouse at sunset",
+        "нарисуй кота",
+        "narysuj kota",
+        "画一只猫",
+        "Generate an image of a red bus",
+    ],
+)
 def test_requests_for_pictures_go_to_image_generation(router, text):
     assert route(router, text).task == "image_generation"
 
 
 @pytest.mark.parametrize(
-    "text", ["What is the capital of France?", "Какая столица Франции?", "Ile to 2+2?",
-             "法国的首都是哪里?", "Tell me about drawing rooms in Victorian houses"],
-)  # fmt: skip
+    "text",
+    [
+        "What is the capital of France?",
+        "Какая столица Франции?",
+        "Ile to 2+2?",
+        "法国的首都是哪里?",
+        "Tell me about drawing rooms in Victorian houses",
+    ],
+)
 def test_plain_questions_go_to_text(router, text):
     decision = route(router, text)
     assert decision.task == "text" and decision.model == "smollm2-135m-instruct"
@@ -100,13 +112,20 @@ def test_an_unclear_request_is_answered_in_words(router):
 
 
 def test_a_scene_in_the_demo_models_words_is_a_picture_and_look_alikes_are_not(router):
-    for text in ("a red circle on a blue background", "draw two yellow squares on a black "
-                 "background", "Red square at the left on green background"):  # fmt: skip
+    for text in (
+        "a red circle on a blue background",
+        "draw two yellow squares on a black background",
+        "Red square at the left on green background",
+    ):
         decision = route(router, text)
         assert decision.task == "image_generation", text
         assert decision.reason.startswith("describes shapes on a coloured background"), text
-    for text in ("what is the background of the cold war?", "green tea benefits",
-                 "are you back?", "is a red square a rectangle?"):  # fmt: skip
+    for text in (
+        "what is the background of the cold war?",
+        "green tea benefits",
+        "are you back?",
+        "is a red square a rectangle?",
+    ):
         assert route(router, text).task == "text", text
 
 

@@ -41,10 +41,13 @@ def test_held_out_combinations_never_appear_in_training_scenes():
 def test_captions_follow_the_grammar():
     one = scenes.Scene("blue", (scenes.Thing("red", "circle"),))
     assert one.caption == "a red circle on a blue background"
-    two = scenes.Scene("white", (scenes.Thing("green", "square", "left"),
-                                 scenes.Thing("black", "triangle", "right")))  # fmt: skip
-    assert two.caption == ("a green square at the left and a black triangle at the right "
-                           "on a white background")  # fmt: skip
+    two = scenes.Scene(
+        "white",
+        (scenes.Thing("green", "square", "left"), scenes.Thing("black", "triangle", "right")),
+    )
+    assert two.caption == (
+        "a green square at the left and a black triangle at the right on a white background"
+    )
     judged = scenes.judge(scenes.render(one))
     assert judged == {"background": "blue", "color": "red", "shape": "circle"}
 

@@ -8,8 +8,7 @@ from assistant.service import Outcome
 from models.base import Message, Request
 from tests.conftest import FakeChat
 
-CONTRACT = {"request_id", "route", "steps", "output", "usage", "timings", "cost", "status",
-            "error"}  # fmt: skip
+CONTRACT = {"request_id", "route", "steps", "output", "usage", "timings", "cost", "status", "error"}
 
 
 def test_a_question_streams_and_is_recorded(assistant, fake_chat):
@@ -132,10 +131,24 @@ def test_pictures_default_to_sd_turbo_on_a_gpu_and_to_the_demo_on_a_cpu(settings
 def test_same_again_keeps_everything_the_words_do_not_change():
     from assistant.service import again_options
 
-    recipe = {"prompt": "a fox", "negative": "blurry", "seed": "7", "steps": "4",
-              "guidance": "0.0", "size": "512x768", "scheduler": "Euler", "model": "sd-turbo"}
+    recipe = {
+        "prompt": "a fox",
+        "negative": "blurry",
+        "seed": "7",
+        "steps": "4",
+        "guidance": "0.0",
+        "size": "512x768",
+        "scheduler": "Euler",
+        "model": "sd-turbo",
+    }
     prompt, options = again_options("same again with 8 steps", recipe)
     assert prompt == "a fox"
-    assert dict(options) == {"seed": 7.0, "steps": 8.0, "guidance": 0.0, "negative": "blurry",
-                             "width": 512.0, "height": 768.0}
+    assert dict(options) == {
+        "seed": 7.0,
+        "steps": 8.0,
+        "guidance": 0.0,
+        "negative": "blurry",
+        "width": 512.0,
+        "height": 768.0,
+    }
     assert dict(again_options("again with a new seed", recipe)[1])["seed"] == -1.0

@@ -13,8 +13,13 @@ from models.base import BadInput
 def test_defaults_and_overrides():
     s = Settings.from_env({})
     assert s.device == "auto" and s.max_new_tokens == 256 and s.memory_gb == 8.0
-    s = Settings.from_env({"ASSISTANT_HOME": "/tmp/x", "ASSISTANT_MEMORY_GB": "2.5",
-                           "ASSISTANT_TEXT_MODEL": "qwen2.5-1.5b-instruct"})  # fmt: skip
+    s = Settings.from_env(
+        {
+            "ASSISTANT_HOME": "/tmp/x",
+            "ASSISTANT_MEMORY_GB": "2.5",
+            "ASSISTANT_TEXT_MODEL": "qwen2.5-1.5b-instruct",
+        }
+    )
     assert s.home == Path("/tmp/x") and s.memory_gb == 2.5
     assert s.text_model == "qwen2.5-1.5b-instruct" and s.ledger_path == Path("/tmp/x/ledger.sqlite")
 

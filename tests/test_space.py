@@ -30,8 +30,15 @@ def test_the_export_is_what_spaces_reads(tmp_path):
     assert meta["suggested_hardware"] in {"cpu-basic", "cpu-upgrade", "t4-small", "zero-a10g"}
     shipped = {p.name for p in folder.iterdir()}
     # training/ too: the Fine-tune tab imports it.
-    assert shipped == {"README.md", "app.py", "assistant", "models", "training",
-                       "requirements.txt", "requirements-packs.txt"}  # fmt: skip
+    assert shipped == {
+        "README.md",
+        "app.py",
+        "assistant",
+        "models",
+        "training",
+        "requirements.txt",
+        "requirements-packs.txt",
+    }
     assert not list(folder.rglob("__pycache__")) and not (folder / "tests").exists()
     assert (folder / "assistant" / "catalog.json").is_file()
     assert (folder / "models" / "imagenet_classes.txt").is_file()
@@ -47,7 +54,7 @@ def test_gpu_wrapping_is_a_no_op_off_zerogpu(monkeypatch):
     assert space.gpu(work) is work
     calls = []
     fake = types.ModuleType("spaces")
-    fake.GPU = lambda duration: (lambda fn: calls.append(duration) or (lambda: "on gpu"))
+    fake.GPU = lambda duration: lambda fn: calls.append(duration) or (lambda: "on gpu")
     monkeypatch.setitem(sys.modules, "spaces", fake)
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     assert space.gpu(work)() == "on gpu" and calls == [120]
@@ -60,19 +67,37 @@ def test_the_exported_space_installs_into_a_fresh_venv_and_boots_offline(tmp_pat
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     # What Spaces does with the folder: pip install -r requirements.txt.
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--progress-bar", "off",
-                    "-r", str(folder / "requirements.txt")], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--progress-bar",
+            "off",
+            "-r",
+            str(folder / "requirements.txt"),
+        ],
+        check=True,
+    )
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     home = tmp_path / "data"
-    env = {**os.environ, "SPACE_ID": "test/assistant", "HF_HUB_OFFLINE": "1",
-           "ASSISTANT_HOME": str(home), "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_SERVER_NAME": "127.0.0.1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "SPACE_ID": "test/assistant",
+        "HF_HUB_OFFLINE": "1",
+        "ASSISTANT_HOME": str(home),
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+    }
     env.pop("VIRTUAL_ENV", None)
     log = (tmp_path / "boot.log").open("w")
-    app = subprocess.Popen([str(python), "app.py"], cwd=folder, env=env, stdout=log,
-                           stderr=subprocess.STDOUT)  # fmt: skip
+    app = subprocess.Popen(
+        [str(python), "app.py"], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         deadline, page = time.time() + 600, None
         while time.time() < deadline and app.poll() is None:
@@ -91,10 +116,18 @@ def test_the_exported_space_installs_into_a_fresh_venv_and_boots_offline(tmp_pat
         assert models["smollm2-135m-instruct"]["available"], models["smollm2-135m-instruct"]
         assert models["efficientnet-lite0+rapidocr"]["available"]
         # and a real answer from the packed model, prepared into ASSISTANT_HOME on first use
-        body = json.dumps({"model": "auto", "max_tokens": 24, "messages": [
-            {"role": "user", "content": "What is the capital of France?"}]}).encode()
-        ask = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=body,
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+        body = json.dumps(
+            {
+                "model": "auto",
+                "max_tokens": 24,
+                "messages": [{"role": "user", "content": "What is the capital of France?"}],
+            }
+        ).encode()
+        ask = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(ask, timeout=300) as r:
             reply = json.loads(r.read())["choices"][0]["message"]["content"]
         assert "Paris" in reply

@@ -19,8 +19,9 @@ class CharTokenizer:
 
     name_or_path = "fake"
 
-    def apply_chat_template(self, messages, add_generation_prompt=True, return_dict=True,
-                            return_tensors=None):  # fmt: skip
+    def apply_chat_template(
+        self, messages, add_generation_prompt=True, return_dict=True, return_tensors=None
+    ):
         text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
         return {"input_ids": [ord(c) for c in text]}
 
@@ -43,7 +44,7 @@ def reply_to(prompt_tokens: list[str]) -> str:
     """The fake model's answer: the last user line, reversed."""
     text = "".join(prompt_tokens)
     last_user = [line for line in text.splitlines() if line.startswith("user: ")][-1]
-    return last_user[len("user: "):][::-1]
+    return last_user[len("user: ") :][::-1]
 
 
 class FakeGenerator:
@@ -76,8 +77,13 @@ class FakeGenerator:
 
 
 def adapter(**kw) -> CT2Chat:
-    return CT2Chat("unused", generator=kw.pop("generator", FakeGenerator()),
-                   tokenizer=CharTokenizer(), workers=2, **kw)  # fmt: skip
+    return CT2Chat(
+        "unused",
+        generator=kw.pop("generator", FakeGenerator()),
+        tokenizer=CharTokenizer(),
+        workers=2,
+        **kw,
+    )
 
 
 def test_eight_concurrent_chats_are_batched_and_each_gets_its_own_reply():

@@ -34,10 +34,15 @@ def log(tmp_path) -> Path:
 
 @pytest.fixture
 def chat(log):
-    server = LlamaServer(Path("stub.gguf"), 400, 8, 1,
-                         command=[sys.executable, STUB, "--log", str(log)])  # fmt: skip
-    adapter = LlamaCppChat(files=lambda: ("unused", "unused"), tokenizer=CharTokenizer(),
-                           server=server, context_window=400)  # fmt: skip
+    server = LlamaServer(
+        Path("stub.gguf"), 400, 8, 1, command=[sys.executable, STUB, "--log", str(log)]
+    )
+    adapter = LlamaCppChat(
+        files=lambda: ("unused", "unused"),
+        tokenizer=CharTokenizer(),
+        server=server,
+        context_window=400,
+    )
     adapter.load()
     yield adapter
     adapter.unload()
@@ -122,8 +127,17 @@ def test_a_taken_port_is_named_and_nothing_hangs():
 
 
 def test_a_server_that_exits_at_start_is_reported_with_its_reason():
-    server = LlamaServer(Path("x.gguf"), 400, 8, 1, command=[
-        sys.executable, "-c", "import sys; print('bad model file', file=sys.stderr); sys.exit(2)"])
+    server = LlamaServer(
+        Path("x.gguf"),
+        400,
+        8,
+        1,
+        command=[
+            sys.executable,
+            "-c",
+            "import sys; print('bad model file', file=sys.stderr); sys.exit(2)",
+        ],
+    )
     with pytest.raises(ModelUnavailable, match="could not start: bad model file"):
         server.start()
 
@@ -188,9 +202,10 @@ def test_the_route_card_and_the_ledger_name_the_model_that_answered(assistant):
 
 def test_catalog_ids_stay_and_name_the_wheel(monkeypatch, tmp_path):
     catalog = Catalog.load()
-    for model_id, fallback in (("smollm2-135m-instruct-llamacpp", "smollm2-135m-instruct"),
-                               ("qwen2.5-coder-0.5b-instruct-llamacpp",
-                                "qwen2.5-coder-0.5b-instruct")):  # fmt: skip
+    for model_id, fallback in (
+        ("smollm2-135m-instruct-llamacpp", "smollm2-135m-instruct"),
+        ("qwen2.5-coder-0.5b-instruct-llamacpp", "qwen2.5-coder-0.5b-instruct"),
+    ):
         entry = catalog.get(model_id)
         assert entry.backend == "llama.cpp" and entry.fallback == fallback
     monkeypatch.setattr("assistant.catalog.module_dir", lambda name: None)

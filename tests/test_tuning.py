@@ -25,20 +25,29 @@ def _lines(path: Path, rows) -> Path:
 
 
 def _chat(i: int) -> dict:
-    return {"messages": [{"role": "user", "content": f"Ticket for: my phone {i} broke"},
-                         {"role": "assistant", "content": json.dumps({"intent": "repair",
-                                                                     "n": i})}]}  # fmt: skip
+    return {
+        "messages": [
+            {"role": "user", "content": f"Ticket for: my phone {i} broke"},
+            {"role": "assistant", "content": json.dumps({"intent": "repair", "n": i})},
+        ]
+    }
 
 
-@pytest.mark.parametrize("bad, message", [
-    ("{oops", "line 3: not JSON"),
-    ('{"prompt": "x"}', 'line 3: expected {"messages"'),
-    ('{"messages": [{"role": "robot", "content": "x"}]}', "line 3: message 1 needs a role"),
-    ('{"messages": [{"role": "user", "content": " "}]}', "line 3: message 1 \\(user\\) has no"),
-    ('{"messages": [{"role": "user", "content": "hi"}]}', "line 3: no assistant message"),
-    ('{"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]}',
-     "line 3: the last message should be the assistant's"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("{oops", "line 3: not JSON"),
+        ('{"prompt": "x"}', 'line 3: expected {"messages"'),
+        ('{"messages": [{"role": "robot", "content": "x"}]}', "line 3: message 1 needs a role"),
+        ('{"messages": [{"role": "user", "content": " "}]}', "line 3: message 1 \\(user\\) has no"),
+        ('{"messages": [{"role": "user", "content": "hi"}]}', "line 3: no assistant message"),
+        (
+            '{"messages": [{"role": "assistant", "content": "a"},'
+            ' {"role": "user", "content": "b"}]}',
+            "line 3: the last message should be the assistant's",
+        ),
+    ],
+)
 def test_malformed_training_lines_are_refused_by_number(tmp_path, bad, message):
     path = _lines(tmp_path / "d.jsonl", [_chat(1), _chat(2), bad] + [_chat(i) for i in range(9)])
     with pytest.raises(BadInput, match=message):
@@ -67,8 +76,11 @@ def test_names_and_bases_are_checked_before_anything_trains(assistant):
         check(assistant, "smollm2-135m-instruct", "whisper-base")
     with pytest.raises(BadInput, match="not a usable model name"):
         check(assistant, "smollm2-135m-instruct", "../evil")
-    with pytest.raises(BadInput, match="gpt-4o-mini' cannot be fine-tuned here \\(a remote "
-                                       "endpoint\\).*smollm2-135m-instruct"):  # fmt: skip
+    with pytest.raises(
+        BadInput,
+        match="gpt-4o-mini' cannot be fine-tuned here \\(a remote "
+        "endpoint\\).*smollm2-135m-instruct",
+    ):
         check(assistant, "gpt-4o-mini", "mine")
     with pytest.raises(BadInput, match="a hub model"):
         check(assistant, "qwen2.5-1.5b-instruct", "mine")
@@ -100,8 +112,21 @@ def _tiny_assistant(settings, tiny_base):
     from tests.conftest import FakeChat, make_assistant
 
     assistant = make_assistant(settings, FakeChat(['{"intent": "repair", "n": 1}']))
-    base = Entry("tiny-base", "tiny", "text", ("text",), "transformers", (),
-                 {"folder": str(tiny_base)}, "Apache-2.0", 0.1, 1, 10, True, 512)  # fmt: skip
+    base = Entry(
+        "tiny-base",
+        "tiny",
+        "text",
+        ("text",),
+        "transformers",
+        (),
+        {"folder": str(tiny_base)},
+        "Apache-2.0",
+        0.1,
+        1,
+        10,
+        True,
+        512,
+    )
     assistant.catalog.entries[base.id] = base
     return assistant
 
@@ -130,8 +155,9 @@ def test_a_whole_run_trains_evaluates_registers_and_accounts(settings, tiny_base
     assert row["status"] == "ok" and row["units_in"] == t["tokens"] and row["usd_cloud"] > 0
 
 
-def test_a_stopped_run_registers_nothing_and_resumes_from_its_checkpoint(settings, tiny_base,
-                                                                        tmp_path):  # fmt: skip
+def test_a_stopped_run_registers_nothing_and_resumes_from_its_checkpoint(
+    settings, tiny_base, tmp_path
+):
     from assistant.tuning import tune
     from training.lora import Stopped
 
@@ -144,8 +170,15 @@ def test_a_stopped_run_registers_nothing_and_resumes_from_its_checkpoint(setting
             stop.set()
 
     with pytest.raises(Stopped, match="1 epoch\\(s\\) kept"):
-        tune(assistant, path, "tiny-base", "tiny-stop", epochs=3, progress=stop_in_epoch_two,
-             stop=stop)  # fmt: skip
+        tune(
+            assistant,
+            path,
+            "tiny-base",
+            "tiny-stop",
+            epochs=3,
+            progress=stop_in_epoch_two,
+            stop=stop,
+        )
     assert "tiny-stop" not in assistant.catalog.entries
     assert not settings.catalog_file.exists()
     (row,) = [r for r in assistant.ledger.rows(limit=50) if r["task"] == "fine_tune"]

@@ -37,8 +37,12 @@ def test_a_program_asks_through_the_documented_api_and_the_ledger_says_so(app):
     demo, assistant = app
     client = Client(demo.local_url, verbose=False)
     # The chat UI's own events are not the documented API (assistant/ui/tools.py).
-    assert sorted(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) \
-        == ["/ask", "/draw_picture", "/look_at_picture", "/transcribe"]
+    assert sorted(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == [
+        "/ask",
+        "/draw_picture",
+        "/look_at_picture",
+        "/transcribe",
+    ]
     reply = client.predict("What is the capital of France?", api_name="/ask")
     assert "Paris" in reply and "— smollm2-135m-instruct (text; plain question" in reply, reply
     row = assistant.ledger.rows(limit=1)[0]
@@ -82,8 +86,10 @@ def test_a_document_indexed_in_its_tab_is_cited_in_the_chat(app, tmp_path):
     demo, assistant = app
     client = Client(demo.local_url, verbose=False)
     doc = tmp_path / "volcano.txt"
-    doc.write_text("Rhyolite magma is rich in silica, which makes it viscous, so rhyolite "
-                   "volcanoes erupt explosively.\n\nBasalt lava is fluid and spreads in flows.")
+    doc.write_text(
+        "Rhyolite magma is rich in silica, which makes it viscous, so rhyolite "
+        "volcanoes erupt explosively.\n\nBasalt lava is fluid and spreads in flows."
+    )
     status, table, _ = client.predict([handle_file(str(doc))], False, api_name="/index_documents")
     assert "Indexed volcano.txt" in status
     rows = table["data"] if isinstance(table, dict) else table

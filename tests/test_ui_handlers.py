@@ -29,8 +29,9 @@ def test_history_skips_badges_and_files():
         {"role": "assistant", "content": "why...", "metadata": {"title": "smollm2 · text"}},
     ]
     assert [(m.role, m.content) for m in history_of(chat)] == [
-        ("user", "I live in Berlin."), ("assistant", "Nice."),
-    ]  # fmt: skip
+        ("user", "I live in Berlin."),
+        ("assistant", "Nice."),
+    ]
 
 
 def _respond(demo):
@@ -71,8 +72,9 @@ def test_rerun_asks_the_last_message_again_with_the_picked_model(assistant, fake
     chat = list(respond({"text": "first question", "files": []}, [], None))[-1][1]
     chat = list(respond({"text": "second question", "files": []}, chat, None))[-1][1]
     pictures = (None, None, -1, "model default", "", 0.6)  # steps ... strength: untouched
-    updates = list(rerun(chat, None, False, "", "none", "", *pictures,
-                         "qwen2.5-1.5b-instruct", "auto"))
+    updates = list(
+        rerun(chat, None, False, "", "none", "", *pictures, "qwen2.5-1.5b-instruct", "auto")
+    )
     rerun_chat = updates[-1][1]
     users = [m["content"] for m in rerun_chat if m["role"] == "user"]
     assert users == ["first question", "second question"]  # replaced, not appended

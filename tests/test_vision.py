@@ -77,8 +77,11 @@ class FakeClassifier:
 def _fake_vision(lines=("TOTAL 12.00",)):
     classes = [f"class{i}" for i in range(1000)]
     classes[281] = "tabby"
-    return ClassifierOCR(classifier=FakeClassifier(), classes=classes,
-                         ocr=lambda img: ([[None, line, 0.9] for line in lines], None))  # fmt: skip
+    return ClassifierOCR(
+        classifier=FakeClassifier(),
+        classes=classes,
+        ocr=lambda img: ([[None, line, 0.9] for line in lines], None),
+    )
 
 
 def _use_fake_vision(assistant, monkeypatch) -> None:
@@ -133,8 +136,9 @@ def test_a_reply_the_readers_do_not_support_is_replaced_by_their_findings(
     assert "- TOTAL 12.00" in outcome.result.text
 
 
-def test_bad_pictures_through_the_assistant_lose_nothing(assistant, fake_chat, tmp_path,
-                                                         monkeypatch):  # fmt: skip
+def test_bad_pictures_through_the_assistant_lose_nothing(
+    assistant, fake_chat, tmp_path, monkeypatch
+):
     _use_fake_vision(assistant, monkeypatch)
     svg = tmp_path / "logo.svg"
     svg.write_text('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>')

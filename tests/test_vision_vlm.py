@@ -14,8 +14,26 @@ import pytest
 
 from models.base import BadInput, ModelUnavailable, Request, Result
 
-WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "cat", "dog", "red", "the", "is",
-         "what", "in", "this", "picture", "?", "of", "photo"]  # fmt: skip
+WORDS = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "a",
+    "cat",
+    "dog",
+    "red",
+    "the",
+    "is",
+    "what",
+    "in",
+    "this",
+    "picture",
+    "?",
+    "of",
+    "photo",
+]
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +43,7 @@ def tiny_blip(tmp_path_factory) -> Path:
         BertTokenizer,
         BlipConfig,
         BlipForConditionalGeneration,
-        BlipImageProcessor,  # fmt: skip
+        BlipImageProcessor,
         BlipProcessor,
     )
 
@@ -33,12 +51,25 @@ def tiny_blip(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny-blip")
     (root / "vocab.txt").write_text("\n".join(WORDS) + "\n")
     tokenizer = BertTokenizer(str(root / "vocab.txt"), model_max_length=64)
-    small = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1,
-             "num_attention_heads": 4}  # fmt: skip
+    small = {
+        "hidden_size": 32,
+        "intermediate_size": 37,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 4,
+    }
     config = BlipConfig(
-        text_config={**small, "vocab_size": len(WORDS), "bos_token_id": 2, "sep_token_id": 3,
-                     "eos_token_id": 3, "pad_token_id": 0, "max_position_embeddings": 64},
-        vision_config={**small, "image_size": 32, "patch_size": 8}, projection_dim=32)  # fmt: skip
+        text_config={
+            **small,
+            "vocab_size": len(WORDS),
+            "bos_token_id": 2,
+            "sep_token_id": 3,
+            "eos_token_id": 3,
+            "pad_token_id": 0,
+            "max_position_embeddings": 64,
+        },
+        vision_config={**small, "image_size": 32, "patch_size": 8},
+        projection_dim=32,
+    )
     folder = root / "model"
     BlipForConditionalGeneration(config).save_pretrained(folder)
     processor = BlipProcessor(BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer)
@@ -104,9 +135,16 @@ def test_its_answer_is_final_not_sent_on_to_the_text_model(assistant, fake_chat,
 
     entry = replace(assistant.catalog.get("blip-captioning-base"), source={"hub": str(tiny_blip)})
     assistant.catalog.entries[entry.id] = entry
-    assistant.pool.factory = lambda model_id: (build_adapter(entry, assistant.settings)
-                                               if model_id == entry.id else fake_chat)  # fmt: skip
-    outcome = assistant.ask(Request(text="what is in this picture?", attachments=(photo,),
-                                    model="blip-captioning-base", max_new_tokens=4))  # fmt: skip
+    assistant.pool.factory = lambda model_id: (
+        build_adapter(entry, assistant.settings) if model_id == entry.id else fake_chat
+    )
+    outcome = assistant.ask(
+        Request(
+            text="what is in this picture?",
+            attachments=(photo,),
+            model="blip-captioning-base",
+            max_new_tokens=4,
+        )
+    )
     assert outcome.status == "ok", outcome.error
     assert outcome.route.model == "blip-captioning-base" and not fake_chat.seen

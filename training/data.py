@@ -48,11 +48,14 @@ def load(path: Path) -> tuple[tuple[Chat, ...], str]:
     elif suffix == ".csv":
         chats = list(_csv(path))
     else:
-        raise BadInput(f"{path.name}: training data is .jsonl (chat messages) or .csv "
-                       "(prompt,completion).")  # fmt: skip
+        raise BadInput(
+            f"{path.name}: training data is .jsonl (chat messages) or .csv (prompt,completion)."
+        )
     if len(chats) < MIN_EXAMPLES:
-        raise BadInput(f"{path.name} has {len(chats)} example(s); at least {MIN_EXAMPLES} are "
-                       "needed (a few dozen teach a format well).")  # fmt: skip
+        raise BadInput(
+            f"{path.name} has {len(chats)} example(s); at least {MIN_EXAMPLES} are "
+            "needed (a few dozen teach a format well)."
+        )
     return tuple(chats), hashlib.sha256(raw).hexdigest()
 
 
@@ -74,8 +77,10 @@ def _jsonl(path: Path):
             except ValueError as err:
                 raise BadInput(f"{path.name} line {number}: not JSON ({err.msg}).") from None
             if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
-                raise BadInput(f'{path.name} line {number}: expected {{"messages": [{{"role": '
-                               '..., "content": ...}, ...]}.')  # fmt: skip
+                raise BadInput(
+                    f'{path.name} line {number}: expected {{"messages": [{{"role": '
+                    '..., "content": ...}, ...]}.'
+                )
             yield _chat(path.name, number, row["messages"])
 
 
@@ -85,8 +90,10 @@ def _csv(path: Path):
         if not {"prompt", "completion"} <= set(reader.fieldnames or ()):
             raise BadInput(f"{path.name} line 1: the header needs prompt and completion columns.")
         for row in reader:
-            messages = [{"role": "user", "content": row.get("prompt") or ""},
-                        {"role": "assistant", "content": row.get("completion") or ""}]  # fmt: skip
+            messages = [
+                {"role": "user", "content": row.get("prompt") or ""},
+                {"role": "assistant", "content": row.get("completion") or ""},
+            ]
             yield _chat(path.name, reader.line_num, messages)
 
 

@@ -24,8 +24,11 @@ def permute(weights, n_head: int, n_head_kv: int | None = None):
     if n_head_kv is not None and n_head != n_head_kv:
         n_head = n_head_kv
     shape = weights.shape
-    return (weights.reshape(n_head, 2, shape[0] // n_head // 2, *shape[1:])
-            .swapaxes(1, 2).reshape(shape))  # fmt: skip
+    return (
+        weights.reshape(n_head, 2, shape[0] // n_head // 2, *shape[1:])
+        .swapaxes(1, 2)
+        .reshape(shape)
+    )
 
 
 def export(merged: Path, base_gguf: Path, out: Path) -> Path:
@@ -37,8 +40,10 @@ def export(merged: Path, base_gguf: Path, out: Path) -> Path:
     reader = gguf.GGUFReader(base_gguf)
     arch = reader.fields[gguf.Keys.General.ARCHITECTURE].contents()
     if arch != "llama":
-        raise ModelUnavailable(f"Exporting a tuned {arch} model to GGUF is not supported yet; "
-                               "it is served on CTranslate2 instead.")  # fmt: skip
+        raise ModelUnavailable(
+            f"Exporting a tuned {arch} model to GGUF is not supported yet; "
+            "it is served on CTranslate2 instead."
+        )
     n_head = int(reader.fields[f"{arch}.attention.head_count"].contents())
     n_kv = int(reader.fields[f"{arch}.attention.head_count_kv"].contents())
     n_blocks = int(reader.fields[f"{arch}.block_count"].contents())
@@ -80,8 +85,10 @@ def export(merged: Path, base_gguf: Path, out: Path) -> Path:
         written.add(name)
     missing = in_base - written
     if missing:
-        raise ModelUnavailable(f"The tuned model lacks {len(missing)} tensors of its base "
-                               f"(e.g. {sorted(missing)[0]}); cannot export.")  # fmt: skip
+        raise ModelUnavailable(
+            f"The tuned model lacks {len(missing)} tensors of its base "
+            f"(e.g. {sorted(missing)[0]}); cannot export."
+        )
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

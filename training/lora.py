@@ -27,8 +27,13 @@ from pathlib import Path
 
 from training.data import Chat
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
-                   "special_tokens_map.json", "generation_config.json")  # fmt: skip
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "special_tokens_map.json",
+    "generation_config.json",
+)
 
 
 class Stopped(Exception):
@@ -95,14 +100,22 @@ def encode(tokenizer, chat: Chat, max_tokens: int) -> tuple[list[int], list[int]
 
 
 def _ids(tokenizer, messages, generation: bool) -> list[int]:
-    out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False,
-                                        add_generation_prompt=generation)  # fmt: skip
+    out = tokenizer.apply_chat_template(
+        messages, tokenize=True, return_dict=False, add_generation_prompt=generation
+    )
     return list(out["input_ids"] if isinstance(out, dict) else out)
 
 
-def train(base: Path, train_set: tuple[Chat, ...], validation: tuple[Chat, ...], out: Path,
-          hyper: Hyper = Hyper(), progress: Callable[[StepReport], None] | None = None,
-          stop: threading.Event | None = None, device: str = "cpu") -> Trained:  # fmt: skip
+def train(
+    base: Path,
+    train_set: tuple[Chat, ...],
+    validation: tuple[Chat, ...],
+    out: Path,
+    hyper: Hyper = Hyper(),
+    progress: Callable[[StepReport], None] | None = None,
+    stop: threading.Event | None = None,
+    device: str = "cpu",
+) -> Trained:
     """Train on ``train_set``, write the merged model to ``out/model``, and report."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -114,8 +127,13 @@ def train(base: Path, train_set: tuple[Chat, ...], validation: tuple[Chat, ...],
     if hyper.method == "lora":
         from peft import LoraConfig, get_peft_model
 
-        config = LoraConfig(r=hyper.rank, lora_alpha=hyper.alpha, lora_dropout=0.0,
-                            target_modules="all-linear", task_type="CAUSAL_LM")  # fmt: skip
+        config = LoraConfig(
+            r=hyper.rank,
+            lora_alpha=hyper.alpha,
+            lora_dropout=0.0,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
         model = get_peft_model(model, config)
         lr = hyper.lr
     else:
@@ -138,8 +156,9 @@ def train(base: Path, train_set: tuple[Chat, ...], validation: tuple[Chat, ...],
         model.train()
         for first in range(0, len(order), hyper.batch):
             if stop is not None and stop.is_set():
-                raise Stopped(f"stopped at step {step} of {total}; "
-                              f"{epoch} epoch(s) kept in the checkpoint")  # fmt: skip
+                raise Stopped(
+                    f"stopped at step {step} of {total}; {epoch} epoch(s) kept in the checkpoint"
+                )
             batch = [encoded[i] for i in order[first : first + hyper.batch]]
             ids, labels, mask = _batch(batch, pad, device)
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
@@ -167,8 +186,18 @@ def train(base: Path, train_set: tuple[Chat, ...], validation: tuple[Chat, ...],
             shutil.copy2(Path(base) / name, folder / name)
     tokens = sum(len(ids) for ids, _, _ in encoded) * (hyper.epochs - start_epoch)
     trained_steps = max(1, step - start_epoch * per_epoch)
-    return Trained(folder, tuple(losses), val_before, val_after, seconds, step, tokens, cut,
-                   seconds / trained_steps, tokens / max(seconds, 1e-9))  # fmt: skip
+    return Trained(
+        folder,
+        tuple(losses),
+        val_before,
+        val_after,
+        seconds,
+        step,
+        tokens,
+        cut,
+        seconds / trained_steps,
+        tokens / max(seconds, 1e-9),
+    )
 
 
 def _batch(batch, pad: int, device: str):
@@ -200,20 +229,29 @@ def _loss(model, examples, pad: int, device: str) -> float:
     return round(total / max(count, 1), 4)
 
 
-def _save_checkpoint(folder: Path, model, optimizer, hyper: Hyper, epochs: int, losses,
-                     val_before: float) -> None:  # fmt: skip
+def _save_checkpoint(
+    folder: Path, model, optimizer, hyper: Hyper, epochs: int, losses, val_before: float
+) -> None:
     import torch
 
     tmp = folder.with_name(folder.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    trainable = {k: v for k, v in model.state_dict().items()
-                 if hyper.method == "full" or "lora_" in k}  # fmt: skip
+    trainable = {
+        k: v for k, v in model.state_dict().items() if hyper.method == "full" or "lora_" in k
+    }
     torch.save({"weights": trainable, "optimizer": optimizer.state_dict()}, tmp / "state.pt")
-    (tmp / "progress.json").write_text(json.dumps({"epochs": epochs, "losses": list(losses),
-                                                   "hyper": asdict(hyper),
-                                                   "val_before": val_before}))  # fmt: skip
+    (tmp / "progress.json").write_text(
+        json.dumps(
+            {
+                "epochs": epochs,
+                "losses": list(losses),
+                "hyper": asdict(hyper),
+                "val_before": val_before,
+            }
+        )
+    )
     if folder.exists():
         shutil.rmtree(folder)
     tmp.rename(folder)  # a kill mid-save leaves the previous checkpoint whole

@@ -1,4 +1,4 @@
-""""Use this model for this task": a person's choice, kept in ASSISTANT_HOME, with its reason.
+""" "Use this model for this task": a person's choice, kept in ASSISTANT_HOME, with its reason.
 
 The choice is the task's default for every later request (a per-request
 pick or --model still wins), it outlives restarts, and the route card
@@ -22,8 +22,10 @@ def _path(assistant) -> Path:
 
 def because(dataset: str, metric: str, summary: dict) -> str:
     n = max(summary["n"], 1)
-    return (f"chosen after your eval '{dataset}': {metric} {summary['score']:.2f} at "
-            f"${summary['usd_local'] / n:.5f} per answer here")  # fmt: skip
+    return (
+        f"chosen after your eval '{dataset}': {metric} {summary['score']:.2f} at "
+        f"${summary['usd_local'] / n:.5f} per answer here"
+    )
 
 
 def saved(assistant) -> dict[str, dict]:
@@ -49,8 +51,9 @@ def apply(assistant) -> None:
 def choose(assistant, task: str, model: str, why: str) -> None:
     entry = assistant.catalog.get(model)
     if task not in entry.tasks:
-        raise BadInput(f"'{model}' does not serve {task} requests; it serves "
-                       f"{', '.join(entry.tasks)}.")  # fmt: skip
+        raise BadInput(
+            f"'{model}' does not serve {task} requests; it serves {', '.join(entry.tasks)}."
+        )
     data = saved(assistant)
     data[task] = {"model": model, "why": why}
     path = _path(assistant)

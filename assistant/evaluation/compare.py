@@ -53,8 +53,7 @@ class Column:
     request_id: str
 
 
-def check_models(assistant, models: Sequence[str], text: str,
-                 attachments: Sequence[Path]) -> str:  # fmt: skip
+def check_models(assistant, models: Sequence[str], text: str, attachments: Sequence[Path]) -> str:
     """The task all models share for this prompt, or BadInput saying what to change."""
     if not MIN_MODELS <= len(models) <= MAX_MODELS:
         raise BadInput(f"Compare takes {MIN_MODELS} to {MAX_MODELS} models; {len(models)} given.")
@@ -80,8 +79,14 @@ def stream(
         start = time.perf_counter()
         first = None
         pieces: list[str] = []
-        request = Request(text=text, attachments=tuple(attachments), model=model, task=task,
-                          user=user, session_id=session_id)  # fmt: skip
+        request = Request(
+            text=text,
+            attachments=tuple(attachments),
+            model=model,
+            task=task,
+            user=user,
+            session_id=session_id,
+        )
         outcome = None
         try:
             for item in assistant.handle(request, source="compare"):
@@ -92,15 +97,33 @@ def stream(
                     pieces.append(item)
                     events.put(Piece(index, item))
         except Exception as err:  # noqa: BLE001 - one column's crash must not end the others
-            events.put(Column(index, model, task, "".join(pieces), "error",
-                              f"{type(err).__name__}: {err}", first,
-                              time.perf_counter() - start, {}, None, "", ""))  # fmt: skip
+            events.put(
+                Column(
+                    index,
+                    model,
+                    task,
+                    "".join(pieces),
+                    "error",
+                    f"{type(err).__name__}: {err}",
+                    first,
+                    time.perf_counter() - start,
+                    {},
+                    None,
+                    "",
+                    "",
+                )
+            )
             return
-        events.put(_column(index, model, task, outcome, "".join(pieces), first,
-                           time.perf_counter() - start))  # fmt: skip
+        events.put(
+            _column(
+                index, model, task, outcome, "".join(pieces), first, time.perf_counter() - start
+            )
+        )
 
-    threads = [threading.Thread(target=run, args=(i, m), daemon=True, name=f"compare-{m}")
-               for i, m in enumerate(models)]  # fmt: skip
+    threads = [
+        threading.Thread(target=run, args=(i, m), daemon=True, name=f"compare-{m}")
+        for i, m in enumerate(models)
+    ]
     for t in threads:
         t.start()
     finished = 0
@@ -113,16 +136,27 @@ def stream(
 def _column(index, model, task, outcome, streamed: str, first, total) -> Column:
     result = outcome.result
     # For a chain, the compared model's own step is the column's answer.
-    own = next((s for s in (outcome.steps or (outcome,)) if s.route and s.route.model == model),
-               outcome)  # fmt: skip
+    own = next(
+        (s for s in (outcome.steps or (outcome,)) if s.route and s.route.model == model), outcome
+    )
     output = own.result.text if own.result else (streamed or (result.text if result else ""))
     files = [str(f) for f in own.result.files] if own.result else []
     if files:
         output = (output + "\n" if output else "") + "\n".join(files)
-    return Column(index, model, task, output, own.status, own.error, first, total,
-                  {"queue_s": own.queue_s, "load_s": own.load_s, "run_s": own.run_s},
-                  outcome.cost.as_dict() if outcome.cost else None,
-                  speed(task, own), outcome.request_id)  # fmt: skip
+    return Column(
+        index,
+        model,
+        task,
+        output,
+        own.status,
+        own.error,
+        first,
+        total,
+        {"queue_s": own.queue_s, "load_s": own.load_s, "run_s": own.run_s},
+        outcome.cost.as_dict() if outcome.cost else None,
+        speed(task, own),
+        outcome.request_id,
+    )
 
 
 def speed(task: str, outcome) -> str:
@@ -139,8 +173,14 @@ def speed(task: str, outcome) -> str:
     return ""
 
 
-def compare(assistant, text: str, models: Sequence[str], attachments: Sequence[Path] = (),
-            user: str = "local", on_piece=None) -> dict:  # fmt: skip
+def compare(
+    assistant,
+    text: str,
+    models: Sequence[str],
+    attachments: Sequence[Path] = (),
+    user: str = "local",
+    on_piece=None,
+) -> dict:
     """Run to the end; the `compare --json` contract, columns in the order asked."""
     columns: dict[int, Column] = {}
     compare_id = uuid.uuid4().hex[:12]
@@ -154,15 +194,25 @@ def compare(assistant, text: str, models: Sequence[str], attachments: Sequence[P
         "prompt": text,
         "attachments": [str(a) for a in attachments],
         "columns": [
-            {"model": c.model, "task": c.task, "output": c.output,
-             # Both rounded alike, so first ≤ total holds in the report as measured.
-             "timings": {**c.timings, "total_s": round(c.total_s, 4),
-                         "first_s": None if c.first_s is None else round(c.first_s, 4)},
-             "speed": c.speed, "cost": c.cost, "status": c.status, "error": c.error,
-             "request_id": c.request_id}
+            {
+                "model": c.model,
+                "task": c.task,
+                "output": c.output,
+                # Both rounded alike, so first ≤ total holds in the report as measured.
+                "timings": {
+                    **c.timings,
+                    "total_s": round(c.total_s, 4),
+                    "first_s": None if c.first_s is None else round(c.first_s, 4),
+                },
+                "speed": c.speed,
+                "cost": c.cost,
+                "status": c.status,
+                "error": c.error,
+                "request_id": c.request_id,
+            }
             for c in (columns[i] for i in range(len(models)))
         ],
-    }  # fmt: skip
+    }
     # Kept, so a vote given after reading the columns knows what was compared.
     saved = assistant.settings.home / "compares"
     saved.mkdir(parents=True, exist_ok=True)

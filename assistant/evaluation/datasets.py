@@ -49,8 +49,10 @@ def load(path: Path) -> tuple[Example, ...]:
     for line, row in rows:
         example = _example(row, line, path.parent)
         if example.id in seen:
-            raise BadInput(f"{path.name} line {line}: id '{example.id}' was already used on "
-                           f"line {seen[example.id]}; ids must be unique.")  # fmt: skip
+            raise BadInput(
+                f"{path.name} line {line}: id '{example.id}' was already used on "
+                f"line {seen[example.id]}; ids must be unique."
+            )
         seen[example.id] = line
         examples.append(example)
         if len(examples) > MAX_EXAMPLES:
@@ -80,8 +82,10 @@ def _csv_rows(path: Path):
         reader = csv.DictReader(f)
         missing = {"id", "input"} - set(reader.fieldnames or ())
         if missing:
-            raise BadInput(f"{path.name} line 1: the header lacks {', '.join(sorted(missing))} "
-                           f"(columns: {', '.join(FIELDS)}).")  # fmt: skip
+            raise BadInput(
+                f"{path.name} line 1: the header lacks {', '.join(sorted(missing))} "
+                f"(columns: {', '.join(FIELDS)})."
+            )
         for row in reader:
             number = reader.line_num
             row = {k: v for k, v in row.items() if k is not None}
@@ -95,8 +99,10 @@ def _example(row: dict, line: int, folder: Path) -> Example:
     where = f"line {line}"
     unknown = set(row) - set(FIELDS)
     if unknown:
-        raise BadInput(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; "
-                       f"a line has {', '.join(FIELDS)}.")  # fmt: skip
+        raise BadInput(
+            f"{where}: unknown field(s) {', '.join(sorted(unknown))}; "
+            f"a line has {', '.join(FIELDS)}."
+        )
     ident = row.get("id")
     if not isinstance(ident, (str, int)) or not str(ident).strip():
         raise BadInput(f"{where}: 'id' is missing or empty.")
@@ -113,16 +119,22 @@ def _example(row: dict, line: int, folder: Path) -> Example:
         expected = [expected]
     if not isinstance(expected, list) or not all(isinstance(e, str) for e in expected):
         raise BadInput(f"{where}: 'expected' must be a string or a list of strings.")
-    return Example(str(ident).strip(), text, tuple(_inside(folder, a, where) for a in attachments),
-                   tuple(expected))  # fmt: skip
+    return Example(
+        str(ident).strip(),
+        text,
+        tuple(_inside(folder, a, where) for a in attachments),
+        tuple(expected),
+    )
 
 
 def _inside(folder: Path, relative: str, where: str) -> Path:
     root = folder.resolve()
     target = (root / relative).resolve()
     if not target.is_relative_to(root):
-        raise BadInput(f"{where}: attachment '{relative}' lies outside the dataset's folder; "
-                       "keep attachments beside the dataset.")  # fmt: skip
+        raise BadInput(
+            f"{where}: attachment '{relative}' lies outside the dataset's folder; "
+            "keep attachments beside the dataset."
+        )
     if not target.is_file():
         raise BadInput(f"{where}: attachment '{relative}' does not exist.")
     return target

@@ -54,12 +54,18 @@ def task_for(assistant, models: Sequence[str], first: datasets.Example) -> str:
             return task
     able = ", ".join(e.id for e in assistant.catalog.for_task(routed)) or "none"
     wrong = ", ".join(e.id for e in entries if routed not in e.tasks)
-    raise BadInput(f"This dataset asks for {routed}, which {wrong} cannot serve. "
-                   f"Models that can: {able}.")  # fmt: skip
+    raise BadInput(
+        f"This dataset asks for {routed}, which {wrong} cannot serve. Models that can: {able}."
+    )
 
 
-def evaluate(assistant, dataset: Path, models: Sequence[str], metric_name: str | None = None,
-             progress: Callable[[int, int, ItemResult], None] | None = None) -> dict:  # fmt: skip
+def evaluate(
+    assistant,
+    dataset: Path,
+    models: Sequence[str],
+    metric_name: str | None = None,
+    progress: Callable[[int, int, ItemResult], None] | None = None,
+) -> dict:
     """Run every example on every model (resuming a run cut short) and return the report.
 
     The report is the `eval --json` contract of DESIGN.md: dataset, metric,
@@ -75,8 +81,10 @@ def evaluate(assistant, dataset: Path, models: Sequence[str], metric_name: str |
     if chosen.needs_expected:
         lacking = [e.id for e in examples if not e.expected]
         if lacking:
-            raise BadInput(f"Metric '{chosen.name}' needs 'expected' on every line; "
-                           f"missing for id {', '.join(lacking[:5])}.")  # fmt: skip
+            raise BadInput(
+                f"Metric '{chosen.name}' needs 'expected' on every line; "
+                f"missing for id {', '.join(lacking[:5])}."
+            )
     runs = assistant.settings.home / "evals"
     runs.mkdir(parents=True, exist_ok=True)
     path = runs / f"{run_key(dataset, models, chosen.name)}.jsonl"
@@ -101,28 +109,53 @@ def evaluate(assistant, dataset: Path, models: Sequence[str], metric_name: str |
         "task": task,
         "run": path.stem,
         "models": [_summary(m, [i for i in items if i.model == m], chosen) for m in models],
-        "items": [{"id": i.id, "model": i.model, "output": i.output, "score": i.score,
-                   "latency_s": i.latency_s, "status": i.status, "error": i.error}
-                  for i in items],  # fmt: skip
+        "items": [
+            {
+                "id": i.id,
+                "model": i.model,
+                "output": i.output,
+                "score": i.score,
+                "latency_s": i.latency_s,
+                "status": i.status,
+                "error": i.error,
+            }
+            for i in items
+        ],
     }
 
 
-def _run_one(assistant, example: datasets.Example, model: str, task: str,
-             chosen: Metric) -> ItemResult:  # fmt: skip
+def _run_one(
+    assistant, example: datasets.Example, model: str, task: str, chosen: Metric
+) -> ItemResult:
     # A speech model is judged on its transcript, not on what a text model makes of it.
-    request = Request(text=example.input, attachments=example.attachments, model=model,
-                      task=task, session_id="eval", temperature=0.0,
-                      transcribe_only=task == "asr")  # fmt: skip
+    request = Request(
+        text=example.input,
+        attachments=example.attachments,
+        model=model,
+        task=task,
+        session_id="eval",
+        temperature=0.0,
+        transcribe_only=task == "asr",
+    )
     outcome = assistant.ask(request, source="eval")
     # In a chain (speech, then its answer) the evaluated model's output is its own step's.
-    own = next((s for s in (outcome.steps or (outcome,)) if s.route and s.route.model == model),
-               outcome)  # fmt: skip
+    own = next(
+        (s for s in (outcome.steps or (outcome,)) if s.route and s.route.model == model), outcome
+    )
     output = own.result.text if own.result else ""
     score = chosen.score(output, example.expected) if own.status == "ok" else None
     cost = outcome.cost
-    return ItemResult(example.id, model, output, score, round(own.queue_s + own.run_s, 4),
-                      cost.usd_local if cost else 0.0, cost.usd_cloud if cost else None,
-                      own.status, own.error)  # fmt: skip
+    return ItemResult(
+        example.id,
+        model,
+        output,
+        score,
+        round(own.queue_s + own.run_s, 4),
+        cost.usd_local if cost else 0.0,
+        cost.usd_cloud if cost else None,
+        own.status,
+        own.error,
+    )
 
 
 def _load_items(path: Path) -> dict[tuple[str, str], ItemResult]:

@@ -61,9 +61,12 @@ _PUNCT = re.compile(r"[^\w\s']")
 # Whisper writes "platform 4" where a reference says "platform four": the
 # same words. Small numbers are spelled out before counting (as Whisper's
 # English normaliser does, in the other direction).
-_NUMBERS = dict(enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen twenty".split()))  # fmt: skip
+_NUMBERS = dict(
+    enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+        "fifteen sixteen seventeen eighteen nineteen twenty".split()
+    )
+)
 
 
 def words(text: str) -> list[str]:
@@ -93,8 +96,9 @@ def edit_distance(a: list[str], b: list[str]) -> int:
     for i, word in enumerate(a, start=1):
         current = [i]
         for j, other in enumerate(b, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1,
-                               previous[j - 1] + (word != other)))  # fmt: skip
+            current.append(
+                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word != other))
+            )
         previous = current
     return previous[-1]
 
@@ -124,14 +128,24 @@ def json_keys(output: str, expected: tuple[str, ...]) -> float:
 METRICS = {
     m.name: m
     for m in (
-        Metric("contains", True, True, contains,
-               "the output contains an expected string as whole words, case aside"),
+        Metric(
+            "contains",
+            True,
+            True,
+            contains,
+            "the output contains an expected string as whole words, case aside",
+        ),
         Metric("exact", True, True, exact, "the output is an expected string, case aside"),
         Metric("wer", False, True, wer, "word error rate against the reference transcript"),
-        Metric("json", True, False, json_keys,
-               "the output parses as a JSON object with the expected keys"),
+        Metric(
+            "json",
+            True,
+            False,
+            json_keys,
+            "the output parses as a JSON object with the expected keys",
+        ),
     )
-}  # fmt: skip
+}
 
 
 def metric(name: str) -> Metric:

@@ -36,8 +36,9 @@ class Rating:
     votes: int  # comparisons this model took part in
 
 
-def strengths(votes: Sequence[Vote], iterations: int = 200,
-              prior: float = PRIOR) -> dict[str, float]:  # fmt: skip
+def strengths(
+    votes: Sequence[Vote], iterations: int = 200, prior: float = PRIOR
+) -> dict[str, float]:
     """Bradley–Terry log-strengths (mean 0) by the MM algorithm; prior 0 is the plain MLE."""
     models = sorted({v.a for v in votes} | {v.b for v in votes})
     if not models:
@@ -88,8 +89,7 @@ def ratings(votes: Sequence[Vote], rounds: int = 200, seed: int = 0) -> list[Rat
         ordered = sorted(samples[m])
         low = ordered[int(0.025 * (len(ordered) - 1))]
         high = ordered[int(math.ceil(0.975 * (len(ordered) - 1)))]
-        out.append(Rating(m, 1000 + SCALE * s, 1000 + SCALE * low, 1000 + SCALE * high,
-                          counts[m]))  # fmt: skip
+        out.append(Rating(m, 1000 + SCALE * s, 1000 + SCALE * low, 1000 + SCALE * high, counts[m]))
     return sorted(out, key=lambda r: -r.score)
 
 

@@ -26,21 +26,24 @@ class Votes:
             db.execute("""CREATE TABLE IF NOT EXISTS votes (
                 id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, task TEXT NOT NULL,
                 a TEXT NOT NULL, b TEXT NOT NULL, outcome TEXT NOT NULL, user TEXT,
-                prompt TEXT)""")  # fmt: skip
+                prompt TEXT)""")
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=10)
 
-    def record(self, task: str, a: str, b: str, outcome: str, user: str = "local",
-               prompt: str = "") -> None:  # fmt: skip
+    def record(
+        self, task: str, a: str, b: str, outcome: str, user: str = "local", prompt: str = ""
+    ) -> None:
         if outcome not in OUTCOMES:
             raise BadInput(f"A vote is one of {', '.join(OUTCOMES)}; got '{outcome}'.")
         if a == b:
             raise BadInput("A vote compares two different models.")
         with self._lock, self._connect() as db:
-            db.execute("INSERT INTO votes (ts, task, a, b, outcome, user, prompt) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (time.time(), task, a, b, outcome, user, prompt[:500]))  # fmt: skip
+            db.execute(
+                "INSERT INTO votes (ts, task, a, b, outcome, user, prompt) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (time.time(), task, a, b, outcome, user, prompt[:500]),
+            )
 
     def all(self, task: str | None = None) -> list[Vote]:
         sql, args = "SELECT a, b, outcome FROM votes", ()
@@ -61,9 +64,18 @@ def leaderboard(votes: Votes, ledger, task: str | None = None) -> list[dict]:
     for t in [task] if task else votes.tasks():
         for rank, r in enumerate(ratings(votes.all(t)), start=1):
             stats = measured.get((r.model, t), {})
-            board.append({"task": t, "rank": rank, "model": r.model, "rating": round(r.score),
-                          "low": round(r.low), "high": round(r.high), "votes": r.votes,
-                          **stats})  # fmt: skip
+            board.append(
+                {
+                    "task": t,
+                    "rank": rank,
+                    "model": r.model,
+                    "rating": round(r.score),
+                    "low": round(r.low),
+                    "high": round(r.high),
+                    "votes": r.votes,
+                    **stats,
+                }
+            )
     return board
 
 
@@ -74,8 +86,10 @@ def _measured(ledger, recent: int = 5000) -> dict[tuple[str, str], dict]:
         if row["status"] == "ok" and row["model"]:
             seen.setdefault((row["model"], row["task"]), []).append(row)
     return {
-        key: {"run_s_p50": round(statistics.median(r["run_s"] or 0 for r in rows), 3),
-              "usd_local_p50": statistics.median(r["usd_local"] or 0 for r in rows),
-              "requests": len(rows)}
+        key: {
+            "run_s_p50": round(statistics.median(r["run_s"] or 0 for r in rows), 3),
+            "usd_local_p50": statistics.median(r["usd_local"] or 0 for r in rows),
+            "requests": len(rows),
+        }
         for key, rows in seen.items()
-    }  # fmt: skip
+    }

@@ -30,9 +30,14 @@ from assistant.ui.tune import build_tune_tab
 from models.base import BadInput, Message, Progress, Request
 
 PANEL_COLUMNS = [
-    "time", "model · task", "why (and what went wrong)", "queue / load / run s",
-    "what was counted", "$ here / cloud", "status",
-]  # fmt: skip
+    "time",
+    "model · task",
+    "why (and what went wrong)",
+    "queue / load / run s",
+    "what was counted",
+    "$ here / cloud",
+    "status",
+]
 
 
 CSS = """
@@ -59,8 +64,13 @@ ON_LOAD = """() => {
 def launch_options(settings=None) -> dict:
     # Uploads larger than this are refused by Gradio before they reach us.
     # Agents call the tools of assistant/ui/tools.py at /gradio_api/mcp/.
-    options = {"max_file_size": "200mb", "show_error": False, "mcp_server": True,
-               "css": CSS, "js": ON_LOAD}  # fmt: skip
+    options = {
+        "max_file_size": "200mb",
+        "show_error": False,
+        "mcp_server": True,
+        "css": CSS,
+        "js": ON_LOAD,
+    }
     if settings is not None and settings.auth:
         # Gradio's MCP server calls the app through a client that cannot log
         # in, so behind a login it would list tools and refuse every call.
@@ -74,9 +84,12 @@ def launch_options(settings=None) -> dict:
         # Pictures, speech and exports the app writes: Gradio copies an output into its
         # cache only from an allowed folder (or the checkout, or /tmp). The samples
         # are the welcome's example recording.
-        options["allowed_paths"] = [str(settings.documents_dir / "files"),
-                                    str(settings.home / "outputs"),
-                                    str(settings.home / "exports"), str(SAMPLES)]  # fmt: skip
+        options["allowed_paths"] = [
+            str(settings.documents_dir / "files"),
+            str(settings.home / "outputs"),
+            str(settings.home / "exports"),
+            str(SAMPLES),
+        ]
         # Never served or copied, whatever else allows them (blocked wins in Gradio):
         # the app's own databases, and the system's secrets.
         options["blocked_paths"] = blocked_paths(settings)
@@ -85,13 +98,26 @@ def launch_options(settings=None) -> dict:
 
 def blocked_paths(settings) -> list[str]:
     home = settings.home.resolve()
-    databases = [str(p) for pattern in ("*.sqlite*", "documents/*.sqlite*")
-                 for p in sorted(home.glob(pattern))]  # fmt: skip
-    for name in ("ledger.sqlite", "chats.sqlite", "upload_owners.sqlite",
-                 "documents/documents.sqlite"):  # fmt: skip
+    databases = [
+        str(p)
+        for pattern in ("*.sqlite*", "documents/*.sqlite*")
+        for p in sorted(home.glob(pattern))
+    ]
+    for name in (
+        "ledger.sqlite",
+        "chats.sqlite",
+        "upload_owners.sqlite",
+        "documents/documents.sqlite",
+    ):
         databases += [str(home / (name + tail)) for tail in ("", "-wal", "-shm", "-journal")]
-    return sorted(set(databases)) + [str(home / "documents" / "chroma"), "/proc", "/etc",
-                                     "/sys", "/root", "/dev"]  # fmt: skip
+    return sorted(set(databases)) + [
+        str(home / "documents" / "chroma"),
+        "/proc",
+        "/etc",
+        "/sys",
+        "/root",
+        "/dev",
+    ]
 
 
 def text_of(content) -> str:
@@ -128,8 +154,13 @@ def picture_options(steps, guidance, seed, size, negative, strength) -> tuple:
     blank default turned into 1 step and no guidance for anyone who opened
     the panel. 0 steps means nothing else; guidance 1 is how to turn it off.
     """
-    chosen = {"steps": steps or None, "guidance": guidance or None, "seed": seed,
-              "strength": strength, "negative": (negative or "").strip() or None}  # fmt: skip
+    chosen = {
+        "steps": steps or None,
+        "guidance": guidance or None,
+        "seed": seed,
+        "strength": strength,
+        "negative": (negative or "").strip() or None,
+    }
     if size and size != SIZE_DEFAULT:
         chosen.update(width=float(size), height=float(size))
     return tuple((k, v) for k, v in chosen.items() if v is not None and v != "")
@@ -147,8 +178,9 @@ def badge(outcome: Outcome) -> tuple[str, str]:
     if route is None:
         return "rejected before routing", outcome.error or ""
     usage = outcome.result.usage if outcome.result else None
-    units = f" · {units_text(usage.unit, route.task, usage.units_in, usage.units_out)}" \
-        if usage else ""
+    units = (
+        f" · {units_text(usage.unit, route.task, usage.units_in, usage.units_out)}" if usage else ""
+    )
     load = f" · cold load {outcome.load_s:.1f}s" if outcome.load_s > 0.05 else ""
     if outcome.evicted:  # this request made room, and paid for it
         load += f" (unloaded {', '.join(outcome.evicted)})"
@@ -156,7 +188,8 @@ def badge(outcome: Outcome) -> tuple[str, str]:
     if outcome.cost:
         cloud = outcome.cost.usd_cloud
         money = f" · {usd(outcome.cost.usd_local)} here" + (
-            f" vs {usd(cloud)} cloud" if cloud is not None else " (no cloud API does this)")
+            f" vs {usd(cloud)} cloud" if cloud is not None else " (no cloud API does this)"
+        )
     # A chain (speech, then the answer; or the answer, then its voice) names
     # every model in order; units are the last step's, time is the total.
     routes = [s.route for s in outcome.steps if s.route] or [route]
@@ -164,13 +197,17 @@ def badge(outcome: Outcome) -> tuple[str, str]:
     tasks = " → ".join(r.task for r in routes)
     title = f"{models} · {tasks} · {outcome.run_s:.1f}s{load}{units}{money}"
     others = ", ".join(_alternative(a) for a in route.alternatives) or "none"
-    details = (f"Why: {route.reason} (confidence {route.confidence:.2f}). "
-               f"Alternatives: {others}. Queue {outcome.queue_s:.2f}s, load {outcome.load_s:.2f}s, "
-               f"run {outcome.run_s:.2f}s on {outcome.device}.")  # fmt: skip
+    details = (
+        f"Why: {route.reason} (confidence {route.confidence:.2f}). "
+        f"Alternatives: {others}. Queue {outcome.queue_s:.2f}s, load {outcome.load_s:.2f}s, "
+        f"run {outcome.run_s:.2f}s on {outcome.device}."
+    )
     if outcome.cost:
         c = outcome.cost
-        details += (f" Energy {c.energy_j:.0f} J ({c.energy_method}). "
-                    f"Cloud price: {c.cloud_ref or 'no comparable API'}.")  # fmt: skip
+        details += (
+            f" Energy {c.energy_j:.0f} J ({c.energy_method}). "
+            f"Cloud price: {c.cloud_ref or 'no comparable API'}."
+        )
     return title, details
 
 
@@ -188,15 +225,17 @@ def panel_rows(assistant: Assistant, session_id: str, user: str | None = None) -
         why = r["reason"] or ""
         if r["error"]:  # the why column is the wide one: the reason fits there
             why = f"{why}\n⚠️ {r['error'][:200]}".strip()
-        rows.append([
-            time.strftime("%H:%M:%S", time.localtime(r["started_at"])),
-            f"{r['model'] or '-'} · {r['task'] or '-'}",
-            why,
-            f"{r['queue_s'] or 0:.2f} / {r['load_s'] or 0:.2f} / {r['run_s'] or 0:.2f}",
-            units_text(r["unit"], r["task"], r["units_in"], r["units_out"]),
-            f"{usd(r['usd_local'])} / {usd(r['usd_cloud'])}",
-            r["status"],
-        ])  # fmt: skip
+        rows.append(
+            [
+                time.strftime("%H:%M:%S", time.localtime(r["started_at"])),
+                f"{r['model'] or '-'} · {r['task'] or '-'}",
+                why,
+                f"{r['queue_s'] or 0:.2f} / {r['load_s'] or 0:.2f} / {r['run_s'] or 0:.2f}",
+                units_text(r["unit"], r["task"], r["units_in"], r["units_out"]),
+                f"{usd(r['usd_local'])} / {usd(r['usd_cloud'])}",
+                r["status"],
+            ]
+        )
     return rows
 
 
@@ -208,12 +247,22 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     pickable = _pickable_tasks(assistant)
 
     def respond(
-        message: dict | None, chat: list[dict] | None, chat_id: str | None = None,
-        speak: bool = False, system: str = "", template: str = NO_TEMPLATE, variables: str = "",
-        steps: float | None = None, guidance: float | None = None, seed: float = -1,
-        size: str = SIZE_DEFAULT, negative: str = "", strength: float = 0.6,
-        *picks: str, request: gr.Request = None,
-    ):  # fmt: skip
+        message: dict | None,
+        chat: list[dict] | None,
+        chat_id: str | None = None,
+        speak: bool = False,
+        system: str = "",
+        template: str = NO_TEMPLATE,
+        variables: str = "",
+        steps: float | None = None,
+        guidance: float | None = None,
+        seed: float = -1,
+        size: str = SIZE_DEFAULT,
+        negative: str = "",
+        strength: float = 0.6,
+        *picks: str,
+        request: gr.Request = None,
+    ):
         session_id = (request.session_hash if request else None) or "anonymous"
         user = user_of(request)
         message = message or {}
@@ -224,12 +273,19 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             # Whatever path a client sent: only this browser's own uploads (access.py).
             check_files(assistant.settings, request, files)
             chat_id, model_text, history, prompt = _prepare_turn(
-                assistant, user, chat_id, text, system, template, variables)  # fmt: skip
+                assistant, user, chat_id, text, system, template, variables
+            )
         except BadInput as err:
             # Nothing is lost: the message goes back into the box to fix and resend.
             gr.Warning(str(err))
-            yield gr.MultimodalTextbox(value=message), chat, gr.skip(), gr.skip(), chat_id, \
-                gr.skip()
+            yield (
+                gr.MultimodalTextbox(value=message),
+                chat,
+                gr.skip(),
+                gr.skip(),
+                chat_id,
+                gr.skip(),
+            )
             return
         for path in files:
             chat.append({"role": "user", "content": {"path": str(path)}})
@@ -239,17 +295,34 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         chat.append({"role": "assistant", "content": waiting_text(assistant)})
         # Saved before the model runs: a crash or a Stop never loses what was typed.
         # The paths too, so a reopened chat shows the pictures and recordings again.
-        assistant.chats.add(user, chat_id, "user", text, {
-            "files": [p.name for p in files], "paths": [str(p) for p in files],
-            **dict(prompt)})  # fmt: skip
-        yield (gr.MultimodalTextbox(value=None, interactive=False), chat, gr.skip(), gr.skip(),
-               chat_id, _chat_list(assistant, user, chat_id))  # fmt: skip
+        assistant.chats.add(
+            user,
+            chat_id,
+            "user",
+            text,
+            {"files": [p.name for p in files], "paths": [str(p) for p in files], **dict(prompt)},
+        )
+        yield (
+            gr.MultimodalTextbox(value=None, interactive=False),
+            chat,
+            gr.skip(),
+            gr.skip(),
+            chat_id,
+            _chat_list(assistant, user, chat_id),
+        )
 
         prefer = tuple((t, m) for t, m in zip(pickable, picks, strict=False) if m and m != AUTO)
-        req = Request(text=model_text, attachments=tuple(files), history=history,
-                      session_id=session_id, speak=bool(speak) and speech_ok,
-                      prefer=prefer, user=user, prompt=prompt, options=picture_options(
-                          steps, guidance, seed, size, negative, strength))  # fmt: skip
+        req = Request(
+            text=model_text,
+            attachments=tuple(files),
+            history=history,
+            session_id=session_id,
+            speak=bool(speak) and speech_ok,
+            prefer=prefer,
+            user=user,
+            prompt=prompt,
+            options=picture_options(steps, guidance, seed, size, negative, strength),
+        )
         reply = ""
         outcome = None
         cancel = threading.Event()
@@ -278,15 +351,31 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         cap = min(req.max_new_tokens, assistant.settings.max_new_tokens)
         _save_reply(assistant, user, chat_id, reply.strip(), outcome, cap=cap)
         chat[-1:] = reply_messages(saved_reply(reply.strip(), outcome, cap=cap))
-        yield (gr.MultimodalTextbox(value=None, interactive=True), chat,
-               panel_rows(assistant, session_id, user), resident_text(assistant), chat_id,
-               _chat_list(assistant, user, chat_id))  # fmt: skip
+        yield (
+            gr.MultimodalTextbox(value=None, interactive=True),
+            chat,
+            panel_rows(assistant, session_id, user),
+            resident_text(assistant),
+            chat_id,
+            _chat_list(assistant, user, chat_id),
+        )
 
-    def rerun(chat: list[dict] | None, chat_id: str | None = None, speak: bool = False,
-              system: str = "", template: str = NO_TEMPLATE, variables: str = "",
-              steps: float | None = None, guidance: float | None = None, seed: float = -1,
-              size: str = SIZE_DEFAULT, negative: str = "", strength: float = 0.6,
-              *picks: str, request: gr.Request = None):  # fmt: skip
+    def rerun(
+        chat: list[dict] | None,
+        chat_id: str | None = None,
+        speak: bool = False,
+        system: str = "",
+        template: str = NO_TEMPLATE,
+        variables: str = "",
+        steps: float | None = None,
+        guidance: float | None = None,
+        seed: float = -1,
+        size: str = SIZE_DEFAULT,
+        negative: str = "",
+        strength: float = 0.6,
+        *picks: str,
+        request: gr.Request = None,
+    ):
         """Ask the last message again (with the models picked now), replacing its answer."""
         chat = list(chat or [])
         last = max((i for i, m in enumerate(chat) if m.get("role") == "user"), default=None)
@@ -310,17 +399,34 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         message = {"text": text, "files": files}
         # The earlier answers stay, folded under the question and numbered.
         earlier = fold_answers(chat[last + 1 :])
-        turns = respond(message, chat[:first], chat_id, speak, system, template, variables,
-                        steps, guidance, seed, size, negative, strength, *picks,
-                        request=request)  # fmt: skip
+        turns = respond(
+            message,
+            chat[:first],
+            chat_id,
+            speak,
+            system,
+            template,
+            variables,
+            steps,
+            guidance,
+            seed,
+            size,
+            negative,
+            strength,
+            *picks,
+            request=request,
+        )
         for out in turns:
             shown = out[1]
             if isinstance(shown, list):
                 if len(shown) <= last:  # refused before it started: the chat as it was
                     shown = chat
                 else:
-                    shown = shown[: last + 1] + earlier + number_answer(
-                        shown[last + 1 :], len(earlier) + 1)  # fmt: skip
+                    shown = (
+                        shown[: last + 1]
+                        + earlier
+                        + number_answer(shown[last + 1 :], len(earlier) + 1)
+                    )
                 out = (out[0], shown, *out[2:])
             yield out
 
@@ -330,8 +436,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         for warning in assistant.warnings:
             gr.Markdown(f"⚠️ {warning}", elem_classes="warning")
         with gr.Tab("Chat"):
-            chatbot = gr.Chatbot(label="Chat", height=520, elem_id="chat",
-                                 placeholder=WELCOME, examples=examples())  # fmt: skip
+            chatbot = gr.Chatbot(
+                label="Chat", height=520, elem_id="chat", placeholder=WELCOME, examples=examples()
+            )
             box = gr.MultimodalTextbox(
                 placeholder="Ask something, attach audio, images or documents, or record…",
                 sources=["upload", "microphone"],
@@ -341,41 +448,72 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             )
             with gr.Row():
                 speak = gr.Checkbox(
-                    label="Speak replies" if speech_ok else
-                    "Speak replies (install the optional Piper extra: make tts)",
-                    value=False, interactive=speech_ok, elem_id="speak", scale=3,
-                )  # fmt: skip
+                    label="Speak replies"
+                    if speech_ok
+                    else "Speak replies (install the optional Piper extra: make tts)",
+                    value=False,
+                    interactive=speech_ok,
+                    elem_id="speak",
+                    scale=3,
+                )
                 # Shown only while a reply runs (CSS): a red button at rest reads as an alarm.
-                stop_btn = gr.Button("■ Stop", size="sm", variant="stop", elem_id="stop",
-                                     scale=1)  # fmt: skip
-                rerun_btn = gr.Button("Re-run last message with the models picked",
-                                      size="sm", elem_id="rerun", scale=2)  # fmt: skip
+                stop_btn = gr.Button("■ Stop", size="sm", variant="stop", elem_id="stop", scale=1)
+                rerun_btn = gr.Button(
+                    "Re-run last message with the models picked",
+                    size="sm",
+                    elem_id="rerun",
+                    scale=2,
+                )
             with gr.Row(equal_height=False):
                 with gr.Column(scale=1, min_width=300):
                     prompt = build_prompt_controls(assistant)
-                    with gr.Accordion("Models: pick one per task (auto lets the router choose)",
-                                      open=False):  # fmt: skip
+                    with gr.Accordion(
+                        "Models: pick one per task (auto lets the router choose)", open=False
+                    ):
                         pickers = [
-                            gr.Dropdown([(AUTO, AUTO)] + ids, value=AUTO, label=task,
-                                        elem_id=f"pick-{task}")  # fmt: skip
+                            gr.Dropdown(
+                                [(AUTO, AUTO)] + ids, value=AUTO, label=task, elem_id=f"pick-{task}"
+                            )
                             for task, ids in pickable.items()
                         ]
                 with gr.Column(scale=1, min_width=300):
                     with gr.Accordion("Pictures: steps, guidance, seed, size, edits", open=False):
                         picture = [
-                            gr.Number(0, precision=0, minimum=0, maximum=100, elem_id="steps",
-                                      label="Steps (0: the model's own, e.g. 1 for turbo)"),
-                            gr.Number(0, minimum=0, maximum=20, elem_id="guidance",
-                                      label="Guidance (0: the model's own; 1 turns it off)"),
-                            gr.Number(-1, precision=0, elem_id="seed",
-                                      label="Seed (-1: new each time; a picture's seed "
-                                            "redraws it)"),
-                            gr.Dropdown([SIZE_DEFAULT, "256", "512", "768", "1024"],
-                                        value=SIZE_DEFAULT, label="Size (square, pixels)"),
+                            gr.Number(
+                                0,
+                                precision=0,
+                                minimum=0,
+                                maximum=100,
+                                elem_id="steps",
+                                label="Steps (0: the model's own, e.g. 1 for turbo)",
+                            ),
+                            gr.Number(
+                                0,
+                                minimum=0,
+                                maximum=20,
+                                elem_id="guidance",
+                                label="Guidance (0: the model's own; 1 turns it off)",
+                            ),
+                            gr.Number(
+                                -1,
+                                precision=0,
+                                elem_id="seed",
+                                label="Seed (-1: new each time; a picture's seed redraws it)",
+                            ),
+                            gr.Dropdown(
+                                [SIZE_DEFAULT, "256", "512", "768", "1024"],
+                                value=SIZE_DEFAULT,
+                                label="Size (square, pixels)",
+                            ),
                             gr.Textbox("", label="Negative prompt (what to keep out)", lines=1),
-                            gr.Slider(0.1, 1.0, value=0.6, step=0.05, label="Edit strength "
-                                      "(attach a picture: how far to move from it)"),
-                        ]  # fmt: skip
+                            gr.Slider(
+                                0.1,
+                                1.0,
+                                value=0.6,
+                                step=0.05,
+                                label="Edit strength (attach a picture: how far to move from it)",
+                            ),
+                        ]
             # The whole width: seven columns in a third of the page wrapped a
             # letter at a time.
             gr.Markdown("**Requests this session** — model, why, and time spent")
@@ -402,13 +540,12 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         outputs = [box, chatbot, panel, resident, chat_id, listing]
         prompt_in = [prompt.system, prompt.template, prompt.variables]
         inputs = [chat_id, speak, *prompt_in, *picture, *pickers]
-        sent = box.submit(with_request(respond), [box, chatbot, *inputs], outputs,
-                          api_name="chat")  # fmt: skip
-        again = rerun_btn.click(with_request(rerun), [chatbot, *inputs], outputs,
-                                api_name="rerun")  # fmt: skip
+        sent = box.submit(with_request(respond), [box, chatbot, *inputs], outputs, api_name="chat")
+        again = rerun_btn.click(with_request(rerun), [chatbot, *inputs], outputs, api_name="rerun")
         # An example prompt under the welcome is a click: it goes into the box and is sent.
         tried = chatbot.example_select(_example_message, None, box).then(
-            with_request(respond), [box, chatbot, *inputs], outputs)  # fmt: skip
+            with_request(respond), [box, chatbot, *inputs], outputs
+        )
         running = [sent, again, tried]
         stop_btn.click(None, None, None, cancels=running)
         # A stopped reply leaves the box disabled: give it back.
@@ -424,8 +561,11 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 r["status"] == "started" for r in assistant.ledger.rows(session_id, limit=5)
             ):
                 time.sleep(0.1)
-            return (chat, panel_rows(assistant, session_id, user_of(request)),
-                    resident_text(assistant))
+            return (
+                chat,
+                panel_rows(assistant, session_id, user_of(request)),
+                resident_text(assistant),
+            )
 
         stop_btn.click(mark_stopped, chatbot, [chatbot, panel, resident])
         # A new tab shows what is loaded now, not what was when the app started.
@@ -453,8 +593,13 @@ def examples() -> list[dict]:
     ]
     recording = SAMPLES / "weather.flac"
     if recording.is_file():
-        shown.append({"text": "transcribe this", "files": [str(recording)],
-                      "display_text": "Transcribe a recording"})  # fmt: skip
+        shown.append(
+            {
+                "text": "transcribe this",
+                "files": [str(recording)],
+                "display_text": "Transcribe a recording",
+            }
+        )
     return shown
 
 
@@ -481,8 +626,15 @@ def with_request(handler):
     return event
 
 
-def _prepare_turn(assistant: Assistant, user: str, chat_id: str | None, text: str,
-                  system: str, template: str, variables: str):  # fmt: skip
+def _prepare_turn(
+    assistant: Assistant,
+    user: str,
+    chat_id: str | None,
+    text: str,
+    system: str,
+    template: str,
+    variables: str,
+):
     """(chat id, text for the model, history, prompt record): the saved chat, its
     system prompt and the chosen template applied. Raises BadInput on a bad template."""
     chats = assistant.chats
@@ -502,8 +654,9 @@ def _prepare_turn(assistant: Assistant, user: str, chat_id: str | None, text: st
     return chat_id, text, history, tuple(prompt.items())
 
 
-def saved_reply(text: str, outcome: Outcome | None, stopped: bool = False,
-                cap: int = 0) -> tuple[str, dict]:  # fmt: skip
+def saved_reply(
+    text: str, outcome: Outcome | None, stopped: bool = False, cap: int = 0
+) -> tuple[str, dict]:
     """(text, meta) of a reply as the chat store keeps it: everything its
     bubble shows (notes, sources, files, the full badge), so reopening the
     chat shows the same reply, not a bare model name."""
@@ -521,13 +674,22 @@ def saved_reply(text: str, outcome: Outcome | None, stopped: bool = False,
         if result is not None:
             notes = list(result.notes)
             usage = result.usage
-            if (outcome.status == "ok" and not stopped and cap and usage
-                    and usage.unit == "tokens" and usage.units_out >= cap):  # fmt: skip
-                notes.append(f"Cut at the {cap}-token cap on a reply "
-                             "(ASSISTANT_MAX_NEW_TOKENS sets it).")  # fmt: skip
-            meta.update(notes=notes, files=[str(f) for f in result.files],
-                        citations=[{k: v for k, v in c.items() if k != "text"}
-                                   for c in result.citations])  # fmt: skip
+            if (
+                outcome.status == "ok"
+                and not stopped
+                and cap
+                and usage
+                and usage.unit == "tokens"
+                and usage.units_out >= cap
+            ):
+                notes.append(
+                    f"Cut at the {cap}-token cap on a reply (ASSISTANT_MAX_NEW_TOKENS sets it)."
+                )
+            meta.update(
+                notes=notes,
+                files=[str(f) for f in result.files],
+                citations=[{k: v for k, v in c.items() if k != "text"} for c in result.citations],
+            )
         meta["badge"] = list(badge(outcome))
     return text, meta
 
@@ -543,8 +705,13 @@ def fold_answers(answers: list[dict]) -> list[dict]:
     def close() -> None:
         nonlocal text, badge_title
         if text.strip() or badge_title:
-            folded.append({"role": "assistant", "content": text.strip() or "(no text)",
-                           "metadata": {"title": badge_title, "status": "done"}})  # fmt: skip
+            folded.append(
+                {
+                    "role": "assistant",
+                    "content": text.strip() or "(no text)",
+                    "metadata": {"title": badge_title, "status": "done"},
+                }
+            )
         text, badge_title = "", ""
 
     for message in answers:
@@ -562,8 +729,12 @@ def fold_answers(answers: list[dict]) -> list[dict]:
     out = []
     for n, message in enumerate(folded, 1):
         title = re.sub(r"^Answer \d+ of \d+ · ", "", message["metadata"]["title"])
-        out.append({**message, "metadata": {**message["metadata"],
-                                            "title": f"Answer {n} of {total} · {title}"}})
+        out.append(
+            {
+                **message,
+                "metadata": {**message["metadata"], "title": f"Answer {n} of {total} · {title}"},
+            }
+        )
     return out
 
 
@@ -573,8 +744,10 @@ def number_answer(messages: list[dict], n: int) -> list[dict]:
     for message in messages:
         title = (message.get("metadata") or {}).get("title")
         if title and n > 1 and not title.startswith("Answer "):
-            message = {**message, "metadata": {**message["metadata"],
-                                               "title": f"Answer {n} of {n} · {title}"}}
+            message = {
+                **message,
+                "metadata": {**message["metadata"], "title": f"Answer {n} of {n} · {title}"},
+            }
         out.append(message)
     return out
 
@@ -591,8 +764,12 @@ def with_stopped_note(chat: list[dict]) -> list[dict]:
         if isinstance(content, str):
             chat[i] = {**message, "content": content + STOPPED}
             return chat
-        if isinstance(content, list) and content and isinstance(content[-1], dict) \
-                and content[-1].get("type") == "text":  # fmt: skip
+        if (
+            isinstance(content, list)
+            and content
+            and isinstance(content[-1], dict)
+            and content[-1].get("type") == "text"
+        ):
             last = {**content[-1], "text": content[-1]["text"] + STOPPED}
             chat[i] = {**message, "content": [*content[:-1], last]}
             return chat
@@ -605,8 +782,15 @@ def waiting_text(assistant: Assistant) -> str:
     return "*Working…*"
 
 
-def _save_reply(assistant: Assistant, user: str, chat_id: str, text: str,
-                outcome: Outcome | None, stopped: bool = False, cap: int = 0) -> None:  # fmt: skip
+def _save_reply(
+    assistant: Assistant,
+    user: str,
+    chat_id: str,
+    text: str,
+    outcome: Outcome | None,
+    stopped: bool = False,
+    cap: int = 0,
+) -> None:
     saved, meta = saved_reply(text, outcome, stopped, cap)
     try:
         assistant.chats.add(user, chat_id, "assistant", saved, meta)
@@ -625,12 +809,15 @@ def _pickable_tasks(assistant: Assistant) -> dict[str, list[tuple[str, str]]]:
     weights = assistant.settings.weights_dir
     tasks: dict[str, list[tuple[str, str]]] = {}
     for task in TASKS:
-        entries = [(e, *e.availability(weights)) for e in assistant.catalog.for_task(task)
-                   if e.built]  # fmt: skip
+        entries = [
+            (e, *e.availability(weights)) for e in assistant.catalog.for_task(task) if e.built
+        ]
         entries.sort(key=lambda item: not item[1])
         if entries:
-            tasks[task] = [(e.id if ok else f"{e.id} — cannot load here ({why})", e.id)
-                           for e, ok, why in entries]  # fmt: skip
+            tasks[task] = [
+                (e.id if ok else f"{e.id} — cannot load here ({why})", e.id)
+                for e, ok, why in entries
+            ]
     return tasks
 
 
@@ -640,8 +827,10 @@ def resident_text(assistant: Assistant) -> str:
         return "Loaded models: none yet (the first request to each model pays its load)."
     total = sum(m["memory_mb"] for m in loaded)
     names = ", ".join(f"{m['model']} ({m['memory_mb']} MB, {m['device']})" for m in loaded)
-    return (f"Loaded models: {names} — {total:,} of {assistant.pool.budget_mb:,.0f} MB "
-            "budget (ASSISTANT_MEMORY_GB).")  # fmt: skip
+    return (
+        f"Loaded models: {names} — {total:,} of {assistant.pool.budget_mb:,.0f} MB "
+        "budget (ASSISTANT_MEMORY_GB)."
+    )
 
 
 def _tts_available(assistant: Assistant) -> bool:

@@ -38,17 +38,25 @@ def template_choices(assistant: Assistant) -> list[tuple[str, str]]:
 def build_prompt_controls(assistant: Assistant) -> PromptControls:
     with gr.Accordion("Prompt: system prompt and templates (saved with the chat)", open=False):
         system = gr.Textbox(
-            label="System prompt for this chat", value="", lines=2, elem_id="system",
+            label="System prompt for this chat",
+            value="",
+            lines=2,
+            elem_id="system",
             placeholder="e.g. You are a concise assistant for a bakery.",
-        )  # fmt: skip
+        )
         template = gr.Dropdown(
-            template_choices(assistant), value=NO_TEMPLATE,
-            label="Template (zero-, one- or few-shot)", elem_id="template",
-        )  # fmt: skip
+            template_choices(assistant),
+            value=NO_TEMPLATE,
+            label="Template (zero-, one- or few-shot)",
+            elem_id="template",
+        )
         variables = gr.Textbox(
-            label="Template variables, name=value per line", value="", lines=2,
-            elem_id="variables", placeholder="sentences=2",
-        )  # fmt: skip
+            label="Template variables, name=value per line",
+            value="",
+            lines=2,
+            elem_id="variables",
+            placeholder="sentences=2",
+        )
     return PromptControls(system, template, variables)
 
 
@@ -75,8 +83,14 @@ def chatbot_messages(turns: list[Turn]) -> list[dict]:
     return out
 
 
-def build_chat_sidebar(assistant: Assistant, user_of, chat_id: gr.State, chatbot: gr.Chatbot,
-                       prompt: PromptControls, demo: gr.Blocks) -> gr.Radio:  # fmt: skip
+def build_chat_sidebar(
+    assistant: Assistant,
+    user_of,
+    chat_id: gr.State,
+    chatbot: gr.Chatbot,
+    prompt: PromptControls,
+    demo: gr.Blocks,
+) -> gr.Radio:
     chats = assistant.chats
     with gr.Sidebar(label="Chats", open=True, elem_id="sidebar"):
         new = gr.Button("+ New chat", elem_id="new-chat")
@@ -84,8 +98,7 @@ def build_chat_sidebar(assistant: Assistant, user_of, chat_id: gr.State, chatbot
         with gr.Accordion("Rename, delete, export", open=False):
             title = gr.Textbox(label="Name", elem_id="chat-title")
             rename = gr.Button("Rename", size="sm", elem_id="rename-chat")
-            delete = gr.Button("Delete this chat", size="sm", variant="stop",
-                               elem_id="delete-chat")  # fmt: skip
+            delete = gr.Button("Delete this chat", size="sm", variant="stop", elem_id="delete-chat")
             fmt = gr.Radio([("Markdown", "md"), ("JSON", "json")], value="md", label="Export as")
             export = gr.Button("Export", size="sm", elem_id="export-chat")
             exported = gr.File(label="Exported chat", interactive=False, elem_id="exported")
@@ -104,8 +117,12 @@ def build_chat_sidebar(assistant: Assistant, user_of, chat_id: gr.State, chatbot
         except BadInput as err:
             gr.Warning(str(err))
             return None, [], "", listed(request)
-        return selected, chatbot_messages(chats.turns(user, selected)), info.system_prompt, \
-            gr.Textbox(value=info.title)
+        return (
+            selected,
+            chatbot_messages(chats.turns(user, selected)),
+            info.system_prompt,
+            gr.Textbox(value=info.title),
+        )
 
     def new_chat():
         return None, [], "", gr.Radio(value=None)
@@ -160,7 +177,11 @@ def build_chat_sidebar(assistant: Assistant, user_of, chat_id: gr.State, chatbot
     rename.click(do_rename, [chat_id, title], listing)
     # Asked first: a deleted chat cannot come back. The browser's answer travels in
     # a hidden box (the open chat is server-side State, which the browser cannot change).
-    delete.click(do_delete, [chat_id, answer], [chat_id, chatbot, prompt.system, listing],
-                 js="(id, a) => [id, confirm('Delete this chat for good?') ? 'yes' : 'no']")
+    delete.click(
+        do_delete,
+        [chat_id, answer],
+        [chat_id, chatbot, prompt.system, listing],
+        js="(id, a) => [id, confirm('Delete this chat for good?') ? 'yes' : 'no']",
+    )
     export.click(do_export, [chat_id, fmt], exported)
     return listing

@@ -21,8 +21,16 @@ from assistant.ui.render import safe_markdown
 from models.base import AssistantError, BadInput
 
 LABELS = "ABCD"
-BOARD_COLUMNS = ["task", "#", "model", "rating", "95% interval", "votes", "median run s",
-                 "median $ here"]  # fmt: skip
+BOARD_COLUMNS = [
+    "task",
+    "#",
+    "model",
+    "rating",
+    "95% interval",
+    "votes",
+    "median run s",
+    "median $ here",
+]
 FEW = 5  # votes a model needs before its interval means anything
 VOTES = {"A is better": "a", "B is better": "b", "Tie": "tie", "Both bad": "both_bad"}
 
@@ -39,8 +47,7 @@ def board_rows(assistant: Assistant) -> list[list]:
         # A bootstrap of one or two votes resamples the same votes: its interval
         # looks certain and is not. Say so instead of printing it.
         interval = f"{r['low']}–{r['high']}" if r["votes"] >= FEW else f"needs {FEW}+ votes"
-        rows.append([r["task"], r["rank"], r["model"], r["rating"], interval, r["votes"], run,
-                     usd])  # fmt: skip
+        rows.append([r["task"], r["rank"], r["model"], r["rating"], interval, r["votes"], run, usd])
     return rows
 
 
@@ -91,17 +98,27 @@ def models_here(assistant: Assistant) -> list[str]:
 def build_compare_tab(assistant: Assistant, tab: gr.Tab) -> None:
     text_models = models_here(assistant)
     with gr.Row():
-        prompt = gr.Textbox(label="Prompt", lines=2, scale=4, elem_id="compare-prompt",
-                            placeholder="One prompt for every model, e.g. 'Explain DNS in two "
-                            "sentences.'")  # fmt: skip
-        attach = gr.File(label="Attachment (optional)", scale=1, height=110,
-                         elem_id="compare-file")  # fmt: skip
+        prompt = gr.Textbox(
+            label="Prompt",
+            lines=2,
+            scale=4,
+            elem_id="compare-prompt",
+            placeholder="One prompt for every model, e.g. 'Explain DNS in two sentences.'",
+        )
+        attach = gr.File(label="Attachment (optional)", scale=1, height=110, elem_id="compare-file")
     with gr.Row():
-        models = gr.Dropdown(text_models, multiselect=True, max_choices=MAX_MODELS,
-                             label="Models (2 to 4, of the same task)", scale=4,
-                             value=_two_defaults(assistant), elem_id="compare-models")  # fmt: skip
-        blind = gr.Checkbox(True, label="Blind: hide the names until I vote", scale=1,
-                            elem_id="compare-blind")  # fmt: skip
+        models = gr.Dropdown(
+            text_models,
+            multiselect=True,
+            max_choices=MAX_MODELS,
+            label="Models (2 to 4, of the same task)",
+            scale=4,
+            value=_two_defaults(assistant),
+            elem_id="compare-models",
+        )
+        blind = gr.Checkbox(
+            True, label="Blind: hide the names until I vote", scale=1, elem_id="compare-blind"
+        )
         go = gr.Button("Compare", variant="primary", scale=1, elem_id="compare-go")
     shown = gr.State([])  # the models in the order their columns show, for the vote
     task = gr.State("")
@@ -111,14 +128,18 @@ def build_compare_tab(assistant: Assistant, tab: gr.Tab) -> None:
             for n in range(MAX_MODELS)
         ]
     with gr.Row(visible=False, elem_id="compare-votes") as vote_row:
-        buttons = [gr.Button(label, size="sm", elem_id=f"vote-{code}")
-                   for label, code in VOTES.items()]  # fmt: skip
+        buttons = [
+            gr.Button(label, size="sm", elem_id=f"vote-{code}") for label, code in VOTES.items()
+        ]
     said = gr.Markdown(elem_id="compare-said")
-    gr.Markdown("**Leaderboard** — Bradley–Terry ratings from your votes, with a 95% "
-                "interval (wide until there are many votes), beside what each model "
-                "measured on this machine")  # fmt: skip
-    board = gr.Dataframe(headers=BOARD_COLUMNS, value=board_rows(assistant), interactive=False,
-                         elem_id="leaderboard")  # fmt: skip
+    gr.Markdown(
+        "**Leaderboard** — Bradley–Terry ratings from your votes, with a 95% "
+        "interval (wide until there are many votes), beside what each model "
+        "measured on this machine"
+    )
+    board = gr.Dataframe(
+        headers=BOARD_COLUMNS, value=board_rows(assistant), interactive=False, elem_id="leaderboard"
+    )
 
     def run(text, file, chosen, is_blind, request: gr.Request):
         chosen = list(chosen or [])
@@ -137,8 +158,10 @@ def build_compare_tab(assistant: Assistant, tab: gr.Tab) -> None:
         done: dict[int, Column] = {}
 
         def view():
-            cells = [gr.Markdown(cell(n, m, is_blind, texts[n], done.get(n)), visible=True)
-                     for n, m in enumerate(chosen)]  # fmt: skip
+            cells = [
+                gr.Markdown(cell(n, m, is_blind, texts[n], done.get(n)), visible=True)
+                for n, m in enumerate(chosen)
+            ]
             return cells + hidden
 
         yield (*view(), gr.Row(visible=False), "", chosen, task_name)
@@ -150,12 +173,14 @@ def build_compare_tab(assistant: Assistant, tab: gr.Tab) -> None:
                 done[event.column] = event
             yield (*view(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
         ask_vote = len(chosen) == 2
-        note = "Which answer is better? Your vote ranks the models below." if ask_vote else \
-            "Votes rank two models at a time: compare two to vote."
+        note = (
+            "Which answer is better? Your vote ranks the models below."
+            if ask_vote
+            else "Votes rank two models at a time: compare two to vote."
+        )
         yield (*view(), gr.Row(visible=ask_vote), note, chosen, task_name)
 
-    tab.select(lambda: gr.Dropdown(choices=models_here(assistant)), None, models,
-               api_name=False)  # fmt: skip
+    tab.select(lambda: gr.Dropdown(choices=models_here(assistant)), None, models, api_name=False)
     outputs = [*columns, vote_row, said, shown, task]
     go.click(run, [prompt, attach, models, blind], outputs, api_name=False)
     prompt.submit(run, [prompt, attach, models, blind], outputs, api_name=False)
@@ -165,8 +190,9 @@ def build_compare_tab(assistant: Assistant, tab: gr.Tab) -> None:
         def vote(order, task_name, text, request: gr.Request, code=code):
             if len(order) != 2:
                 return gr.skip(), gr.skip(), gr.skip()
-            votes_of(assistant).record(task_name, order[0], order[1], code, user_of(request),
-                                       text or "")  # fmt: skip
+            votes_of(assistant).record(
+                task_name, order[0], order[1], code, user_of(request), text or ""
+            )
             reveal = f"Recorded. **A** was `{order[0]}`, **B** was `{order[1]}`."
             return gr.Row(visible=False), reveal, board_rows(assistant)
 
@@ -176,6 +202,9 @@ def build_compare_tab(assistant: Assistant, tab: gr.Tab) -> None:
 def _two_defaults(assistant: Assistant) -> list[str]:
     """Two text models that can load here, so the first click compares something real."""
     weights = assistant.settings.weights_dir
-    ready = [e.id for e in assistant.catalog.for_task("text")
-             if e.built and e.availability(weights)[0] and not e.endpoint]  # fmt: skip
+    ready = [
+        e.id
+        for e in assistant.catalog.for_task("text")
+        if e.built and e.availability(weights)[0] and not e.endpoint
+    ]
     return ready[:2]

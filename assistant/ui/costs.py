@@ -33,8 +33,7 @@ def finished_frame(assistant: Assistant, user: str | None = None) -> pd.DataFram
     Requests rejected before routing (empty, unknown model) cost nothing and
     name no real model, so they stay in the ledger and out of the plots.
     """
-    rows = [r for r in assistant.ledger.rows(user=user)
-            if r["status"] != "started" and r["task"]]  # fmt: skip
+    rows = [r for r in assistant.ledger.rows(user=user) if r["status"] != "started" and r["task"]]
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     families = {e.id: e.family for e in assistant.catalog.entries.values()}
     frame["family"] = frame["model"].map(families).fillna("?").astype(str)
@@ -51,12 +50,19 @@ def finished_frame(assistant: Assistant, user: str | None = None) -> pd.DataFram
 
 def totals(frame: pd.DataFrame, by: str) -> pd.DataFrame:
     if frame.empty:
-        return pd.DataFrame(columns=[by, "requests", "device_s", "usd_local", "usd_cloud",
-                                     "saving_usd"])  # fmt: skip
-    grouped = frame.groupby(by).agg(
-        requests=("request_id", "count"), device_s=("device_seconds", "sum"),
-        usd_local=("usd_local", "sum"), usd_cloud=("usd_cloud", "sum"),
-    ).reset_index()  # fmt: skip
+        return pd.DataFrame(
+            columns=[by, "requests", "device_s", "usd_local", "usd_cloud", "saving_usd"]
+        )
+    grouped = (
+        frame.groupby(by)
+        .agg(
+            requests=("request_id", "count"),
+            device_s=("device_seconds", "sum"),
+            usd_local=("usd_local", "sum"),
+            usd_cloud=("usd_cloud", "sum"),
+        )
+        .reset_index()
+    )
     grouped["saving_usd"] = grouped["usd_cloud"] - grouped["usd_local"]
     return grouped.round(6)
 
@@ -83,8 +89,12 @@ def build_costs_tab(assistant: Assistant, tab: gr.Tab) -> None:
     def refresh(request: gr.Request = None):
         frame = finished_frame(assistant, user_filter(assistant, request))
         by_model = totals(frame, "model")
-        saving = by_model.melt(id_vars="model", value_vars=["usd_local", "usd_cloud"],
-                               var_name="where", value_name="usd")  # fmt: skip
+        saving = by_model.melt(
+            id_vars="model",
+            value_vars=["usd_local", "usd_cloud"],
+            var_name="where",
+            value_name="usd",
+        )
         saving["usd"] = saving["usd"].astype(float)  # a number even with no rows
         saving["where"] = saving["where"].map({"usd_local": "here", "usd_cloud": "cloud"})
         # The browser builds a plot's chart once, from its first data, and
@@ -97,9 +107,13 @@ def build_costs_tab(assistant: Assistant, tab: gr.Tab) -> None:
         def plot(kind, data: pd.DataFrame, legend: list[str]):
             return kind(value=None if data.empty else data, colors_in_legend=legend)
 
-        return (plot(gr.ScatterPlot, frame, models), plot(gr.ScatterPlot, frame, models),
-                by_model, plot(gr.BarPlot, saving, models),
-                totals(frame, "family"))  # fmt: skip
+        return (
+            plot(gr.ScatterPlot, frame, models),
+            plot(gr.ScatterPlot, frame, models),
+            by_model,
+            plot(gr.BarPlot, saving, models),
+            totals(frame, "family"),
+        )
 
     gr.Markdown(
         "Every request's cost from the ledger: **here** is device-seconds × the "
@@ -110,20 +124,41 @@ def build_costs_tab(assistant: Assistant, tab: gr.Tab) -> None:
     refresh_btn = gr.Button("Refresh", size="sm", elem_id="costs-refresh")
     with gr.Row():
         # "%H:%M": Vega's default clock is 12-hour, so 16:21 read as 04:21.
-        cost_plot = gr.ScatterPlot(x="when", y="usd_local", color="model",
-                                   title="$ here per request", height=260, x_title="time",
-                                   x_axis_format="%H:%M", y_title="$ here", y_lim=[0, None],
-                                   elem_id="costs-usd")  # fmt: skip
-        latency_plot = gr.ScatterPlot(x="when", y="run_s", color="model",
-                                      title="Run seconds per request", height=260,
-                                      x_title="time", x_axis_format="%H:%M",
-                                      y_title="run seconds", y_lim=[0, None],
-                                      elem_id="costs-run")  # fmt: skip
+        cost_plot = gr.ScatterPlot(
+            x="when",
+            y="usd_local",
+            color="model",
+            title="$ here per request",
+            height=260,
+            x_title="time",
+            x_axis_format="%H:%M",
+            y_title="$ here",
+            y_lim=[0, None],
+            elem_id="costs-usd",
+        )
+        latency_plot = gr.ScatterPlot(
+            x="when",
+            y="run_s",
+            color="model",
+            title="Run seconds per request",
+            height=260,
+            x_title="time",
+            x_axis_format="%H:%M",
+            y_title="run seconds",
+            y_lim=[0, None],
+            elem_id="costs-run",
+        )
     with gr.Row():
         # Two bars, here and cloud, each stacked by model: their heights are the totals.
-        saving_plot = gr.BarPlot(x="where", y="usd", color="model", sort=["here", "cloud"],
-                                 title="Total $ here vs on a cloud API, by model", height=260,
-                                 elem_id="costs-saving")  # fmt: skip
+        saving_plot = gr.BarPlot(
+            x="where",
+            y="usd",
+            color="model",
+            sort=["here", "cloud"],
+            title="Total $ here vs on a cloud API, by model",
+            height=260,
+            elem_id="costs-saving",
+        )
     by_model = gr.Dataframe(label="Totals per model", interactive=False, elem_id="costs-models")
     by_family = gr.Dataframe(label="Totals per family", interactive=False)
     with gr.Row():
@@ -132,6 +167,7 @@ def build_costs_tab(assistant: Assistant, tab: gr.Tab) -> None:
     outputs = [cost_plot, latency_plot, by_model, saving_plot, by_family]
     refresh_btn.click(refresh, None, outputs, api_name="costs")
     tab.select(refresh, None, outputs)
+
     def export_csv(request: gr.Request = None) -> str:
         return export(assistant, "csv", user_filter(assistant, request))
 

@@ -42,8 +42,7 @@ def document_rows(assistant: Assistant, user: str) -> list[list]:
         status = d.status if d.status == "complete" else "interrupted: upload it again to finish"
         added = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.added))
         size = f"{d.bytes:,} B" if d.bytes < 1024 else f"{d.bytes / 1024:,.0f} KB"
-        rows.append([d.name, d.collection, status, d.chunks, size, added,
-                     d.doc_id[:12]])  # fmt: skip
+        rows.append([d.name, d.collection, status, d.chunks, size, added, d.doc_id[:12]])
     return rows
 
 
@@ -54,20 +53,21 @@ def build_documents_tab(assistant: Assistant, tab: gr.Tab) -> None:
         "time; pictures are indexed by what they show and the text in them."
     )
     with gr.Row():
-        files = gr.File(label="Add to the knowledge base", file_count="multiple",
-                        elem_id="doc-upload")  # fmt: skip
+        files = gr.File(
+            label="Add to the knowledge base", file_count="multiple", elem_id="doc-upload"
+        )
         with gr.Column():
             shared = gr.Checkbox(label="Share with every user", value=False)
             add = gr.Button("Index", variant="primary", elem_id="doc-index")
             status = gr.Markdown(elem_id="doc-status")
     table = gr.Dataframe(headers=COLUMNS, value=[], interactive=False, elem_id="doc-table")
     with gr.Row():
-        doc_id = gr.Textbox(label="Document to delete (click its row, or paste its id)",
-                            max_lines=1, scale=3)  # fmt: skip
+        doc_id = gr.Textbox(
+            label="Document to delete (click its row, or paste its id)", max_lines=1, scale=3
+        )
         delete = gr.Button("Delete", variant="stop", scale=1, elem_id="doc-delete")
 
-    def index(paths, share: bool, request: gr.Request = None,
-              progress=gr.Progress()):  # noqa: B008 (Gradio injects it)  # fmt: skip
+    def index(paths, share: bool, request: gr.Request = None, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
         user = user_of(request)
         said = []
         chosen = [Path(raw if isinstance(raw, str) else raw.name) for raw in paths or []]
@@ -92,18 +92,27 @@ def build_documents_tab(assistant: Assistant, tab: gr.Tab) -> None:
         prefix = (prefix or "").strip()
         if not prefix:  # nothing chosen, or the person said no to "Delete…?"
             return "Nothing deleted.", document_rows(assistant, user)
-        docs = [d for d in assistant.store.documents(collections_for(user))
-                if prefix and d.doc_id.startswith(prefix)]  # fmt: skip
+        docs = [
+            d
+            for d in assistant.store.documents(collections_for(user))
+            if prefix and d.doc_id.startswith(prefix)
+        ]
         if len(docs) != 1:
-            return (f"⚠️ '{prefix}' matches {len(docs)} documents: copy the id from the table.",
-                    document_rows(assistant, user))  # fmt: skip
+            return (
+                f"⚠️ '{prefix}' matches {len(docs)} documents: copy the id from the table.",
+                document_rows(assistant, user),
+            )
         gone = assistant.store.delete(docs[0].collection, docs[0].doc_id)
         return f"Deleted {gone.name} ({gone.chunks} chunks).", document_rows(assistant, user)
 
     add.click(index, [files, shared], [status, table, files], api_name="index_documents")
-    delete.click(remove, [doc_id], [status, table], api_name="delete_document",
-                 js="(id) => [(id && confirm('Delete this document from the knowledge base?'))"
-                    " ? id : '']")  # fmt: skip
+    delete.click(
+        remove,
+        [doc_id],
+        [status, table],
+        api_name="delete_document",
+        js="(id) => [(id && confirm('Delete this document from the knowledge base?')) ? id : '']",
+    )
 
     def pick(selected: gr.SelectData):
         # A click on a row fills the box: deleting starts from the row, not a copied id.
@@ -111,6 +120,7 @@ def build_documents_tab(assistant: Assistant, tab: gr.Tab) -> None:
         return row[-1] if row else gr.skip()
 
     table.select(pick, None, doc_id)
+
     def refresh(request: gr.Request = None):
         return document_rows(assistant, user_of(request))
 

@@ -129,6 +129,11 @@ def reply_messages(saved: tuple[str, dict]) -> list[dict]:
             out.append({"role": "assistant", "content": gone})
     title, details = meta.get("badge") or (meta.get("model"), meta.get("reason", ""))
     if title:
-        out.append({"role": "assistant", "content": details,
-                    "metadata": {"title": title, "status": "done"}})  # fmt: skip
+        out.append(
+            {
+                "role": "assistant",
+                "content": details,
+                "metadata": {"title": title, "status": "done"},
+            }
+        )
     return out

@@ -45,8 +45,10 @@ def build_tools(assistant: Assistant, demo: gr.Blocks) -> None:
         # route reaches them (call/<tool>, queue/join, MCP, which forwards the agent's headers).
         headers = getattr(request, "headers", None) or {}
         if not has_api_key(assistant.settings, headers.get("authorization")):
-            raise gr.Error("This tool needs the API key: send 'Authorization: Bearer <key>' "
-                           "with the key in ASSISTANT_API_KEY.")  # fmt: skip
+            raise gr.Error(
+                "This tool needs the API key: send 'Authorization: Bearer <key>' "
+                "with the key in ASSISTANT_API_KEY."
+            )
         try:  # whatever path a client sent: only its own uploads (access.py)
             check_files(assistant.settings, request, fields.get("attachments", ()))
         except BadInput as err:
@@ -98,16 +100,16 @@ def build_tools(assistant: Assistant, demo: gr.Blocks) -> None:
         # "transcribe": the words that stop the chain after speech (service.py).
         return reply_text(run(request, text="transcribe", task="asr", attachments=_paths(audio)))
 
-    def look_at_picture(image: str, question: str = "What is in this picture?",
-                        request: gr.Request = None) -> str:  # fmt: skip
+    def look_at_picture(
+        image: str, question: str = "What is in this picture?", request: gr.Request = None
+    ) -> str:
         """Answer a question about a picture: what it shows, or the text written in it.
 
         Args:
             image: the picture to look at.
             question: what to find out about it.
         """
-        return reply_text(run(request, text=question, task="vision",
-                              attachments=_paths(image)))  # fmt: skip
+        return reply_text(run(request, text=question, task="vision", attachments=_paths(image)))
 
     # Hidden components: Gradio describes each tool's inputs from them, and an
     # Image or Audio output is what makes the MCP server return a real image.

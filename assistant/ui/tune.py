@@ -29,8 +29,10 @@ UPLOADED = "my own file (upload it)"
 
 def card_markdown(card: dict) -> str:
     t, c = card["training"], card["cost"]
-    rows = "\n".join(f"| {m['model']} | {m['score']:.2f} | {m['n']} | {m['latency_p50_s']:.2f} |"
-                     for m in card["eval"]["models"])  # fmt: skip
+    rows = "\n".join(
+        f"| {m['model']} | {m['score']:.2f} | {m['n']} | {m['latency_p50_s']:.2f} |"
+        for m in card["eval"]["models"]
+    )
     cloud = f"${c['usd_cloud']:.4f}" if c.get("usd_cloud") is not None else "–"
     return (
         f"### {card['id']} is ready\n\n"
@@ -47,28 +49,37 @@ def card_markdown(card: dict) -> str:
 
 
 def build_tune_tab(assistant: Assistant, tab: gr.Tab) -> None:
-    gr.Markdown("Teach a model a format, a tone or a task from **a few dozen examples**: JSONL "
-                'of `{"messages": [...]}` (as OpenAI and TRL take them) or CSV with '
-                "`prompt,completion`. 10% is held back to show whether it helped.")  # fmt: skip
+    gr.Markdown(
+        "Teach a model a format, a tone or a task from **a few dozen examples**: JSONL "
+        'of `{"messages": [...]}` (as OpenAI and TRL take them) or CSV with '
+        "`prompt,completion`. 10% is held back to show whether it helped."
+    )
     with gr.Row():
-        data = gr.Dropdown([SHIPPED, UPLOADED], value=SHIPPED, label="Examples", scale=2,
-                           elem_id="tune-data")  # fmt: skip
-        upload = gr.File(label="Your examples (.jsonl or .csv)", file_types=[".jsonl", ".csv"],
-                         scale=1, height=110, elem_id="tune-upload")  # fmt: skip
+        data = gr.Dropdown(
+            [SHIPPED, UPLOADED], value=SHIPPED, label="Examples", scale=2, elem_id="tune-data"
+        )
+        upload = gr.File(
+            label="Your examples (.jsonl or .csv)",
+            file_types=[".jsonl", ".csv"],
+            scale=1,
+            height=110,
+            elem_id="tune-upload",
+        )
     with gr.Row():
         bases = tunable(assistant)
-        base = gr.Dropdown(bases, value=bases[0] if bases else None, label="Base model",
-                           elem_id="tune-base")  # fmt: skip
+        base = gr.Dropdown(
+            bases, value=bases[0] if bases else None, label="Base model", elem_id="tune-base"
+        )
         name = gr.Textbox("my-tickets", label="New model's name", elem_id="tune-name")
         method = gr.Radio(["lora", "full"], value="lora", label="Method")
         epochs = gr.Number(3, precision=0, minimum=1, maximum=20, label="Epochs")
     with gr.Row():
         go = gr.Button("Train", variant="primary", elem_id="tune-go")
-        stop_btn = gr.Button("■ Stop training", variant="stop", visible=False,
-                             elem_id="tune-stop")  # fmt: skip
+        stop_btn = gr.Button("■ Stop training", variant="stop", visible=False, elem_id="tune-stop")
     status = gr.Markdown(elem_id="tune-status")
-    curve = gr.LinePlot(x="step", y="loss", title="Training loss", height=260, visible=False,
-                        elem_id="tune-curve")  # fmt: skip
+    curve = gr.LinePlot(
+        x="step", y="loss", title="Training loss", height=260, visible=False, elem_id="tune-curve"
+    )
     card = gr.Markdown(elem_id="tune-card")
     # Browser session -> the running training's stop flag (a State would be copied).
     halts: dict[str, threading.Event] = {}
@@ -87,38 +98,75 @@ def build_tune_tab(assistant: Assistant, tab: gr.Tab) -> None:
 
         def work():
             try:
-                events.put(tune(assistant, path, base_id, (new_name or "").strip(), how,
-                                int(n_epochs or 3), events.put, halt, source="ui"))  # fmt: skip
+                events.put(
+                    tune(
+                        assistant,
+                        path,
+                        base_id,
+                        (new_name or "").strip(),
+                        how,
+                        int(n_epochs or 3),
+                        events.put,
+                        halt,
+                        source="ui",
+                    )
+                )
             except BaseException as err:  # noqa: BLE001 - shown to the person
                 events.put(err)
 
         threading.Thread(target=work, daemon=True, name="tune").start()
         losses: list[dict] = []
-        yield ("Preparing the base model and checking the examples…", None, "",
-               gr.Button(visible=False), gr.Button(visible=True))  # fmt: skip
+        yield (
+            "Preparing the base model and checking the examples…",
+            None,
+            "",
+            gr.Button(visible=False),
+            gr.Button(visible=True),
+        )
         while True:
             event = events.get()
             if isinstance(event, BaseException):
-                yield (f"⚠️ {event or type(event).__name__}", gr.skip(), "",
-                       gr.Button(visible=True), gr.Button(visible=False))  # fmt: skip
+                yield (
+                    f"⚠️ {event or type(event).__name__}",
+                    gr.skip(),
+                    "",
+                    gr.Button(visible=True),
+                    gr.Button(visible=False),
+                )
                 return
             if isinstance(event, dict):
-                yield ("Done.", gr.skip(), card_markdown(event), gr.Button(visible=True),
-                       gr.Button(visible=False))  # fmt: skip
+                yield (
+                    "Done.",
+                    gr.skip(),
+                    card_markdown(event),
+                    gr.Button(visible=True),
+                    gr.Button(visible=False),
+                )
                 return
             losses.append({"step": event.step, "loss": event.loss})
             bar = "▓" * round(20 * event.step / event.total)
-            line = (f"`{bar:░<20}` step {event.step}/{event.total} · epoch {event.epoch} · "
-                    f"loss {event.loss:.3f} · {event.elapsed_s:.0f} s, about "
-                    f"{event.eta_s:.0f} s left")  # fmt: skip
+            line = (
+                f"`{bar:░<20}` step {event.step}/{event.total} · epoch {event.epoch} · "
+                f"loss {event.loss:.3f} · {event.elapsed_s:.0f} s, about "
+                f"{event.eta_s:.0f} s left"
+            )
             if event.step == event.total:
                 line += " · evaluating base and tuned on the held-back examples…"
-            yield line, gr.LinePlot(pd.DataFrame(losses), visible=True), gr.skip(), gr.skip(), \
-                gr.skip()
+            yield (
+                line,
+                gr.LinePlot(pd.DataFrame(losses), visible=True),
+                gr.skip(),
+                gr.skip(),
+                gr.skip(),
+            )
 
     tab.select(lambda: gr.Dropdown(choices=tunable(assistant)), None, base, api_name=False)
-    go.click(train, [data, upload, base, name, method, epochs],
-             [status, curve, card, go, stop_btn], api_name=False)  # fmt: skip
+    go.click(
+        train,
+        [data, upload, base, name, method, epochs],
+        [status, curve, card, go, stop_btn],
+        api_name=False,
+    )
 
     def halt_training(request: gr.Request):
         halt = halts.get(request.session_hash)

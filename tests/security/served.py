@@ -93,24 +93,35 @@ def dependency(client: httpx.Client, api_name: str) -> tuple[int, list[int], dic
     raise KeyError(api_name)
 
 
-def join(client: httpx.Client, api_name: str, values: dict[int, object],
-         session: str | None = None) -> tuple[int, str]:  # fmt: skip
+def join(
+    client: httpx.Client, api_name: str, values: dict[int, object], session: str | None = None
+) -> tuple[int, str]:
     """Run an event through the queue with ``values`` at input positions; (status, all output).
 
     Every other input has its component's value as the page shows it.
     """
     fn, inputs, components = dependency(client, api_name)
-    data = [values[i] if i in values else components[c].get("props", {}).get("value")
-            for i, c in enumerate(inputs)]  # fmt: skip
+    data = [
+        values[i] if i in values else components[c].get("props", {}).get("value")
+        for i, c in enumerate(inputs)
+    ]
     session = session or uuid.uuid4().hex[:10]  # a page load: its components' state
-    joined = client.post("/gradio_api/queue/join",
-                         json={"data": data, "fn_index": fn, "session_hash": session,
-                               "event_data": None, "trigger_id": None})  # fmt: skip
+    joined = client.post(
+        "/gradio_api/queue/join",
+        json={
+            "data": data,
+            "fn_index": fn,
+            "session_hash": session,
+            "event_data": None,
+            "trigger_id": None,
+        },
+    )
     if joined.status_code != 200:
         return joined.status_code, joined.text
     lines = []
-    with client.stream("GET", "/gradio_api/queue/data", params={"session_hash": session},
-                       timeout=60) as stream:  # fmt: skip
+    with client.stream(
+        "GET", "/gradio_api/queue/data", params={"session_hash": session}, timeout=60
+    ) as stream:
         for line in stream.iter_lines():
             lines.append(line)
             if '"process_completed"' in line or '"close_stream"' in line:

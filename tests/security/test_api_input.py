@@ -33,42 +33,69 @@ def _error(got: httpx.Response, status: int, param: str | None = None) -> dict:
     return error
 
 
-@pytest.mark.parametrize(("body", "param"), [
-    ({"messages": HELLO, "temperature": True}, "temperature"),
-    ({"messages": HELLO, "n": 1000}, "n"),
-    ({"messages": HELLO, "n": -1}, "n"),
-    ({"messages": HELLO, "top_p": 5}, "top_p"),
-    ({"messages": HELLO, "seed": 1e300}, "seed"),
-    ({"messages": [{"role": "user", "content": [{"type": "image_url",
-                                                 "image_url": "http://example.com/a.png"}]}]},
-     "messages"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"messages": HELLO, "temperature": True}, "temperature"),
+        ({"messages": HELLO, "n": 1000}, "n"),
+        ({"messages": HELLO, "n": -1}, "n"),
+        ({"messages": HELLO, "top_p": 5}, "top_p"),
+        ({"messages": HELLO, "seed": 1e300}, "seed"),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image_url", "image_url": "http://example.com/a.png"}],
+                    }
+                ]
+            },
+            "messages",
+        ),
+    ],
+)
 def test_bad_chat_fields_are_named_in_a_400(served, body, param):
     _error(_post(served, "/v1/chat/completions", json={"model": "auto", **body}), 400, param)
 
 
-@pytest.mark.parametrize(("body", "param"), [
-    ({"prompt": "a red circle", "seed": 1e300}, "seed"),
-    ({"prompt": "a red circle", "steps": 10**9}, "steps"),
-    ({"prompt": "a red circle", "n": 1000}, "n"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"prompt": "a red circle", "seed": 1e300}, "seed"),
+        ({"prompt": "a red circle", "steps": 10**9}, "steps"),
+        ({"prompt": "a red circle", "n": 1000}, "n"),
+    ],
+)
 def test_bad_picture_fields_are_named_in_a_400(served, body, param):
     _error(_post(served, "/v1/images/generations", json=body), 400, param)
 
 
 def test_json_that_is_not_quite_json_is_a_400(served):
-    for raw in (b'{"messages": [{"role": "user", "content": "hi"}], "seed": Infinity}',
-                b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"):  # fmt: skip
-        _error(_post(served, "/v1/chat/completions", content=raw,
-                     headers={"content-type": "application/json"}), 400)  # fmt: skip
+    for raw in (
+        b'{"messages": [{"role": "user", "content": "hi"}], "seed": Infinity}',
+        b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    ):
+        _error(
+            _post(
+                served,
+                "/v1/chat/completions",
+                content=raw,
+                headers={"content-type": "application/json"},
+            ),
+            400,
+        )
 
 
 def test_a_cross_site_text_plain_body_is_not_taken_for_json(served):
     body = b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}]}'
-    for kind in ("text/plain; x=application/json", "text/plain;application/json",
-                 "application/x-www-form-urlencoded; application/json"):  # fmt: skip
-        _error(_post(served, "/v1/chat/completions", content=body,
-                     headers={"content-type": kind}), 415)  # fmt: skip
+    for kind in (
+        "text/plain; x=application/json",
+        "text/plain;application/json",
+        "application/x-www-form-urlencoded; application/json",
+    ):
+        _error(
+            _post(served, "/v1/chat/completions", content=body, headers={"content-type": kind}), 415
+        )
 
 
 def _send_until_answered(served, path: str, content_type: str, head: bytes) -> tuple[int, int]:
@@ -81,9 +108,13 @@ def _send_until_answered(served, path: str, content_type: str, head: bytes) -> t
 
     where = urlparse(served.url)
     sock = socket.create_connection((where.hostname, where.port), timeout=30)
-    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {where.hostname}:{where.port}\r\n"
-                 f"Content-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
-                 .encode() + f"{len(head):x}\r\n".encode() + head + b"\r\n")  # fmt: skip
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: {where.hostname}:{where.port}\r\n"
+        f"Content-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        + f"{len(head):x}\r\n".encode()
+        + head
+        + b"\r\n"
+    )
     chunk = b"x" * (1 << 20)
     sent = 0
     try:
@@ -101,16 +132,20 @@ def _send_until_answered(served, path: str, content_type: str, head: bytes) -> t
 
 
 def test_an_endless_chunked_json_body_is_cut_off_while_it_arrives(served):
-    sent, status = _send_until_answered(served, "/v1/chat/completions", "application/json",
-                                        b'{"a": "')  # fmt: skip
+    sent, status = _send_until_answered(
+        served, "/v1/chat/completions", "application/json", b'{"a": "'
+    )
     assert status == 413 and sent < 8, (status, f"{sent} MB were sent before the answer")
 
 
 def test_an_endless_chunked_recording_is_cut_off_while_it_arrives(served):
-    head = (b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
-            b"Content-Type: audio/wav\r\n\r\n")  # fmt: skip
-    sent, status = _send_until_answered(served, "/v1/audio/transcriptions",
-                                        "multipart/form-data; boundary=b", head)  # fmt: skip
+    head = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+        b"Content-Type: audio/wav\r\n\r\n"
+    )
+    sent, status = _send_until_answered(
+        served, "/v1/audio/transcriptions", "multipart/form-data; boundary=b", head
+    )
     assert status == 413 and sent < 8, (status, f"{sent} MB were sent before the answer")
 
 

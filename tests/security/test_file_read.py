@@ -29,9 +29,9 @@ def app(tmp_path_factory):
     secret.write_text(SECRET)
     with serve(Settings(home=root / "home")) as served:
         ana = served.browser()
-        [payslip] = ana.post("/gradio_api/upload",
-                             files={"files": ("payslip.txt", PAYSLIP.encode(), "text/plain")}
-                             ).json()  # fmt: skip
+        [payslip] = ana.post(
+            "/gradio_api/upload", files={"files": ("payslip.txt", PAYSLIP.encode(), "text/plain")}
+        ).json()
         assert ana.get(f"/gradio_api/file={payslip}").text == PAYSLIP  # the owner gets it
         targets = {
             "outside file": (str(secret), SECRET),
@@ -84,8 +84,13 @@ QUEUED = {  # api name -> how the path is placed among its inputs
     "look_at_picture": [lambda p: {0: file_data(p), 1: "what is this?"}],
 }
 CASES = [(api, n) for api, shapes in QUEUED.items() for n in range(len(shapes))]
-TARGETS = ["outside file", "/etc/passwd", "/proc/self/environ", "ledger",
-           "another browser's upload"]  # fmt: skip
+TARGETS = [
+    "outside file",
+    "/etc/passwd",
+    "/proc/self/environ",
+    "ledger",
+    "another browser's upload",
+]
 
 
 def _leaks(served, client, output: str, path: str, mark: str) -> list[str]:
@@ -130,8 +135,11 @@ def test_nothing_was_copied_into_the_upload_folder(app):
     served, targets, payslip = app
     # Runs after the cases above (module order): none of them left a copy behind.
     marks = [m.encode() for name, (_, m) in targets.items()]
-    copies = [p for p in served.settings.uploads_dir.rglob("*") if p.is_file()
-              and str(p) != payslip and any(m in p.read_bytes() for m in marks)]  # fmt: skip
+    copies = [
+        p
+        for p in served.settings.uploads_dir.rglob("*")
+        if p.is_file() and str(p) != payslip and any(m in p.read_bytes() for m in marks)
+    ]
     assert copies == []
 
 
@@ -173,16 +181,28 @@ def test_the_handlers_refuse_a_foreign_path_even_behind_a_broken_gate(assistant,
     uploads.mkdir(parents=True)
     (uploads / "mine.txt").write_text("mine")
     access_for(assistant.settings).owners.record([str(uploads / "mine.txt")], "ana-cookie")
-    for path, who in (("/etc/passwd", "ana-cookie"), (str(assistant.settings.ledger_path),
-                      "ana-cookie"), (str(uploads / "mine.txt"), "bob-cookie")):  # fmt: skip
-        updates = list(fns["chat"].handler({"text": "read it", "files": [path]}, [], None,
-                                           request=_Request(who)))  # fmt: skip
+    for path, who in (
+        ("/etc/passwd", "ana-cookie"),
+        (str(assistant.settings.ledger_path), "ana-cookie"),
+        (str(uploads / "mine.txt"), "bob-cookie"),
+    ):
+        updates = list(
+            fns["chat"].handler(
+                {"text": "read it", "files": [path]}, [], None, request=_Request(who)
+            )
+        )
         assert len(updates) == 1 and updates[0][1] == []  # nothing shown, nothing run
         said = fns["index_documents"]([path], False, request=_Request(who))[0]
         assert "not uploaded from this browser" in said
     assert fake_chat.seen == [] and assistant.store.documents(["user-local", "shared"]) == []
-    ok = list(fns["chat"].handler({"text": "read it", "files": [str(uploads / "mine.txt")]},
-                                  [], None, request=_Request("ana-cookie")))  # fmt: skip
+    ok = list(
+        fns["chat"].handler(
+            {"text": "read it", "files": [str(uploads / "mine.txt")]},
+            [],
+            None,
+            request=_Request("ana-cookie"),
+        )
+    )
     assert ok[-1][1][0] == {"role": "user", "content": {"path": str(uploads / "mine.txt")}}
 
 

@@ -20,8 +20,11 @@ ASK = {"model": "auto", "messages": [{"role": "user", "content": "What is the un
 def app(tmp_path_factory):
     root = tmp_path_factory.mktemp("ident")
     chat = FakeChat()
-    settings = Settings(home=root / "home", rate_limit=3,
-                        auth=(("ana", "pw-ana"), ("bob", "pw-bob"), ("cy", "pw-cy")))  # fmt: skip
+    settings = Settings(
+        home=root / "home",
+        rate_limit=3,
+        auth=(("ana", "pw-ana"), ("bob", "pw-bob"), ("cy", "pw-cy")),
+    )
     with serve(settings, fake_chat=chat) as served:
         private = root / "ana-notes.txt"
         private.write_text("The unicorn code is 4417. Only ana knows the unicorn code.")
@@ -54,8 +57,9 @@ def test_the_body_user_never_reads_another_users_documents(app):
 def test_the_rate_limit_cannot_be_dodged_by_changing_the_body_user(app):
     served, _ = app
     v1 = httpx.Client(base_url=served.url, headers={"Authorization": "Bearer ana:pw-ana"})
-    statuses = [v1.post("/v1/chat/completions", json={**ASK, "user": f"u{i}"}).status_code
-                for i in range(5)]  # fmt: skip
+    statuses = [
+        v1.post("/v1/chat/completions", json={**ASK, "user": f"u{i}"}).status_code for i in range(5)
+    ]
     assert statuses == [200, 200, 200, 429, 429]
     # ana's use is ana's: another login is not held up by it.
     other = httpx.Client(base_url=served.url, headers={"Authorization": "Basic Ym9iOnB3LWJvYg=="})
@@ -64,8 +68,10 @@ def test_the_rate_limit_cannot_be_dodged_by_changing_the_body_user(app):
 
 def test_a_client_cannot_name_its_user_in_a_header(app):
     served, chat = app
-    v1 = httpx.Client(base_url=served.url, headers={"Authorization": "Bearer bob:pw-bob",
-                                                    "X-Assistant-User": "ana"})  # fmt: skip
+    v1 = httpx.Client(
+        base_url=served.url,
+        headers={"Authorization": "Bearer bob:pw-bob", "X-Assistant-User": "ana"},
+    )
     assert v1.post("/v1/chat/completions", json=ASK).status_code in (200, 429)
     assert chat.seen[-1].user == "bob"
 
@@ -76,8 +82,9 @@ def test_in_public_mode_each_browser_has_its_own_quota_chats_and_documents(tmp_p
         first, second = s.browser(), s.browser()
         # The header a client sends is dropped; the gate names the guest.
         first.headers["X-Assistant-User"] = "local"
-        replies = [join(first, "chat", {0: {"text": f"hello {i}", "files": []}})[1]
-                   for i in range(2)]  # fmt: skip
+        replies = [
+            join(first, "chat", {0: {"text": f"hello {i}", "files": []}})[1] for i in range(2)
+        ]
         assert "Too many requests" in replies[1] and "Too many requests" not in replies[0]
         fresh = join(second, "chat", {0: {"text": "hello", "files": []}})[1]
         assert "Too many requests" not in fresh  # one stranger does not block the next

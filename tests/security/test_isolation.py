@@ -22,8 +22,9 @@ EVIL = b"<html><body><script>fetch('/config')</script><p>The unicorn code is 441
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     chat = FakeChat()
-    settings = Settings(home=tmp_path_factory.mktemp("iso") / "home",
-                        auth=(("ana", "pw-ana"), ("bob", "pw-bob")))  # fmt: skip
+    settings = Settings(
+        home=tmp_path_factory.mktemp("iso") / "home", auth=(("ana", "pw-ana"), ("bob", "pw-bob"))
+    )
     with serve(settings, fake_chat=chat) as served:
         yield served, chat
 
@@ -38,8 +39,7 @@ def login(served, user: str, password: str) -> httpx.Client:
 def test_a_kept_html_document_downloads_and_only_its_owner_gets_it(app):
     served, _ = app
     ana, bob = login(served, "ana", "pw-ana"), login(served, "bob", "pw-bob")
-    [up] = ana.post("/gradio_api/upload",
-                    files={"files": ("evil.html", EVIL, "text/html")}).json()  # fmt: skip
+    [up] = ana.post("/gradio_api/upload", files={"files": ("evil.html", EVIL, "text/html")}).json()
     status, output = join(ana, "index_documents", {0: [file_data(up)], 1: False})
     assert status == 200 and "process_completed" in output
     [doc] = served.assistant.store.documents(collections_for("ana"))

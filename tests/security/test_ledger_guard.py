@@ -35,13 +35,13 @@ def test_answered_requests_stay_exactly_once_under_outside_readers(tmp_path):
     with serve(Settings(home=tmp_path / "home")) as served:
         ledger = str(served.settings.ledger_path)
         assert httpx.get(f"{served.url}/gradio_api/file={ledger}").status_code == 404
-        readers = [subprocess.Popen([sys.executable, "-c", READER, ledger, "8"])
-                   for _ in range(2)]  # fmt: skip
+        readers = [subprocess.Popen([sys.executable, "-c", READER, ledger, "8"]) for _ in range(2)]
         body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
 
         def ask(i):
-            got = httpx.post(f"{served.url}/v1/chat/completions", json={**body, "user": f"u{i}"},
-                             timeout=60)  # fmt: skip
+            got = httpx.post(
+                f"{served.url}/v1/chat/completions", json={**body, "user": f"u{i}"}, timeout=60
+            )
             return got.json()["id"].removeprefix("chatcmpl-") if got.status_code == 200 else None
 
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
@@ -63,14 +63,19 @@ def test_no_outside_writer_replaces_a_row(tmp_path):
     seq, request_id = con.execute("SELECT seq, request_id FROM events LIMIT 1").fetchone()
     before = con.execute("SELECT * FROM events ORDER BY seq").fetchall()
     for sql, args in (
-        ("INSERT OR REPLACE INTO events (seq, request_id, phase, ts) VALUES (?, 'x', 'started', 0)",
-         (seq,)),
-        ("INSERT OR REPLACE INTO events (request_id, phase, ts) VALUES (?, 'started', 0)",
-         (request_id,)),
+        (
+            "INSERT OR REPLACE INTO events (seq, request_id, phase, ts)"
+            " VALUES (?, 'x', 'started', 0)",
+            (seq,),
+        ),
+        (
+            "INSERT OR REPLACE INTO events (request_id, phase, ts) VALUES (?, 'started', 0)",
+            (request_id,),
+        ),
         ("REPLACE INTO events (request_id, phase, ts) VALUES (?, 'started', 0)", (request_id,)),
         ("UPDATE events SET status = 'ok'", ()),
         ("DELETE FROM events", ()),
-    ):  # fmt: skip
+    ):
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             con.execute(sql, args)
     assert con.execute("SELECT * FROM events ORDER BY seq").fetchall() == before

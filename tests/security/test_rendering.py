@@ -70,8 +70,9 @@ def _contents(output: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    with serve(Settings(home=tmp_path_factory.mktemp("render") / "home"),
-               fake_chat=Verbatim(PAYLOADS)) as s:  # fmt: skip
+    with serve(
+        Settings(home=tmp_path_factory.mktemp("render") / "home"), fake_chat=Verbatim(PAYLOADS)
+    ) as s:
         yield s
 
 

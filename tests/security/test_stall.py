@@ -22,15 +22,19 @@ from tests.security.served import serve
 
 
 def _history(turns: int, chars: int) -> list[dict]:
-    return [{"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i} " + "x" * chars}
-            for i in range(turns)]  # fmt: skip
+    return [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i} " + "x" * chars}
+        for i in range(turns)
+    ]
 
 
 def test_a_huge_history_is_bounded_before_the_model_sees_it(tmp_path):
     chat = FakeChat()
     with serve(Settings(home=tmp_path / "home"), fake_chat=chat) as served:
-        body = {"model": "auto", "messages": _history(2000, 900)
-                + [{"role": "user", "content": "and now?"}]}  # fmt: skip
+        body = {
+            "model": "auto",
+            "messages": _history(2000, 900) + [{"role": "user", "content": "and now?"}],
+        }
         started = time.monotonic()
         got = httpx.post(f"{served.url}/v1/chat/completions", json=body, timeout=120)
         assert got.status_code == 200, got.text[:300]
@@ -58,8 +62,9 @@ def test_trimming_a_long_chat_tokenizes_it_a_few_times_not_once_per_turn():
 
     history = tuple(Message(m["role"], m["content"]) for m in _history(400, 400))
     tokenizer = _CountingTokenizer()
-    ids, dropped = chat_prompt(tokenizer, Request(text="and now?", history=history,
-                                                  max_new_tokens=256), 2048)  # fmt: skip
+    ids, dropped = chat_prompt(
+        tokenizer, Request(text="and now?", history=history, max_new_tokens=256), 2048
+    )
     assert len(ids) <= 2048 - 256
     assert 180 <= dropped < 200  # ~18 of 200 exchanges fit; most of the fit is kept
     assert tokenizer.calls <= 6, tokenizer.calls
@@ -93,19 +98,21 @@ def test_a_question_is_not_held_behind_a_long_ingest(tmp_path):
         small.write_text("The unicorn code is 4417.")
         assert served.assistant.ingest(small).status == "ok"  # now questions consult documents
         big = tmp_path / "big.txt"  # ~250 chunks: 5 s of embedding
-        big.write_text("\n".join(f"Line {i}: " + "words about the harbour " * 40
-                                 for i in range(250)))  # fmt: skip
+        big.write_text(
+            "\n".join(f"Line {i}: " + "words about the harbour " * 40 for i in range(250))
+        )
         ingest = threading.Thread(target=served.assistant.ingest, args=(big,))
         ingest.start()
         time.sleep(0.5)
         started = time.monotonic()
-        got = httpx.post(f"{served.url}/v1/chat/completions", timeout=60,
-                         json={"model": "auto",
-                               "messages": [{"role": "user", "content": "Hello there"}]})
+        got = httpx.post(
+            f"{served.url}/v1/chat/completions",
+            timeout=60,
+            json={"model": "auto", "messages": [{"role": "user", "content": "Hello there"}]},
+        )
         waited = time.monotonic() - started
         still_ingesting = ingest.is_alive()
         ingest.join(60)
         assert got.status_code == 200, got.text[:300]
         assert still_ingesting, "the ingest should still have been running"
         assert waited < 1.5, f"the question waited {waited:.1f} s behind the ingest"
-
