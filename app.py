@@ -7,13 +7,13 @@ from models.base import AssistantError
 
 if __name__ == "__main__":
     try:
-        from assistant.space import ensure_packs, on_space
-        from assistant.ui import serve
+        from assistant.web.space import ensure_packs, on_space
+        from assistant.web.ui import serve
 
         settings = Settings.from_env()
         if on_space():
             # Spaces cannot pip-install the weight packs with --no-deps from
-            # requirements.txt; they go into ASSISTANT_HOME once (see assistant/space.py).
+            # requirements.txt; they go into ASSISTANT_HOME once (see assistant/web/space.py).
             settings.ensure_home()
             ensure_packs(settings.home)
         serve(settings)

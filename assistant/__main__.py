@@ -19,7 +19,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from assistant.rag import collections_for
+from assistant.knowledge.rag import collections_for
 from assistant.settings import Settings
 from models.base import AssistantError, BadInput, Progress, Request
 
@@ -30,7 +30,7 @@ def _progress(message: str) -> None:
 
 
 def cmd_ask(args, settings: Settings) -> int:
-    from assistant.service import Assistant, Outcome
+    from assistant.flow.service import Assistant, Outcome
 
     attachments = []
     for name in args.attach:
@@ -119,7 +119,7 @@ def _save_exchange(assistant, user: str, chat_id: str, request: Request, outcome
 
 def cmd_chats(args, settings: Settings) -> int:
     """The saved chats, newest first: their ids are what `ask --chat ID` continues."""
-    from assistant.chat import Chats
+    from assistant.chats.conversations import Chats
 
     settings.ensure_home()
     chats = Chats(settings.home / "chats.sqlite").list(args.user)
@@ -132,7 +132,7 @@ def cmd_chats(args, settings: Settings) -> int:
 
 
 def cmd_models(args, settings: Settings) -> int:
-    from assistant.catalog import Catalog
+    from assistant.catalog.entries import Catalog
 
     rows = Catalog.load(extra=settings.catalog_file).rows(settings.weights_dir)
     if args.json:
@@ -149,7 +149,7 @@ def cmd_models(args, settings: Settings) -> int:
 
 
 def cmd_ledger(args, settings: Settings) -> int:
-    from assistant.ledger import COLUMNS, Ledger
+    from assistant.accounting.ledger import COLUMNS, Ledger
 
     settings.ensure_home()
     rows = Ledger(settings.ledger_path).rows(limit=args.limit)
@@ -160,7 +160,7 @@ def cmd_ledger(args, settings: Settings) -> int:
     elif args.json:
         print(json.dumps(rows, indent=1, ensure_ascii=False))
     else:
-        from assistant.ui.render import units_text, usd
+        from assistant.web.ui.render import units_text, usd
 
         line = "{:<19}  {:<8}  {:<8}  {:<26}  {:>7}  {:>9}  {:>9}  {}"
         print(
@@ -196,8 +196,8 @@ def cmd_ledger(args, settings: Settings) -> int:
 
 def cmd_prepare(args, settings: Settings) -> int:
     """Prepare every installed pack once, so the first request is fast."""
-    from assistant.catalog import Catalog
-    from assistant.families import prepare_weights
+    from assistant.catalog.backends import prepare_weights
+    from assistant.catalog.entries import Catalog
     from models.packs import is_installed
 
     settings.ensure_home()
@@ -208,7 +208,7 @@ def cmd_prepare(args, settings: Settings) -> int:
 
 
 def cmd_serve(args, settings: Settings) -> int:
-    from assistant.server import serve
+    from assistant.web.server import serve
 
     try:
         serve(settings)
@@ -218,7 +218,14 @@ def cmd_serve(args, settings: Settings) -> int:
 
 
 def cmd_bench(args, settings: Settings) -> int:
-    from assistant import bench
+    # The benches live beside the product (bench/ in the repository), not in
+    # it: a Space export or a copy of assistant/ alone has none to run.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    try:
+        from bench import runner as bench
+    except ModuleNotFoundError as exc:
+        print(f"No benches here ({exc}): run this from a clone of the repository.", file=sys.stderr)
+        return 2
 
     settings.ensure_home()
     names = [args.name] if args.name else list(bench.BENCHES)
@@ -238,7 +245,7 @@ def cmd_bench(args, settings: Settings) -> int:
 
 def cmd_ingest(args, settings: Settings) -> int:
     """Index files into the user's collection (or the shared one); one line or object each."""
-    from assistant.service import Assistant
+    from assistant.flow.service import Assistant
 
     assistant = Assistant.from_settings(settings, progress=_progress)
     worst = 0
@@ -268,7 +275,7 @@ def cmd_ingest(args, settings: Settings) -> int:
 
 def cmd_documents(args, settings: Settings) -> int:
     """List the indexed documents, or delete one by id (a unique prefix is enough)."""
-    from assistant.service import Assistant
+    from assistant.flow.service import Assistant
 
     assistant = Assistant.from_settings(settings, progress=_progress)
     collections = ("shared",) if args.shared else collections_for(args.user)
@@ -289,7 +296,7 @@ def cmd_documents(args, settings: Settings) -> int:
 
 
 def cmd_train(args, settings: Settings) -> int:
-    from assistant.train_demo import OUT, evaluate, train
+    from training.train_demo import OUT, evaluate, train
 
     out = args.out or OUT
     train(args.minutes, out, resume=args.resume, peak_lr=args.lr)
@@ -299,7 +306,7 @@ def cmd_train(args, settings: Settings) -> int:
 
 def cmd_eval(args, settings: Settings) -> int:
     from assistant.evaluation.engine import evaluate
-    from assistant.service import Assistant
+    from assistant.flow.service import Assistant
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     assistant = Assistant.from_settings(settings, progress=_progress)
@@ -332,7 +339,7 @@ def cmd_eval(args, settings: Settings) -> int:
 
 def cmd_compare(args, settings: Settings) -> int:
     from assistant.evaluation.compare import compare
-    from assistant.service import Assistant
+    from assistant.flow.service import Assistant
 
     attachments = [Path(a) for a in args.attach]
     for path in attachments:
@@ -375,8 +382,8 @@ def cmd_vote(args, settings: Settings) -> int:
 
 
 def cmd_leaderboard(args, settings: Settings) -> int:
+    from assistant.accounting.ledger import Ledger
     from assistant.evaluation.votes import Votes, leaderboard
-    from assistant.ledger import Ledger
 
     settings.ensure_home()
     board = leaderboard(
@@ -402,7 +409,7 @@ def cmd_leaderboard(args, settings: Settings) -> int:
 
 
 def cmd_tune(args, settings: Settings) -> int:
-    from assistant.service import Assistant
+    from assistant.flow.service import Assistant
     from assistant.tuning import tune
 
     assistant = Assistant.from_settings(settings, progress=_progress)
@@ -443,7 +450,7 @@ def cmd_tune(args, settings: Settings) -> int:
 
 
 def cmd_space(args, settings: Settings) -> int:
-    from assistant.space import export
+    from assistant.web.space import export
 
     folder = export(args.dir)
     print(

@@ -134,7 +134,7 @@ class Settings:
 
     @property
     def upload_owners_path(self) -> Path:
-        # Which browser sent each upload (assistant/owners.py).
+        # Which browser sent each upload (assistant/web/owners.py).
         return self.home / "upload_owners.sqlite"
 
     @property

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from assistant.catalog import Entry
-from assistant.costs import cost_of
-from assistant.ledger import Finished, Started
+from assistant.accounting.costs import cost_of
+from assistant.accounting.ledger import Finished, Started
+from assistant.catalog.entries import Entry
 from models.base import BadInput, Usage, pick_device
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
@@ -90,7 +90,7 @@ def tune(
     source: str = "cli",
 ) -> dict:
     """Train, evaluate, register; returns the model card (also saved beside the model)."""
-    from assistant.families import prepare_weights
+    from assistant.catalog.backends import prepare_weights
     from training import data
     from training.lora import Hyper, train
 

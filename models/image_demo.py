@@ -1,6 +1,6 @@
 """The demo text-to-image model: a small diffusers UNet trained in this project.
 
-It draws the scene grammar of assistant/scenes.py — one or two coloured
+It draws the scene grammar of training/scenes.py — one or two coloured
 circles, squares or triangles on a coloured background, 32×32 — and
 nothing else; its model card (models/demo_diffusion/README.md) says so.
 It is offered because no real text-to-image weights ship on PyPI; with a

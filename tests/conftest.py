@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from assistant import grounding
-from assistant.catalog import Catalog
-from assistant.families import build_adapter
-from assistant.ledger import Ledger
-from assistant.pool import Pool
-from assistant.service import Assistant
+from assistant.accounting.ledger import Ledger
+from assistant.catalog.backends import build_adapter
+from assistant.catalog.entries import Catalog
+from assistant.flow.pool import Pool
+from assistant.flow.service import Assistant
+from assistant.knowledge import grounding
 from assistant.settings import Settings
 from models.base import Adapter, Request, Result, Usage
 

@@ -7,10 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-from assistant.catalog import Catalog
-from assistant.ledger import Ledger
-from assistant.pool import Pool
-from assistant.service import Assistant, Outcome
+from assistant.accounting.ledger import Ledger
+from assistant.catalog.entries import Catalog
+from assistant.flow.pool import Pool
+from assistant.flow.service import Assistant, Outcome
 from assistant.settings import Settings
 from models.base import Adapter, Request, Result, Usage
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from assistant.documents import read
-from assistant.rag import Store
+from assistant.knowledge.documents import read
+from assistant.knowledge.rag import Store
 from tests.conftest import FakeEmbedder
 
 

@@ -27,7 +27,7 @@ def served(settings: Settings) -> Iterator[tuple[str, object]]:
     """(base URL, Assistant) of the app as `make run` serves it, on a free loopback port."""
     import uvicorn
 
-    from assistant.server import build_server
+    from assistant.web.server import build_server
 
     app, assistant = build_server(settings, progress=lambda m: None)
     with socket.socket() as s:

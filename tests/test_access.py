@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from assistant.costs import Cost
-from assistant.ledger import Finished, Started
-from assistant.limits import RateLimiter
+from assistant.accounting.costs import Cost
+from assistant.accounting.ledger import Finished, Started
+from assistant.accounting.limits import RateLimiter
 from assistant.settings import Settings
 from models.base import BadInput, RateLimited, Request
 
@@ -68,7 +68,7 @@ def test_auth_is_read_from_the_environment_and_a_bad_value_is_named():
 def test_with_auth_the_ui_needs_a_login_and_the_api_answers_429_when_limited(tmp_path):
     from fastapi.testclient import TestClient
 
-    from assistant.server import build_server
+    from assistant.web.server import build_server
 
     settings = Settings(home=tmp_path / "home", auth=(("ana", "s3cret"),), rate_limit=1)
     app, assistant = build_server(settings, progress=lambda m: None)
@@ -78,7 +78,7 @@ def test_with_auth_the_ui_needs_a_login_and_the_api_answers_429_when_limited(tmp
     assert login.status_code == 400
     login = client.post("/login", data={"username": "ana", "password": "s3cret"})
     assert login.status_code == 200 and client.get("/config").status_code == 200
-    # No MCP server behind a login: its calls could not log in (assistant/ui/tools.py).
+    # No MCP server behind a login: its calls could not log in (assistant/web/ui/tools.py).
     assert client.get("/gradio_api/mcp/schema").status_code == 404
     body = {"model": "auto", "user": "ana", "messages": [{"role": "user", "content": ""}]}
     key = {"Authorization": "Bearer ana:s3cret"}  # /v1 behind a login needs one (#17)
@@ -90,7 +90,7 @@ def test_with_auth_the_ui_needs_a_login_and_the_api_answers_429_when_limited(tmp
 
 
 def test_public_mode_lets_pictures_through_only_from_models_with_a_checker():
-    from assistant.limits import check_public
+    from assistant.accounting.limits import check_public
     from models.base import Refused
 
     public = Settings(home=Path("/nonexistent"), public=True)
@@ -104,7 +104,7 @@ def test_public_mode_lets_pictures_through_only_from_models_with_a_checker():
 def test_an_upload_is_served_only_to_the_browser_that_sent_it(tmp_path):
     from fastapi.testclient import TestClient
 
-    from assistant.server import build_server
+    from assistant.web.server import build_server
 
     settings = Settings(home=tmp_path / "home")
     app, _ = build_server(settings, progress=lambda m: None)

@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from assistant.api import MAX_JSON_BYTES, add_api
+from assistant.web.api import MAX_JSON_BYTES, add_api
 
 
 @pytest.fixture

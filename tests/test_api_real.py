@@ -194,7 +194,7 @@ def test_nothing_outside_the_app_is_served(server):
 
 def test_the_remote_backend_can_use_this_server(server, tmp_path):
     """One assistant as another's remote model: the backend against a real OpenAI-style server."""
-    from assistant.service import Assistant
+    from assistant.flow.service import Assistant
     from assistant.settings import Settings
 
     url, _ = server

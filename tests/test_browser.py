@@ -105,7 +105,7 @@ def test_an_uploaded_picture_is_read_and_answered(page):
     seen = chat.split("chelsea.png: looks like ")[-1].split(" (")[0]
     assert seen in {"tabby", "tiger cat", "Egyptian cat"}
     # The photo shows in the chat: the upload is served back to this browser
-    # (assistant/owners.py keeps it from every other one).
+    # (assistant/web/owners.py keeps it from every other one).
     shown = page.locator("#chat img").first
     assert shown.evaluate("img => img.complete && img.naturalWidth") == 451
     # (Whether the 135M model then says "cat" depends on the chat so far: once it

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.costs import Cost
-from assistant.ledger import Finished, Started
+from assistant.accounting.costs import Cost
+from assistant.accounting.ledger import Finished, Started
 from assistant.settings import Settings
 from models.base import BadInput, Request
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.catalog import STEP_TASKS, TASKS, Catalog
+from assistant.catalog.entries import STEP_TASKS, TASKS, Catalog
 from models.base import BadInput
 
 

@@ -6,8 +6,14 @@ import json
 
 import pytest
 
-from assistant.chat import Chats, Template, apply_template, load_templates, parse_variables
-from assistant.ui.app import build_app
+from assistant.chats.conversations import (
+    Chats,
+    Template,
+    apply_template,
+    load_templates,
+    parse_variables,
+)
+from assistant.web.ui.app import build_app
 from models.base import BadInput, Message
 
 

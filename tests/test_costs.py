@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
-from assistant.costs import PRICES_FILE, Prices, cost_of
-from assistant.ledger import MIGRATIONS, Finished, Ledger, Started, _statements
+from assistant.accounting.costs import PRICES_FILE, Prices, cost_of
+from assistant.accounting.ledger import MIGRATIONS, Finished, Ledger, Started, _statements
 from models.base import BadInput, Usage
 
 

@@ -329,8 +329,8 @@ def test_a_failing_column_is_reported_while_the_other_answers(settings):
 
 def test_votes_feed_a_leaderboard_that_moves_and_the_cli_round_trip(tmp_path, monkeypatch, capsys):
     from assistant.__main__ import main
+    from assistant.accounting.ledger import Ledger
     from assistant.evaluation.votes import Votes, leaderboard
-    from assistant.ledger import Ledger
 
     votes = Votes(tmp_path / "votes.sqlite")
     ledger = Ledger(tmp_path / "ledger.sqlite")

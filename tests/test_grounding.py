@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from assistant import grounding, picture_text
-from assistant.bench_answers import scaffolding
-from assistant.catalog import Catalog
-from assistant.router import Router
+from assistant.catalog.entries import Catalog
+from assistant.knowledge import grounding, picture_text
+from assistant.routing.router import Router
+from bench.answers import scaffolding
 from models.base import Adapter, Message, Request, Result, Usage
 from tests.test_cli import cli
 
@@ -152,7 +152,7 @@ def follow_history() -> tuple[Message, ...]:
 
 
 def test_ask_chat_continues_a_saved_chat_from_the_command_line(tmp_path, monkeypatch):
-    from assistant.chat import Chats
+    from assistant.chats.conversations import Chats
 
     chats = Chats(tmp_path / "chats.sqlite")
     chat_id = chats.create("local")

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from assistant.train_demo import scheduler_config
 from models.base import BadInput, Request
 from models.demo_pipeline import DemoScenePipeline, save
 from models.image_demo import CAN_DRAW, DemoSceneDiffusion
+from training.train_demo import scheduler_config
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def adapter(tiny_model, tmp_path_factory):
-    from assistant.families import minilm_folder
+    from assistant.catalog.backends import minilm_folder
 
     a = DemoSceneDiffusion(tiny_model, minilm_folder, tmp_path_factory.mktemp("out"), steps=4)
     a.load()

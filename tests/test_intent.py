@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from assistant.bench import bench_router
-from assistant.intent import IntentClassifier
+from assistant.routing.intent import IntentClassifier
+from bench.runner import bench_router
 
 PICTURE_OR_WORDS = ("image_generation", "text")
 

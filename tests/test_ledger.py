@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from assistant.ledger import MIGRATIONS, Finished, Ledger, Started
+from assistant.accounting.ledger import MIGRATIONS, Finished, Ledger, Started
 from models.base import BadInput
 
 
@@ -75,7 +75,7 @@ def test_rows_filter_by_session_newest_first(ledger):
 
 
 def test_the_app_starts_over_a_ledger_that_is_not_sqlite_and_keeps_it(settings):
-    from assistant.service import Assistant
+    from assistant.flow.service import Assistant
     from models.base import Request
 
     settings.ensure_home()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from assistant.pool import Pool
+from assistant.flow.pool import Pool
 from models.base import Adapter
 
 
@@ -81,7 +81,7 @@ def test_two_models_never_load_at_the_same_time():
     import threading
     import time
 
-    from assistant.pool import Pool
+    from assistant.flow.pool import Pool
     from models.base import Adapter
 
     inside, most = [0], [0]

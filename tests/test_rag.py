@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.documents import chunk, read, safe_name
-from assistant.rag import collections_for
+from assistant.knowledge.documents import chunk, read, safe_name
+from assistant.knowledge.rag import collections_for
 from models.base import Request
 from tests.docfiles import make_docx, make_pdf, make_zip_bomb_docx
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from assistant.rag import Store
+from assistant.knowledge.rag import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 

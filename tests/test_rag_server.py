@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.rag import Store
+from assistant.knowledge.rag import Store
 from tests.conftest import FakeEmbedder
 
 
@@ -58,7 +58,7 @@ def test_documents_go_to_the_server_and_come_back_from_it(chroma_server, tmp_pat
     doc.write_text("Rhyolite magma is viscous and erupts explosively.\n\nBasalt flows.")
     embed = FakeEmbedder().embed
     store = Store(tmp_path / "documents", "fake", chroma_url=chroma_server)
-    from assistant.documents import read
+    from assistant.knowledge.documents import read
 
     _, added = store.add(doc, doc.name, read(doc), "user-local", embed)
     assert added >= 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.service import Assistant, Outcome
+from assistant.flow.service import Assistant, Outcome
 from models.base import Message, Request
 from tests.realenv import real_settings
 
@@ -91,7 +91,7 @@ def test_spoken_question_is_a_two_step_chain_linked_in_the_ledger(assistant):
     child = assistant.ledger.get(text.request_id)
     assert child["parent_id"] == asr.request_id and child["task"] == "text"
     assert outcome.as_json()["output"]["segments"][0]["text"] == asr.result.text
-    from assistant.ui.app import badge
+    from assistant.web.ui.app import badge
 
     assert badge(outcome)[0].startswith("whisper-base → smollm2-135m-instruct · asr → text")
 
@@ -109,7 +109,7 @@ def test_a_bad_recording_is_refused_and_the_next_one_works(assistant, tmp_path):
 
 
 def _coder_installed() -> bool:
-    from assistant.catalog import Catalog
+    from assistant.catalog.entries import Catalog
     from models.packs import is_installed
 
     return is_installed(Catalog.load().get("qwen2.5-coder-0.5b-instruct").pack)
@@ -158,7 +158,7 @@ def test_loading_a_ctranslate2_model_leaves_torch_its_threads(assistant, model_i
     # run on one core. Whisper is built with one thread here to show it too.
     import torch
 
-    from assistant.families import build_adapter
+    from assistant.catalog.backends import build_adapter
 
     adapter = build_adapter(assistant.catalog.get(model_id), assistant.settings, print)
     if model_id.startswith("whisper"):

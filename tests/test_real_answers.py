@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from assistant.bench_answers import DATA, _picture, scaffolding
-from assistant.service import Assistant
+from assistant.flow.service import Assistant
+from bench.answers import DATA, _picture, scaffolding
 from models.base import Message, Request
 from tests.realenv import real_settings
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.service import Assistant
+from assistant.flow.service import Assistant
 from models.base import Request
 from tests.realenv import real_settings
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.bench_vision import _invoice, _render
-from assistant.service import Assistant
+from assistant.flow.service import Assistant
+from bench.vision import _invoice, _render
 from models.base import Request
 from tests.realenv import real_settings
 

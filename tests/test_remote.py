@@ -15,11 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from assistant.catalog import Catalog
-from assistant.families import build_adapter
-from assistant.ledger import Ledger
-from assistant.pool import Pool
-from assistant.service import Assistant
+from assistant.accounting.ledger import Ledger
+from assistant.catalog.backends import build_adapter
+from assistant.catalog.entries import Catalog
+from assistant.flow.pool import Pool
+from assistant.flow.service import Assistant
 from models.base import BadInput, Message, ModelUnavailable, Request, Result
 from models.remote import OpenAIChat
 from tests.openai_stub import StubServer

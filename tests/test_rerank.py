@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.service import Assistant
+from assistant.flow.service import Assistant
 from models.base import Adapter, BadInput, Request
 from models.rerank import CrossEncoderReranker
 from tests.conftest import make_assistant
@@ -119,7 +119,7 @@ def tiny_cross_encoder(tmp_path_factory) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from assistant.families import minilm_folder
+    from assistant.catalog.backends import minilm_folder
 
     folder = tmp_path_factory.mktemp("cross-encoder")
     tokenizer = AutoTokenizer.from_pretrained(minilm_folder())

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.catalog import Catalog
-from assistant.router import Router
+from assistant.catalog.entries import Catalog
+from assistant.routing.router import Router
 from models.base import BadInput, Request
 
 

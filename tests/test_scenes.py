@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from assistant import scenes
+from training import scenes
 
 
 def test_the_judge_reads_rendered_scenes_and_rejects_mismatched_captions():

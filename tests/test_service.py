@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.service import Outcome
+from assistant.flow.service import Outcome
 from models.base import Message, Request
 from tests.conftest import FakeChat
 
@@ -105,10 +105,10 @@ def test_alternatives_carry_their_typical_cost_from_the_ledger(assistant):
 
 
 def test_pictures_default_to_sd_turbo_on_a_gpu_and_to_the_demo_on_a_cpu(settings, monkeypatch):
-    from assistant.catalog import Catalog
-    from assistant.ledger import Ledger
-    from assistant.pool import Pool
-    from assistant.service import Assistant
+    from assistant.accounting.ledger import Ledger
+    from assistant.catalog.entries import Catalog
+    from assistant.flow.pool import Pool
+    from assistant.flow.service import Assistant
 
     def picked(**changes):
         s = settings.with_(**changes)
@@ -129,7 +129,7 @@ def test_pictures_default_to_sd_turbo_on_a_gpu_and_to_the_demo_on_a_cpu(settings
 
 
 def test_same_again_keeps_everything_the_words_do_not_change():
-    from assistant.service import again_options
+    from assistant.flow.service import again_options
 
     recipe = {
         "prompt": "a fox",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant import space
+from assistant.web import space
 from models.base import BadInput
 
 
@@ -40,7 +40,7 @@ def test_the_export_is_what_spaces_reads(tmp_path):
         "requirements-packs.txt",
     }
     assert not list(folder.rglob("__pycache__")) and not (folder / "tests").exists()
-    assert (folder / "assistant" / "catalog.json").is_file()
+    assert (folder / "assistant" / "catalog" / "catalog.json").is_file()
     assert (folder / "models" / "imagenet_classes.txt").is_file()
     with pytest.raises(BadInput, match="not empty"):
         space.export(folder)

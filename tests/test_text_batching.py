@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from assistant.pool import Pool
+from assistant.flow.pool import Pool
 from models.base import Adapter, BadInput, Message, Request, Result
 from models.text import chat_prompt
 from models.text_ct2 import CT2Chat

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.catalog import Catalog
-from assistant.pool import Pool
+from assistant.catalog.entries import Catalog
+from assistant.flow.pool import Pool
 from models.base import Adapter, Message, ModelUnavailable, Request, Result
 from models.text_llamacpp import LlamaCppChat, LlamaServer
 from tests.test_text_batching import CharTokenizer
@@ -208,14 +208,14 @@ def test_catalog_ids_stay_and_name_the_wheel(monkeypatch, tmp_path):
     ):
         entry = catalog.get(model_id)
         assert entry.backend == "llama.cpp" and entry.fallback == fallback
-    monkeypatch.setattr("assistant.catalog.module_dir", lambda name: None)
+    monkeypatch.setattr("assistant.catalog.entries.module_dir", lambda name: None)
     usable, why = catalog.get("smollm2-135m-instruct-llamacpp").availability(tmp_path)
     assert not usable and "pip install xllamacpp" in why
 
 
 def test_an_entry_without_pack_or_gguf_is_refused_clearly():
-    from assistant.catalog import Entry
-    from assistant.families import build_adapter
+    from assistant.catalog.backends import build_adapter
+    from assistant.catalog.entries import Entry
     from assistant.settings import Settings
 
     coder = Catalog.load().get("qwen2.5-coder-0.5b-instruct")
@@ -225,18 +225,18 @@ def test_an_entry_without_pack_or_gguf_is_refused_clearly():
 
 
 def test_the_default_follows_what_bench_text_measured_here(tmp_path, monkeypatch):
-    from assistant.service import BENCH_TEXT_FILE, measured_text_default
+    from assistant.flow.service import BENCH_TEXT_FILE, measured_text_default
     from assistant.settings import Settings
 
     settings = Settings(home=tmp_path)
     catalog = Catalog.load()
     assert measured_text_default(settings, catalog) is None  # no bench run: the catalog's
     (tmp_path / BENCH_TEXT_FILE).write_text('{"text_model": "smollm2-135m-instruct-llamacpp"}')
-    monkeypatch.setattr("assistant.catalog.is_installed", lambda pack: True)
-    monkeypatch.setattr("assistant.catalog.module_dir", lambda name: tmp_path)
+    monkeypatch.setattr("assistant.catalog.entries.is_installed", lambda pack: True)
+    monkeypatch.setattr("assistant.catalog.entries.module_dir", lambda name: tmp_path)
     assert measured_text_default(settings, catalog) == "smollm2-135m-instruct-llamacpp"
     # A winner that cannot run here (wheel gone) is not made the default.
-    monkeypatch.setattr("assistant.catalog.module_dir", lambda name: None)
+    monkeypatch.setattr("assistant.catalog.entries.module_dir", lambda name: None)
     assert measured_text_default(settings, catalog) is None
     (tmp_path / BENCH_TEXT_FILE).write_text('{"text_model": "no-such-model"}')
     assert measured_text_default(settings, catalog) is None

@@ -71,8 +71,8 @@ PIPER_MISSING = any(importlib.util.find_spec(m) is None for m in ("piper", "joe_
     reason="the optional Piper extra (GPL) is not installed: make tts",
 )
 def test_piper_speaks_the_answer(tmp_path):
-    from assistant.catalog import Catalog
-    from assistant.families import build_adapter
+    from assistant.catalog.backends import build_adapter
+    from assistant.catalog.entries import Catalog
     from assistant.settings import Settings
 
     adapter = build_adapter(Catalog.load().get("piper-joe-medium"), Settings(home=tmp_path))

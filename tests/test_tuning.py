@@ -108,7 +108,7 @@ def test_only_the_assistant_turn_carries_a_loss(tiny_base):
 
 
 def _tiny_assistant(settings, tiny_base):
-    from assistant.catalog import Entry
+    from assistant.catalog.entries import Entry
     from tests.conftest import FakeChat, make_assistant
 
     assistant = make_assistant(settings, FakeChat(['{"intent": "repair", "n": 1}']))
@@ -132,7 +132,7 @@ def _tiny_assistant(settings, tiny_base):
 
 
 def test_a_whole_run_trains_evaluates_registers_and_accounts(settings, tiny_base, tmp_path):
-    from assistant.catalog import Catalog
+    from assistant.catalog.entries import Catalog
     from assistant.tuning import tune
 
     assistant = _tiny_assistant(settings, tiny_base)

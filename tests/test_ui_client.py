@@ -19,7 +19,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    from assistant.ui import build
+    from assistant.web.ui import build
 
     demo, assistant = build(real_settings(tmp_path_factory.mktemp("ui") / "home"))
     demo.queue().launch(
@@ -36,7 +36,7 @@ def test_a_program_asks_through_the_documented_api_and_the_ledger_says_so(app):
 
     demo, assistant = app
     client = Client(demo.local_url, verbose=False)
-    # The chat UI's own events are not the documented API (assistant/ui/tools.py).
+    # The chat UI's own events are not the documented API (assistant/web/ui/tools.py).
     assert sorted(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == [
         "/ask",
         "/draw_picture",

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from assistant.ui.costs import export, finished_frame, totals
+from assistant.web.ui.costs import export, finished_frame, totals
 from models.base import Request
 
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from assistant.ui.app import SIZE_DEFAULT, badge, build_app, history_of, picture_options, text_of
+from assistant.web.ui.app import (
+    SIZE_DEFAULT,
+    badge,
+    build_app,
+    history_of,
+    picture_options,
+    text_of,
+)
 from models.base import Request
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from assistant.picture_text import PICTURE_SYSTEM
+from assistant.knowledge.picture_text import PICTURE_SYSTEM
 from models.base import BadInput, Request
 from models.vision import ClassifierOCR, describe, load_image
 

@@ -131,7 +131,7 @@ def test_a_hub_vision_model_without_the_hub_fails_clearly(monkeypatch):
 def test_its_answer_is_final_not_sent_on_to_the_text_model(assistant, fake_chat, tiny_blip, photo):
     from dataclasses import replace
 
-    from assistant.families import build_adapter
+    from assistant.catalog.backends import build_adapter
 
     entry = replace(assistant.catalog.get("blip-captioning-base"), source={"hub": str(tiny_blip)})
     assistant.catalog.entries[entry.id] = entry

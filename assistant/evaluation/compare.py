@@ -21,7 +21,7 @@ from pathlib import Path
 
 from assistant.evaluation.datasets import Example
 from assistant.evaluation.engine import task_for
-from assistant.outcome import Outcome
+from assistant.flow.outcome import Outcome
 from models.base import BadInput, Request
 
 MIN_MODELS, MAX_MODELS = 2, 4

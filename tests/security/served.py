@@ -1,6 +1,6 @@
 """A served app on loopback, as an attacker meets it: HTTP only, fake models.
 
-The app is built exactly as `make run` builds it (assistant/server.py: the
+The app is built exactly as `make run` builds it (assistant/web/server.py: the
 Gradio UI mounted on FastAPI with /v1 and the file gate), with the fast
 tier's fake chat model so no weights are needed, and run by uvicorn on a
 port of this worktree's range. The helpers speak Gradio's wire protocol
@@ -51,8 +51,8 @@ class Served:
 def serve(settings, fake_chat=None, fakes=None):
     import uvicorn
 
-    from assistant.server import build_server
-    from assistant.service import Assistant
+    from assistant.flow.service import Assistant
+    from assistant.web.server import build_server
     from tests.conftest import FakeChat, make_assistant
 
     chat = fake_chat or FakeChat()

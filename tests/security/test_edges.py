@@ -79,9 +79,9 @@ def test_the_tools_and_mcp_need_the_api_key(served):
 
 
 def test_v1_overload_is_a_503_with_retry_after(served, monkeypatch):
-    import assistant.owners
+    import assistant.web.owners
 
-    monkeypatch.setattr(assistant.owners, "MAX_API_IN_FLIGHT", 2)
+    monkeypatch.setattr(assistant.web.owners, "MAX_API_IN_FLIGHT", 2)
     body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
 
     def ask(_):
@@ -108,8 +108,8 @@ def test_gradio_busy_answers_say_when_to_retry(tmp_path):
     from starlette.routing import Route
     from starlette.testclient import TestClient
 
-    from assistant.access import FileAccess
-    from assistant.owners import UploadOwners
+    from assistant.web.access import FileAccess
+    from assistant.web.owners import UploadOwners
 
     async def full(request):
         return JSONResponse({"detail": "Queue is full! Please try again later."}, 503)

@@ -172,8 +172,8 @@ class _Request:  # what the handlers read of a gr.Request
 
 def test_the_handlers_refuse_a_foreign_path_even_behind_a_broken_gate(assistant, fake_chat):
     """Defence in depth: the chat and the Documents tab check again, not only the door."""
-    from assistant.access import access_for
-    from assistant.ui.app import build_app
+    from assistant.web.access import access_for
+    from assistant.web.ui.app import build_app
 
     demo = build_app(assistant)
     fns = {f.api_name: f.fn for f in demo.fns.values()}

@@ -96,7 +96,7 @@ def test_in_public_mode_each_browser_has_its_own_quota_chats_and_documents(tmp_p
 def test_users_whose_names_differ_in_punctuation_do_not_share_a_collection():
     import re
 
-    from assistant.rag import collections_for
+    from assistant.knowledge.rag import collections_for
 
     names = ["a.b", "a_b", "a b", "ana", "Ünal", "x" * 80, "x" * 80 + "y"]
     own = [collections_for(n)[0] for n in names]

@@ -11,7 +11,7 @@ import json
 import httpx
 import pytest
 
-from assistant.rag import collections_for
+from assistant.knowledge.rag import collections_for
 from assistant.settings import Settings
 from tests.conftest import FakeChat
 from tests.security.served import file_data, join, paths_in_output, serve

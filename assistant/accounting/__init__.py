@@ -1,0 +1,1 @@
+"""What each request cost and who may spend more: the ledger, prices and energy, limits."""

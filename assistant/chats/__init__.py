@@ -1,0 +1,1 @@
+"""Conversations kept per user, and prompt templates."""

@@ -1,0 +1,178 @@
+"""The Costs tab: what every request cost here and would have cost on a cloud API.
+
+Reads the ledger only (never a model): plots per request over time, totals
+per model and family, the saving against the cloud, and exports of the
+whole ledger as CSV or JSON written into ASSISTANT_HOME/exports.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+
+import gradio as gr
+import pandas as pd
+
+from assistant.accounting.ledger import COLUMNS
+from assistant.flow.service import Assistant
+from assistant.web.ui.documents import user_of
+
+
+def user_filter(assistant: Assistant, request) -> str | None:
+    """Behind a login (or in public mode) each user sees their own requests; else the whole
+    ledger, which is the one person's at this machine."""
+    if not (assistant.settings.auth or assistant.settings.public):
+        return None
+    return user_of(request)
+
+
+def finished_frame(assistant: Assistant, user: str | None = None) -> pd.DataFrame:
+    """One row per finished request that was routed to a model, with its family.
+
+    Requests rejected before routing (empty, unknown model) cost nothing and
+    name no real model, so they stay in the ledger and out of the plots.
+    """
+    rows = [r for r in assistant.ledger.rows(user=user) if r["status"] != "started" and r["task"]]
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    families = {e.id: e.family for e in assistant.catalog.entries.values()}
+    frame["family"] = frame["model"].map(families).fillna("?").astype(str)
+    frame["model"] = frame["model"].astype(str)
+    # Typed even when empty: the browser fixes each plot's axis kinds from the
+    # first data it gets, and an empty frame's object columns made a y axis
+    # of text labels (a "point scale") that later rows never repaired.
+    # Epoch milliseconds: the browser draws them in its own local time.
+    frame["when"] = pd.to_datetime(pd.to_numeric(frame["started_at"]), unit="s")
+    for col in ("usd_local", "usd_cloud", "run_s", "load_s", "device_seconds"):
+        frame[col] = pd.to_numeric(frame[col]).fillna(0.0).astype(float)
+    return frame.sort_values("when")
+
+
+def totals(frame: pd.DataFrame, by: str) -> pd.DataFrame:
+    if frame.empty:
+        return pd.DataFrame(
+            columns=[by, "requests", "device_s", "usd_local", "usd_cloud", "saving_usd"]
+        )
+    grouped = (
+        frame.groupby(by)
+        .agg(
+            requests=("request_id", "count"),
+            device_s=("device_seconds", "sum"),
+            usd_local=("usd_local", "sum"),
+            usd_cloud=("usd_cloud", "sum"),
+        )
+        .reset_index()
+    )
+    grouped["saving_usd"] = grouped["usd_cloud"] - grouped["usd_local"]
+    return grouped.round(6)
+
+
+def export(assistant: Assistant, kind: str, user: str | None = None) -> str:
+    """Write the ledger (one user's rows, when given) to ASSISTANT_HOME/exports; its path."""
+    folder = assistant.settings.home / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"ledger-{time.strftime('%Y%m%d-%H%M%S')}.{kind}"
+    rows = assistant.ledger.rows(user=user)
+    if kind == "csv":
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+    else:
+        path.write_text(json.dumps(rows, indent=1, ensure_ascii=False))
+    return str(path)
+
+
+def build_costs_tab(assistant: Assistant, tab: gr.Tab) -> None:
+    """Adds the tab's components to the Blocks being built; refreshes when it opens."""
+
+    def refresh(request: gr.Request = None):
+        frame = finished_frame(assistant, user_filter(assistant, request))
+        by_model = totals(frame, "model")
+        saving = by_model.melt(
+            id_vars="model",
+            value_vars=["usd_local", "usd_cloud"],
+            var_name="where",
+            value_name="usd",
+        )
+        saving["usd"] = saving["usd"].astype(float)  # a number even with no rows
+        saving["where"] = saving["where"].map({"usd_local": "here", "usd_cloud": "cloud"})
+        # The browser builds a plot's chart once, from its first data, and
+        # afterwards only swaps the rows: the axis kinds and the colours it
+        # knows stay those of the first data (none, on a fresh home). Naming
+        # the legend's entries rebuilds the chart, so every refresh draws
+        # with today's models; no data at all shows "no data", not an empty chart.
+        models = sorted(frame["model"].unique())
+
+        def plot(kind, data: pd.DataFrame, legend: list[str]):
+            return kind(value=None if data.empty else data, colors_in_legend=legend)
+
+        return (
+            plot(gr.ScatterPlot, frame, models),
+            plot(gr.ScatterPlot, frame, models),
+            by_model,
+            plot(gr.BarPlot, saving, models),
+            totals(frame, "family"),
+        )
+
+    gr.Markdown(
+        "Every request's cost from the ledger: **here** is device-seconds × the "
+        "device's rental price, **cloud** is the same work priced on a hosted API "
+        "(`assistant/accounting/prices.json`, each price with its source and date). Energy on a "
+        "CPU is an estimate and says so."
+    )
+    refresh_btn = gr.Button("Refresh", size="sm", elem_id="costs-refresh")
+    with gr.Row():
+        # "%H:%M": Vega's default clock is 12-hour, so 16:21 read as 04:21.
+        cost_plot = gr.ScatterPlot(
+            x="when",
+            y="usd_local",
+            color="model",
+            title="$ here per request",
+            height=260,
+            x_title="time",
+            x_axis_format="%H:%M",
+            y_title="$ here",
+            y_lim=[0, None],
+            elem_id="costs-usd",
+        )
+        latency_plot = gr.ScatterPlot(
+            x="when",
+            y="run_s",
+            color="model",
+            title="Run seconds per request",
+            height=260,
+            x_title="time",
+            x_axis_format="%H:%M",
+            y_title="run seconds",
+            y_lim=[0, None],
+            elem_id="costs-run",
+        )
+    with gr.Row():
+        # Two bars, here and cloud, each stacked by model: their heights are the totals.
+        saving_plot = gr.BarPlot(
+            x="where",
+            y="usd",
+            color="model",
+            sort=["here", "cloud"],
+            title="Total $ here vs on a cloud API, by model",
+            height=260,
+            elem_id="costs-saving",
+        )
+    by_model = gr.Dataframe(label="Totals per model", interactive=False, elem_id="costs-models")
+    by_family = gr.Dataframe(label="Totals per family", interactive=False)
+    with gr.Row():
+        csv_btn = gr.DownloadButton("Export CSV", size="sm")
+        json_btn = gr.DownloadButton("Export JSON", size="sm")
+    outputs = [cost_plot, latency_plot, by_model, saving_plot, by_family]
+    refresh_btn.click(refresh, None, outputs, api_name="costs")
+    tab.select(refresh, None, outputs)
+
+    def export_csv(request: gr.Request = None) -> str:
+        return export(assistant, "csv", user_filter(assistant, request))
+
+    def export_json(request: gr.Request = None) -> str:
+        return export(assistant, "json", user_filter(assistant, request))
+
+    csv_btn.click(export_csv, None, csv_btn)
+    json_btn.click(export_json, None, json_btn)

@@ -1,0 +1,1 @@
+"""The benchmarks behind every performance claim: python -m assistant bench NAME."""

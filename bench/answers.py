@@ -1,0 +1,447 @@
+"""`python -m assistant bench answers`: are the answers right, grounded and clean, per text model?
+
+Every chain that ends in the text model, through the real router, pool,
+ledger and models, in a throwaway ASSISTANT_HOME that borrows the prepared
+weights (data in bench/data/answers/, described in its README):
+
+- retrieval over four markdown documents: the key fact in the reply, the
+  right document cited in it, and "do not say" when nothing answers;
+- picture text: invoices, receipts and tickets drawn here with Pillow, read
+  by the classifier + OCR chain, asked for an amount, date, code or name;
+- two-turn follow-ups, judged on the second reply;
+- voice memos read by espeak-ng, judged by the memo's keywords in the reply;
+- prompt scaffolding visible in any reply (must be 0);
+- 24 short factual questions in plain chat;
+- warm end-to-end time (p50) of grounded replies and plain chat, $ per reply.
+
+Each text model the machine can run is one column ("prefer" pins it for every
+step); "routed" is the product's own choice (grounded work and follow-ups to
+ASSISTANT_GROUNDED_MODEL, small talk to the chat model), which the goals
+judge. Every reply is printed to stderr and written to
+ASSISTANT_HOME/bench-answers.jsonl: read them, not only the ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+from assistant.settings import Settings
+from bench.runner import metric
+from models.base import Message, Request
+
+DATA = Path(__file__).with_name("data") / "answers"
+# Text models compared, when they can run here (the coder needs `make coder`).
+CANDIDATES = (
+    "smollm2-135m-instruct",
+    "qwen2.5-coder-0.5b-instruct",
+    "smollm2-135m-instruct-llamacpp",
+    "qwen2.5-coder-0.5b-instruct-llamacpp",
+)
+ROUTED = "routed"
+MAX_NEW_TOKENS = 64  # replies are judged on their first sentences; time stays comparable
+
+# Prompt scaffolding a person must never see (an independent list: not grounding.py's).
+SCAFFOLD = [
+    re.compile(p, re.I | re.M)
+    for p in (
+        r"<<<",
+        r">>>",
+        r"\bexcerpt \[\d",
+        r"^\s*question\s*:",
+        r"answer with citations",
+        r"^\s*excerpts?\s*:",
+        r"<\|im_(start|end)\|>",
+        r"<\|endoftext\|>",
+        r"^\s{0,3}#{1,6}\s",
+        r"not instructions",
+        r"quoted data",
+        r"^\s*(facts|context)\s*:\s*$",
+    )
+]
+
+
+def scaffolding(text: str, n_citations: int) -> list[str]:
+    """What of the prompt's scaffolding shows in ``text`` (empty: nothing)."""
+    found = [p.pattern for p in SCAFFOLD if p.search(text)]
+    bad = [n for n in re.findall(r"\[(\d+)\]", text) if not 1 <= int(n) <= n_citations]
+    return found + [f"[{n}] of {n_citations}" for n in bad]
+
+
+def _load(name: str) -> list[dict]:
+    return [json.loads(line) for line in (DATA / name).read_text().splitlines() if line.strip()]
+
+
+def _has(text: str, expected: list[str]) -> bool:
+    low = text.lower()
+    # A plural counts ("notice" in "notices"); a longer number does not ("60" in "600").
+    return any(
+        re.search(rf"(?<![\w.]){re.escape(e.lower())}(?:s|es)?(?![\w])", low) for e in expected
+    )
+
+
+def _picture(lines: list[str], path: Path) -> Path:
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=30)
+    width = max(int(font.getlength(line)) for line in lines) + 80
+    img = Image.new("RGB", (max(width, 420), 60 + 56 * len(lines)), "white")
+    draw = ImageDraw.Draw(img)
+    for i, line in enumerate(lines):
+        draw.text((40, 30 + 56 * i), line, fill="black", font=font)
+    img.save(path)
+    return path
+
+
+def _memo(text: str, path: Path) -> Path:
+    raw = path.with_suffix(".raw.wav")
+    for cmd in (
+        ["espeak-ng", "-w", str(raw), text],
+        ["sox", str(raw), "-r", "16000", "-c", "1", str(path)],
+    ):
+        try:
+            subprocess.run(cmd, check=True, capture_output=True)
+        except FileNotFoundError:
+            from models.base import ModelUnavailable
+
+            raise ModelUnavailable(
+                "bench answers needs espeak-ng and sox for its voice memos: "
+                "apt-get install -y espeak-ng sox"
+            ) from None
+    raw.unlink()
+    return path
+
+
+class _Run:
+    """One column: every reply of one text model (or of the product's routing)."""
+
+    def __init__(self, assistant, column: str, log, progress):
+        self.assistant, self.column, self.log, self.progress = assistant, column, log, progress
+        self.prefer = () if column == ROUTED else (("text", column),)
+        self.scores: dict[str, list[bool]] = {}
+        self.grounded_s: list[float] = []
+        self.plain_s: list[float] = []
+        self.usd: list[float] = []
+        self.scaffolding = 0
+        self.models: dict[str, int] = {}
+
+    def ask(self, text: str, kind: str, attachments=(), history=(), task=None):
+        request = Request(
+            text=text,
+            attachments=tuple(attachments),
+            history=tuple(history),
+            prefer=self.prefer,
+            max_new_tokens=MAX_NEW_TOKENS,
+            task=task,
+            session_id=f"bench-{self.column}",
+        )
+        started = time.perf_counter()
+        outcome = self.assistant.ask(request, source="bench")
+        wall = time.perf_counter() - started
+        (self.plain_s if kind == "factual" else self.grounded_s).append(wall)
+        if outcome.cost is not None:
+            self.usd.append(outcome.cost.usd_local)
+        for step in outcome.steps or (outcome,):
+            if step.route and step.route.task == "text":
+                self.models[step.route.model] = self.models.get(step.route.model, 0) + 1
+        reply = outcome.result.text if outcome.result else f"[{outcome.status}] {outcome.error}"
+        cites = len(outcome.result.citations) if outcome.result else 0
+        leaks = scaffolding(reply, cites)
+        self.scaffolding += bool(leaks)
+        return outcome, reply, wall, leaks
+
+    def judge(
+        self,
+        metric_key: str,
+        question: str,
+        reply: str,
+        ok: bool,
+        wall: float,
+        leaks: list[str],
+        **extra,
+    ) -> None:
+        self.scores.setdefault(metric_key, []).append(ok)
+        mark = "✓" if ok else "✗"
+        shown = " ".join(reply.split())[:220]
+        self.progress(
+            f"    {mark} [{self.column} · {metric_key}] {question} → {shown} "
+            f"({wall:.1f}s){' LEAK ' + str(leaks) if leaks else ''}"
+        )
+        self.log.write(
+            json.dumps(
+                {
+                    "column": self.column,
+                    "set": metric_key,
+                    "question": question,
+                    "reply": reply,
+                    "right": ok,
+                    "seconds": round(wall, 2),
+                    "scaffolding": leaks,
+                    **extra,
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
+
+
+def bench_answers(repeats: int, progress) -> list[dict]:
+    from assistant.flow.service import Assistant
+
+    real = Settings.from_env()
+    home = real.home / "bench-answers"
+    shutil.rmtree(home, ignore_errors=True)
+    (home / "inputs").mkdir(parents=True)
+    (home / "weights").symlink_to(real.weights_dir.resolve(), target_is_directory=True)
+    assistant = Assistant.from_settings(
+        Settings(home=home, max_new_tokens=MAX_NEW_TOKENS), progress=lambda m: None
+    )
+    weights = assistant.settings.weights_dir
+    wanted = [m.strip() for m in os.environ.get("BENCH_ANSWERS_MODELS", "").split(",") if m.strip()]
+    columns = [
+        m
+        for m in (wanted or CANDIDATES)
+        if m in assistant.catalog.entries and assistant.catalog.get(m).availability(weights)[0]
+    ]
+    columns.append(ROUTED)
+    progress(
+        f"  columns: {', '.join(columns)}; indexing {len(list((DATA / 'docs').iterdir()))}"
+        " documents, drawing pictures, recording memos…"
+    )
+    for doc in sorted((DATA / "docs").iterdir()):
+        outcome = assistant.ingest(doc)
+        assert outcome.status == "ok", outcome.error
+    pictures = {}
+    for name in ("pictures_own.jsonl", "pictures_heldout.jsonl"):
+        for i, case in enumerate(_load(name)):
+            key = "\n".join(case["lines"])
+            if key not in pictures:
+                pictures[key] = _picture(case["lines"], home / "inputs" / f"{name[:-6]}-{i}.png")
+    memos = {}
+    for name in ("voice_own.jsonl", "voice_heldout.jsonl"):
+        for i, case in enumerate(_load(name)):
+            memos[case["text"]] = _memo(case["text"], home / "inputs" / f"{name[:-6]}-{i}.wav")
+
+    runs = []
+    with (real.home / "bench-answers.jsonl").open("w") as log:
+        for column in columns:
+            progress(f"  {column}: warming up (one request per chain, not judged)…")
+            run = _Run(assistant, column, log, progress)
+            _warm_up(run, next(iter(pictures.values())), next(iter(memos.values())))
+            _retrieval(run)
+            _pictures(run, pictures)
+            _followups(run)
+            _voice(run, memos)
+            _factual(run)
+            runs.append(run)
+    assistant.store.close()
+    shutil.rmtree(home, ignore_errors=True)
+    return _metrics(runs)
+
+
+def _warm_up(run: _Run, picture: Path, memo: Path) -> None:
+    """Load every model a column uses, so that the times judged are warm."""
+    run.ask("Hello!", "factual")
+    run.ask("And you?", "followup", history=(Message("user", "Hi"), Message("assistant", "Hi!")))
+    run.ask("How much water does the kettle hold?", "rag", task="rag")
+    run.ask("Is this a receipt?", "vision", attachments=[picture])
+    run.ask("", "voice", attachments=[memo])
+    run.plain_s.clear()
+    run.grounded_s.clear()
+    run.usd.clear()
+    run.models.clear()
+    run.scaffolding = 0
+
+
+def _retrieval(run: _Run) -> None:
+    for split in ("own", "heldout"):
+        for case in _load(f"retrieval_{split}.jsonl"):
+            unsupported = case.get("unsupported", False)
+            # Questions nothing answers are sent to the documents: the router may
+            # (rightly) send them to plain chat, which is not what is measured here.
+            outcome, reply, wall, leaks = run.ask(
+                case["question"], "rag", task="rag" if unsupported else None
+            )
+            if unsupported:
+                run.judge(
+                    f"retrieval: says the documents do not say ({split})",
+                    case["question"],
+                    reply,
+                    "do not say" in reply.lower(),
+                    wall,
+                    leaks,
+                )
+                continue
+            cites = {
+                c["n"]: c["source"] for c in (outcome.result.citations if outcome.result else ())
+            }
+            cited = {cites.get(int(n)) for n in re.findall(r"\[(\d+)\]", reply)}
+            run.judge(
+                f"retrieval: key fact in the reply ({split})",
+                case["question"],
+                reply,
+                _has(reply, case["expected"]),
+                wall,
+                leaks,
+                route=outcome.route.task if outcome.route else None,
+            )
+            run.scores.setdefault(f"retrieval: right source cited ({split})", []).append(
+                case["source"] in cited
+            )
+
+
+def _pictures(run: _Run, pictures: dict) -> None:
+    for split in ("own", "heldout"):
+        for case in _load(f"pictures_{split}.jsonl"):
+            path = pictures["\n".join(case["lines"])]
+            _, reply, wall, leaks = run.ask(case["question"], "vision", attachments=[path])
+            run.judge(
+                f"picture text: the value asked for ({split})",
+                case["question"],
+                reply,
+                _has(reply, case["expected"]),
+                wall,
+                leaks,
+            )
+
+
+def _followups(run: _Run) -> None:
+    for split in ("own", "heldout"):
+        for case in _load(f"followups_{split}.jsonl"):
+            first, second = case["turns"]
+            _, reply1, _, _ = run.ask(first, "text")
+            run.grounded_s.pop()  # only the follow-up is timed and judged
+            history = (Message("user", first), Message("assistant", reply1))
+            _, reply, wall, leaks = run.ask(second, "followup", history=history)
+            run.judge(
+                f"follow-ups: the second reply uses the first ({split})",
+                f"{first} / {second}",
+                reply,
+                _has(reply, case["expected"]),
+                wall,
+                leaks,
+            )
+
+
+def _voice(run: _Run, memos: dict) -> None:
+    for split in ("own", "heldout"):
+        for case in _load(f"voice_{split}.jsonl"):
+            outcome, reply, wall, leaks = run.ask("", "voice", attachments=[memos[case["text"]]])
+            words = set(re.findall(r"\w+", reply.lower()))
+            hits = {k for k in case["keywords"] if k in words}
+            need = min(2, len(case["keywords"]))
+            heard = " ".join(s["text"] for s in outcome.result.segments) if outcome.result else ""
+            run.judge(
+                f"voice memo: the reply addresses it ({split})",
+                case["text"],
+                reply,
+                len(hits) >= need,
+                wall,
+                leaks,
+                transcript=heard.strip(),
+            )
+
+
+def _factual(run: _Run) -> None:
+    for case in _load("factual.jsonl"):
+        _, reply, wall, leaks = run.ask(case["question"], "factual")
+        # The first sentence is the answer: "…is blue. … unlike green" is wrong.
+        first = re.split(r"(?<=[.!?])\s+", reply.strip(), maxsplit=1)[0]
+        run.judge(
+            "factual questions, plain chat",
+            case["question"],
+            reply,
+            _has(first, case["expected"]),
+            wall,
+            leaks,
+        )
+
+
+GOALS = {  # metric name start -> (goal text, test); judged on the product's routed column
+    "retrieval: key fact": (">= 0.7", lambda v: v >= 0.7),
+    "retrieval: right source": (">= 0.9", lambda v: v >= 0.9),
+    "retrieval: says": (">= 0.8", lambda v: v >= 0.8),
+    "picture text": (">= 0.8", lambda v: v >= 0.8),
+    "follow-ups": (">= 0.8", lambda v: v >= 0.8),
+    "voice memo": (">= 0.8", lambda v: v >= 0.8),
+}
+
+
+def _goal(name: str):
+    for start, (text, test) in GOALS.items():
+        if name.startswith(start):
+            return text, test
+    return None, None
+
+
+def _metrics(runs: list[_Run]) -> list[dict]:
+    out = []
+    plain_today = {r.column: statistics.median(r.plain_s) for r in runs if r.plain_s}
+    for run in runs:
+        judged = run.column == ROUTED
+        for name, marks in run.scores.items():
+            value = sum(marks) / len(marks)
+            text, test = _goal(name) if judged else (None, None)
+            out.append(
+                metric(
+                    f"{run.column}: {name}",
+                    value,
+                    f"ratio of {len(marks)}",
+                    text,
+                    test(value) if test else None,
+                )
+            )
+            if name.startswith("factual"):
+                right = sum(marks)
+                out.append(
+                    metric(
+                        f"{run.column}: factual questions right",
+                        right,
+                        f"of {len(marks)}",
+                        ">= 18" if judged else None,
+                        right >= 18 if judged else None,
+                    )
+                )
+        out.append(
+            metric(
+                f"{run.column}: replies showing prompt scaffolding",
+                run.scaffolding,
+                "replies",
+                "0",
+                run.scaffolding == 0,
+            )
+        )
+        grounded = statistics.median(run.grounded_s) if run.grounded_s else 0.0
+        plain = statistics.median(run.plain_s) if run.plain_s else 0.0
+        out.append(
+            metric(
+                f"{run.column}: grounded reply, warm, end to end (p50)",
+                grounded,
+                "s",
+                "<= 6" if judged else None,
+                grounded <= 6 if judged else None,
+            )
+        )
+        out.append(metric(f"{run.column}: plain chat reply, warm, end to end (p50)", plain, "s"))
+        today = plain_today.get(CANDIDATES[0])
+        if judged and today:
+            out.append(
+                metric(
+                    f"{run.column}: plain chat p50 vs {CANDIDATES[0]} alone (today)",
+                    plain / today,
+                    "x",
+                    "<= 1.1",
+                    plain / today <= 1.1,
+                )
+            )
+        usd = statistics.median(run.usd) if run.usd else 0.0
+        out.append(metric(f"{run.column}: $ here per reply (median)", usd, "USD"))
+        for model, n in sorted(run.models.items()):
+            out.append(metric(f"{run.column}: text steps run on {model}", n, "steps"))
+    return out

@@ -1,0 +1,290 @@
+"""`python -m assistant bench rag`: retrieval quality, routing, answers, speed, scale.
+
+The documents are the pydoc pages of 24 standard-library modules, rendered
+by the running Python (written by CPython's authors, not by us, and present
+on every machine). bench/data/rag_questions.jsonl holds 40 questions, each
+with the module that answers it and a keyword the answer should contain.
+Everything runs in a throwaway ASSISTANT_HOME that borrows the prepared
+weights, through the same ingest, router, store and models as the app.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pydoc
+import random
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+from assistant.settings import Settings
+from bench.runner import metric, timed
+from models.base import Request
+
+QUESTIONS = Path(__file__).with_name("data") / "rag_questions.jsonl"
+SCALES = (10_000, 100_000)
+
+
+def _corpus(folder: Path, modules: list[str]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in modules:
+        path = folder / f"{name}.txt"
+        path.write_text(pydoc.render_doc(importlib.import_module(name), renderer=pydoc.plaintext))
+        paths.append(path)
+    return paths
+
+
+def bench_rag(repeats: int, progress) -> list[dict]:
+    from assistant.flow.service import Assistant
+    from assistant.knowledge.rag import collections_for
+
+    real = Settings.from_env()
+    home = real.home / "bench-rag"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    (home / "weights").symlink_to(real.weights_dir.resolve(), target_is_directory=True)
+    assistant = Assistant.from_settings(
+        Settings(home=home, max_new_tokens=64), progress=lambda m: None
+    )
+    questions = [json.loads(line) for line in QUESTIONS.read_text().splitlines() if line]
+    modules = sorted({q["module"] for q in questions})
+    metrics = []
+
+    progress(f"  ingesting {len(modules)} pydoc pages…")
+    started = time.perf_counter()
+    for path in _corpus(home / "corpus", modules):
+        outcome = assistant.ingest(path)
+        assert outcome.status == "ok", outcome.error
+    ingest_s = time.perf_counter() - started
+    store = assistant.store
+    chunks = sum(d.chunks for d in store.documents(collections_for("local")))
+    metrics.append(
+        metric(
+            "ingest (read, split, embed, write; cold load included)", chunks / ingest_s, "chunks/s"
+        )
+    )
+
+    # -- retrieval: hybrid against each side alone --------------------------------
+    collections = collections_for("local")
+    found = {"hybrid": 0, "vector": 0, "bm25": 0}
+    with assistant.pool.lease(assistant._embedder_id()) as lease:
+        vectors = lease.adapter.embed([q["question"] for q in questions])
+    for q, vector in zip(questions, vectors, strict=True):
+        want = f"{q['module']}.txt"
+        hits = store.search(q["question"], vector, collections, k=5)
+        found["hybrid"] += any(h.name == want for h in hits)
+        near = [store.name_of(i) for i, _ in store.nearest(vector, collections, n=5)]
+        found["vector"] += want in near
+        lexical = [store.name_of(i) for i in store.keyword(q["question"], collections, n=5)]
+        found["bm25"] += want in lexical
+    n = len(questions)
+    metrics.append(
+        metric(
+            "recall@5, hybrid (BM25 + vectors, RRF)",
+            found["hybrid"] / n,
+            "ratio",
+            ">= 0.9",
+            found["hybrid"] / n >= 0.9,
+        )
+    )
+    metrics.append(metric("recall@5, vectors alone", found["vector"] / n, "ratio"))
+    metrics.append(metric("recall@5, BM25 alone", found["bm25"] / n, "ratio"))
+
+    # -- routing with documents present -------------------------------------------
+    to_rag = sum(
+        assistant.router.route(Request(text=q["question"])).task == "rag" for q in questions
+    )
+    eval_set = Path(__file__).with_name("data") / "router_eval.jsonl"
+    plain = [json.loads(line) for line in eval_set.read_text().splitlines() if line]
+    plain = [p["text"] for p in plain if p.get("task") == "text" and not p.get("files")]
+    to_text = sum(assistant.router.route(Request(text=t)).task == "text" for t in plain)
+    metrics.append(metric("routed to rag: questions about the documents", to_rag / n, "ratio"))
+    metrics.append(
+        metric(
+            f"routed to text: {len(plain)} unrelated questions, documents present",
+            to_text / len(plain),
+            "ratio",
+        )
+    )
+
+    # -- answers, per available text model ----------------------------------------
+    weights = assistant.settings.weights_dir
+    for entry in assistant.catalog.for_task("text"):
+        if not (entry.built and entry.pack and entry.availability(weights)[0]):
+            continue  # hub models need internet; the bench reports what runs here
+        right, seconds = 0, []
+        for q in questions:
+            outcome = assistant.ask(Request(text=q["question"], prefer=(("text", entry.id),)))
+            right += q["keyword"].lower() in (outcome.result.text if outcome.result else "").lower()
+            seconds.append(outcome.run_s)
+        metrics.append(metric(f"answer contains the keyword: {entry.id}", right / n, "ratio"))
+        metrics.append(metric(f"answer time p50: {entry.id}", statistics.median(seconds), "s"))
+
+    metrics += _embedding_speed(assistant, store, repeats, progress)
+    metrics += _query_latency(assistant, home, vectors, questions, progress)
+    assistant.store.close()
+    shutil.rmtree(home, ignore_errors=True)
+    return metrics
+
+
+def _embedding_speed(assistant, store, repeats: int, progress) -> list[dict]:
+    """One chunk at a time (plain sentence-transformers loop) vs the product's path."""
+    import numpy as np
+    import torch
+
+    texts = [r[0] for r in store._db.execute("SELECT text FROM chunks ORDER BY chunk_id LIMIT 96")]
+    with assistant.pool.lease(assistant._embedder_id()) as lease:
+        adapter = lease.adapter
+        model = adapter.model
+        runs = {"loop": [], "batched fp32": [], "product": []}
+        reference = product = None
+        for r in range(repeats):
+            progress(f"  embedding speed, run {r + 1}/{repeats}…")
+            t = time.perf_counter()
+            reference = np.array([model.encode([x], normalize_embeddings=True)[0] for x in texts])
+            runs["loop"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            model.encode(texts, batch_size=adapter.batch_size, normalize_embeddings=True)
+            runs["batched fp32"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            product = np.array(adapter.embed(texts))
+            runs["product"].append(time.perf_counter() - t)
+    loop = statistics.median(runs["loop"])
+    cosine = float(np.min(np.sum(reference * product, axis=1)))
+    mode = "bf16 autocast" if adapter.bf16 else "fp32"
+    # How much room is there? The loop's arithmetic rate against the fp32
+    # matrix-multiply peak measured now: no fp32 path, batched or not, can
+    # beat the loop by more than their ratio.
+    loop_gflops = _encoder_flops(model, texts) / loop / 1e9
+    peak = statistics.median(_matmul_gflops() for _ in range(repeats))
+    return [
+        metric("embedding: one chunk at a time (reference)", len(texts) / loop, "chunks/s"),
+        metric("embedding: the loop's arithmetic rate", loop_gflops, "GFLOP/s"),
+        metric(
+            f"fp32 matrix-multiply peak, {torch.get_num_threads()} threads (median)",
+            peak,
+            "GFLOP/s",
+        ),
+        metric(
+            "largest fp32 speed-up over the loop this CPU allows (peak / loop rate)",
+            peak / loop_gflops,
+            "x",
+        ),
+        metric(
+            "embedding: batched fp32 vs loop", loop / statistics.median(runs["batched fp32"]), "x"
+        ),
+        metric(
+            f"embedding: product path ({mode}, batched) vs loop",
+            loop / statistics.median(runs["product"]),
+            "x",
+            ">= 5",
+            loop / statistics.median(runs["product"]) >= 5,
+        ),
+        metric(
+            f"embedding: min cosine, product path vs reference ({torch.get_num_threads()} threads)",
+            cosine,
+            "cosine",
+            ">= 0.99",
+            cosine >= 0.99,
+        ),
+    ]
+
+
+def _encoder_flops(model, texts: list[str]) -> float:
+    """Floating-point operations to embed the texts one at a time (no padding).
+
+    Per token, 2 per weight of the encoder's Linear layers; per layer,
+    4·n·hidden more for the n×n attention scores and their use.
+    """
+    import torch
+
+    weights = sum(
+        m.weight.numel()
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and ".encoder." in f".{name}."
+    )
+    config = model[0].auto_model.config
+    ids = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)["input_ids"]
+    per_layer_attention = 4 * config.hidden_size
+    return float(
+        sum(
+            2 * weights * len(x) + per_layer_attention * len(x) ** 2 * config.num_hidden_layers
+            for x in ids
+        )
+    )
+
+
+def _matmul_gflops(size: int = 2048) -> float:
+    """This CPU's fp32 matrix-multiply rate on all torch threads: best of five."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = min(timed(lambda: a @ b) for _ in range(5))
+    return 2 * size**3 / best / 1e9
+
+
+def _query_latency(assistant, home: Path, vectors, questions, progress) -> list[dict]:
+    """Query p50 (embed the question + hybrid search) at 10k and 100k chunks.
+
+    The chunks are synthetic (random unit vectors, text recombined from the
+    corpus): embedding 100k real chunks would take this CPU ~half an hour,
+    and search time depends on the count, not on what the vectors mean.
+    """
+    import numpy as np
+
+    from assistant.knowledge.documents import Chunk
+    from assistant.knowledge.rag import Store
+
+    rng = np.random.default_rng(0)
+    words = " ".join(r[0] for r in assistant.store._db.execute("SELECT text FROM chunks")).split()
+    store = Store(home / "scale", "synthetic")
+    target = store._collection("user-local")
+    metrics, have = [], 0
+    for size in SCALES:
+        progress(f"  building {size:,} synthetic chunks…")
+        t = time.perf_counter()
+        while have < size:
+            n = min(5000, size - have)
+            batch = [
+                Chunk(
+                    f"s{have + i}",
+                    f"doc{(have + i) // 100}",
+                    have + i,
+                    " ".join(random.Random(have + i).sample(words, 60)),
+                    "line 1",
+                )
+                for i in range(n)
+            ]
+            v = rng.standard_normal((n, len(vectors[0]))).astype("float32")
+            v /= np.linalg.norm(v, axis=1, keepdims=True)
+            store._write(
+                target, "user-local", "synthetic.txt", "", batch, lambda texts, v=v: v.tolist()
+            )
+            have += n
+        store._db.execute(
+            "INSERT OR REPLACE INTO documents VALUES "
+            "('docs','user-local','synthetic.txt','text',0,?,'complete',0,'')",
+            (have,),
+        )
+        build_s = time.perf_counter() - t
+        latencies = []
+        with assistant.pool.lease(assistant._embedder_id()) as lease:
+            for q in questions:
+                t = time.perf_counter()
+                vector = lease.adapter.embed([q["question"]])[0]
+                store.search(q["question"], vector, ["user-local", "shared"], k=5)
+                latencies.append(time.perf_counter() - t)
+        metrics.append(
+            metric(
+                f"query p50 at {size:,} chunks (embed + hybrid search)",
+                statistics.median(latencies) * 1000,
+                "ms",
+            )
+        )
+        metrics.append(metric(f"building {size:,} chunks (synthetic vectors)", build_s, "s"))
+    store.close()
+    return metrics

@@ -1,0 +1,365 @@
+"""`python -m assistant bench text`: decode speed, roofline and batching of the text path.
+
+Same weights (the SmolLM2 pack), same prompts, one run:
+- decode tokens/s of the product's path (CTranslate2 int8, batched) vs a
+  plain transformers fp32 ``generate``, and time to first token on a
+  250-token prompt and on the next turn of that chat;
+- roofline efficiency: tokens/s x bytes of weights read per token, over
+  the memory bandwidth measured here in the same run;
+- eight chats at once vs one: aggregate tokens/s, p95 time to first token,
+  and whether each batched reply equals its prompt's reply run alone.
+Both models are built from the catalog exactly as the app builds them.
+The same pack's GGUF on llama.cpp (xllamacpp's server) is the third
+contender, for decode, roofline, first tokens and eight chats at once; the
+winner is saved in ASSISTANT_HOME/bench-text.json and becomes the app's
+default chat model on this machine. With the coder pack (``make coder``),
+Qwen2.5-Coder-0.5B is measured on llama.cpp (and on CTranslate2 when its
+fp32 conversion was prepared).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from assistant.settings import Settings
+from bench.runner import metric, timed
+from models.base import Message, Request, Result
+
+CORES = os.cpu_count() or 1
+FAST, REFERENCE = "smollm2-135m-instruct", "smollm2-135m-instruct-fp32"
+LLAMA = "smollm2-135m-instruct-llamacpp"  # xllamacpp: skipped where the wheel is missing
+# Optional too (make coder): a 4x bigger model, which memory bounds far more
+# than per-token overhead, so its roofline shows what the runtimes reach.
+CODER, CODER_LLAMA = "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-0.5b-instruct-llamacpp"
+NEW_TOKENS = 96
+PROMPTS = [
+    "Write a short story about a robot who learns to paint.",
+    "Explain how a bicycle stays upright while it is moving.",
+    "Describe a walk through a forest in autumn.",
+    "Give advice to someone starting to learn the piano.",
+    "Explain why the sky is blue to a ten-year-old.",
+    "Describe how bread is made, step by step.",
+    "Write a letter to a friend about a trip to the sea.",
+    "Explain what a computer does when you turn it on.",
+]
+# ~250 tokens of context for the time-to-first-token measurement.
+LONG_CONTEXT = (
+    "The city library opened a new wing last spring. It has a reading room with tall "
+    "windows, a children's corner with low shelves and cushions, a quiet study area, "
+    "a small cafe, and a workshop where volunteers repair old books. "
+) * 5 + "In two sentences, what does the new wing of the library contain?"
+FOLLOW_UP = "Is there somewhere to eat?"
+
+
+def memory_bandwidth_gbs(threads: int) -> float:
+    """Read bandwidth: the best of five sums over a 512 MB tensor (too big for any cache)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    x = torch.ones(128 * 1024 * 1024)  # fp32: 512 MB
+    x.sum()
+    best = min(timed(x.sum) for _ in range(5))
+    torch.set_num_threads(CORES)
+    return x.numel() * 4 / best / 1e9
+
+
+def _one(adapter, text: str, new_tokens: int = NEW_TOKENS, history: tuple = ()) -> dict:
+    """Stream one reply; time to first piece, decode rate after it, the text."""
+    started = time.perf_counter()
+    first = None
+    result = None
+    for item in adapter.stream(Request(text=text, max_new_tokens=new_tokens, history=history)):
+        if isinstance(item, Result):
+            result = item
+        elif first is None:
+            first = time.perf_counter()
+    end = time.perf_counter()
+    n = int(result.usage.units_out)
+    first = first or end
+    return {
+        "ttft": first - started,
+        "decode_tps": (n - 1) / (end - first) if n > 1 and end > first else 0.0,
+        "tokens": n,
+        "wall": end - started,
+        "text": result.text,
+    }
+
+
+def _weights_bytes(adapter) -> int:
+    """Bytes of weights read per decoded token: every matrix, once (tied embeddings once)."""
+    if getattr(adapter, "gguf", None) is not None:
+        return Path(adapter.gguf).stat().st_size  # the GGUF as read
+    if getattr(adapter, "generator", None) is not None:
+        from models.text_ct2 import CT2_DIR
+
+        return (Path(adapter.tokenizer.name_or_path) / CT2_DIR / "model.bin").stat().st_size
+    seen, total = set(), 0
+    for p in adapter.model.parameters():
+        if p.data_ptr() not in seen:
+            seen.add(p.data_ptr())
+            total += p.numel() * p.element_size()
+    return total
+
+
+def _concurrent(adapter, prompts: list[str]) -> tuple[float, list[float], list[str]]:
+    """All prompts at once from their own threads: aggregate tok/s, TTFTs, replies."""
+    out: list[dict | None] = [None] * len(prompts)
+    barrier = threading.Barrier(len(prompts))
+
+    def chat(i: int) -> None:
+        barrier.wait()
+        out[i] = _one(adapter, prompts[i])
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=chat, args=(i,)) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    return (
+        sum(o["tokens"] for o in out) / wall,
+        [o["ttft"] for o in out],
+        [o["text"] for o in out],
+    )
+
+
+def _build(model_id: str):
+    from assistant.catalog.backends import build_adapter
+    from assistant.catalog.entries import Catalog
+
+    adapter = build_adapter(Catalog.load().get(model_id), Settings.from_env(), lambda m: None)
+    adapter.load()
+    _one(adapter, "Hello!", 8)  # warm-up, not measured
+    return adapter
+
+
+def _decode_worker(model_id: str) -> dict:
+    """One contender, alone in its process: decode rates, first-token time, weight bytes.
+
+    Alone because CTranslate2 and torch share the OpenMP runtime: in one
+    process, loading one changed the other's thread count and speed.
+    """
+    import torch
+
+    torch.set_num_threads(CORES)
+    adapter = _build(model_id)
+    rates = [_one(adapter, text)["decode_tps"] for text in PROMPTS[:4]]
+    long = _one(adapter, LONG_CONTEXT, 16)
+    # The next turn of that chat: a runtime that keeps the chat's KV cache
+    # (llama.cpp) reads only the new turn; one that does not reads it all.
+    history = (Message("user", LONG_CONTEXT), Message("assistant", long["text"]))
+    follow = _one(adapter, FOLLOW_UP, 16, history)["ttft"]
+    n_long = len(adapter.tokenizer(LONG_CONTEXT)["input_ids"])
+    return {
+        "rates": rates,
+        "ttft": long["ttft"],
+        "follow": follow,
+        "bytes": _weights_bytes(adapter),
+        "n_long": n_long,
+    }
+
+
+def _in_subprocess(model_id: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.text", "_decode_worker", model_id],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"bench worker for {model_id} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_text(repeats: int, progress) -> list[dict]:
+    bw = statistics.median(memory_bandwidth_gbs(CORES) for _ in range(repeats))
+    bw1 = statistics.median(memory_bandwidth_gbs(1) for _ in range(repeats))
+    progress(f"  memory read bandwidth: {bw:.1f} GB/s (all cores), {bw1:.1f} GB/s (one core)")
+
+    from assistant.catalog.entries import Catalog
+    from models.packs import is_installed, is_prepared, module_dir
+
+    catalog = Catalog.load()
+    llama = module_dir("xllamacpp") is not None
+    coder = is_installed(catalog.get(CODER).pack)
+    # CTranslate2 needs the coder converted through fp32 (2.5 GB, minutes):
+    # measured only where `prepare` already did it, never as part of the bench.
+    coder_ct2 = coder and is_prepared(catalog.get(CODER).pack, Settings.from_env().weights_dir)
+    contenders = (
+        [REFERENCE, FAST]
+        + [LLAMA] * llama
+        + [CODER] * coder_ct2
+        + [CODER_LLAMA] * (coder and llama)
+    )
+    if not llama:
+        progress("  xllamacpp not installed (pip install -r requirements.txt): not measured")
+    if not coder:
+        progress("  coder pack not installed (make coder): not measured")
+    decode: dict[str, list[float]] = {m: [] for m in contenders}
+    ttft: dict[str, list[float]] = {m: [] for m in contenders}
+    follow: dict[str, list[float]] = {m: [] for m in contenders}
+    size: dict[str, int] = {}
+    n_long = 0
+    for r in range(repeats):
+        # Alternate the order so drift on a shared machine hits all alike.
+        for model_id in contenders[::-1] if r % 2 else contenders:
+            got = _in_subprocess(model_id)
+            decode[model_id] += got["rates"]
+            ttft[model_id].append(got["ttft"])
+            follow[model_id].append(got["follow"])
+            size[model_id] = got["bytes"]
+            if model_id == FAST:  # the coder's tokenizer counts the same prompt differently
+                n_long = got["n_long"]
+        progress(
+            f"  repeat {r + 1}: decode "
+            + ", ".join(f"{m} {statistics.median(decode[m][-4:]):.1f}" for m in contenders)
+            + " tok/s"
+        )
+    med = {m: statistics.median(decode[m]) for m in contenders}
+    roof = {m: med[m] * size[m] / 1e9 / bw for m in contenders}
+    ref = med[REFERENCE]
+
+    # Eight chats at once vs one, on the product's path, for each batching runtime.
+    batched = {m: _batching(m, repeats, progress) for m in [FAST] + [LLAMA] * llama}
+    metrics = [
+        metric("memory read bandwidth, all cores (median)", bw, "GB/s"),
+        metric("memory read bandwidth, one core (median)", bw1, "GB/s"),
+        metric("decode, transformers fp32 generate (reference, median)", ref, "tok/s"),
+        metric("weights read per token, transformers fp32", size[REFERENCE] / 1e6, "MB"),
+        metric("roofline efficiency, transformers fp32", roof[REFERENCE], "fraction"),
+    ]
+    for model_id, runtime, goal in ((FAST, "CTranslate2 int8", 2), (LLAMA, "llama.cpp Q4_1", 5)):
+        if model_id not in contenders:
+            continue
+        one_m, eight_m, p95, same = batched[model_id]
+        metrics += [
+            metric(f"decode, {runtime} (median)", med[model_id], "tok/s"),
+            metric(
+                f"decode speed-up, {runtime} vs transformers fp32",
+                med[model_id] / ref,
+                "x",
+                f">= {goal}",
+                med[model_id] / ref >= goal,
+            ),
+            metric(
+                f"time to first token, {n_long}-token prompt, {runtime} (median)",
+                statistics.median(ttft[model_id]),
+                "s",
+                "<= 1.0",
+                statistics.median(ttft[model_id]) <= 1.0,
+            ),
+            metric(
+                f"time to first token, the next turn of that chat, {runtime} (median)",
+                statistics.median(follow[model_id]),
+                "s",
+                "<= 0.2",
+                statistics.median(follow[model_id]) <= 0.2,
+            ),
+            metric(f"weights read per token, {runtime}", size[model_id] / 1e6, "MB"),
+            metric(f"roofline efficiency, {runtime}", roof[model_id], "fraction"),
+            metric(f"one chat alone, aggregate, {runtime} (median)", one_m, "tok/s"),
+            metric(f"8 concurrent chats, aggregate, {runtime} (median)", eight_m, "tok/s"),
+            metric(
+                f"8 concurrent vs 1, {runtime}", eight_m / one_m, "x", ">= 3", eight_m / one_m >= 3
+            ),
+            metric(
+                f"p95 time to first token, 8 concurrent, {runtime} (median)",
+                p95,
+                "s",
+                "<= 2",
+                p95 <= 2,
+            ),
+            metric(
+                f"replies identical to the same prompt alone, 8 concurrent, {runtime} (worst run)",
+                same,
+                f"of {len(PROMPTS)}",
+            ),
+        ]
+    if LLAMA in contenders:
+        metrics.append(
+            metric("decode speed-up, llama.cpp vs CTranslate2 int8", med[LLAMA] / med[FAST], "x")
+        )
+    for model_id, runtime in ((CODER, "CTranslate2 int8"), (CODER_LLAMA, "llama.cpp Q4_K_M")):
+        if model_id in contenders:
+            aim = (">= 0.6", roof[model_id] >= 0.6) if model_id == CODER_LLAMA else (None, None)
+            metrics += [
+                metric(f"decode, Qwen2.5-Coder-0.5B, {runtime} (median)", med[model_id], "tok/s"),
+                metric(
+                    f"weights read per token, Qwen2.5-Coder-0.5B, {runtime}",
+                    size[model_id] / 1e6,
+                    "MB",
+                ),
+                metric(
+                    f"roofline efficiency, Qwen2.5-Coder-0.5B, {runtime}",
+                    roof[model_id],
+                    "fraction",
+                    *aim,
+                ),
+            ]
+    _remember_default(med, batched, progress)
+    return metrics
+
+
+def _batching(model_id: str, repeats: int, progress) -> tuple[float, float, float, int]:
+    """(one chat tok/s, 8 chats tok/s, p95 first token, worst count of identical replies)."""
+    adapter = _build(model_id)
+    try:
+        solo_replies = [_one(adapter, p)["text"] for p in PROMPTS]
+        one, eight, p95s, same = [], [], [], []
+        for _ in range(repeats):
+            one.append(_concurrent(adapter, PROMPTS[:1])[0])
+            agg, ttfts, replies = _concurrent(adapter, PROMPTS)
+            eight.append(agg)
+            p95s.append(sorted(ttfts)[int(0.95 * (len(ttfts) - 1) + 0.5)])
+            same.append(sum(a == b for a, b in zip(replies, solo_replies, strict=True)))
+    finally:
+        adapter.unload()
+    one_m, eight_m = statistics.median(one), statistics.median(eight)
+    progress(
+        f"  {model_id}: 8 chats at once {eight_m:.1f} tok/s aggregate vs {one_m:.1f} for one chat"
+    )
+    return one_m, eight_m, statistics.median(p95s), min(same)
+
+
+def _remember_default(med: dict, batched: dict, progress) -> None:
+    """Write which chat runtime won here, for the app's default (service.measured_text_default).
+
+    llama.cpp becomes the default when it beats CTranslate2 on one chat and
+    on eight at once; CTranslate2 stays otherwise (and stays the faster
+    reader of a long new prompt either way, which the metrics show).
+    """
+    from assistant.flow.service import BENCH_TEXT_FILE
+
+    wins = LLAMA in batched and med[LLAMA] > med[FAST] and batched[LLAMA][1] > batched[FAST][1]
+    choice = LLAMA if wins else FAST
+    home = Settings.from_env().home
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        (home / BENCH_TEXT_FILE).write_text(
+            json.dumps(
+                {
+                    "text_model": choice,
+                    "measured": time.strftime("%Y-%m-%d %H:%M"),
+                    "decode_tok_s": {m: round(v, 1) for m, v in med.items()},
+                    "eight_chats_tok_s": {m: round(b[1], 1) for m, b in batched.items()},
+                },
+                indent=1,
+            )
+        )
+        progress(
+            f"  default chat model on this machine: {choice} (saved in {home / BENCH_TEXT_FILE})"
+        )
+    except OSError as err:
+        progress(f"  could not save the measured default ({err.strerror})")
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["_decode_worker"]:
+    print(json.dumps(_decode_worker(sys.argv[2])))
