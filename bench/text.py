@@ -173,6 +173,7 @@ def _in_subprocess(model_id: str) -> dict:
         capture_output=True,
         text=True,
         check=False,
+        cwd=Path(__file__).resolve().parents[1],  # `-m bench.text` resolves from the repo root
     )
     if out.returncode != 0:
         raise RuntimeError(f"bench worker for {model_id} failed:\n{out.stderr[-2000:]}")
