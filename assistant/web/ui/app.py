@@ -61,65 +61,6 @@ ON_LOAD = """() => {
 }"""
 
 
-def launch_options(settings=None) -> dict:
-    # Uploads larger than this are refused by Gradio before they reach us.
-    # Agents call the tools of assistant/web/ui/tools.py at /gradio_api/mcp/.
-    options = {
-        "max_file_size": "200mb",
-        "show_error": False,
-        "mcp_server": True,
-        "css": CSS,
-        "js": ON_LOAD,
-    }
-    if settings is not None and settings.auth:
-        # Gradio's MCP server calls the app through a client that cannot log
-        # in, so behind a login it would list tools and refuse every call.
-        # Agents use /v1 with ASSISTANT_API_KEY there instead.
-        options["mcp_server"] = False
-        options["auth"] = list(settings.auth)  # Gradio's login page; user_of() reads the name
-        options["auth_message"] = "Log in: each account has its own chats, documents and quota."
-    if settings is not None:
-        # Kept copies of indexed documents, so a cited recording plays from its timestamp.
-        (settings.documents_dir / "files").mkdir(parents=True, exist_ok=True)
-        # Pictures, speech and exports the app writes: Gradio copies an output into its
-        # cache only from an allowed folder (or the checkout, or /tmp). The samples
-        # are the welcome's example recording.
-        options["allowed_paths"] = [
-            str(settings.documents_dir / "files"),
-            str(settings.home / "outputs"),
-            str(settings.home / "exports"),
-            str(SAMPLES),
-        ]
-        # Never served or copied, whatever else allows them (blocked wins in Gradio):
-        # the app's own databases, and the system's secrets.
-        options["blocked_paths"] = blocked_paths(settings)
-    return options
-
-
-def blocked_paths(settings) -> list[str]:
-    home = settings.home.resolve()
-    databases = [
-        str(p)
-        for pattern in ("*.sqlite*", "documents/*.sqlite*")
-        for p in sorted(home.glob(pattern))
-    ]
-    for name in (
-        "ledger.sqlite",
-        "chats.sqlite",
-        "upload_owners.sqlite",
-        "documents/documents.sqlite",
-    ):
-        databases += [str(home / (name + tail)) for tail in ("", "-wal", "-shm", "-journal")]
-    return sorted(set(databases)) + [
-        str(home / "documents" / "chroma"),
-        "/proc",
-        "/etc",
-        "/sys",
-        "/root",
-        "/dev",
-    ]
-
-
 def text_of(content) -> str:
     """Plain text of a Chatbot message's content (str, a part dict, or a list of parts)."""
     if isinstance(content, str):

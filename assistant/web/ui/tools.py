@@ -11,7 +11,7 @@ shows in the Costs tab like everything else. The same four are the app's
 documented Gradio API, for programs using gradio_client (source
 "gradio-api" in the ledger).
 
-With ASSISTANT_AUTH set the MCP server is off (launch_options): Gradio's
+With ASSISTANT_AUTH set the MCP server is off (server.launch_options): Gradio's
 MCP server reaches the app through a client that cannot log in, so every
 call would be refused. Agents use the /v1 API with ASSISTANT_API_KEY there.
 """
