@@ -53,7 +53,7 @@ def build_server(settings: Settings, progress=print):
 
 def launch_options(settings=None) -> dict:
     """How Gradio mounts the UI: upload cap, MCP, login, the look, and which paths it may serve."""
-    from assistant.web.ui.app import CSS, ON_LOAD, SAMPLES
+    from assistant.web.ui.layout import CSS, ON_LOAD, SAMPLES
 
     # Uploads larger than this are refused by Gradio before they reach us.
     # Agents call the tools of assistant/web/ui/tools.py at /gradio_api/mcp/.
