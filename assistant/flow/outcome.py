@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 
 from assistant.accounting.costs import Cost
 from assistant.routing.router import RouteDecision
-from models.base import Result
+from models.base import AssistantError, Result
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,16 @@ class Outcome:
             "status": self.status,
             "error": self.error,
         }
+
+
+def rejected(
+    request_id: str, err: AssistantError, decision: RouteDecision | None = None
+) -> Outcome:
+    """A request refused before any model ran: its message and status, no result, no cost.
+
+    ``decision`` is the route when the refusal came after routing (a budget).
+    """
+    return Outcome(request_id, decision, None, err.status, str(err), error_type=type(err).__name__)
 
 
 def _step_json(step: Outcome) -> dict:

@@ -37,7 +37,7 @@ from assistant.catalog.backends import build_adapter
 from assistant.catalog.entries import Catalog, Entry
 from assistant.chats.conversations import Chats, Template, clean_text, load_templates
 from assistant.evaluation import choices
-from assistant.flow.outcome import Outcome, _add_costs, _chain
+from assistant.flow.outcome import Outcome, _add_costs, _chain, rejected
 from assistant.flow.pool import Pool
 from assistant.knowledge import grounding, picture_text
 from assistant.knowledge.rag import Store, collections_for
@@ -247,10 +247,7 @@ class Assistant:
             decision = self._priced(decision)
         except AssistantError as err:
             # A budget refusal was routed first: its row names the task and model.
-            self._record_rejected(request_id, request, source, err, decision=decision)
-            return Outcome(
-                request_id, decision, None, err.status, str(err), error_type=type(err).__name__
-            )
+            return self._reject(request_id, request, source, err, decision=decision)
         first = yield from self._run(request_id, None, request, decision, source, cancel)
         said = first.result.text if first.result else ""
         if not (first.status == "ok" and decision.task in ("asr", "vision") and said):
@@ -292,10 +289,7 @@ class Assistant:
                     request, "answers what was said", child_decision
                 )
         except AssistantError as err:
-            self._record_rejected(child_id, follow, source, err, parent_id=request_id)
-            second = Outcome(
-                child_id, None, None, err.status, str(err), error_type=type(err).__name__
-            )
+            second = self._reject(child_id, follow, source, err, parent_id=request_id)
         else:
             second = yield from self._run(
                 child_id, request_id, follow, child_decision, source, cancel
@@ -735,10 +729,7 @@ class Assistant:
                 "rag", self._embedder_id(), f"index {name} into {collection}", 1.0
             )
         except AssistantError as err:
-            self._record_rejected(request_id, request, source, err)
-            return Outcome(
-                request_id, None, None, err.status, str(err), error_type=type(err).__name__
-            )
+            return self._reject(request_id, request, source, err)
         heard = None
         suffix = path.suffix.lower()
         if suffix in AUDIO | IMAGE:
@@ -790,10 +781,7 @@ class Assistant:
                 )
             decision = RouteDecision("rag", entry.id, "embeddings asked for", 1.0)
         except AssistantError as err:
-            self._record_rejected(request_id, request, source, err)
-            return Outcome(
-                request_id, None, None, err.status, str(err), error_type=type(err).__name__
-            ), []
+            return self._reject(request_id, request, source, err), []
         vectors: list[list[float]] = []
 
         def work(adapter, req: Request, stop) -> Iterator[Result]:
@@ -935,7 +923,7 @@ class Assistant:
         assert outcome is not None
         return outcome
 
-    def _record_rejected(
+    def _reject(
         self,
         request_id: str,
         request: Request,
@@ -943,7 +931,8 @@ class Assistant:
         err: AssistantError,
         parent_id: str | None = None,
         decision: RouteDecision | None = None,
-    ) -> None:
+    ) -> Outcome:
+        """The one way a refused request ends: a ledger row, then its Outcome."""
         # Rejected requests are recorded too: the ledger is the audit trail
         # of everything users tried, not only of what ran.
         if decision is not None:
@@ -965,6 +954,7 @@ class Assistant:
             )
         )
         self.ledger.finish(Finished(request_id, err.status, str(err)))
+        return rejected(request_id, err, decision)
 
 
 # "same again", "again with 8 steps", "redo it with guidance 2": the last picture's recipe.
