@@ -30,7 +30,8 @@ def _progress(message: str) -> None:
 
 
 def cmd_ask(args, settings: Settings) -> int:
-    from assistant.flow.service import Assistant, Outcome
+    from assistant.flow.outcome import Outcome
+    from assistant.flow.service import Assistant
 
     attachments = []
     for name in args.attach:

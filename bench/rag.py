@@ -70,7 +70,7 @@ def bench_rag(repeats: int, progress) -> list[dict]:
     # -- retrieval: hybrid against each side alone --------------------------------
     collections = collections_for("local")
     found = {"hybrid": 0, "vector": 0, "bm25": 0}
-    with assistant.pool.lease(assistant._embedder_id()) as lease:
+    with assistant.pool.lease(assistant.embedder_id()) as lease:
         vectors = lease.adapter.embed([q["question"] for q in questions])
     for q, vector in zip(questions, vectors, strict=True):
         want = f"{q['module']}.txt"
@@ -136,7 +136,7 @@ def _embedding_speed(assistant, store, repeats: int, progress) -> list[dict]:
     import torch
 
     texts = [r[0] for r in store._db.execute("SELECT text FROM chunks ORDER BY chunk_id LIMIT 96")]
-    with assistant.pool.lease(assistant._embedder_id()) as lease:
+    with assistant.pool.lease(assistant.embedder_id()) as lease:
         adapter = lease.adapter
         model = adapter.model
         runs = {"loop": [], "batched fp32": [], "product": []}
@@ -272,7 +272,7 @@ def _query_latency(assistant, home: Path, vectors, questions, progress) -> list[
         )
         build_s = time.perf_counter() - t
         latencies = []
-        with assistant.pool.lease(assistant._embedder_id()) as lease:
+        with assistant.pool.lease(assistant.embedder_id()) as lease:
             for q in questions:
                 t = time.perf_counter()
                 vector = lease.adapter.embed([q["question"]])[0]

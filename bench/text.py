@@ -331,13 +331,13 @@ def _batching(model_id: str, repeats: int, progress) -> tuple[float, float, floa
 
 
 def _remember_default(med: dict, batched: dict, progress) -> None:
-    """Write which chat runtime won here, for the app's default (service.measured_text_default).
+    """Write which chat runtime won here, for the default (flow.defaults.measured_text_default).
 
     llama.cpp becomes the default when it beats CTranslate2 on one chat and
     on eight at once; CTranslate2 stays otherwise (and stays the faster
     reader of a long new prompt either way, which the metrics show).
     """
-    from assistant.flow.service import BENCH_TEXT_FILE
+    from assistant.flow.defaults import BENCH_TEXT_FILE
 
     wins = LLAMA in batched and med[LLAMA] > med[FAST] and batched[LLAMA][1] > batched[FAST][1]
     choice = LLAMA if wins else FAST

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from assistant.accounting.ledger import Ledger
 from assistant.catalog.entries import Catalog
+from assistant.flow.outcome import Outcome
 from assistant.flow.pool import Pool
-from assistant.flow.service import Assistant, Outcome
+from assistant.flow.service import Assistant
 from assistant.settings import Settings
 from models.base import Adapter, Request, Result, Usage
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from assistant.flow.pictures import as_redraw
 from models.base import BadInput, Request
 from models.demo_pipeline import DemoScenePipeline, save
 from models.image_demo import CAN_DRAW, DemoSceneDiffusion
@@ -176,4 +177,4 @@ def test_same_again_with_8_steps_redraws_the_last_picture_with_that_change(assis
     assert before["steps"] == "4" and after["steps"] == "8"
     # another session has no picture to redo, and a question is a question
     for text, session in (("same again with 8 steps", "s2"), ("again, what is 2+2?", "s1")):
-        assert assistant._again(Request(text=text, session_id=session)).text == text
+        assert as_redraw(assistant, Request(text=text, session_id=session)).text == text

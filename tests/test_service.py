@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.flow.service import Outcome
+from assistant.flow.outcome import Outcome
 from models.base import Message, Request
 from tests.conftest import FakeChat
 
@@ -129,7 +129,7 @@ def test_pictures_default_to_sd_turbo_on_a_gpu_and_to_the_demo_on_a_cpu(settings
 
 
 def test_same_again_keeps_everything_the_words_do_not_change():
-    from assistant.flow.service import again_options
+    from assistant.flow.pictures import again_options
 
     recipe = {
         "prompt": "a fox",

@@ -1,6 +1,6 @@
 """What a finished request was: the Outcome type, the CLI's --json contract.
 
-Kept apart from the flow in service.py so that readers of the contract
+Kept apart from the flow so that readers of the contract
 (the UI, the CLI, the API, tests) find it in one short file.
 """
 
@@ -91,7 +91,7 @@ def _step_json(step: Outcome) -> dict:
     }
 
 
-def _chain(first: Outcome, second: Outcome) -> Outcome:
+def chain(first: Outcome, second: Outcome) -> Outcome:
     """The Outcome of speech followed by the routed transcript, as one exchange.
 
     Speech then its answer, or retrieval then the answer from the excerpts.
@@ -119,11 +119,11 @@ def _chain(first: Outcome, second: Outcome) -> Outcome:
         evicted=first.evicted + second.evicted,
         error_type=second.error_type,
         steps=(first.steps or (first,)) + (second.steps or (second,)),
-        cost=_add_costs(first.cost, second.cost),
+        cost=add_costs(first.cost, second.cost),
     )
 
 
-def _add_costs(a: Cost | None, b: Cost | None) -> Cost | None:
+def add_costs(a: Cost | None, b: Cost | None) -> Cost | None:
     if a is None or b is None:
         return a or b
     clouds = [c.usd_cloud for c in (a, b) if c.usd_cloud is not None]
