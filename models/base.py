@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -62,6 +62,27 @@ class Message:
 
 
 @dataclass(frozen=True)
+class PictureOptions:
+    """A picture's controls as a person, an API caller or "same again" set them.
+
+    None leaves the model's own value (its catalog defaults); a seed of -1
+    asks for a new one.
+    """
+
+    steps: float | None = None
+    guidance: float | None = None
+    seed: float | None = None
+    width: float | None = None
+    height: float | None = None
+    strength: float | None = None  # how far an edit may move from the uploaded picture
+    negative: str | None = None  # what the picture should not show
+
+    def given(self) -> dict[str, float | str]:
+        """The controls that were set, by name: what a model merges over its own defaults."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
 class Request:
     """What a model family is asked to do; built by the app, read by adapters."""
 
@@ -71,8 +92,7 @@ class Request:
     session_id: str = "cli"  # who is asking; groups requests in the ledger
     model: str | None = None  # catalog id that overrides the router's choice
     task: str | None = None  # route task fixed by the caller (an API route), not guessed
-    # Picture controls: steps, guidance, seed, width, height, strength, negative.
-    options: tuple[tuple[str, float | str], ...] = ()
+    options: PictureOptions = PictureOptions()  # a picture's controls; unset: the model's own
     prefer: tuple[tuple[str, str], ...] = ()  # (task, catalog id): the person's picks per task
     max_new_tokens: int = 256  # generation cap for text output
     temperature: float = 0.0  # 0 means greedy, which is reproducible

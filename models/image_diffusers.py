@@ -220,7 +220,7 @@ class DiffusersImages(Adapter):
         prompt = " ".join(request.text.split())
         if not prompt:
             raise BadInput("Describe the picture to draw (or the change to make).")
-        opts = {**self.defaults, **dict(request.options)}
+        opts = {**self.defaults, **request.options.given()}
         steps, guidance, seed = controls(opts)
         negative = str(opts.get("negative") or "") or None
         notes = self.prompt_notes(prompt)
@@ -246,7 +246,7 @@ class DiffusersImages(Adapter):
             kwargs.update(width=width, height=height)
         else:  # a model that draws one size only (the demo: 32×32)
             width = height = self.defaults["size"]
-            asked = {dict(request.options).get(k) for k in ("width", "height")} - {None, width}
+            asked = {request.options.width, request.options.height} - {None, width}
             note = (
                 ""
                 if not asked

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from assistant.flow.pictures import as_redraw
-from models.base import BadInput, Request
+from models.base import BadInput, PictureOptions, Request
 from models.demo_pipeline import DemoScenePipeline, save
 from models.image_demo import CAN_DRAW, DemoSceneDiffusion
 from training.train_demo import scheduler_config
@@ -80,7 +80,7 @@ def test_the_demo_is_a_diffusers_pipeline_driven_like_the_hub_models(adapter, ti
     result = _draw(adapter, "a red circle on a blue background")
     assert dict(result.recipe)["size"] == "32x32"
     asked = Request(
-        text="a red circle on a blue background", options=(("width", 512.0), ("height", 512.0))
+        text="a red circle on a blue background", options=PictureOptions(width=512.0, height=512.0)
     )
     sized = list(adapter.stream(asked))[-1]
     assert any("draws 32×32 pictures only" in n for n in sized.notes)
@@ -142,7 +142,7 @@ def test_a_seed_given_back_draws_the_same_picture_and_steps_are_honoured(adapter
     def draw(**options):
         result = list(
             adapter.stream(
-                Request(text="a red circle on a blue background", options=tuple(options.items()))
+                Request(text="a red circle on a blue background", options=PictureOptions(**options))
             )
         )[-1]
         with Image.open(result.files[0]) as img:
@@ -163,7 +163,7 @@ def test_same_again_with_8_steps_redraws_the_last_picture_with_that_change(assis
             text="a red circle on a blue background",
             session_id="s1",
             task="image_generation",
-            options=(("steps", 4.0),),
+            options=PictureOptions(steps=4.0),
         )
     )
     assert first.status == "ok", first.error

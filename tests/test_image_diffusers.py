@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from models.base import ModelUnavailable, Progress, Refused, Request, Result
+from models.base import ModelUnavailable, PictureOptions, Progress, Refused, Request, Result
 
 
 def _tiny_tokenizer(folder: Path) -> None:
@@ -121,7 +121,7 @@ def _recipe(path: Path) -> dict:
 
 
 def test_a_local_diffusers_folder_draws_with_progress_per_step_and_a_recipe(images):
-    steps, result = _run(images, text="a red fox", options=(("seed", 7.0),))
+    steps, result = _run(images, text="a red fox", options=PictureOptions(seed=7.0))
     assert isinstance(result, Result) and result.files[0].parent == images.out_dir
     assert [s.done for s in steps] == [1, 2, 3] and steps[-1].total == 3
     meta = _recipe(result.files[0])
@@ -139,7 +139,7 @@ def test_same_recipe_same_picture_and_other_steps_are_honoured(images):
     from PIL import Image
 
     def pixels(**options):
-        _, result = _run(images, text="a boat", options=tuple(options.items()))
+        _, result = _run(images, text="a boat", options=PictureOptions(**options))
         return Image.open(result.files[0]).tobytes(), _recipe(result.files[0])
 
     first, meta = pixels(seed=3.0)
@@ -159,7 +159,7 @@ def test_an_edit_reuses_the_loaded_weights_and_records_its_strength(images, tmp_
         images,
         text="make it blue",
         attachments=(photo,),
-        options=(("strength", 0.5), ("steps", 4.0)),
+        options=PictureOptions(strength=0.5, steps=4.0),
     )
     meta = _recipe(result.files[0])
     assert meta["edited"] == "photo.png" and meta["strength"] == "0.5"
@@ -175,7 +175,7 @@ def test_two_users_drawing_at_once_each_get_their_own_picture(images):
     from PIL import Image
 
     def draw(seed, into):
-        _, result = _run(images, text="a tree", options=(("seed", seed),))
+        _, result = _run(images, text="a tree", options=PictureOptions(seed=seed))
         into[seed] = np.asarray(Image.open(result.files[0]), dtype=np.float32)
 
     alone, together = {}, {}
@@ -197,7 +197,7 @@ def test_stop_keeps_no_picture(images):
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(Refused, match="Stopped"):
-        list(images.stream(Request(text="a cat", options=(("steps", 5.0),)), cancel))
+        list(images.stream(Request(text="a cat", options=PictureOptions(steps=5.0)), cancel))
     assert not list(images.out_dir.glob("*.png")) if images.out_dir.exists() else True
 
 

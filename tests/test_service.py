@@ -143,7 +143,7 @@ def test_same_again_keeps_everything_the_words_do_not_change():
     }
     prompt, options = again_options("same again with 8 steps", recipe)
     assert prompt == "a fox"
-    assert dict(options) == {
+    assert options.given() == {
         "seed": 7.0,
         "steps": 8.0,
         "guidance": 0.0,
@@ -151,4 +151,4 @@ def test_same_again_keeps_everything_the_words_do_not_change():
         "width": 512.0,
         "height": 768.0,
     }
-    assert dict(again_options("again with a new seed", recipe)[1])["seed"] == -1.0
+    assert again_options("again with a new seed", recipe)[1].seed == -1.0

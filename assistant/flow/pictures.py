@@ -11,7 +11,7 @@ import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from models.base import Request
+from models.base import PictureOptions, Request
 
 if TYPE_CHECKING:  # the facade whose ledger is read; no runtime import
     from assistant.flow.service import Assistant
@@ -36,7 +36,7 @@ def as_redraw(a: Assistant, request: Request) -> Request:
     return request
 
 
-def again_options(text: str, recipe: dict) -> tuple[str, tuple]:
+def again_options(text: str, recipe: dict) -> tuple[str, PictureOptions]:
     """(prompt, options) of the last picture, with what ``text`` changes in it."""
     options = {
         "seed": float(recipe["seed"]),
@@ -57,4 +57,4 @@ def again_options(text: str, recipe: dict) -> tuple[str, tuple]:
             options[key] = float(found.group(1))
     if re.search(r"\b(new|another|different) seed\b", text, re.I):
         options["seed"] = -1.0
-    return recipe["prompt"], tuple(options.items())
+    return recipe["prompt"], PictureOptions(**options)
