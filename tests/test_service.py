@@ -152,3 +152,32 @@ def test_same_again_keeps_everything_the_words_do_not_change():
         "height": 768.0,
     }
     assert again_options("again with a new seed", recipe)[1].seed == -1.0
+
+
+def test_words_asking_for_a_transcript_stop_the_chain_after_speech(settings, fake_chat, tmp_path):
+    """'transcribe this' + audio: the transcript only; a question about a memo is answered."""
+    from assistant.flow.requests import with_transcribe_flag
+    from models.base import Adapter, Result, Usage
+    from tests.conftest import make_assistant
+
+    class FakeASR(Adapter):
+        family, tasks = "asr", ("asr",)
+
+        def load(self):
+            pass
+
+        def run(self, request):
+            return Result(text="Buy milk and 2 eggs.", usage=Usage(3.0, 5, "audio_seconds"))
+
+    assistant = make_assistant(settings, fake_chat, {"asr": FakeASR()})
+    memo = tmp_path / "memo.wav"
+    memo.write_bytes(b"RIFF0000WAVE")
+    asked = Request(text="Transcribe this, please", attachments=(memo,))
+    assert with_transcribe_flag(asked).transcribe_only
+    assert not with_transcribe_flag(Request(text="transcribe means to write down")).transcribe_only
+    only = assistant.ask(asked)
+    assert only.status == "ok" and only.result.text == "Buy milk and 2 eggs."
+    assert only.route.task == "asr" and only.steps == () and fake_chat.seen == []
+    answered = assistant.ask(Request(text="What should I buy?", attachments=(memo,)))
+    assert answered.status == "ok" and len(answered.steps) == 2
+    assert "Buy milk and 2 eggs." in fake_chat.seen[-1].text

@@ -10,7 +10,6 @@ Each step is its own ledger row, linked to the first by parent id.
 
 from __future__ import annotations
 
-import re
 import threading
 import uuid
 from collections.abc import Generator, Iterator
@@ -21,7 +20,7 @@ from assistant.accounting.limits import check_daily_quota, check_public, within_
 from assistant.flow.grounded import grounded_decision
 from assistant.flow.outcome import Outcome, add_costs, chain
 from assistant.flow.pictures import as_redraw
-from assistant.flow.requests import checked
+from assistant.flow.requests import checked, with_transcribe_flag
 from assistant.flow.retrieval import rag
 from assistant.flow.step import priced, reject, run_step, silent
 from assistant.knowledge import grounding, picture_text
@@ -30,9 +29,6 @@ from models.base import AssistantError, Request
 
 if TYPE_CHECKING:  # the facade whose router, ledger and limits are used; no runtime import
     from assistant.flow.service import Assistant
-
-# Words that ask for the transcript itself, so the chain stops after speech.
-TRANSCRIBE_ONLY = re.compile(r"transcri|расшифр|транскри|transkryp|转录|转写|听写", re.IGNORECASE)
 
 
 def handle(
@@ -56,7 +52,8 @@ def answer(
         # First: malformed requests count against the rate too.
         a.limiter.check(request.user)
         check_daily_quota(a.settings, a.ledger, request.user)
-        request = as_redraw(a, checked(a.settings, request))
+        request = with_transcribe_flag(checked(a.settings, request))
+        request = as_redraw(a, request)
         decision = a.router.route(request)
         decision = within_session_budget(a.settings, a.ledger, a.catalog, request, decision)
         # After the budget's choice: the model that will run is the one checked.
@@ -74,7 +71,7 @@ def answer(
         if entry and entry.backend != "classifier-ocr":
             return first  # a vision-language model answered the question itself
         return (yield from picture_answer(a, request, first, source, cancel))
-    if request.transcribe_only or TRANSCRIBE_ONLY.search(request.text):
+    if request.transcribe_only:
         return first
     return (yield from _speech_answer(a, request, first, source, cancel))
 

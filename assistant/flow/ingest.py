@@ -15,7 +15,7 @@ from assistant.flow.outcome import Outcome, chain
 from assistant.flow.step import drain, reject, run_step
 from assistant.knowledge.rag import collections_for
 from assistant.routing.router import RouteDecision
-from models.base import AssistantError, BadInput, Request, Result, Usage
+from models.base import AssistantError, BadInput, Embedder, Request, Result, Usage
 
 if TYPE_CHECKING:  # the facade whose store, catalog and settings are used; no runtime import
     from assistant.flow.service import Assistant
@@ -69,7 +69,7 @@ def ingest(
         if heard.status != "ok":
             return heard
 
-    def work(adapter, req: Request, stop) -> Iterator[Result]:
+    def work(adapter: Embedder, req: Request, stop) -> Iterator[Result]:
         if heard is not None and suffix in IMAGE:
             parsed = Parsed("image", ((heard.result.text, "picture", None),))
         elif heard is not None:
@@ -79,7 +79,7 @@ def ingest(
             parsed = from_segments(segments)
         else:
             parsed = read(path)
-        said, chars = index(a, path, name, collection, adapter.embed, progress, parsed)
+        said, chars = index(a, path, name, collection, adapter, progress, parsed)
         yield Result(text=said, usage=Usage(chars, 0, "characters"))
 
     outcome = drain(run_step(a, request_id, None, request, decision, source, None, work))
@@ -108,7 +108,7 @@ def embed(
         return reject(a, request_id, request, source, err), []
     vectors: list[list[float]] = []
 
-    def work(adapter, req: Request, stop) -> Iterator[Result]:
+    def work(adapter: Embedder, req: Request, stop) -> Iterator[Result]:
         vectors.extend(adapter.embed(texts))
         count = getattr(adapter, "count_tokens", None)
         tokens = count(texts) if count else sum(len(t) for t in texts) // 4
@@ -118,7 +118,13 @@ def embed(
 
 
 def index(
-    a: Assistant, path: Path, name: str, collection: str, embed, progress=None, parsed=None
+    a: Assistant,
+    path: Path,
+    name: str,
+    collection: str,
+    embedder: Embedder,
+    progress=None,
+    parsed=None,
 ) -> tuple[str, int]:
     """Index one file with the leased embedder: (a note for the person, characters embedded)."""
     from assistant.knowledge.documents import check_file, read
@@ -126,7 +132,9 @@ def index(
     if parsed is None:
         check_file(path, a.settings.max_upload_bytes)
         parsed = read(path)
-    doc, added = a.store.add(path, name, parsed, collection, embed, progress or (lambda f, m: None))
+    doc, added = a.store.add(
+        path, name, parsed, collection, embedder.embed, progress or (lambda f, m: None)
+    )
     if not added:
         return f"{doc.name} was already indexed ({doc.chunks} chunks); nothing added.", 0
     chars = sum(len(text) for text, _, _ in parsed.pieces)

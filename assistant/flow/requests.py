@@ -6,6 +6,7 @@ itself: its text and history cleaned and cut to size.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from assistant.chats.conversations import clean_text
@@ -16,6 +17,22 @@ from models.base import BadInput, Message, Request
 # model here has a context that long, and counting 2,000 turns in tokens (again
 # for each turn dropped) held a worker for minutes while everyone waited.
 HISTORY_CHARS_PER_MESSAGE = 8
+
+# Words that ask for the transcript itself, so the chain stops after speech.
+TRANSCRIBE_ONLY = re.compile(r"transcri|расшифр|транскри|transkryp|转录|转写|听写", re.IGNORECASE)
+
+
+def with_transcribe_flag(request: Request) -> Request:
+    """The request with ``transcribe_only`` set when its words ask for a transcript.
+
+    Decided once, before routing, so the chain reads only the flag, as it does
+    for the callers that set it themselves (evals, /v1/audio/transcriptions).
+    """
+    if request.transcribe_only or not request.attachments:
+        return request
+    if TRANSCRIBE_ONLY.search(request.text):
+        return replace(request, transcribe_only=True)
+    return request
 
 
 def checked(settings: Settings, request: Request) -> Request:

@@ -21,7 +21,7 @@ from assistant.flow.step import Work, run_step, silent
 from assistant.knowledge import grounding
 from assistant.knowledge.rag import collections_for
 from assistant.routing.router import RouteDecision
-from models.base import Request, Result, Usage
+from models.base import Embedder, Request, Reranker, Result, Usage
 
 if TYPE_CHECKING:  # the facade whose store, pool and router are used; no runtime import
     from assistant.flow.service import Assistant
@@ -102,10 +102,10 @@ def rag(
 def _retrieval(a: Assistant, collections: list[str], wanted: int, vectors: dict) -> Work:
     """The retrieval step's work: index what is attached, then search with the question."""
 
-    def retrieve(adapter, req: Request, stop) -> Iterator[Result]:
+    def retrieve(adapter: Embedder, req: Request, stop) -> Iterator[Result]:
         notes, chars = [], 0
         for path in req.attachments:
-            note, embedded = index(a, path, path.name, collections[0], adapter.embed)
+            note, embedded = index(a, path, path.name, collections[0], adapter)
             notes.append(note)
             chars += embedded
         hits = []
@@ -263,7 +263,7 @@ def _rerank(
 ) -> Generator[str, None, Outcome]:
     """Reorder ``hits`` by the cross-encoder's scores; the best ANSWER_PASSAGES, renumbered."""
 
-    def rerank(adapter, req: Request, stop) -> Iterator[Result]:
+    def rerank(adapter: Reranker, req: Request, stop) -> Iterator[Result]:
         scores = adapter.scores(req.text, [h["text"] for h in hits])
         order = sorted(range(len(hits)), key=lambda i: -scores[i])[:ANSWER_PASSAGES]
         kept = tuple(

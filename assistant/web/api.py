@@ -216,6 +216,7 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
             task="asr",
             session_id=session,
             user=user,
+            transcribe_only=True,  # the transcript is the answer, never routed on
         )
         outcome = await run_in_threadpool(ask, request, "api")
         _raise_for(outcome)
