@@ -40,6 +40,19 @@ class FakeChat(Adapter):
         yield Result(text=reply, usage=Usage(words_in, len(reply.split()), "tokens"))
 
 
+class FakeASR(Adapter):
+    """Hears the same memo in every recording: a speech step with no weights."""
+
+    family, tasks = "asr", ("asr",)
+    said = "Buy milk and 2 eggs."
+
+    def load(self) -> None:
+        pass
+
+    def run(self, request: Request) -> Result:
+        return Result(text=self.said, usage=Usage(3.0, 5, "audio_seconds"))
+
+
 class FakeEmbedder(Adapter):
     """Bag of hashed words, L2-normalised: texts sharing words have a high cosine.
 

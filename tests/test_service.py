@@ -157,17 +157,7 @@ def test_same_again_keeps_everything_the_words_do_not_change():
 def test_words_asking_for_a_transcript_stop_the_chain_after_speech(settings, fake_chat, tmp_path):
     """'transcribe this' + audio: the transcript only; a question about a memo is answered."""
     from assistant.flow.requests import with_transcribe_flag
-    from models.base import Adapter, Result, Usage
-    from tests.conftest import make_assistant
-
-    class FakeASR(Adapter):
-        family, tasks = "asr", ("asr",)
-
-        def load(self):
-            pass
-
-        def run(self, request):
-            return Result(text="Buy milk and 2 eggs.", usage=Usage(3.0, 5, "audio_seconds"))
+    from tests.conftest import FakeASR, make_assistant
 
     assistant = make_assistant(settings, fake_chat, {"asr": FakeASR()})
     memo = tmp_path / "memo.wav"
