@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,6 @@ from models.base import (
     pick_device,
     require_download,
 )
-
-AUDIO_SUFFIXES = {".wav", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".flac", ".aac", ".mp4"}
 
 
 def timecode(seconds: float) -> str:
@@ -58,6 +56,7 @@ class _Whisper(Adapter):
         language: str | None = None,
         prepare: Callable[[], Path] | None = None,
         model: Any = None,
+        recordings: Collection[str] = (),
     ):
         self.source = source  # prepared weights, or a size name (needs internet)
         self.device_preference = device
@@ -65,6 +64,9 @@ class _Whisper(Adapter):
         self.language = language  # None: detect (English-only models always say "en")
         self.prepare = prepare  # makes the weights folder on first load (a pack)
         self.model = model
+        # Suffixes to transcribe, from the app's table of file kinds (the
+        # catalog passes them; family code knows no router). Empty: any file.
+        self.recordings = frozenset(recordings)
 
     def _transcribe(self, samples) -> tuple[Iterator[dict], str]:
         """(segments {start, end, text} as they are decoded, language)."""
@@ -76,9 +78,14 @@ class _Whisper(Adapter):
     def stream(
         self, request: Request, cancel: threading.Event | None = None
     ) -> Iterator[str | Result]:
-        clips = [p for p in request.attachments if p.suffix.lower() in AUDIO_SUFFIXES]
+        clips = [
+            p
+            for p in request.attachments
+            if not self.recordings or p.suffix.lower() in self.recordings
+        ]
         if not clips:
-            raise BadInput("Attach a recording (wav, mp3, ogg, m4a, webm or flac) to transcribe.")
+            kinds = ", ".join(sorted(self.recordings))
+            raise BadInput(f"Attach a recording ({kinds}) to transcribe.")
         samples = audio.decode(clips[0], max_seconds=self.max_seconds)
         seconds = samples.shape[0] / audio.SAMPLE_RATE
         pieces, language = self._transcribe(samples)

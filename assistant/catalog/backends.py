@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from assistant.catalog.entries import Entry
+from assistant.routing import kinds
 from assistant.settings import Settings
 from models.base import Adapter, ModelUnavailable
 
@@ -61,6 +62,7 @@ def build_adapter(entry: Entry, settings: Settings, progress=print) -> Adapter:
             settings.nsfw_checker,
             settings.tiny_vae,
             entry.memory_mb,
+            pictures=kinds.IMAGE,
         )
     raise ModelUnavailable(f"Model '{entry.id}' names an unknown backend '{entry.backend}'.")
 
@@ -186,6 +188,7 @@ def _asr_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
         device=settings.device,
         max_seconds=settings.max_audio_seconds,
         prepare=prepare if entry.pack else None,
+        recordings=kinds.HEARD,
     )
 
 
