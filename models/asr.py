@@ -33,6 +33,7 @@ from models.base import (
     hub_cached,
     keeping_torch_threads,
     pick_device,
+    require,
     require_download,
 )
 
@@ -113,6 +114,7 @@ class FasterWhisper(_Whisper):
     def load(self) -> None:
         if self.model is not None:
             return
+        require("faster_whisper", "faster-whisper")  # before a pack is prepared for nothing
         if self.prepare is not None:
             self.source = self.prepare()
         source = str(self.source)
@@ -161,6 +163,11 @@ class OpenAIWhisper(_Whisper):
     def load(self) -> None:
         if self.model is not None:
             return
+        require(
+            "whisper",
+            "openai-whisper",
+            "pip install --no-deps -r requirements-packs.txt (it pins openai-whisper)",
+        )
         if self.prepare is not None:
             self.source = self.prepare() / "model.pt"
         source = str(self.source)

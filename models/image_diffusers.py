@@ -49,6 +49,7 @@ from models.base import (
     Usage,
     hub_cached,
     pick_device,
+    require,
     require_download,
 )
 
@@ -147,6 +148,8 @@ class DiffusersImages(Adapter):
         return []
 
     def load(self) -> None:
+        require("torch")
+        require("diffusers")  # the demo model's pipeline too
         import torch
 
         self.device = pick_device(self.preference)
