@@ -69,7 +69,7 @@ class _Whisper(Adapter):
         # catalog passes them; family code knows no router). Empty: any file.
         self.recordings = frozenset(recordings)
 
-    def _transcribe(self, samples) -> tuple[Iterator[dict], str]:
+    def transcribe(self, samples) -> tuple[Iterator[dict], str]:
         """(segments {start, end, text} as they are decoded, language)."""
         raise NotImplementedError
 
@@ -89,7 +89,7 @@ class _Whisper(Adapter):
             raise BadInput(f"Attach a recording ({kinds}) to transcribe.")
         samples = audio.decode(clips[0], max_seconds=self.max_seconds)
         seconds = samples.shape[0] / audio.SAMPLE_RATE
-        pieces, language = self._transcribe(samples)
+        pieces, language = self.transcribe(samples)
         segments = []
         for seg in pieces:
             segments.append(seg)
@@ -139,7 +139,7 @@ class FasterWhisper(_Whisper):
                 "'base' needs internet access to the Hugging Face hub."
             ) from err
 
-    def _transcribe(self, samples):
+    def transcribe(self, samples):
         if samples.shape[0] > 30 * audio.SAMPLE_RATE:
             from faster_whisper import BatchedInferencePipeline
 
@@ -184,7 +184,7 @@ class OpenAIWhisper(_Whisper):
                 "such as 'base' download from OpenAI's servers and need internet access."
             ) from err
 
-    def _transcribe(self, samples):
+    def transcribe(self, samples):
         # Greedy at temperature 0 without conditioning on earlier text: the
         # same decoding as the fast path, so the two are compared fairly.
         out = self.model.transcribe(
