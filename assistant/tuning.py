@@ -122,10 +122,41 @@ def tune(
         )
     )
     started = time.perf_counter()
+    trained = _recorded(
+        assistant,
+        request_id,
+        started,
+        lambda: train(folder, split.train, split.validation, work, hyper, say, stop, device),
+    )
+    backend, served = _served(assistant, entry, trained.folder, say)
+    tuned = _tuned_entry(entry, name, base, backend, served, trained.folder)
+    card = {
+        "id": name,
+        "base": base,
+        "runtime": backend,
+        "method": method,
+        "data": _data_card(Path(data_path), sha, len(chats), split, trained.cut),
+        "hyper": asdict(hyper),
+        "training": _training_card(trained),
+    }
+    _register(assistant, tuned, persist=False)
     try:
-        trained = train(folder, split.train, split.validation, work, hyper, say, stop, device)
+        card["eval"] = _before_after(assistant, split, base, name, work)
+    except BaseException:
+        _unregister(assistant, name)
+        raise
+    _finish(assistant, request_id, started, device, card, tuned)
+    return card
+
+
+def _recorded(assistant, request_id: str, started: float, run: Callable):
+    """``run()`` (the training); if it stops or fails, the ledger row says so before it raises.
+
+    The checkpoint stays for a resume either way.
+    """
+    try:
+        return run()
     except BaseException as err:
-        # Stopped, or failed: the row says so; the checkpoint stays for a resume.
         assistant.ledger.finish(
             Finished(
                 request_id,
@@ -135,8 +166,11 @@ def tune(
             )
         )
         raise
-    backend, source = _served(assistant, entry, trained.folder, say)
-    tuned = Entry(
+
+
+def _tuned_entry(entry: Entry, name: str, base: str, backend: str, source: dict, folder) -> Entry:
+    """The catalog entry of the tuned model: the base's facts, its own weights and runtime."""
+    return Entry(
         id=name,
         name=f"{name} (fine-tuned {base})",
         family="text",
@@ -146,45 +180,44 @@ def tune(
         source=source,
         license=f"{entry.license} (base {base})",
         params_m=entry.params_m,
-        size_mb=_size_mb(trained.folder),
+        size_mb=_size_mb(folder),
         memory_mb=entry.memory_mb,
         built=True,
         context_window=entry.context_window,
     )
-    card = {
-        "id": name,
-        "base": base,
-        "runtime": backend,
-        "method": method,
-        "data": {
-            "file": str(Path(data_path).resolve()),
-            "sha256": sha,
-            "examples": len(chats),
-            "train": len(split.train),
-            "validation": len(split.validation),
-            "cut_to_max_tokens": trained.cut,
-        },
-        "hyper": asdict(hyper),
-        "training": {
-            "seconds": round(trained.seconds, 1),
-            "steps": trained.steps,
-            "seconds_per_step": round(trained.seconds_per_step, 2),
-            "tokens": trained.tokens,
-            "tokens_per_s": round(trained.tokens_per_s, 1),
-            "losses": list(trained.losses),
-            "val_loss_before": trained.val_loss_before,
-            "val_loss_after": trained.val_loss_after,
-        },
+
+
+def _data_card(path: Path, sha: str, examples: int, split, cut: int) -> dict:
+    return {
+        "file": str(path.resolve()),
+        "sha256": sha,
+        "examples": examples,
+        "train": len(split.train),
+        "validation": len(split.validation),
+        "cut_to_max_tokens": cut,
     }
-    _register(assistant, tuned, persist=False)
-    try:
-        card["eval"] = _before_after(assistant, split, base, name, work)
-    except BaseException:
-        _unregister(assistant, name)
-        raise
+
+
+def _training_card(trained) -> dict:
+    return {
+        "seconds": round(trained.seconds, 1),
+        "steps": trained.steps,
+        "seconds_per_step": round(trained.seconds_per_step, 2),
+        "tokens": trained.tokens,
+        "tokens_per_s": round(trained.tokens_per_s, 1),
+        "losses": list(trained.losses),
+        "val_loss_before": trained.val_loss_before,
+        "val_loss_after": trained.val_loss_after,
+    }
+
+
+def _finish(assistant, request_id, started, device, card: dict, tuned: Entry) -> None:
+    """Price the whole run (training and its evaluation), save the card, register the
+    model for good, then close the ledger row."""
+    work = assistant.settings.home / "tuned" / tuned.id
+    tokens = card["training"]["tokens"]
     seconds = time.perf_counter() - started
-    usage = Usage(trained.tokens, 0, "tokens")
-    cost = cost_of("fine_tune", device, seconds, usage, assistant.prices)
+    cost = cost_of("fine_tune", device, seconds, Usage(tokens, 0, "tokens"), assistant.prices)
     card["cost"] = cost.as_dict()
     (work / "card.json").write_text(json.dumps(card, indent=1))
     _register(assistant, tuned, persist=True)
@@ -194,14 +227,13 @@ def tune(
             "ok",
             None,
             run_s=seconds,
-            units_in=trained.tokens,
+            units_in=tokens,
             unit="tokens",
             device=cost.device,
             cost=cost,
             extra={"card": str(work / "card.json")},
         )
     )
-    return card
 
 
 def _served(assistant, base: Entry, folder: Path, say) -> tuple[str, dict]:
