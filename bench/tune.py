@@ -40,7 +40,9 @@ def bench_tune(repeats: int, progress) -> list[dict]:
         progress(f"Training {name} from {BASE} on {DATA.name}...")
 
         def step(s) -> None:
-            if s.step % 3 == 0:
+            if isinstance(s, str):
+                progress(f"  {s}")
+            elif s.step % 3 == 0:
                 progress(f"  step {s.step}/{s.total} loss {s.loss:.3f}")
 
         card = tune(assistant, DATA, BASE, name, progress=step)
