@@ -409,6 +409,12 @@ def bench_answers(repeats: int, progress) -> list[dict]:
     return run_answers(repeats, progress)
 
 
+def bench_scale(repeats: int, progress) -> list[dict]:
+    from bench.scale import bench_scale as run_scale
+
+    return run_scale(repeats, progress)
+
+
 def bench_tune(repeats: int, progress) -> list[dict]:
     from bench.tune import bench_tune as run_tune
 
@@ -425,6 +431,7 @@ BENCHES = {
     "vision": bench_vision,
     "image": bench_image,
     "tune": bench_tune,
+    "scale": bench_scale,
 }
 
 
