@@ -108,6 +108,7 @@ class Stack:
     folder: Path
     processes: dict[str, Process] = field(default_factory=dict)
     taken: set[int] = field(default_factory=set)
+    database_url: str | None = None  # the replicas' ASSISTANT_DATABASE_URL, when they share one
 
     def __enter__(self) -> Stack:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -143,6 +144,7 @@ class Stack:
             "ASSISTANT_TEXT_MODEL": TEXT_MODEL,
             "ASSISTANT_GROUNDED_MODEL": TEXT_MODEL,
             "ASSISTANT_DEVICE": "cpu",
+            **({"ASSISTANT_DATABASE_URL": self.database_url} if self.database_url else {}),
             **(env or {}),
         }
         return self._start(name, port, [sys.executable, "-m", "assistant", "serve"], settings)

@@ -11,12 +11,14 @@ the same sharing on one machine. Everything a client does goes over HTTP.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import time
 
 import httpx
 import pytest
 
+from assistant.settings import Settings
 from bench.stack import Stack, nginx_missing
 from tests.security.served import file_data, join
 
@@ -29,9 +31,28 @@ BOB = {"Authorization": "Bearer bob:pw-bob"}
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def database_url(request):
+    """A fresh PostgreSQL database for the ledger and chats, where this version reads
+    ASSISTANT_DATABASE_URL and PostgreSQL is installed; else None (the shared SQLite)."""
+    if "database_url" not in {f.name for f in dataclasses.fields(Settings)}:
+        yield None
+        return
+    from tests import pg
+
+    if pg.missing():
+        yield None
+        return
+    admin = request.getfixturevalue("pg_admin_url")
+    url = pg.fresh_database(admin)
+    yield url
+    pg.drop_database(admin, url)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, database_url):
     folder = tmp_path_factory.mktemp("scale")
     with Stack(folder) as stack:
+        stack.database_url = database_url
         chroma, endpoint = stack.chroma(), stack.endpoint()
         env = {
             "ASSISTANT_AUTH": "ana:pw-ana,bob:pw-bob",
@@ -52,13 +73,16 @@ def _ask(url: str, text: str, headers=ANA, user: str = "t") -> httpx.Response:
 def _events(stack: Stack, request_id: str = "", session: str = "") -> list[tuple]:
     """(phase, status, device) of the shared ledger's events of one request, or of
     every request of a session (only a started row names its session)."""
-    path = stack.folder / "shared-home" / "ledger.sqlite"
     ids = "SELECT request_id FROM events WHERE session_id = ?" if session else "?"
-    with sqlite3.connect(path) as db:
-        return db.execute(
-            f"SELECT phase, status, device FROM events WHERE request_id IN ({ids}) ORDER BY seq",
-            (session or request_id,),
-        ).fetchall()
+    sql = f"SELECT phase, status, device FROM events WHERE request_id IN ({ids}) ORDER BY seq"
+    if stack.database_url:
+        import psycopg
+
+        with psycopg.connect(stack.database_url) as db:
+            rows = db.execute(sql.replace("?", "%s"), (session or request_id,)).fetchall()
+            return [tuple(r) for r in rows]
+    with sqlite3.connect(stack.folder / "shared-home" / "ledger.sqlite") as db:
+        return db.execute(sql, (session or request_id,)).fetchall()
 
 
 def _login(url: str, user: str, password: str) -> httpx.Client:
