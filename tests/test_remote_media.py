@@ -191,3 +191,18 @@ def test_each_family_is_routed_priced_by_its_unit_and_recorded_where_it_ran(
         r["id"]: r for r in Catalog.load(extra=settings.catalog_file).rows(settings.weights_dir)
     }
     assert "UNHEALTHY: Endpoint unavailable" in listed["lab-dead-painter"]["availability"]
+
+
+def test_models_check_probes_each_remote_entry_and_shows_the_answer(settings, server):
+    settings.ensure_home()
+    entries = [
+        _entry("lab-vec", "embed", ["rag"], server.url, "vec", {}),
+        _entry("lab-gone", "embed", ["rag"], _dead_url(), "vec", {}),
+    ]
+    settings.catalog_file.write_text(json.dumps({"models": entries}))
+    catalog = Catalog.load(extra=settings.catalog_file)
+    rows = {r["id"]: r for r in catalog.rows(settings.weights_dir, probe=True)}
+    assert rows["lab-vec"]["availability"].endswith("healthy: lists 'vec'")
+    assert "UNHEALTHY: Endpoint unavailable" in rows["lab-gone"]["availability"]
+    # Still selectable: the next request is how it recovers.
+    assert rows["lab-gone"]["available"]
