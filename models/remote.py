@@ -271,6 +271,10 @@ def _translated(
         raise ModelUnavailable(
             f"The endpoint {endpoint} answered with HTTP {err.status_code}: {_server_message(err)}"
         ) from None
+    except openai.APIError as err:  # an error event in the stream, after a 200 (vLLM, this app)
+        raise ModelUnavailable(
+            f"The endpoint {endpoint} failed mid-answer: {_server_message(err)}"
+        ) from None
     except (
         openai.APIResponseValidationError,
         ValueError,

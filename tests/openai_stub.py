@@ -10,6 +10,7 @@ requested model name picks a behaviour, so one server covers every case:
 - ``stall``: sends one piece, then waits ``delay`` seconds
 - ``endless``: streams until the client hangs up (records that it did)
 - ``garbage``: a 200 whose events are not JSON
+- ``midfail``: one piece, then an error event (as vLLM and this app send after a 200)
 - ``html``: a 200 HTML page instead of an event stream
 - ``boom``: HTTP 500 with an OpenAI-shaped error body
 - anything else: HTTP 404 "model not found", as vLLM answers
@@ -29,7 +30,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-CHAT = ("echo", "no-usage", "slow", "stall", "endless", "garbage")
+CHAT = ("echo", "no-usage", "slow", "stall", "endless", "garbage", "midfail")
 MEDIA = {
     "vec": "/v1/embeddings",
     "whisper": "/v1/audio/transcriptions",
@@ -123,6 +124,10 @@ def _handler(server: StubServer):
             self.end_headers()
             if model == "garbage":
                 self.wfile.write(b"data: {this is not json\n\n")
+                return
+            if model == "midfail":
+                self.wfile.write(_chunk("Half"))
+                self.wfile.write(b'data: {"error": {"message": "the model crashed"}}\n\n')
                 return
             if model == "endless":
                 try:

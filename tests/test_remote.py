@@ -68,6 +68,7 @@ def test_eight_concurrent_chats_each_get_their_own_reply(server):
         ("no-such-model", "does not serve a model named 'no-such-model'"),
         ("garbage", "not an OpenAI-compatible chat completion"),
         ("html", "not with an OpenAI-compatible chat completion"),
+        ("midfail", "failed mid-answer: the model crashed"),
     ],
 )
 def test_a_misbehaving_server_gets_a_clear_message(server, model, message):
