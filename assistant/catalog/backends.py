@@ -29,7 +29,7 @@ def build_adapter(entry: Entry, settings: Settings, progress=print) -> Adapter:
     if entry.backend in TEXT_BACKENDS:
         return _text_adapter(entry, settings, progress)
     if entry.backend == "openai":
-        return _remote_adapter(entry, settings)
+        return _remote_adapter(entry, settings, progress)
     if entry.backend in ("faster-whisper", "openai-whisper"):
         return _asr_adapter(entry, settings, progress)
     if entry.backend == "piper":
@@ -156,7 +156,7 @@ def _gguf_files(entry: Entry, settings: Settings, progress) -> tuple[Path, Path]
     return Path(src["folder"]), Path(src["gguf"])
 
 
-def _remote_adapter(entry: Entry, settings: Settings) -> Adapter:
+def _remote_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
     """Any family on an OpenAI-compatible endpoint; the entry's family picks the route."""
     from models import remote_media
     from models.remote import OpenAIChat
