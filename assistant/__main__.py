@@ -135,7 +135,8 @@ def cmd_chats(args, settings: Settings) -> int:
 def cmd_models(args, settings: Settings) -> int:
     from assistant.catalog.entries import Catalog
 
-    rows = Catalog.load(extra=settings.catalog_file).rows(settings.weights_dir)
+    catalog = Catalog.load(extra=settings.catalog_file)
+    rows = catalog.rows(settings.weights_dir, probe=args.check)
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -498,6 +499,11 @@ def parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="list the catalog")
     models.add_argument("--json", action="store_true")
+    models.add_argument(
+        "--check",
+        action="store_true",
+        help="health-check remote endpoints first (GET /models: up, right shape, model listed)",
+    )
     models.set_defaults(func=cmd_models)
 
     ledger = sub.add_parser("ledger", help="export the request ledger")
@@ -509,7 +515,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("prepare", help="prepare packed weights once").set_defaults(func=cmd_prepare)
     sub.add_parser("serve", help="serve the web app").set_defaults(func=cmd_serve)
     bench = sub.add_parser(
-        "bench", help="measure side by side: asr, text, rag, router, vision, image, pool"
+        "bench", help="measure side by side: asr, text, rag, router, vision, image, pool, scale"
     )
     bench.add_argument("name", nargs="?", help="one bench; all when omitted")
     bench.add_argument("--json", action="store_true")

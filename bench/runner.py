@@ -25,6 +25,7 @@ BENCHES = {
     "vision": "bench.vision",
     "image": "bench.image",
     "tune": "bench.tune",
+    "scale": "bench.scale",
 }
 
 

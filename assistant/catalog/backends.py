@@ -126,6 +126,8 @@ def _gguf_files(entry: Entry, settings: Settings, progress) -> tuple[Path, Path]
 
 
 def _remote_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
+    """Any family on an OpenAI-compatible endpoint; the entry's family picks the route."""
+    from models import remote_media
     from models.remote import OpenAIChat
 
     src = entry.source
@@ -134,12 +136,26 @@ def _remote_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
             f"Catalog entry '{entry.id}' uses the openai backend but lacks source.endpoint "
             "(e.g. http://host:8000/v1) or source.model (the name the server serves)."
         )
-    return OpenAIChat(
-        endpoint=src["endpoint"],
-        model=src["model"],
-        api_key_env=src.get("api_key_env", ""),
-        timeout_s=float(src.get("timeout_s", 60)),
-        context_window=entry.context_window or 8192,
+    common = {
+        "endpoint": src["endpoint"],
+        "model": src["model"],
+        "api_key_env": src.get("api_key_env", ""),
+        "timeout_s": float(src.get("timeout_s", 60)),
+    }
+    window = entry.context_window or 8192
+    if entry.family == "text":
+        return OpenAIChat(**common, context_window=window)
+    if entry.family == "vision":
+        return remote_media.OpenAIVision(**common, context_window=window)
+    if entry.family == "asr":
+        return remote_media.OpenAITranscriber(**common)
+    if entry.family == "embed":
+        return remote_media.OpenAIEmbedder(**common)
+    if entry.family == "image":
+        return remote_media.OpenAIImages(**common, out_dir=settings.home / "outputs")
+    raise ModelUnavailable(
+        f"Catalog entry '{entry.id}': the {entry.family} family cannot run on an "
+        "OpenAI-compatible endpoint (text, vision, asr, embed and image can)."
     )
 
 
