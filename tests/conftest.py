@@ -12,6 +12,7 @@ from assistant.flow.service import Assistant
 from assistant.knowledge import grounding
 from assistant.settings import Settings
 from models.base import Adapter, Request, Result, Usage
+from tests import pg
 
 
 class FakeChat(Adapter):
@@ -110,3 +111,25 @@ def make_assistant(settings, fake_chat, fakes: dict[str, Adapter] | None = None)
 
     pool = Pool(factory, 8192, {e.id: e.memory_mb for e in catalog.entries.values()})
     return Assistant(settings, catalog, pool, Ledger(settings.ledger_path))
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url():
+    """One throwaway PostgreSQL cluster for the whole session (tests/pg.py).
+
+    Skipped, with the reason, where PostgreSQL's binaries or psycopg are missing.
+    ASSISTANT_TEST_PG_PORT fixes its port; unset, a free one is taken.
+    """
+    why = pg.missing()
+    if why:
+        pytest.skip(why)
+    with pg.cluster() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url(pg_admin_url):
+    """A new empty database in the session's cluster, dropped after the test."""
+    url = pg.fresh_database(pg_admin_url)
+    yield url
+    pg.drop_database(pg_admin_url, url)
