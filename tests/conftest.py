@@ -7,6 +7,7 @@ import pytest
 from assistant.accounting.ledger import Ledger
 from assistant.catalog.backends import build_adapter
 from assistant.catalog.entries import Catalog
+from assistant.database import open_database
 from assistant.flow.pool import Pool
 from assistant.flow.service import Assistant
 from assistant.knowledge import grounding
@@ -133,3 +134,23 @@ def pg_url(pg_admin_url):
     url = pg.fresh_database(pg_admin_url)
     yield url
     pg.drop_database(pg_admin_url, url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_db(request, tmp_path):
+    """Opens the test's database as a replica would: each call a new Database.
+
+    SQLite: the file ``name`` in tmp_path. PostgreSQL: one new database in the
+    session's cluster, whatever the name (skipped without PostgreSQL). Every
+    call has connections of its own, so two calls are two replicas.
+    """
+    url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
+    opened = []
+
+    def open_(name: str = "ledger.sqlite"):
+        opened.append(open_database(url, tmp_path / name))
+        return opened[-1]
+
+    yield open_
+    for db in opened:
+        db.close()

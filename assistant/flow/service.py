@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from assistant.accounting.costs import PRICES_FILE, EnergyMeter, Prices, cost_of
-from assistant.accounting.ledger import Finished, Ledger, Started, open_or_set_aside
+from assistant.accounting.ledger import Finished, Ledger, Started, open_ledger
 from assistant.accounting.limits import (
     RateLimiter,
     check_daily_quota,
@@ -164,8 +164,10 @@ class Assistant:
         except BadInput as err:  # a broken override must not stop the app
             warn(f"{err} Using the built-in price table.")
             prices = Prices.load(PRICES_FILE)
-        ledger = open_or_set_aside(settings.ledger_path, warn)
+        ledger = open_ledger(settings, warn)
         assistant = cls(settings, catalog, pool, ledger, prices)
+        if ledger.db.shared:
+            assistant.chats  # noqa: B018  their schema version is checked at start, too
         assistant.warnings = warnings
         return assistant
 
@@ -435,7 +437,9 @@ class Assistant:
     @property
     def chats(self) -> Chats:
         if self._chats is None:
-            self._chats = Chats(self.settings.home / "chats.sqlite")
+            # Where the ledger is shared (PostgreSQL), the chats are too, on its connections.
+            shared = self.ledger.db if self.ledger.db.shared else None
+            self._chats = Chats(shared or self.settings.chats_path)
         return self._chats
 
     def templates(self) -> dict[str, Template]:
