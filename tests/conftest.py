@@ -111,7 +111,8 @@ def make_assistant(settings, fake_chat, fakes: dict[str, Adapter] | None = None)
         return build_adapter(entry, settings)  # unbuilt families fail like production
 
     pool = Pool(factory, 8192, {e.id: e.memory_mb for e in catalog.entries.values()})
-    return Assistant(settings, catalog, pool, Ledger(settings.ledger_path))
+    ledger = Ledger(open_database(settings.database_url, settings.ledger_path))
+    return Assistant(settings, catalog, pool, ledger)
 
 
 @pytest.fixture(scope="session")
