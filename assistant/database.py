@@ -75,7 +75,7 @@ class Database(ABC):
 
     def __init__(self) -> None:
         self._local = threading.local()
-        self._opened: list = []
+        self._opened: list[tuple[threading.Thread, object]] = []  # (thread, its connection)
         self._lock = threading.Lock()
         self._conn()  # connect now: a database that cannot be used stops start-up
 
@@ -85,12 +85,22 @@ class Database(ABC):
 
     def _conn(self):
         conn = getattr(self._local, "conn", None)
-        if conn is None or self._broken(conn):
-            conn = self._connect()
-            self._local.conn = conn
-            with self._lock:
-                self._opened.append(conn)
-        return conn
+        if conn is not None and not self._broken(conn):
+            return conn
+        fresh = self._connect()
+        self._local.conn = fresh
+        with self._lock:
+            # Worker threads come and go (AnyIO retires idle ones): close what
+            # ended threads held, and a broken connection this one replaces, so
+            # a long-running server does not pile up connections to the database.
+            kept = [(threading.current_thread(), fresh)]
+            for thread, held in self._opened:
+                if thread.is_alive() and held is not conn:
+                    kept.append((thread, held))
+                else:
+                    held.close()
+            self._opened = kept
+        return fresh
 
     def _broken(self, conn) -> bool:
         return False
@@ -167,7 +177,7 @@ class Database(ABC):
         """Close every connection this object opened, in any thread."""
         with self._lock:
             opened, self._opened = self._opened, []
-        for conn in opened:
+        for _thread, conn in opened:
             conn.close()
         self._local = threading.local()
 

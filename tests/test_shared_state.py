@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -201,3 +202,24 @@ def test_two_app_replicas_share_one_ledger_and_chat(pg_url, tmp_path, settings):
         assert {r["status"] for r in rows} == {"ok"} and {r["user"] for r in rows} == {"ana"}
     assert b.ledger.rows(user="bob") == [] and b.chats.list("bob") == []
     assert not list(tmp_path.glob("*/*.sqlite"))  # nothing in either home's SQLite
+
+
+def test_connections_of_ended_threads_are_closed(open_db):
+    db = open_db()
+
+    def touch():
+        db.one("SELECT 1")
+
+    for _ in range(20):  # short-lived threads, as a server's pool retires idle workers
+        thread = threading.Thread(target=touch)
+        thread.start()
+        thread.join()
+    touch()
+    # This thread's connection and the last worker's: no pile of twenty.
+    assert len(db._opened) <= 2
+    if db.shared:  # and the server agrees (a closed backend exits within moments)
+        sql = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database()"
+        deadline = time.monotonic() + 5
+        while db.one(sql)[0] > 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert db.one(sql)[0] <= 2
