@@ -197,7 +197,7 @@ def cmd_ledger(args, settings: Settings) -> int:
 
 
 def cmd_migrate(args, settings: Settings) -> int:
-    """Bring the ledger's and the chats' schema to this version's, every replica stopped first.
+    """Bring the ledger's, chats' and votes' schema to this version's, every replica stopped.
 
     Replicas upgrade an SQLite file by themselves; a shared database only
     here, since a replica still on the old code could be writing to it.
@@ -205,9 +205,15 @@ def cmd_migrate(args, settings: Settings) -> int:
     from assistant.accounting import ledger
     from assistant.chats import conversations
     from assistant.database import open_database
+    from assistant.evaluation import votes
 
     settings.ensure_home()
-    for store, path in ((ledger, settings.ledger_path), (conversations, settings.chats_path)):
+    stores = (
+        (ledger, settings.ledger_path),
+        (conversations, settings.chats_path),
+        (votes, settings.home / "votes.sqlite"),
+    )
+    for store, path in stores:
         db = open_database(settings.database_url, path)
         before = db.migrate(store.MIGRATIONS, store.VERSION_TABLE, upgrade=True)
         after = len(store.MIGRATIONS)
@@ -389,6 +395,7 @@ def cmd_compare(args, settings: Settings) -> int:
 
 
 def cmd_vote(args, settings: Settings) -> int:
+    from assistant.database import open_database
     from assistant.evaluation.compare import saved_compare
     from assistant.evaluation.votes import Votes
 
@@ -397,7 +404,7 @@ def cmd_vote(args, settings: Settings) -> int:
     if len(columns) != 2:
         raise BadInput(f"Votes compare two models; that comparison had {len(columns)}.")
     a, b = columns[0]["model"], columns[1]["model"]
-    Votes(settings.home / "votes.sqlite").record(
+    Votes(open_database(settings.database_url, settings.home / "votes.sqlite")).record(
         columns[0]["task"], a, b, args.outcome, args.user, report["prompt"]
     )
     print(f"Recorded: {args.outcome} (A was {a}, B was {b}).")
@@ -411,7 +418,8 @@ def cmd_leaderboard(args, settings: Settings) -> int:
 
     settings.ensure_home()
     ledger = Ledger(open_database(settings.database_url, settings.ledger_path))
-    board = leaderboard(Votes(settings.home / "votes.sqlite"), ledger, args.task)
+    votes = Votes(open_database(settings.database_url, settings.home / "votes.sqlite"))
+    board = leaderboard(votes, ledger, args.task)
     if args.json:
         print(json.dumps(board, ensure_ascii=False, indent=1))
         return 0

@@ -1,4 +1,4 @@
-"""Where the ledger and the chats live: an SQLite file (the default) or one PostgreSQL database.
+"""Where the ledger, chats and votes live: SQLite files (the default) or one PostgreSQL database.
 
 With ASSISTANT_DATABASE_URL unset each store keeps its own SQLite file in
 ASSISTANT_HOME, as it always has. Set, every store lives in that PostgreSQL
@@ -259,7 +259,7 @@ class PostgresDatabase(Database):
             raise DatabaseUnavailable(
                 f"The database ASSISTANT_DATABASE_URL={self.where} cannot be reached "
                 f"({reason}). Start it or correct the URL. The assistant does not fall "
-                "back to SQLite: replicas would stop sharing their ledger and chats."
+                "back to SQLite: replicas would stop sharing their ledger, chats and votes."
             ) from err
 
     def _broken(self, conn) -> bool:

@@ -44,7 +44,7 @@ class Settings:
     # Unset: an embedded PersistentClient in ASSISTANT_HOME/chroma.
     chroma_url: str | None = None
     # ASSISTANT_DATABASE_URL: a PostgreSQL database (postgresql://user:pw@host:5432/db) that
-    # holds the ledger and the chats for every replica. Unset: SQLite files in ASSISTANT_HOME.
+    # holds the ledger, chats and votes for every replica. Unset: SQLite files in ASSISTANT_HOME.
     database_url: str | None = None
     max_upload_mb: float = 100.0  # ASSISTANT_MAX_UPLOAD_MB: larger files are refused unread
     # ASSISTANT_API_KEY: when set, /v1 calls must send "Authorization: Bearer <key>".

@@ -22,11 +22,17 @@ from assistant.accounting.ledger import Finished, Ledger, Started
 from assistant.chats import conversations
 from assistant.chats.conversations import Chats
 from assistant.database import DatabaseUnavailable, SchemaMismatch, masked
+from assistant.evaluation import votes as votes_module
+from assistant.evaluation.votes import Votes, leaderboard
 from assistant.flow.service import Assistant
 from models.base import BadInput, Request
 from tests.conftest import FakeChat, make_assistant
 
-STORES = [(Ledger, ledger_module, "ledger.sqlite"), (Chats, conversations, "chats.sqlite")]
+STORES = [
+    (Ledger, ledger_module, "ledger.sqlite"),
+    (Chats, conversations, "chats.sqlite"),
+    (Votes, votes_module, "votes.sqlite"),
+]
 
 
 def _closed_port() -> int:
@@ -58,7 +64,7 @@ def test_a_password_never_reaches_a_message():
     assert masked("postgresql://u@h/db") == "postgresql://u@h/db"
 
 
-@pytest.mark.parametrize("store, module, name", STORES, ids=["ledger", "chats"])
+@pytest.mark.parametrize("store, module, name", STORES, ids=["ledger", "chats", "votes"])
 def test_a_database_written_by_newer_code_is_refused_not_written(open_db, store, module, name):
     first = store(open_db(name))
     expected = len(module.MIGRATIONS)
@@ -102,7 +108,8 @@ def test_migrate_command_upgrades_the_shared_database(pg_url, settings, monkeypa
     assert main(["migrate"]) == 0
     said = capsys.readouterr().out
     assert "schema_version" in said and "from 4 to 7" in said
-    assert "chats_schema_version" in said and "from 0 to 1" in said
+    assert "chats_schema_version" in said and "votes_schema_version" in said
+    assert "from 0 to 1" in said
     assert Assistant.from_settings(shared).ledger.get("old") is not None
 
 
@@ -179,6 +186,15 @@ def test_a_chat_continues_on_the_other_replica_and_stays_its_owners(open_db):
             with pytest.raises(BadInput, match="no chat"):
                 attempt()
     assert len(a.turns("ana", chat)) == 3 and a.info("ana", chat).title == "Where is Paris?"
+
+
+def test_a_vote_cast_on_one_replica_counts_on_the_other(open_db):
+    a, b = Votes(open_db("votes.sqlite")), Votes(open_db("votes.sqlite"))
+    ledger = Ledger(open_db())
+    a.record("text", "small", "big", "b", user="ana")
+    b.record("text", "small", "big", "b", user="bob")
+    assert [r["model"] for r in leaderboard(a, ledger, "text")] == ["big", "small"]
+    assert leaderboard(b, ledger, "text")[0]["votes"] == 2 and b.tasks() == ["text"]
 
 
 def test_two_app_replicas_share_one_ledger_and_chat(pg_url, tmp_path, settings):

@@ -36,7 +36,9 @@ from assistant.accounting.limits import (
 from assistant.catalog.backends import build_adapter
 from assistant.catalog.entries import Catalog, Entry
 from assistant.chats.conversations import Chats, Template, clean_text, load_templates
+from assistant.database import Database
 from assistant.evaluation import choices
+from assistant.evaluation.votes import Votes
 from assistant.flow.outcome import Outcome, _add_costs, _chain
 from assistant.flow.pool import Pool
 from assistant.knowledge import grounding, picture_text
@@ -166,8 +168,9 @@ class Assistant:
             prices = Prices.load(PRICES_FILE)
         ledger = open_ledger(settings, warn)
         assistant = cls(settings, catalog, pool, ledger, prices)
-        if ledger.db.shared:
-            assistant.chats  # noqa: B018  their schema version is checked at start, too
+        if ledger.db.shared:  # every shared store's schema version is checked at start
+            assistant.chats  # noqa: B018
+            Votes(ledger.db)
         assistant.warnings = warnings
         return assistant
 
@@ -437,10 +440,13 @@ class Assistant:
     @property
     def chats(self) -> Chats:
         if self._chats is None:
-            # Where the ledger is shared (PostgreSQL), the chats are too, on its connections.
-            shared = self.ledger.db if self.ledger.db.shared else None
-            self._chats = Chats(shared or self.settings.chats_path)
+            self._chats = Chats(self.database_for(self.settings.chats_path))
         return self._chats
+
+    def database_for(self, sqlite_path: Path) -> Path | Database:
+        """Where a store lives: with the ledger when it is shared (on its connections), else
+        in its own SQLite file."""
+        return self.ledger.db if self.ledger.db.shared else sqlite_path
 
     def templates(self) -> dict[str, Template]:
         # Read each time: a person editing ASSISTANT_HOME/templates.json sees it at once.
