@@ -53,7 +53,8 @@ class Migration:
     postgres: str = ""
 
 
-# SQLite's spelling → PostgreSQL's. REAL is 4 bytes there: a timestamp would lose seconds.
+# SQLite's spelling → PostgreSQL's. REAL is 4 bytes there: an epoch timestamp would round
+# to about two minutes.
 # ALWAYS: no writer can choose a row's number, as no writer can replace a row.
 POSTGRES_TYPES = (
     (r"\bINTEGER PRIMARY KEY AUTOINCREMENT\b", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),

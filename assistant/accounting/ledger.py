@@ -16,9 +16,13 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assistant.accounting.costs import Cost
 from assistant.database import Database, Migration, NotSQLite, SQLiteDatabase, open_database
+
+if TYPE_CHECKING:
+    from assistant.settings import Settings
 
 # The guards' PostgreSQL half: one function the triggers call. Its error is an
 # integrity violation, as SQLite's RAISE(ABORT) is, so callers catch one kind.
@@ -364,7 +368,7 @@ class Ledger:
         return rows[0] if rows else None
 
 
-def open_ledger(settings, warn) -> Ledger:
+def open_ledger(settings: Settings, warn) -> Ledger:
     """The ledger ``settings`` name: the shared database when ASSISTANT_DATABASE_URL is set.
 
     Without it, ASSISTANT_HOME/ledger.sqlite, set aside when it is not SQLite.
