@@ -29,6 +29,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 PORT_ENV = "ASSISTANT_TEST_PG_PORT"  # a fixed port (a helper's own range); unset: a free one
+INITDB_OPTIONS = ("-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
 
 
 def binaries() -> Path | None:
@@ -59,30 +60,28 @@ def cluster(port: int | None = None) -> Iterator[str]:
         raise RuntimeError(missing())
     port = port or int(os.environ.get(PORT_ENV) or 0) or _free_port()
     folder = Path(tempfile.mkdtemp(prefix="assistant-pg-"))
-    data = folder / "data"
+    data, log = folder / "data", folder / "log"
     runner = _runner(folder)
+
+    def run(*args, check: bool = True) -> None:
+        # From the cluster's folder: the postgres user may not enter the caller's.
+        command = [*runner, *map(str, args)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=folder)
+        if check and done.returncode != 0:
+            server_log = log.read_text() if log.exists() else ""
+            raise RuntimeError(
+                f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}{server_log}"
+            )
+
     try:
-        _run(
-            runner,
-            bin_dir / "initdb",
-            "-D",
-            data,
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--no-sync",
-        )
+        run(bin_dir / "initdb", "-D", data, *INITDB_OPTIONS)
         options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
         options += " -c full_page_writes=off -c max_connections=200"
-        log = folder / "log"
-        pg_ctl = bin_dir / "pg_ctl"
-        _run(runner, pg_ctl, "-D", data, "-o", options, "-l", log, "-w", "start", log=log)
+        run(bin_dir / "pg_ctl", "-D", data, "-o", options, "-l", log, "-w", "start")
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
         if (data / "postmaster.pid").exists():
-            _run(runner, bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "stop", check=False)
+            run(bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "stop", check=False)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -113,14 +112,6 @@ def _runner(folder: Path) -> list[str]:
     entry = pwd.getpwnam(user)
     os.chown(folder, entry.pw_uid, entry.pw_gid)
     return ["runuser", "-u", user, "--"]
-
-
-def _run(runner: list[str], *args, check: bool = True, log: Path | None = None) -> None:
-    command = [*runner, *map(str, args)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    if check and done.returncode != 0:
-        server_log = log.read_text() if log and log.exists() else ""
-        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}{server_log}")
 
 
 def _exists(user: str) -> bool:
