@@ -256,15 +256,26 @@ class PostgresDatabase(Database):
         try:
             return self._psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except self._psycopg.Error as err:
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise DatabaseUnavailable(
                 f"The database ASSISTANT_DATABASE_URL={self.where} cannot be reached "
-                f"({reason}). Start it or correct the URL. The assistant does not fall "
+                f"({_first_line(err)}). Start it or correct the URL. The assistant does not fall "
                 "back to SQLite: replicas would stop sharing their ledger, chats and votes."
             ) from err
 
     def _broken(self, conn) -> bool:
         return conn.closed or conn.broken  # the server restarted: connect again
+
+    def execute(self, sql: str, args: Sequence = ()):
+        conn = self._conn()
+        try:
+            return conn.execute(*self._query(sql, args))
+        except self._psycopg.OperationalError as err:
+            if not self._broken(conn):
+                raise  # a deadlock or a cancelled query: the connection is fine
+            raise DatabaseUnavailable(
+                f"The connection to the database ASSISTANT_DATABASE_URL={self.where} was "
+                f"lost ({_first_line(err)}). The next request connects again."
+            ) from err
 
     def _query(self, sql: str, args: Sequence) -> tuple[str, tuple | None]:
         # psycopg's placeholder is %s, so a literal % is written %%; without
@@ -288,6 +299,11 @@ class PostgresDatabase(Database):
             sql = re.sub(sqlite_word, postgres_word, sql)
         text = f"{sql}\n{step.postgres}".strip()
         return [text] if text else []
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def masked(url: str) -> str:

@@ -239,3 +239,20 @@ def test_connections_of_ended_threads_are_closed(open_db):
         while db.one(sql)[0] > 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert db.one(sql)[0] <= 2
+
+
+def test_a_lost_connection_is_said_plainly_and_the_next_request_reconnects(pg_url, settings):
+    import psycopg
+
+    app = make_assistant(settings.with_(database_url=pg_url), FakeChat(["Fine."]))
+    assert app.ask(Request("hello")).status == "ok"
+    with psycopg.connect(pg_url, autocommit=True) as admin:  # as a database restart would
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    lost = app.ask(Request("hello again"))
+    assert lost.status == "error" and "was lost" in lost.error and masked(pg_url) in lost.error
+    assert app.ask(Request("and now?")).status == "ok"
+    statuses = [r["status"] for r in app.ledger.rows()]
+    assert statuses == ["ok", "error", "ok"]  # the failed one is on the record too
