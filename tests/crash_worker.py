@@ -10,8 +10,8 @@ from pathlib import Path
 
 from assistant.accounting.ledger import Ledger
 from assistant.catalog.entries import Catalog
-from assistant.flow.outcome import Outcome
 from assistant.database import open_database
+from assistant.flow.outcome import Outcome
 from assistant.flow.pool import Pool
 from assistant.flow.service import Assistant
 from assistant.settings import Settings
