@@ -1,5 +1,5 @@
-"""Command line: serve | ask | chats | models | ledger | prepare | ingest | documents | bench |
-eval | compare | vote | leaderboard | tune | train | space.
+"""Command line: serve | ask | chats | models | ledger | migrate | prepare | ingest | documents |
+bench | eval | compare | vote | leaderboard | tune | train | space.
 
     python -m assistant ask "What is the capital of France?" --json
     python -m assistant models --json

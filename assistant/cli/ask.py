@@ -91,7 +91,7 @@ def _in_chat(assistant, request: Request, chat: str, user: str) -> tuple[Request
 
 def _run(assistant, request: Request, echo: bool):
     """The request's Outcome; its text streams to stdout as it comes when ``echo``."""
-    from assistant.flow.service import Outcome
+    from assistant.flow.outcome import Outcome
 
     outcome = None
     for item in assistant.handle(request, source="cli"):
@@ -145,9 +145,10 @@ def _save_exchange(assistant, user: str, chat_id: str, request: Request, outcome
 def cmd_chats(args, settings: Settings) -> int:
     """The saved chats, newest first: their ids are what `ask --chat ID` continues."""
     from assistant.chats.conversations import Chats
+    from assistant.database import open_database
 
     settings.ensure_home()
-    chats = Chats(settings.home / "chats.sqlite").list(args.user)
+    chats = Chats(open_database(settings.database_url, settings.chats_path)).list(args.user)
     if args.json:
         print(json.dumps([c.__dict__ for c in chats], ensure_ascii=False, indent=1))
         return 0

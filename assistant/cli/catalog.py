@@ -11,6 +11,11 @@ from assistant.settings import Settings
 def add_commands(sub) -> None:
     models = sub.add_parser("models", help="list the catalog")
     models.add_argument("--json", action="store_true")
+    models.add_argument(
+        "--check",
+        action="store_true",
+        help="health-check remote endpoints first (GET /models: up, right shape, model listed)",
+    )
     models.set_defaults(func=cmd_models)
 
     sub.add_parser("prepare", help="prepare packed weights once").set_defaults(func=cmd_prepare)
@@ -19,7 +24,8 @@ def add_commands(sub) -> None:
 def cmd_models(args, settings: Settings) -> int:
     from assistant.catalog.entries import Catalog
 
-    rows = Catalog.load(extra=settings.catalog_file).rows(settings.weights_dir)
+    catalog = Catalog.load(extra=settings.catalog_file)
+    rows = catalog.rows(settings.weights_dir, probe=args.check)
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0

@@ -103,6 +103,7 @@ def cmd_compare(args, settings: Settings) -> int:
 
 
 def cmd_vote(args, settings: Settings) -> int:
+    from assistant.database import open_database
     from assistant.evaluation.compare import saved_compare
     from assistant.evaluation.votes import Votes
 
@@ -111,7 +112,7 @@ def cmd_vote(args, settings: Settings) -> int:
     if len(columns) != 2:
         raise BadInput(f"Votes compare two models; that comparison had {len(columns)}.")
     a, b = columns[0]["model"], columns[1]["model"]
-    Votes(settings.home / "votes.sqlite").record(
+    Votes(open_database(settings.database_url, settings.home / "votes.sqlite")).record(
         columns[0]["task"], a, b, args.outcome, args.user, report["prompt"]
     )
     print(f"Recorded: {args.outcome} (A was {a}, B was {b}).")
@@ -120,12 +121,13 @@ def cmd_vote(args, settings: Settings) -> int:
 
 def cmd_leaderboard(args, settings: Settings) -> int:
     from assistant.accounting.ledger import Ledger
+    from assistant.database import open_database
     from assistant.evaluation.votes import Votes, leaderboard
 
     settings.ensure_home()
-    board = leaderboard(
-        Votes(settings.home / "votes.sqlite"), Ledger(settings.ledger_path), args.task
-    )
+    ledger = Ledger(open_database(settings.database_url, settings.ledger_path))
+    votes = Votes(open_database(settings.database_url, settings.home / "votes.sqlite"))
+    board = leaderboard(votes, ledger, args.task)
     if args.json:
         print(json.dumps(board, ensure_ascii=False, indent=1))
         return 0

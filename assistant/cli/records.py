@@ -1,4 +1,5 @@
-"""`ledger`: the request ledger as a table, JSON or CSV."""
+"""`ledger` (the request ledger as a table, JSON or CSV) and `migrate` (the shared
+database's schema brought up to this version)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,17 @@ def add_commands(sub) -> None:
     ledger.add_argument("--limit", type=int)
     ledger.set_defaults(func=cmd_ledger)
 
+    sub.add_parser(
+        "migrate", help="upgrade the shared database's schema (every replica stopped)"
+    ).set_defaults(func=cmd_migrate)
+
 
 def cmd_ledger(args, settings: Settings) -> int:
     from assistant.accounting.ledger import COLUMNS, Ledger
+    from assistant.database import open_database
 
     settings.ensure_home()
-    rows = Ledger(settings.ledger_path).rows(limit=args.limit)
+    rows = Ledger(open_database(settings.database_url, settings.ledger_path)).rows(limit=args.limit)
     if args.csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=COLUMNS)
         writer.writeheader()
@@ -31,6 +37,33 @@ def cmd_ledger(args, settings: Settings) -> int:
         print(json.dumps(rows, indent=1, ensure_ascii=False))
     else:
         _print_table(rows)
+    return 0
+
+
+def cmd_migrate(args, settings: Settings) -> int:
+    """Bring the ledger's, chats' and votes' schema to this version's, every replica stopped.
+
+    Replicas upgrade an SQLite file by themselves; a shared database only
+    here, since a replica still on the old code could be writing to it.
+    """
+    from assistant.accounting import ledger
+    from assistant.chats import conversations
+    from assistant.database import open_database
+    from assistant.evaluation import votes
+
+    settings.ensure_home()
+    stores = (
+        (ledger, settings.ledger_path),
+        (conversations, settings.chats_path),
+        (votes, settings.home / "votes.sqlite"),
+    )
+    for store, path in stores:
+        db = open_database(settings.database_url, path)
+        before = db.migrate(store.MIGRATIONS, store.VERSION_TABLE, upgrade=True)
+        after = len(store.MIGRATIONS)
+        change = f"from {before} to {after}" if before != after else f"{after}, already"
+        print(f"{store.VERSION_TABLE} in {db.where}: schema version {change}.")
+        db.close()
     return 0
 
 

@@ -18,7 +18,7 @@ def add_commands(sub) -> None:
     sub.add_parser("serve", help="serve the web app").set_defaults(func=cmd_serve)
 
     bench = sub.add_parser(
-        "bench", help="measure side by side: asr, text, rag, router, vision, image, pool"
+        "bench", help="measure side by side: asr, text, rag, router, vision, image, pool, scale"
     )
     bench.add_argument("name", nargs="?", help="one bench; all when omitted")
     bench.add_argument("--json", action="store_true")

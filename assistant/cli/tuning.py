@@ -45,7 +45,9 @@ def cmd_tune(args, settings: Settings) -> int:
     assistant = Assistant.from_settings(settings, progress=progress)
 
     def every_other_step(step) -> None:
-        if step.step == step.total or step.step % 2 == 0:
+        if isinstance(step, str):
+            progress(f"  {step}")
+        elif step.step == step.total or step.step % 2 == 0:
             progress(
                 f"  step {step.step}/{step.total} · epoch {step.epoch} · loss {step.loss:.3f}"
                 f" · {step.elapsed_s:.0f}s, ~{step.eta_s:.0f}s left"

@@ -39,6 +39,7 @@ def routes(api: Api) -> APIRouter:
             task="asr",
             session_id=session({"user": form.get("user")}, user),
             user=user,
+            transcribe_only=True,  # the transcript is the answer, never routed on
         )
         outcome = await run_in_threadpool(api.ask, request, "api")
         raise_for(outcome)

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from assistant.web.api.body import json_body, number, only_one
 from assistant.web.api.errors import ApiError, raise_for
 from assistant.web.api.shared import Api, extra, session
-from models.base import Request
+from models.base import PictureOptions, Request
 
 
 def routes(api: Api) -> APIRouter:
@@ -54,24 +54,24 @@ def routes(api: Api) -> APIRouter:
     return router
 
 
-def _options(body: dict) -> tuple:
+def _options(body: dict) -> PictureOptions:
     """The picture options the body sets, checked: steps, guidance, seed, size, negative."""
-    options = []
+    options: dict[str, float | str] = {}
     for key, name, low, high, whole in (
         ("steps", "steps", 1, 100, True),
         ("guidance_scale", "guidance", 0, 30, False),
         ("seed", "seed", 0, 2**32 - 1, True),
     ):
         if body.get(key) is not None:
-            options.append((name, float(number(body, key, low, high, whole))))
+            options[name] = float(number(body, key, low, high, whole))
     size = body.get("size")
     if size is not None:  # OpenAI's "WIDTHxHEIGHT"
         try:
             width, height = (int(n) for n in str(size).lower().split("x"))
         except ValueError:
             raise ApiError(400, "'size' must look like '512x512'.", param="size") from None
-        options += [("width", float(width)), ("height", float(height))]
+        options.update(width=float(width), height=float(height))
     negative = body.get("negative_prompt")
     if isinstance(negative, str) and negative.strip():
-        options.append(("negative", negative.strip()))
-    return tuple(options)
+        options["negative"] = negative.strip()
+    return PictureOptions(**options)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 import time
 
-from assistant.flow.service import Assistant, Outcome
+from assistant.flow.outcome import Outcome
+from assistant.flow.service import Assistant
 from assistant.web.ui.render import STOPPED, units_text, usd
-from models.base import Message, Progress
+from models.base import Message, PictureOptions, Progress
 
 PANEL_COLUMNS = [
     "time",
@@ -50,7 +51,7 @@ def history_of(chat: list[dict]) -> tuple[Message, ...]:
 SIZE_DEFAULT = "model default"
 
 
-def picture_options(steps, guidance, seed, size, negative, strength) -> tuple:
+def picture_options(steps, guidance, seed, size, negative, strength) -> PictureOptions:
     """The picture controls as Request.options; 0 or blank leaves the model's own value.
 
     0, not blank, is what the panel sends for "the model's own": Gradio's
@@ -67,7 +68,7 @@ def picture_options(steps, guidance, seed, size, negative, strength) -> tuple:
     }
     if size and size != SIZE_DEFAULT:
         chosen.update(width=float(size), height=float(size))
-    return tuple((k, v) for k, v in chosen.items() if v is not None and v != "")
+    return PictureOptions(**{k: v for k, v in chosen.items() if v is not None and v != ""})
 
 
 def progress_bar(step: Progress, width: int = 20) -> str:

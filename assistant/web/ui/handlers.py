@@ -18,7 +18,8 @@ import gradio as gr
 
 from assistant.catalog.entries import TASKS
 from assistant.chats.turns import PreparedTurn, prepare_turn, save_question, save_reply
-from assistant.flow.service import Assistant, Outcome
+from assistant.flow.outcome import Outcome
+from assistant.flow.service import Assistant
 from assistant.web.access import check_files
 from assistant.web.space import gpu
 from assistant.web.ui.chats import NO_TEMPLATE
@@ -38,7 +39,7 @@ from assistant.web.ui.format import (
 )
 from assistant.web.ui.layout import AUTO
 from assistant.web.ui.render import reply_messages, safe_markdown
-from models.base import BadInput, Progress, Request
+from models.base import BadInput, PictureOptions, Progress, Request
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class PictureControls:
     negative: str = ""
     strength: float = 0.6
 
-    def options(self) -> tuple:
+    def options(self) -> PictureOptions:
         return picture_options(
             self.steps, self.guidance, self.seed, self.size, self.negative, self.strength
         )
