@@ -70,8 +70,14 @@ def with_request(handler):
     """
 
     def event(request: gr.Request, *inputs):
-        for update in handler(*inputs, request=request):
-            yield update.as_outputs() if isinstance(update, ChatUpdate) else update
+        updates = handler(*inputs, request=request)
+        try:
+            for update in updates:
+                yield update.as_outputs() if isinstance(update, ChatUpdate) else update
+        finally:
+            # Stop closes this generator: close the handler's now (as `yield from` did), so
+            # its own cleanup (cancel the model, save the partial reply) runs at once.
+            updates.close()
 
     # Not functools.wraps: Gradio would read the wrapped signature and fill nothing.
     event.__name__, event.handler = handler.__name__, handler
