@@ -240,6 +240,26 @@ def pick_device(preference: str = "auto") -> str:
     return "cpu"
 
 
+def require(module: str, package: str = "", install: str = ""):
+    """Import a heavy library inside ``load()``, or say which package to install.
+
+    ``package`` is its pip name when that differs from the import name;
+    ``install`` is how to get it when that is not the pinned runtime
+    (requirements.txt, which ``make install`` installs). A missing library
+    otherwise surfaces as a bare ModuleNotFoundError from deep in a request.
+    """
+    import importlib
+
+    package = package or module
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        how = install or f"pip install -r requirements.txt (it pins {package}), or `make install`"
+        raise ModelUnavailable(
+            f"{package} is not installed ({err}). Install it with: {how}."
+        ) from None
+
+
 def require_download(source: str, url: str, cached: bool) -> None:
     """Fail at once, clearly, when ``source`` must be downloaded from ``url`` and cannot be.
 

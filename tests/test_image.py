@@ -12,6 +12,7 @@ from assistant.flow.pictures import as_redraw
 from models.base import BadInput, PictureOptions, Request
 from models.demo_pipeline import DemoScenePipeline, save
 from models.image_demo import CAN_DRAW, DemoSceneDiffusion
+from tests.conftest import seeded
 from training.train_demo import scheduler_config
 
 
@@ -20,18 +21,19 @@ def tiny_model(tmp_path_factory) -> Path:
     from diffusers import UNet2DConditionModel
 
     folder = tmp_path_factory.mktemp("tiny")
-    unet = UNet2DConditionModel(
-        sample_size=16,
-        in_channels=12,
-        out_channels=12,
-        layers_per_block=1,
-        block_out_channels=(32, 32),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=384,
-        attention_head_dim=4,
-        norm_num_groups=8,
-    )
+    with seeded():
+        unet = UNet2DConditionModel(
+            sample_size=16,
+            in_channels=12,
+            out_channels=12,
+            layers_per_block=1,
+            block_out_channels=(32, 32),
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            cross_attention_dim=384,
+            attention_head_dim=4,
+            norm_num_groups=8,
+        )
     save(folder, unet, scheduler_config())
     return folder
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from models.base import ModelUnavailable, PictureOptions, Progress, Refused, Request, Result
+from tests.conftest import seeded
 
 
 def _tiny_tokenizer(folder: Path) -> None:
@@ -36,7 +37,6 @@ def _tiny_tokenizer(folder: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_sd(tmp_path_factory) -> Path:
-    import torch
     from diffusers import (
         AutoencoderKL,
         DDIMScheduler,
@@ -45,56 +45,56 @@ def tiny_sd(tmp_path_factory) -> Path:
     )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("tiny-sd")
-    _tiny_tokenizer(root / "tok")
-    tokenizer = CLIPTokenizer(
-        str(root / "tok" / "vocab.json"), str(root / "tok" / "merges.txt"), model_max_length=77
-    )
-    text = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=77,
-            projection_dim=32,
+    with seeded():
+        root = tmp_path_factory.mktemp("tiny-sd")
+        _tiny_tokenizer(root / "tok")
+        tokenizer = CLIPTokenizer(
+            str(root / "tok" / "vocab.json"), str(root / "tok" / "merges.txt"), model_max_length=77
         )
-    )
-    unet = UNet2DConditionModel(
-        sample_size=16,
-        in_channels=4,
-        out_channels=4,
-        layers_per_block=1,
-        block_out_channels=(32, 64),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        norm_num_groups=32,
-    )
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        block_out_channels=(32, 64),
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        norm_num_groups=32,
-    )
-    scheduler = DDIMScheduler(steps_offset=1, clip_sample=False)
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    folder = root / "model"
-    pipe.save_pretrained(folder)
+        text = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=len(tokenizer),
+                hidden_size=32,
+                intermediate_size=37,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                max_position_embeddings=77,
+                projection_dim=32,
+            )
+        )
+        unet = UNet2DConditionModel(
+            sample_size=16,
+            in_channels=4,
+            out_channels=4,
+            layers_per_block=1,
+            block_out_channels=(32, 64),
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            cross_attention_dim=32,
+            norm_num_groups=32,
+        )
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            latent_channels=4,
+            block_out_channels=(32, 64),
+            down_block_types=("DownEncoderBlock2D",) * 2,
+            up_block_types=("UpDecoderBlock2D",) * 2,
+            norm_num_groups=32,
+        )
+        scheduler = DDIMScheduler(steps_offset=1, clip_sample=False)
+        pipe = StableDiffusionPipeline(
+            vae=vae,
+            text_encoder=text,
+            tokenizer=tokenizer,
+            unet=unet,
+            scheduler=scheduler,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+        folder = root / "model"
+        pipe.save_pretrained(folder)
     return folder
 
 

@@ -18,12 +18,14 @@ from functools import partial
 from pathlib import Path
 
 from assistant.accounting.costs import PRICES_FILE, Prices
-from assistant.accounting.ledger import Ledger, open_or_set_aside
+from assistant.accounting.ledger import Ledger, open_ledger
 from assistant.accounting.limits import RateLimiter
 from assistant.catalog.backends import build_adapter
 from assistant.catalog.entries import Catalog
 from assistant.chats.conversations import Chats, Template, load_templates
+from assistant.database import Database
 from assistant.evaluation import choices
+from assistant.evaluation.votes import Votes
 from assistant.flow import chains, ingest
 from assistant.flow.defaults import BENCH_TEXT_FILE, has_cuda, measured_text_default
 from assistant.flow.grounded import grounded_model
@@ -108,8 +110,11 @@ class Assistant:
         except BadInput as err:  # a broken override must not stop the app
             warn(f"{err} Using the built-in price table.")
             prices = Prices.load(PRICES_FILE)
-        ledger = open_or_set_aside(settings.ledger_path, warn)
+        ledger = open_ledger(settings, warn)
         assistant = cls(settings, catalog, pool, ledger, prices)
+        if ledger.db.shared:  # every shared store's schema version is checked at start
+            assistant.chats  # noqa: B018
+            Votes(ledger.db)
         assistant.warnings = warnings
         return assistant
 
@@ -183,8 +188,13 @@ class Assistant:
     @property
     def chats(self) -> Chats:
         if self._chats is None:
-            self._chats = Chats(self.settings.home / "chats.sqlite")
+            self._chats = Chats(self.database_for(self.settings.chats_path))
         return self._chats
+
+    def database_for(self, sqlite_path: Path) -> Path | Database:
+        """Where a store lives: with the ledger when it is shared (on its connections), else
+        in its own SQLite file."""
+        return self.ledger.db if self.ledger.db.shared else sqlite_path
 
     def templates(self) -> dict[str, Template]:
         # Read each time: a person editing ASSISTANT_HOME/templates.json sees it at once.
