@@ -143,6 +143,9 @@ def build_tune_tab(assistant: Assistant, tab: gr.Tab) -> None:
                     gr.Button(visible=False),
                 )
                 return
+            if isinstance(event, str):  # a stage before or after the training steps
+                yield event, gr.skip(), "", gr.skip(), gr.skip()
+                continue
             losses.append({"step": event.step, "loss": event.loss})
             bar = "▓" * round(20 * event.step / event.total)
             line = (
