@@ -106,10 +106,7 @@ def tune(
     from training.lora import Hyper, train
 
     entry = check(assistant, base, name)
-    if method not in ("lora", "full"):
-        raise BadInput(f"Method '{method}' is not one of lora, full.")
-    if not 1 <= epochs <= 20:
-        raise BadInput(f"Epochs must be between 1 and 20; {epochs} given.")
+    _check_hyper(method, epochs)
     chats, sha = data.load(Path(data_path))
     split = data.split(chats, sha, Path(data_path))
     say = progress or (lambda *_: None)
@@ -120,18 +117,8 @@ def tune(
     hyper = Hyper(method=method, epochs=epochs)
     device = pick_device(assistant.settings.device)
     device = "cuda" if device.startswith("cuda") else "cpu"  # mps: LoRA's ops are not all there
-    request_id = uuid.uuid4().hex
-    assistant.ledger.start(
-        Started(
-            request_id,
-            "tune",
-            source,
-            "fine_tune",
-            name,
-            f"fine-tuning {base} on {Path(data_path).name}",
-            1.0,
-            user="local",
-        )
+    request_id = _start_row(
+        assistant, name, f"fine-tuning {base} on {Path(data_path).name}", source
     )
     started = time.perf_counter()
     trained = _recorded(
@@ -161,6 +148,22 @@ def tune(
         raise
     _finish(assistant, request_id, started, device, card, tuned)
     return card
+
+
+def _check_hyper(method: str, epochs: int) -> None:
+    if method not in ("lora", "full"):
+        raise BadInput(f"Method '{method}' is not one of lora, full.")
+    if not 1 <= epochs <= 20:
+        raise BadInput(f"Epochs must be between 1 and 20; {epochs} given.")
+
+
+def _start_row(assistant, name: str, reason: str, source: str) -> str:
+    """Open the training's ledger row (task fine_tune); its id."""
+    request_id = uuid.uuid4().hex
+    assistant.ledger.start(
+        Started(request_id, "tune", source, "fine_tune", name, reason, 1.0, user="local")
+    )
+    return request_id
 
 
 def _recorded(assistant, request_id: str, started: float, run: Callable):
