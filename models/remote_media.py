@@ -66,14 +66,24 @@ class OpenAITranscriber(RemoteAdapter):
     tasks = ("asr",)
     what = "transcription"
 
+    def __init__(self, *args, recordings: frozenset[str] = frozenset(), **kwargs):
+        super().__init__(*args, **kwargs)
+        # The suffixes it is sent (the catalog passes the app's one table of
+        # kinds); empty: every attachment is tried, and the endpoint judges.
+        self.recordings = recordings
+
     def stream(
         self, request: Request, cancel: threading.Event | None = None
     ) -> Iterator[str | Result]:
-        from models.asr import AUDIO_SUFFIXES, timecode
+        from models.asr import timecode
 
-        clips = [p for p in request.attachments if p.suffix.lower() in AUDIO_SUFFIXES]
+        clips = [
+            p
+            for p in request.attachments
+            if not self.recordings or p.suffix.lower() in self.recordings
+        ]
         if not clips:
-            raise BadInput("Attach a recording (wav, mp3, ogg, m4a, webm or flac) to transcribe.")
+            raise BadInput("Attach a recording to transcribe.")
         with self.errors(), open(clips[0], "rb") as audio:
             # verbose_json brings segments, language and duration where the server has
             # them; servers that only know "json" still send the text.
@@ -114,7 +124,7 @@ class OpenAIImages(RemoteAdapter):
         self.out_dir = Path(out_dir)  # inside ASSISTANT_HOME, where pictures are served from
 
     def run(self, request: Request) -> Result:
-        options = dict(request.options)
+        options = request.options.given()
         # OpenAI's own fields, plus what diffusion servers (LocalAI, this app) also read.
         extra = {k: options[k] for k in ("steps", "seed") if k in options}
         if "guidance" in options:

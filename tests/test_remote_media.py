@@ -18,7 +18,7 @@ import pytest
 from assistant.catalog.entries import Catalog
 from assistant.flow.service import Assistant
 from models import remote
-from models.base import ModelUnavailable, Request
+from models.base import ModelUnavailable, PictureOptions, Request
 from models.remote_media import OpenAIEmbedder, OpenAIImages, OpenAITranscriber, OpenAIVision
 from tests.openai_stub import PNG, StubServer
 
@@ -69,7 +69,7 @@ def test_a_transcription_keeps_segments_language_and_duration(server, tmp_path):
 
 def test_a_picture_is_saved_under_home_with_the_options_passed_on(server, tmp_path):
     adapter = _loaded(OpenAIImages(server.url, "painter", out_dir=tmp_path / "outputs"))
-    options = (("steps", 4.0), ("seed", 7.0), ("width", 64.0), ("height", 64.0))
+    options = PictureOptions(steps=4.0, seed=7.0, width=64.0, height=64.0)
     result = adapter.run(Request(text="a red circle", options=options))
     [path] = result.files
     assert path.parent == tmp_path / "outputs" and path.read_bytes() == PNG

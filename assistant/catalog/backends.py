@@ -148,7 +148,7 @@ def _remote_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
     if entry.family == "vision":
         return remote_media.OpenAIVision(**common, context_window=window)
     if entry.family == "asr":
-        return remote_media.OpenAITranscriber(**common)
+        return remote_media.OpenAITranscriber(**common, recordings=kinds.HEARD)
     if entry.family == "embed":
         return remote_media.OpenAIEmbedder(**common)
     if entry.family == "image":
