@@ -85,7 +85,8 @@ def _tune_metrics(card: dict, shape: dict, facts: dict, ratio: float) -> list[di
             tuned_facts >= base_facts - 2,
         ),
         metric(
-            "training wall time (48 examples less validation, 3 epochs, LoRA r16)",
+            f"training wall time ({card['data']['train']} examples + "
+            f"{card['data']['general_replayed']} general replies kept, 3 epochs, LoRA r16)",
             t["seconds"] / 60,
             "min",
             "<= 10",
