@@ -1,0 +1,147 @@
+"""The judge metric (with a fake judge) and two eval runs side by side."""
+
+import json
+
+import pytest
+
+from assistant.evaluation import runs
+from assistant.evaluation.judge import SELF, Judge, parse_score
+from models.base import BadInput
+
+
+@pytest.mark.parametrize(
+    ("reply", "score"),
+    [
+        ("Score: 5", 1.0),
+        ("Score: 1", 0.0),
+        ("**Score:** 4", 0.75),
+        ("score = 3/5", 0.5),
+        ("Rating: 8 out of 10", pytest.approx(7 / 9, abs=1e-4)),
+        ('{"score": 2, "why": "half right"}', 0.25),
+        ("I would give it 4/5 because it names Paris.", 0.75),
+        ("3", 0.5),
+        ("The answer is right.\n\nScore: 5\n", 1.0),
+    ],
+)
+def test_the_judges_grade_is_read_however_it_is_written(reply, score):
+    assert parse_score(reply) == score
+
+
+@pytest.mark.parametrize(
+    "reply",
+    ["", "The answer is good.", "Score: 7", "Score: 0", "between 2 and 4", "Score: 6/5"],
+)
+def test_a_reply_without_a_grade_on_the_scale_gives_no_score(reply):
+    assert parse_score(reply) is None
+
+
+def test_the_judge_sees_question_reference_and_answer_and_never_grades_its_own_weights():
+    asked = []
+    judge = Judge("qwen2.5-coder-0.5b-instruct", lambda p: asked.append(p) or "Score: 4")
+    verdict = judge.grade("Capital of France?", "Paris.", ("Paris",), "smollm2-135m-instruct")
+    assert verdict.score == 0.75 and verdict.note == "judge: Score: 4"
+    (prompt,) = asked
+    assert "Capital of France?" in prompt and "Reference answer: Paris" in prompt
+    assert "Answer to grade: Paris." in prompt
+    # Its own answers, and the same weights on another runtime: not asked at all.
+    for own in ("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-0.5b-instruct-llamacpp"):
+        assert judge.grade("q", "a", ("a",), own).score is None
+    assert len(asked) == 1 and judge.grade("q", "a", ("a",), judge.model).note == SELF
+
+
+def _dataset(tmp_path):
+    path = tmp_path / "capitals.jsonl"
+    lines = [
+        {"id": "fr", "input": "Capital of France?", "expected": "Paris"},
+        {"id": "de", "input": "Capital of Germany?", "expected": ["Berlin"]},
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+SMOL = "smollm2-135m-instruct"
+FP32 = "smollm2-135m-instruct-fp32"
+QWEN = "qwen2.5-coder-0.5b-instruct"
+
+
+def test_a_judged_eval_is_labelled_a_judge_and_leaves_self_judged_items_out(
+    assistant, fake_chat, tmp_path
+):
+    from assistant.evaluation.engine import evaluate
+
+    fake_chat.replies = ["Paris.", "Bonn."]
+    grades = iter(["Score: 5", "Score: 2"])
+    judge = Judge(SMOL, lambda prompt: next(grades))
+    report = evaluate(assistant, _dataset(tmp_path), [QWEN, SMOL], "judge", judge=judge)
+    assert report["metric"] == "judge" and report["judge"]["model"] == SMOL
+    assert "not a measurement" in report["judge"]["bias"]
+    qwen, smol = report["models"]
+    assert qwen["score"] == pytest.approx((1.0 + 0.25) / 2) and qwen["unscored"] == 0
+    # The judge's own answers are not graded: no score, and no part of any mean.
+    assert smol["score"] is None and smol["unscored"] == 2 and smol["failed"] == 0
+    notes = [i["note"] for i in report["items"]]
+    assert notes == ["judge: Score: 5", "judge: Score: 2", SELF, SELF]
+
+
+def test_the_judge_metric_needs_a_text_judge(assistant, tmp_path):
+    from assistant.evaluation.engine import evaluate
+
+    with pytest.raises(BadInput, match="needs a judge model"):
+        evaluate(assistant, _dataset(tmp_path), [SMOL], "judge")
+    with pytest.raises(BadInput, match="judge must be a text model"):
+        evaluate(assistant, _dataset(tmp_path), [SMOL], "judge", judge="whisper-base")
+
+
+def test_a_catalog_judge_asks_its_model_through_the_ledger(assistant, fake_chat, tmp_path):
+    from assistant.evaluation.engine import evaluate
+
+    # The fake text model answers the question, then grades (as the judge) in turn.
+    fake_chat.replies = ["Paris.", "Score: 5", "Berlin.", "Score: 4"]
+    report = evaluate(assistant, _dataset(tmp_path), [SMOL], "judge", judge=QWEN)
+    assert [i["score"] for i in report["items"]] == [1.0, 0.75]
+    judged = [r for r in fake_chat.seen if r.model == QWEN]
+    assert len(judged) == 2 and "Answer to grade: Paris." in judged[0].text
+    assert {r["source"] for r in assistant.ledger.rows(limit=10)} == {"eval"}
+
+
+def test_two_runs_side_by_side_show_which_items_changed_and_by_how_much(
+    assistant, fake_chat, tmp_path
+):
+    from assistant.evaluation.engine import evaluate
+
+    path = _dataset(tmp_path)
+    fake_chat.replies = ["Paris.", "Bonn."]
+    before = evaluate(assistant, path, [SMOL])
+    fake_chat.replies = ["Paris!", "Berlin."]
+    after = evaluate(assistant, path, [FP32])  # another model, the same dataset
+    assert [r["run"] for r in runs.saved(assistant.settings.home)] == [after["run"], before["run"]]
+    diff = runs.side_by_side(
+        runs.load(assistant.settings.home, before["run"]),
+        runs.load(assistant.settings.home, after["run"]),
+    )
+    (pair,) = diff["models"]
+    assert (pair["a"], pair["b"], pair["score_a"], pair["score_b"], pair["delta"]) == (
+        SMOL,
+        FP32,
+        0.5,
+        1.0,
+        0.5,
+    )
+    fr, de = diff["items"]
+    assert (fr["id"], fr["changed"], fr["output_changed"], fr["delta"]) == ("fr", False, True, 0.0)
+    assert (de["id"], de["changed"], de["delta"], de["output_b"]) == ("de", True, 1.0, "Berlin.")
+    assert diff["changed"] == 1
+
+
+def test_runs_scored_differently_or_unknown_are_refused(assistant, fake_chat, tmp_path):
+    from assistant.evaluation.engine import evaluate
+
+    path = _dataset(tmp_path)
+    a = evaluate(assistant, path, [SMOL])
+    b = evaluate(assistant, path, [SMOL], "exact")
+    with pytest.raises(BadInput, match="scored the same way"):
+        runs.side_by_side(a, b)
+    with pytest.raises(BadInput, match="No finished eval run 'nope'"):
+        runs.load(assistant.settings.home, "nope")
+    with pytest.raises(BadInput, match="No finished eval run"):
+        runs.load(assistant.settings.home, "../../etc/passwd")
