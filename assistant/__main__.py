@@ -132,11 +132,16 @@ def cmd_chats(args, settings: Settings) -> int:
 
 
 def cmd_models(args, settings: Settings) -> int:
+    from assistant.accounting.ledger import Ledger
     from assistant.catalog.entries import Catalog
+    from assistant.evaluation.cards import cards, quality_line, speed_line
 
-    rows = Catalog.load(extra=settings.catalog_file).rows(settings.weights_dir)
+    catalog = Catalog.load(extra=settings.catalog_file)
+    # Listing models must not create a ledger: read it only when one exists.
+    ledger = Ledger(settings.ledger_path) if settings.ledger_path.is_file() else None
+    rows = cards(catalog, settings, ledger)
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print(json.dumps(rows, indent=1, ensure_ascii=False))
         return 0
     for r in rows:
         mark = "✓" if r["available"] else "·"
@@ -144,7 +149,8 @@ def cmd_models(args, settings: Settings) -> int:
             f"{mark} {r['id']:<28} {r['family']:<7} {','.join(r['tasks']):<28} "
             f"{r['params_m']:>7.1f}M {r['size_mb']:>6} MB  {r['license']}"
         )
-        print(f"    {r['source']}: {r['availability']}")
+        print(f"    {r['what']}; {r['languages']}. {r['source']}: {r['availability']}")
+        print(f"    quality: {quality_line(r)} · here: {speed_line(r)}")
     return 0
 
 
@@ -305,35 +311,29 @@ def cmd_train(args, settings: Settings) -> int:
 
 
 def cmd_eval(args, settings: Settings) -> int:
+    from assistant.evaluation import runs
     from assistant.evaluation.engine import evaluate
+    from assistant.evaluation.report import print_eval, print_side_by_side
     from assistant.flow.service import Assistant
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    earlier = runs.load(settings.home, args.against) if args.against else None  # before any run
     assistant = Assistant.from_settings(settings, progress=_progress)
 
     def progress(done: int, total: int, item) -> None:
-        mark = "failed" if item.status != "ok" else f"score {item.score:.2f}"
+        mark = "failed" if item.status != "ok" else item.note or f"score {item.score:.2f}"
         _progress(f"  [{done}/{total}] {item.model} · {item.id}: {mark}")
 
-    report = evaluate(assistant, Path(args.dataset), models, args.metric, progress)
+    report = evaluate(assistant, Path(args.dataset), models, args.metric, progress, args.judge)
+    diff = runs.side_by_side(earlier, report) if earlier else None
     if args.json:
-        print(json.dumps(report, ensure_ascii=False, indent=1))
-        return 0
-    better = "higher" if report["higher_is_better"] else "lower"
-    print(
-        f"{report['dataset']} · {report['task']} · metric {report['metric']} ({better} is "
-        f"better) · run {report['run']}"
-    )
-    print(
-        f"{'model':<40} {'score':>7} {'n':>4} {'failed':>6} {'p50 s':>7} {'$ here':>10} "
-        f"{'$ cloud':>10}"
-    )
-    for m in report["models"]:
-        cloud = f"{m['usd_cloud']:.6f}" if m["usd_cloud"] is not None else "–"
         print(
-            f"{m['model']:<40} {m['score']:>7.3f} {m['n']:>4} {m['failed']:>6} "
-            f"{m['latency_p50_s']:>7.2f} {m['usd_local']:>10.6f} {cloud:>10}"
+            json.dumps(report | {"against": diff} if diff else report, ensure_ascii=False, indent=1)
         )
+        return 0
+    print_eval(report)
+    if diff:
+        print_side_by_side(diff)
     return 0
 
 
@@ -538,7 +538,9 @@ def parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="score models on your own dataset (JSONL or CSV)")
     ev.add_argument("dataset", help='lines of {"id", "input", "attachments", "expected"}')
     ev.add_argument("--models", required=True, help="catalog ids, comma-separated")
-    ev.add_argument("--metric", help="contains (text) | exact | wer (speech) | json")
+    ev.add_argument("--metric", help="contains (text) | exact | wer (speech) | json | judge")
+    ev.add_argument("--judge", help="with --metric judge: the text model that grades")
+    ev.add_argument("--against", metavar="RUN_ID", help="show item by item what changed since run")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_eval)
 

@@ -145,3 +145,91 @@ def test_runs_scored_differently_or_unknown_are_refused(assistant, fake_chat, tm
         runs.load(assistant.settings.home, "nope")
     with pytest.raises(BadInput, match="No finished eval run"):
         runs.load(assistant.settings.home, "../../etc/passwd")
+
+
+def test_the_runs_view_lists_changed_items_first_with_both_outputs(assistant, fake_chat, tmp_path):
+    from assistant.evaluation.engine import evaluate
+    from assistant.web.ui.evalruns import diff_view, run_choices
+
+    path = _dataset(tmp_path)
+    fake_chat.replies = ["Paris.", "Bonn."]
+    a = evaluate(assistant, path, [SMOL])
+    fake_chat.replies = ["Lyon.", "Bonn."]
+    b = evaluate(assistant, path, [SMOL], "contains")  # the same key: a resumed run
+    assert b["run"] == a["run"]
+    fake_chat.replies = ["Lyon.", "Bonn."]
+    b = evaluate(assistant, path, [FP32])
+    assert [value for _, value in run_choices(assistant)] == [b["run"], a["run"]]
+    summary, frame = diff_view(runs.side_by_side(a, b))
+    assert "**1 of 2** items changed" in summary and "0.50 → 0.00 (Δ -0.50)" in summary
+    first = frame.iloc[0]
+    assert (first["id"], first["changed"], first["A said"], first["B said"]) == (
+        "fr",
+        "yes",
+        "Paris.",
+        "Lyon.",
+    )
+    assert frame.iloc[1]["changed"] == ""  # the same words, the same score
+
+
+def test_model_cards_join_the_catalog_with_what_was_measured_here(assistant, fake_chat, tmp_path):
+    from assistant.evaluation.cards import cards, quality_line, speed_line
+    from assistant.evaluation.engine import evaluate
+    from assistant.evaluation.votes import Votes
+    from assistant.web.ui.cards import card_rows
+
+    fake_chat.replies = ["Paris.", "Bonn."]
+    evaluate(assistant, _dataset(tmp_path), [SMOL, FP32])
+    Votes(assistant.settings.home / "votes.sqlite").record("text", SMOL, FP32, "a")
+    by_id = {c["id"]: c for c in cards(assistant.catalog, assistant.settings, assistant.ledger)}
+    smol, gpt, tiny = by_id[SMOL], by_id["gpt-4o-mini"], by_id["whisper-tiny.en"]
+    assert smol["open"] and not gpt["open"] and gpt["cloud_prices"]
+    assert smol["languages"] == "English" and tiny["languages"] == "English only"
+    assert by_id["whisper-base"]["languages"].startswith("multilingual")
+    assert smol["what"].startswith("a chat model") and smol["context_window"]
+    # Measured: bench answers' figure, the vote, the eval run, and the ledger's medians.
+    assert smol["quality"]["answers"]["grounded"] > 0
+    assert smol["quality"]["leaderboard"][0]["rank"] == 1
+    assert smol["quality"]["evals"][0]["score"] == 0.5
+    assert smol["measured"]["text"]["requests"] == 2
+    assert "grounded" in quality_line(smol) and "contains 0.50 on capitals.jsonl" in quality_line(
+        smol
+    )
+    assert "median of 2" in speed_line(smol)
+    assert quality_line(tiny) == "not measured yet" and speed_line(tiny) == "no requests yet"
+    rows = {r[0].split("\n")[0]: r for r in card_rows(assistant)}
+    assert rows[SMOL][2] == "open · Apache-2.0" and "median of 2" in rows[SMOL][6]
+    assert rows["gpt-4o-mini"][2].startswith("proprietary")
+
+
+def test_models_json_prints_the_cards(tmp_path, monkeypatch, capsys):
+    from assistant.__main__ import main
+
+    monkeypatch.setenv("ASSISTANT_HOME", str(tmp_path / "home"))
+    assert main(["models", "--json"]) == 0
+    cards = {c["id"]: c for c in json.loads(capsys.readouterr().out)}
+    smol = cards[SMOL]
+    assert smol["license"] == "Apache-2.0" and smol["languages"] == "English"
+    assert smol["quality"]["answers"]["grounded"] > 0 and smol["measured"] == {}
+
+
+def test_eval_against_an_earlier_run_prints_what_changed(tmp_path, monkeypatch, capsys):
+    from assistant.__main__ import main
+    from assistant.settings import Settings
+    from tests.conftest import FakeChat, make_assistant
+
+    monkeypatch.setenv("ASSISTANT_HOME", str(tmp_path / "home"))
+    chat = FakeChat(["Paris.", "Bonn."])
+    made = make_assistant(Settings.from_env(), chat)
+    monkeypatch.setattr("assistant.flow.service.Assistant.from_settings", lambda *a, **k: made)
+    path = _dataset(tmp_path)
+    assert main(["eval", str(path), "--models", SMOL, "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)["run"]
+    chat.replies = ["Paris.", "Berlin."]
+    assert main(["eval", str(path), "--models", FP32, "--against", first, "--json"]) == 0
+    diff = json.loads(capsys.readouterr().out)["against"]
+    assert diff["changed"] == 1 and diff["models"][0]["delta"] == 0.5
+    assert main(["eval", str(path), "--models", FP32, "--against", first]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 2 items changed" in out and "de" in out and "B: Berlin." in out
+    assert main(["eval", str(path), "--models", FP32, "--against", "nope"]) == 2
