@@ -234,11 +234,15 @@ def cmd_bench(args, settings: Settings) -> int:
         return 2
 
     settings.ensure_home()
-    names = [args.name] if args.name else list(bench.BENCHES)
+    names = [args.name] if args.name else list(bench.DEFAULT)
+    # Only `bench load` takes the load's shape; the others measure fixed sets.
+    options = {"users": args.users, "seconds": args.seconds, "bursts": args.burst}
     failed = False
     for name in names:
         _progress(f"bench {name}:")
-        report = bench.run(name, repeats=args.repeats, progress=_progress)
+        report = bench.run(
+            name, repeats=args.repeats, progress=_progress, **(options if name == "load" else {})
+        )
         failed |= any(m["met"] is False for m in report["metrics"])
         if args.json:
             print(json.dumps(report, indent=1))
@@ -506,11 +510,14 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("prepare", help="prepare packed weights once").set_defaults(func=cmd_prepare)
     sub.add_parser("serve", help="serve the web app").set_defaults(func=cmd_serve)
     bench = sub.add_parser(
-        "bench", help="measure side by side: asr, text, rag, router, vision, image, pool"
+        "bench", help="measure side by side: asr, text, rag, router, vision, image, pool, load"
     )
     bench.add_argument("name", nargs="?", help="one bench; all when omitted")
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--repeats", type=int, default=3, help="runs per contender (median)")
+    bench.add_argument("--users", type=int, default=16, help="load: simulated users at once")
+    bench.add_argument("--seconds", type=float, default=180.0, help="load: length of a phase")
+    bench.add_argument("--burst", type=int, default=100, help="load: requests sent at once")
     bench.set_defaults(func=cmd_bench)
 
     ingest = sub.add_parser("ingest", help="index documents and recordings for questions")
