@@ -147,12 +147,12 @@ def test_a_second_run_set_beside_the_first_shows_which_items_changed(page, tmp_p
     upload.locator("input[type=file]").set_input_files(str(dataset))
     upload.get_by_text("mine.jsonl").wait_for()
     status = page.locator("#eval-status")
-    before = status.inner_text()
+    earlier = re.search(r"run (\w+)", status.inner_text()).group(1)
     page.locator("#eval-go").click()
-    page.wait_for_function(
-        "(b) => { const t = document.querySelector('#eval-status').innerText;"
-        " return t !== b && t.includes('Done:'); }",
-        arg=before,
+    page.wait_for_function(  # "Done:" again, for another run (the earlier stays faded meanwhile)
+        "(e) => { const t = document.querySelector('#eval-status').innerText;"
+        " return t.includes('Done:') && !t.includes(e) && !t.includes('processing'); }",
+        arg=earlier,
         timeout=SLOW,
     )
     run = re.search(r"run (\w+)", status.inner_text()).group(1)
@@ -162,19 +162,19 @@ def test_a_second_run_set_beside_the_first_shows_which_items_changed(page, tmp_p
         arg=run,
     )
     page.locator("#runs-go").click()
-    page.locator("#runs-summary").get_by_text("items changed score").wait_for()
+    page.wait_for_function("document.querySelector('#runs-summary').innerText.trim().length > 0")
+    page.screenshot(path=ARTIFACTS / "choose-3b-runs-side-by-side.png", full_page=True)
     summary = page.locator("#runs-summary").inner_text()
+    assert "items changed score" in summary, summary
     assert all(model in summary for model in PAIR) and "→" in summary
-    rows = page.eval_on_selector_all(
-        "#runs-items tbody tr",
-        "trs => trs.map(tr => [...tr.querySelectorAll('td')].map(td => td.innerText.trim()))",
-    )
-    assert len(rows) == 4  # 2 items x 2 models, the changed ones first
-    changed = [r for r in rows if "yes" in r]
-    # Only the reference for "fr" moved; at temperature 0 "de" scores as before.
-    assert all(r[0] == "fr" for r in changed)
-    assert f"**{len(changed)} of 4**".replace("**", "") in summary
-    assert rows[: len(changed)] == changed
+    changed = int(re.search(r"(\d+) of 4 items changed score", summary).group(1))
+    assert changed >= 1  # "fr" was right (Paris) in the first run, wrong (Lyon) now
+    table = page.locator("#runs-items").inner_text()
+    assert table.count("yes") == changed
+    # Changed items first: every "yes" comes before the first "de" row, whose
+    # reference did not move and whose score (at temperature 0) did not either.
+    first_de = re.search(r"(?m)^\s*de\b", table)
+    assert first_de and table.rfind("yes") < first_de.start()
     page.locator("#runs-items").scroll_into_view_if_needed()
     page.screenshot(path=ARTIFACTS / "choose-3b-runs-side-by-side.png", full_page=True)
 
