@@ -184,7 +184,7 @@ def test_model_cards_show_what_each_model_is_and_what_it_measured_here(page):
     cards = page.locator("#model-cards")
     cards.get_by_text("smollm2-135m-instruct-fp32").first.wait_for()
     text = cards.inner_text()
-    assert "open · Apache-2.0" in text and "proprietary" in text  # gpt-4o-mini's card
+    assert "open (Apache-2.0)" in text and "proprietary (" in text  # gpt-4o-mini's card
     assert "grounded 0." in text  # bench answers' measured figure
     assert "median of" in text  # the ledger's medians after the evals above
     assert "multilingual" in text and "English only" in text

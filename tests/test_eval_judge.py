@@ -176,7 +176,7 @@ def test_model_cards_join_the_catalog_with_what_was_measured_here(assistant, fak
     from assistant.evaluation.cards import cards, quality_line, speed_line
     from assistant.evaluation.engine import evaluate
     from assistant.evaluation.votes import Votes
-    from assistant.web.ui.cards import card_rows
+    from assistant.web.ui.cards import cards_markdown
 
     fake_chat.replies = ["Paris.", "Bonn."]
     evaluate(assistant, _dataset(tmp_path), [SMOL, FP32])
@@ -197,9 +197,9 @@ def test_model_cards_join_the_catalog_with_what_was_measured_here(assistant, fak
     )
     assert "median of 2" in speed_line(smol)
     assert quality_line(tiny) == "not measured yet" and speed_line(tiny) == "no requests yet"
-    rows = {r[0].split("\n")[0]: r for r in card_rows(assistant)}
-    assert rows[SMOL][2] == "open · Apache-2.0" and "median of 2" in rows[SMOL][6]
-    assert rows["gpt-4o-mini"][2].startswith("proprietary")
+    shown = {block.split("**")[1]: block for block in cards_markdown(assistant).split("---")}
+    assert "open (Apache-2.0)" in shown[SMOL] and "median of 2" in shown[SMOL]
+    assert "proprietary (" in shown["gpt-4o-mini"] and "can run now" in shown[SMOL]
 
 
 def test_models_json_prints_the_cards(tmp_path, monkeypatch, capsys):

@@ -1,8 +1,9 @@
 """Model cards in the UI: every catalog model, what it is, and what it measured here.
 
-The rows come from assistant/evaluation/cards.py (the same cards as
+The cards come from assistant/evaluation/cards.py (the same cards as
 `python -m assistant models --json`), read anew each time the tab opens,
-so a vote, an eval or a request just made shows at once.
+so a vote, an eval or a request just made shows at once. Each is a short
+block of text, not a table row: eight columns of prose do not fit a page.
 """
 
 from __future__ import annotations
@@ -12,37 +13,25 @@ import gradio as gr
 from assistant.evaluation.cards import cards, quality_line, speed_line
 from assistant.flow.service import Assistant
 
-CARD_COLUMNS = [
-    "model",
-    "what it is",
-    "open · license",
-    "size",
-    "languages · tasks",
-    "measured quality",
-    "speed and cost here (median per request)",
-    "can run now",
-]
+
+def card_markdown(card: dict) -> str:
+    size = f"{card['params_m']:g}M parameters, {card['size_mb']} MB"
+    if card["context_window"]:
+        size += f", {card['context_window']:,}-token context"
+    openness = "open" if card["open"] else "proprietary"
+    runs = "✅ can run now" if card["available"] else f"⛔ cannot run now: {card['availability']}"
+    return (
+        f"**{card['id']}** — {card['name']}  \n"
+        f"{card['what']} · {', '.join(card['tasks'])} · {card['languages']}  \n"
+        f"{openness} ({card['license']}) · {size} · {runs}  \n"
+        f"Measured quality: {quality_line(card)}  \n"
+        f"Here (ledger medians per request): {speed_line(card)}"
+    )
 
 
-def card_rows(assistant: Assistant) -> list[list]:
-    rows = []
-    for c in cards(assistant.catalog, assistant.settings, assistant.ledger):
-        size = f"{c['params_m']:g}M params · {c['size_mb']} MB"
-        if c["context_window"]:
-            size += f" · {c['context_window']:,} tokens context"
-        rows.append(
-            [
-                f"{c['id']}\n({c['name']})",
-                c["what"],
-                f"{'open' if c['open'] else 'proprietary'} · {c['license']}",
-                size,
-                f"{c['languages']} · {', '.join(c['tasks'])}",
-                quality_line(c),
-                speed_line(c),
-                ("yes, " if c["available"] else "no: ") + c["availability"],
-            ]
-        )
-    return rows
+def cards_markdown(assistant: Assistant) -> str:
+    found = cards(assistant.catalog, assistant.settings, assistant.ledger)
+    return "\n\n---\n\n".join(card_markdown(c) for c in found)
 
 
 def build_model_cards(assistant: Assistant, tab: gr.Tab) -> None:
@@ -52,11 +41,5 @@ def build_model_cards(assistant: Assistant, tab: gr.Tab) -> None:
             "blind votes (leaderboard) and your finished evals. Speed and cost are the "
             "ledger's medians on this machine."
         )
-        table = gr.Dataframe(
-            headers=CARD_COLUMNS,
-            value=lambda: card_rows(assistant),
-            interactive=False,
-            wrap=True,
-            elem_id="model-cards",
-        )
-    tab.select(lambda: card_rows(assistant), None, table, api_name=False)
+        shown = gr.Markdown(lambda: cards_markdown(assistant), elem_id="model-cards")
+    tab.select(lambda: cards_markdown(assistant), None, shown, api_name=False)
