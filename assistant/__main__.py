@@ -1,5 +1,5 @@
-"""Command line: serve | ask | chats | models | ledger | prepare | ingest | documents | bench |
-eval | compare | vote | leaderboard | tune | train | space.
+"""Command line: serve | ask | chats | models | ledger | migrate | prepare | ingest | documents |
+bench | eval | compare | vote | leaderboard | tune | train | space.
 
     python -m assistant ask "What is the capital of France?" --json
     python -m assistant models --json
@@ -30,7 +30,8 @@ def _progress(message: str) -> None:
 
 
 def cmd_ask(args, settings: Settings) -> int:
-    from assistant.flow.service import Assistant, Outcome
+    from assistant.flow.outcome import Outcome
+    from assistant.flow.service import Assistant
 
     attachments = []
     for name in args.attach:
@@ -120,9 +121,10 @@ def _save_exchange(assistant, user: str, chat_id: str, request: Request, outcome
 def cmd_chats(args, settings: Settings) -> int:
     """The saved chats, newest first: their ids are what `ask --chat ID` continues."""
     from assistant.chats.conversations import Chats
+    from assistant.database import open_database
 
     settings.ensure_home()
-    chats = Chats(settings.home / "chats.sqlite").list(args.user)
+    chats = Chats(open_database(settings.database_url, settings.chats_path)).list(args.user)
     if args.json:
         print(json.dumps([c.__dict__ for c in chats], ensure_ascii=False, indent=1))
         return 0
@@ -134,12 +136,19 @@ def cmd_chats(args, settings: Settings) -> int:
 def cmd_models(args, settings: Settings) -> int:
     from assistant.accounting.ledger import Ledger
     from assistant.catalog.entries import Catalog
+    from assistant.database import open_database
     from assistant.evaluation.cards import cards, quality_line, speed_line
+    from assistant.evaluation.votes import Votes
 
     catalog = Catalog.load(extra=settings.catalog_file)
-    # Listing models must not create a ledger: read it only when one exists.
-    ledger = Ledger(settings.ledger_path) if settings.ledger_path.is_file() else None
-    rows = cards(catalog, settings, ledger)
+    # Listing models must not create a ledger or votes: read them only where they exist.
+    shared = settings.database_url
+    ledger = votes = None
+    if shared or settings.ledger_path.is_file():
+        ledger = Ledger(open_database(shared, settings.ledger_path))
+    if shared or (settings.home / "votes.sqlite").is_file():
+        votes = Votes(open_database(shared, settings.home / "votes.sqlite"))
+    rows = cards(catalog, settings, ledger, votes, probe=args.check)
     if args.json:
         print(json.dumps(rows, indent=1, ensure_ascii=False))
         return 0
@@ -156,9 +165,10 @@ def cmd_models(args, settings: Settings) -> int:
 
 def cmd_ledger(args, settings: Settings) -> int:
     from assistant.accounting.ledger import COLUMNS, Ledger
+    from assistant.database import open_database
 
     settings.ensure_home()
-    rows = Ledger(settings.ledger_path).rows(limit=args.limit)
+    rows = Ledger(open_database(settings.database_url, settings.ledger_path)).rows(limit=args.limit)
     if args.csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=COLUMNS)
         writer.writeheader()
@@ -197,6 +207,33 @@ def cmd_ledger(args, settings: Settings) -> int:
             )
         if not rows:
             print('(no requests yet: try  python -m assistant ask "hello")')
+    return 0
+
+
+def cmd_migrate(args, settings: Settings) -> int:
+    """Bring the ledger's, chats' and votes' schema to this version's, every replica stopped.
+
+    Replicas upgrade an SQLite file by themselves; a shared database only
+    here, since a replica still on the old code could be writing to it.
+    """
+    from assistant.accounting import ledger
+    from assistant.chats import conversations
+    from assistant.database import open_database
+    from assistant.evaluation import votes
+
+    settings.ensure_home()
+    stores = (
+        (ledger, settings.ledger_path),
+        (conversations, settings.chats_path),
+        (votes, settings.home / "votes.sqlite"),
+    )
+    for store, path in stores:
+        db = open_database(settings.database_url, path)
+        before = db.migrate(store.MIGRATIONS, store.VERSION_TABLE, upgrade=True)
+        after = len(store.MIGRATIONS)
+        change = f"from {before} to {after}" if before != after else f"{after}, already"
+        print(f"{store.VERSION_TABLE} in {db.where}: schema version {change}.")
+        db.close()
     return 0
 
 
@@ -370,6 +407,7 @@ def cmd_compare(args, settings: Settings) -> int:
 
 
 def cmd_vote(args, settings: Settings) -> int:
+    from assistant.database import open_database
     from assistant.evaluation.compare import saved_compare
     from assistant.evaluation.votes import Votes
 
@@ -378,7 +416,7 @@ def cmd_vote(args, settings: Settings) -> int:
     if len(columns) != 2:
         raise BadInput(f"Votes compare two models; that comparison had {len(columns)}.")
     a, b = columns[0]["model"], columns[1]["model"]
-    Votes(settings.home / "votes.sqlite").record(
+    Votes(open_database(settings.database_url, settings.home / "votes.sqlite")).record(
         columns[0]["task"], a, b, args.outcome, args.user, report["prompt"]
     )
     print(f"Recorded: {args.outcome} (A was {a}, B was {b}).")
@@ -387,12 +425,13 @@ def cmd_vote(args, settings: Settings) -> int:
 
 def cmd_leaderboard(args, settings: Settings) -> int:
     from assistant.accounting.ledger import Ledger
+    from assistant.database import open_database
     from assistant.evaluation.votes import Votes, leaderboard
 
     settings.ensure_home()
-    board = leaderboard(
-        Votes(settings.home / "votes.sqlite"), Ledger(settings.ledger_path), args.task
-    )
+    ledger = Ledger(open_database(settings.database_url, settings.ledger_path))
+    votes = Votes(open_database(settings.database_url, settings.home / "votes.sqlite"))
+    board = leaderboard(votes, ledger, args.task)
     if args.json:
         print(json.dumps(board, ensure_ascii=False, indent=1))
         return 0
@@ -419,7 +458,9 @@ def cmd_tune(args, settings: Settings) -> int:
     assistant = Assistant.from_settings(settings, progress=_progress)
 
     def progress(step) -> None:
-        if step.step == step.total or step.step % 2 == 0:
+        if isinstance(step, str):
+            _progress(f"  {step}")
+        elif step.step == step.total or step.step % 2 == 0:
             _progress(
                 f"  step {step.step}/{step.total} · epoch {step.epoch} · loss {step.loss:.3f}"
                 f" · {step.elapsed_s:.0f}s, ~{step.eta_s:.0f}s left"
@@ -499,6 +540,11 @@ def parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="list the catalog")
     models.add_argument("--json", action="store_true")
+    models.add_argument(
+        "--check",
+        action="store_true",
+        help="health-check remote endpoints first (GET /models: up, right shape, model listed)",
+    )
     models.set_defaults(func=cmd_models)
 
     ledger = sub.add_parser("ledger", help="export the request ledger")
@@ -507,10 +553,14 @@ def parser() -> argparse.ArgumentParser:
     ledger.add_argument("--limit", type=int)
     ledger.set_defaults(func=cmd_ledger)
 
+    sub.add_parser(
+        "migrate", help="upgrade the shared database's schema (every replica stopped)"
+    ).set_defaults(func=cmd_migrate)
     sub.add_parser("prepare", help="prepare packed weights once").set_defaults(func=cmd_prepare)
     sub.add_parser("serve", help="serve the web app").set_defaults(func=cmd_serve)
     bench = sub.add_parser(
-        "bench", help="measure side by side: asr, text, rag, router, vision, image, pool, load"
+        "bench",
+        help="measure side by side: asr, text, rag, router, vision, image, pool, scale, load",
     )
     bench.add_argument("name", nargs="?", help="one bench; all when omitted")
     bench.add_argument("--json", action="store_true")

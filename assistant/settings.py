@@ -43,6 +43,9 @@ class Settings:
     # ASSISTANT_CHROMA_URL: a Chroma server (`chroma run`), e.g. http://127.0.0.1:8000.
     # Unset: an embedded PersistentClient in ASSISTANT_HOME/chroma.
     chroma_url: str | None = None
+    # ASSISTANT_DATABASE_URL: a PostgreSQL database (postgresql://user:pw@host:5432/db) that
+    # holds the ledger, chats and votes for every replica. Unset: SQLite files in ASSISTANT_HOME.
+    database_url: str | None = None
     max_upload_mb: float = 100.0  # ASSISTANT_MAX_UPLOAD_MB: larger files are refused unread
     # ASSISTANT_API_KEY: when set, /v1 calls must send "Authorization: Bearer <key>".
     api_key: str | None = None
@@ -102,6 +105,7 @@ class Settings:
             history_turns=number("ASSISTANT_HISTORY_TURNS", 4, int),
             session_budget_usd=_budget(env.get("ASSISTANT_SESSION_BUDGET_USD")),
             chroma_url=env.get("ASSISTANT_CHROMA_URL") or None,
+            database_url=env.get("ASSISTANT_DATABASE_URL") or None,
             max_upload_mb=number("ASSISTANT_MAX_UPLOAD_MB", 100.0),
             api_key=env.get("ASSISTANT_API_KEY") or None,
             auth=_auth(env.get("ASSISTANT_AUTH")),
@@ -154,6 +158,10 @@ class Settings:
     @property
     def ledger_path(self) -> Path:
         return self.home / "ledger.sqlite"
+
+    @property
+    def chats_path(self) -> Path:
+        return self.home / "chats.sqlite"
 
     def ensure_home(self) -> None:
         """Create ASSISTANT_HOME or say clearly why it cannot be used.

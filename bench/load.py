@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.settings import Settings
-from bench.runner import metric
+from bench.measure import metric
 
 MODEL = "smollm2-135m-instruct"  # the smallest text model every install has
 REPLY_TOKENS = 8

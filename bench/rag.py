@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from assistant.settings import Settings
-from bench.runner import metric, timed
+from bench.measure import metric, timed
 from models.base import Request
 
 QUESTIONS = Path(__file__).with_name("data") / "rag_questions.jsonl"
@@ -39,7 +39,6 @@ def _corpus(folder: Path, modules: list[str]) -> list[Path]:
 
 def bench_rag(repeats: int, progress) -> list[dict]:
     from assistant.flow.service import Assistant
-    from assistant.knowledge.rag import collections_for
 
     real = Settings.from_env()
     home = real.home / "bench-rag"
@@ -50,8 +49,21 @@ def bench_rag(repeats: int, progress) -> list[dict]:
         Settings(home=home, max_new_tokens=64), progress=lambda m: None
     )
     questions = [json.loads(line) for line in QUESTIONS.read_text().splitlines() if line]
-    modules = sorted({q["module"] for q in questions})
-    metrics = []
+    metrics = _ingest(assistant, home, sorted({q["module"] for q in questions}), progress)
+    vectors, found = _retrieval(assistant, questions)
+    metrics += found
+    metrics += _routing(assistant, questions)
+    metrics += _answers(assistant, questions)
+    metrics += _embedding_speed(assistant, repeats, progress)
+    metrics += _query_latency(assistant, home, vectors, questions, progress)
+    assistant.store.close()
+    shutil.rmtree(home, ignore_errors=True)
+    return metrics
+
+
+def _ingest(assistant, home: Path, modules: list[str], progress) -> list[dict]:
+    """Every page through the product's ingest; chunks per second, the cold load included."""
+    from assistant.knowledge.rag import collections_for
 
     progress(f"  ingesting {len(modules)} pydoc pages…")
     started = time.perf_counter()
@@ -59,18 +71,21 @@ def bench_rag(repeats: int, progress) -> list[dict]:
         outcome = assistant.ingest(path)
         assert outcome.status == "ok", outcome.error
     ingest_s = time.perf_counter() - started
-    store = assistant.store
-    chunks = sum(d.chunks for d in store.documents(collections_for("local")))
-    metrics.append(
+    chunks = sum(d.chunks for d in assistant.store.documents(collections_for("local")))
+    return [
         metric(
             "ingest (read, split, embed, write; cold load included)", chunks / ingest_s, "chunks/s"
         )
-    )
+    ]
 
-    # -- retrieval: hybrid against each side alone --------------------------------
-    collections = collections_for("local")
+
+def _retrieval(assistant, questions) -> tuple[list, list[dict]]:
+    """(the questions' vectors, recall@5 of hybrid search against each side alone)."""
+    from assistant.knowledge.rag import collections_for
+
+    store, collections = assistant.store, collections_for("local")
     found = {"hybrid": 0, "vector": 0, "bm25": 0}
-    with assistant.pool.lease(assistant._embedder_id()) as lease:
+    with assistant.pool.lease(assistant.embedder_id()) as lease:
         vectors = lease.adapter.embed([q["question"] for q in questions])
     for q, vector in zip(questions, vectors, strict=True):
         want = f"{q['module']}.txt"
@@ -81,19 +96,16 @@ def bench_rag(repeats: int, progress) -> list[dict]:
         lexical = [store.name_of(i) for i in store.keyword(q["question"], collections, n=5)]
         found["bm25"] += want in lexical
     n = len(questions)
-    metrics.append(
-        metric(
-            "recall@5, hybrid (BM25 + vectors, RRF)",
-            found["hybrid"] / n,
-            "ratio",
-            ">= 0.9",
-            found["hybrid"] / n >= 0.9,
-        )
-    )
-    metrics.append(metric("recall@5, vectors alone", found["vector"] / n, "ratio"))
-    metrics.append(metric("recall@5, BM25 alone", found["bm25"] / n, "ratio"))
+    hybrid = found["hybrid"] / n
+    return vectors, [
+        metric("recall@5, hybrid (BM25 + vectors, RRF)", hybrid, "ratio", ">= 0.9", hybrid >= 0.9),
+        metric("recall@5, vectors alone", found["vector"] / n, "ratio"),
+        metric("recall@5, BM25 alone", found["bm25"] / n, "ratio"),
+    ]
 
-    # -- routing with documents present -------------------------------------------
+
+def _routing(assistant, questions) -> list[dict]:
+    """With documents present: their questions go to rag, unrelated ones still to text."""
     to_rag = sum(
         assistant.router.route(Request(text=q["question"])).task == "rag" for q in questions
     )
@@ -101,16 +113,19 @@ def bench_rag(repeats: int, progress) -> list[dict]:
     plain = [json.loads(line) for line in eval_set.read_text().splitlines() if line]
     plain = [p["text"] for p in plain if p.get("task") == "text" and not p.get("files")]
     to_text = sum(assistant.router.route(Request(text=t)).task == "text" for t in plain)
-    metrics.append(metric("routed to rag: questions about the documents", to_rag / n, "ratio"))
-    metrics.append(
+    return [
+        metric("routed to rag: questions about the documents", to_rag / len(questions), "ratio"),
         metric(
             f"routed to text: {len(plain)} unrelated questions, documents present",
             to_text / len(plain),
             "ratio",
-        )
-    )
+        ),
+    ]
 
-    # -- answers, per available text model ----------------------------------------
+
+def _answers(assistant, questions) -> list[dict]:
+    """Per text model that runs here: answers holding the keyword, and their time."""
+    metrics, n = [], len(questions)
     weights = assistant.settings.weights_dir
     for entry in assistant.catalog.for_task("text"):
         if not (entry.built and entry.pack and entry.availability(weights)[0]):
@@ -122,36 +137,21 @@ def bench_rag(repeats: int, progress) -> list[dict]:
             seconds.append(outcome.run_s)
         metrics.append(metric(f"answer contains the keyword: {entry.id}", right / n, "ratio"))
         metrics.append(metric(f"answer time p50: {entry.id}", statistics.median(seconds), "s"))
-
-    metrics += _embedding_speed(assistant, store, repeats, progress)
-    metrics += _query_latency(assistant, home, vectors, questions, progress)
-    assistant.store.close()
-    shutil.rmtree(home, ignore_errors=True)
     return metrics
 
 
-def _embedding_speed(assistant, store, repeats: int, progress) -> list[dict]:
+def _embedding_speed(assistant, repeats: int, progress) -> list[dict]:
     """One chunk at a time (plain sentence-transformers loop) vs the product's path."""
     import numpy as np
     import torch
 
-    texts = [r[0] for r in store._db.execute("SELECT text FROM chunks ORDER BY chunk_id LIMIT 96")]
-    with assistant.pool.lease(assistant._embedder_id()) as lease:
+    from assistant.knowledge.rag import collections_for
+
+    texts = assistant.store.texts(collections_for("local"), limit=96)
+    with assistant.pool.lease(assistant.embedder_id()) as lease:
         adapter = lease.adapter
         model = adapter.model
-        runs = {"loop": [], "batched fp32": [], "product": []}
-        reference = product = None
-        for r in range(repeats):
-            progress(f"  embedding speed, run {r + 1}/{repeats}…")
-            t = time.perf_counter()
-            reference = np.array([model.encode([x], normalize_embeddings=True)[0] for x in texts])
-            runs["loop"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            model.encode(texts, batch_size=adapter.batch_size, normalize_embeddings=True)
-            runs["batched fp32"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            product = np.array(adapter.embed(texts))
-            runs["product"].append(time.perf_counter() - t)
+        runs, reference, product = _embedding_runs(adapter, texts, repeats, progress)
     loop = statistics.median(runs["loop"])
     cosine = float(np.min(np.sum(reference * product, axis=1)))
     mode = "bf16 autocast" if adapter.bf16 else "fp32"
@@ -191,6 +191,27 @@ def _embedding_speed(assistant, store, repeats: int, progress) -> list[dict]:
             cosine >= 0.99,
         ),
     ]
+
+
+def _embedding_runs(adapter, texts: list[str], repeats: int, progress):
+    """(seconds per way, the loop's vectors, the product's vectors), ways interleaved."""
+    import numpy as np
+
+    model = adapter.model
+    runs = {"loop": [], "batched fp32": [], "product": []}
+    reference = product = None
+    for r in range(repeats):
+        progress(f"  embedding speed, run {r + 1}/{repeats}…")
+        t = time.perf_counter()
+        reference = np.array([model.encode([x], normalize_embeddings=True)[0] for x in texts])
+        runs["loop"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        model.encode(texts, batch_size=adapter.batch_size, normalize_embeddings=True)
+        runs["batched fp32"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        product = np.array(adapter.embed(texts))
+        runs["product"].append(time.perf_counter() - t)
+    return runs, reference, product
 
 
 def _encoder_flops(model, texts: list[str]) -> float:
@@ -233,46 +254,26 @@ def _query_latency(assistant, home: Path, vectors, questions, progress) -> list[
     The chunks are synthetic (random unit vectors, text recombined from the
     corpus): embedding 100k real chunks would take this CPU ~half an hour,
     and search time depends on the count, not on what the vectors mean.
+    They go in through the store's own ``add``, as documents of 5,000 lines.
     """
-    import numpy as np
+    from assistant.knowledge.rag import Store, collections_for
 
-    from assistant.knowledge.documents import Chunk
-    from assistant.knowledge.rag import Store
-
-    rng = np.random.default_rng(0)
-    words = " ".join(r[0] for r in assistant.store._db.execute("SELECT text FROM chunks")).split()
+    words = " ".join(assistant.store.texts(collections_for("local"))).split()
     store = Store(home / "scale", "synthetic")
-    target = store._collection("user-local")
+    embed = _random_unit_vectors(len(vectors[0]))
     metrics, have = [], 0
     for size in SCALES:
         progress(f"  building {size:,} synthetic chunks…")
         t = time.perf_counter()
         while have < size:
-            n = min(5000, size - have)
-            batch = [
-                Chunk(
-                    f"s{have + i}",
-                    f"doc{(have + i) // 100}",
-                    have + i,
-                    " ".join(random.Random(have + i).sample(words, 60)),
-                    "line 1",
-                )
-                for i in range(n)
-            ]
-            v = rng.standard_normal((n, len(vectors[0]))).astype("float32")
-            v /= np.linalg.norm(v, axis=1, keepdims=True)
-            store._write(
-                target, "user-local", "synthetic.txt", "", batch, lambda texts, v=v: v.tolist()
-            )
-            have += n
-        store._db.execute(
-            "INSERT OR REPLACE INTO documents VALUES "
-            "('docs','user-local','synthetic.txt','text',0,?,'complete',0,'')",
-            (have,),
-        )
+            parsed = _synthetic_lines(words, have, min(5000, size - have))
+            source = home / "scale-files" / f"synthetic-{have}.txt"
+            source.parent.mkdir(parents=True, exist_ok=True)
+            source.write_text("\n".join(text for text, _, _ in parsed.pieces))
+            have += store.add(source, source.name, parsed, "user-local", embed)[1]
         build_s = time.perf_counter() - t
         latencies = []
-        with assistant.pool.lease(assistant._embedder_id()) as lease:
+        with assistant.pool.lease(assistant.embedder_id()) as lease:
             for q in questions:
                 t = time.perf_counter()
                 vector = lease.adapter.embed([q["question"]])[0]
@@ -288,3 +289,33 @@ def _query_latency(assistant, home: Path, vectors, questions, progress) -> list[
         metrics.append(metric(f"building {size:,} chunks (synthetic vectors)", build_s, "s"))
     store.close()
     return metrics
+
+
+def _synthetic_lines(words: list[str], first: int, n: int):
+    """n lines of 60 corpus words each, one chunk apiece (cut to the chunk size), seeded."""
+    from assistant.knowledge.documents import CHUNK_CHARS, Parsed
+
+    return Parsed(
+        "text",
+        tuple(
+            (
+                " ".join(random.Random(first + i).sample(words, 60))[:CHUNK_CHARS],
+                f"line {i + 1}",
+                None,
+            )
+            for i in range(n)
+        ),
+    )
+
+
+def _random_unit_vectors(dim: int):
+    """An embed function of random unit vectors (seeded): search time, not meaning."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        v = rng.standard_normal((len(texts), dim)).astype("float32")
+        return (v / np.linalg.norm(v, axis=1, keepdims=True)).tolist()
+
+    return embed

@@ -26,10 +26,11 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.settings import Settings
-from bench.runner import metric, timed
+from bench.measure import metric, timed
 from models.base import Message, Request, Result
 
 CORES = os.cpu_count() or 1
@@ -180,11 +181,55 @@ def _in_subprocess(model_id: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """What the decode runs measured, per contender (catalog id)."""
+
+    rates: dict[str, list[float]]  # decode tok/s, every run
+    ttft: dict[str, list[float]]  # first token on the long prompt, s
+    follow: dict[str, list[float]]  # first token on the next turn, s
+    size: dict[str, int]  # weights bytes read per token
+    n_long: int  # the long prompt's tokens (the product's tokenizer)
+
+    def median(self, model_id: str) -> float:
+        return statistics.median(self.rates[model_id])
+
+
 def bench_text(repeats: int, progress) -> list[dict]:
     bw = statistics.median(memory_bandwidth_gbs(CORES) for _ in range(repeats))
     bw1 = statistics.median(memory_bandwidth_gbs(1) for _ in range(repeats))
     progress(f"  memory read bandwidth: {bw:.1f} GB/s (all cores), {bw1:.1f} GB/s (one core)")
+    contenders = _contenders(progress)
+    runs = _decode_runs(contenders, repeats, progress)
+    med = {m: runs.median(m) for m in contenders}
+    roof = {m: med[m] * runs.size[m] / 1e9 / bw for m in contenders}
+    ref = med[REFERENCE]
 
+    # Eight chats at once vs one, on the product's path, for each batching runtime.
+    batched = {m: _batching(m, repeats, progress) for m in (FAST, LLAMA) if m in contenders}
+    metrics = [
+        metric("memory read bandwidth, all cores (median)", bw, "GB/s"),
+        metric("memory read bandwidth, one core (median)", bw1, "GB/s"),
+        metric("decode, transformers fp32 generate (reference, median)", ref, "tok/s"),
+        metric("weights read per token, transformers fp32", runs.size[REFERENCE] / 1e6, "MB"),
+        metric("roofline efficiency, transformers fp32", roof[REFERENCE], "fraction"),
+    ]
+    for model_id, runtime, goal in ((FAST, "CTranslate2 int8", 2), (LLAMA, "llama.cpp Q4_1", 5)):
+        if model_id in contenders:
+            metrics += _runtime_metrics(runs, model_id, runtime, goal, ref, roof, batched)
+    if LLAMA in contenders:
+        metrics.append(
+            metric("decode speed-up, llama.cpp vs CTranslate2 int8", med[LLAMA] / med[FAST], "x")
+        )
+    for model_id, runtime in ((CODER, "CTranslate2 int8"), (CODER_LLAMA, "llama.cpp Q4_K_M")):
+        if model_id in contenders:
+            metrics += _coder_metrics(runs, model_id, runtime, roof)
+    _remember_default(med, batched, progress)
+    return metrics
+
+
+def _contenders(progress) -> list[str]:
+    """The catalog ids measured: reference and product always, the others where installed."""
     from assistant.catalog.entries import Catalog
     from models.packs import is_installed, is_prepared, module_dir
 
@@ -194,26 +239,28 @@ def bench_text(repeats: int, progress) -> list[dict]:
     # CTranslate2 needs the coder converted through fp32 (2.5 GB, minutes):
     # measured only where `prepare` already did it, never as part of the bench.
     coder_ct2 = coder and is_prepared(catalog.get(CODER).pack, Settings.from_env().weights_dir)
-    contenders = (
+    if not llama:
+        progress("  xllamacpp not installed (pip install -r requirements.txt): not measured")
+    if not coder:
+        progress("  coder pack not installed (make coder): not measured")
+    return (
         [REFERENCE, FAST]
         + [LLAMA] * llama
         + [CODER] * coder_ct2
         + [CODER_LLAMA] * (coder and llama)
     )
-    if not llama:
-        progress("  xllamacpp not installed (pip install -r requirements.txt): not measured")
-    if not coder:
-        progress("  coder pack not installed (make coder): not measured")
-    decode: dict[str, list[float]] = {m: [] for m in contenders}
-    ttft: dict[str, list[float]] = {m: [] for m in contenders}
-    follow: dict[str, list[float]] = {m: [] for m in contenders}
+
+
+def _decode_runs(contenders: list[str], repeats: int, progress) -> Decoding:
+    """Each contender in its own subprocess, ``repeats`` times, the order alternating."""
+    rates, ttft, follow = ({m: [] for m in contenders} for _ in range(3))
     size: dict[str, int] = {}
     n_long = 0
     for r in range(repeats):
         # Alternate the order so drift on a shared machine hits all alike.
         for model_id in contenders[::-1] if r % 2 else contenders:
             got = _in_subprocess(model_id)
-            decode[model_id] += got["rates"]
+            rates[model_id].extend(got["rates"])
             ttft[model_id].append(got["ttft"])
             follow[model_id].append(got["follow"])
             size[model_id] = got["bytes"]
@@ -221,92 +268,68 @@ def bench_text(repeats: int, progress) -> list[dict]:
                 n_long = got["n_long"]
         progress(
             f"  repeat {r + 1}: decode "
-            + ", ".join(f"{m} {statistics.median(decode[m][-4:]):.1f}" for m in contenders)
+            + ", ".join(f"{m} {statistics.median(rates[m][-4:]):.1f}" for m in contenders)
             + " tok/s"
         )
-    med = {m: statistics.median(decode[m]) for m in contenders}
-    roof = {m: med[m] * size[m] / 1e9 / bw for m in contenders}
-    ref = med[REFERENCE]
+    return Decoding(rates, ttft, follow, size, n_long)
 
-    # Eight chats at once vs one, on the product's path, for each batching runtime.
-    batched = {m: _batching(m, repeats, progress) for m in [FAST] + [LLAMA] * llama}
-    metrics = [
-        metric("memory read bandwidth, all cores (median)", bw, "GB/s"),
-        metric("memory read bandwidth, one core (median)", bw1, "GB/s"),
-        metric("decode, transformers fp32 generate (reference, median)", ref, "tok/s"),
-        metric("weights read per token, transformers fp32", size[REFERENCE] / 1e6, "MB"),
-        metric("roofline efficiency, transformers fp32", roof[REFERENCE], "fraction"),
+
+def _runtime_metrics(runs: Decoding, model_id, runtime, goal, ref, roof, batched) -> list[dict]:
+    """One runtime of the product's model: decode, first tokens, roofline, eight chats."""
+    med, ttft, follow = runs.median(model_id), runs.ttft[model_id], runs.follow[model_id]
+    one_m, eight_m, p95, same = batched[model_id]
+    return [
+        metric(f"decode, {runtime} (median)", med, "tok/s"),
+        metric(
+            f"decode speed-up, {runtime} vs transformers fp32",
+            med / ref,
+            "x",
+            f">= {goal}",
+            med / ref >= goal,
+        ),
+        metric(
+            f"time to first token, {runs.n_long}-token prompt, {runtime} (median)",
+            statistics.median(ttft),
+            "s",
+            "<= 1.0",
+            statistics.median(ttft) <= 1.0,
+        ),
+        metric(
+            f"time to first token, the next turn of that chat, {runtime} (median)",
+            statistics.median(follow),
+            "s",
+            "<= 0.2",
+            statistics.median(follow) <= 0.2,
+        ),
+        metric(f"weights read per token, {runtime}", runs.size[model_id] / 1e6, "MB"),
+        metric(f"roofline efficiency, {runtime}", roof[model_id], "fraction"),
+        metric(f"one chat alone, aggregate, {runtime} (median)", one_m, "tok/s"),
+        metric(f"8 concurrent chats, aggregate, {runtime} (median)", eight_m, "tok/s"),
+        metric(f"8 concurrent vs 1, {runtime}", eight_m / one_m, "x", ">= 3", eight_m / one_m >= 3),
+        metric(
+            f"p95 time to first token, 8 concurrent, {runtime} (median)", p95, "s", "<= 2", p95 <= 2
+        ),
+        metric(
+            f"replies identical to the same prompt alone, 8 concurrent, {runtime} (worst run)",
+            same,
+            f"of {len(PROMPTS)}",
+        ),
     ]
-    for model_id, runtime, goal in ((FAST, "CTranslate2 int8", 2), (LLAMA, "llama.cpp Q4_1", 5)):
-        if model_id not in contenders:
-            continue
-        one_m, eight_m, p95, same = batched[model_id]
-        metrics += [
-            metric(f"decode, {runtime} (median)", med[model_id], "tok/s"),
-            metric(
-                f"decode speed-up, {runtime} vs transformers fp32",
-                med[model_id] / ref,
-                "x",
-                f">= {goal}",
-                med[model_id] / ref >= goal,
-            ),
-            metric(
-                f"time to first token, {n_long}-token prompt, {runtime} (median)",
-                statistics.median(ttft[model_id]),
-                "s",
-                "<= 1.0",
-                statistics.median(ttft[model_id]) <= 1.0,
-            ),
-            metric(
-                f"time to first token, the next turn of that chat, {runtime} (median)",
-                statistics.median(follow[model_id]),
-                "s",
-                "<= 0.2",
-                statistics.median(follow[model_id]) <= 0.2,
-            ),
-            metric(f"weights read per token, {runtime}", size[model_id] / 1e6, "MB"),
-            metric(f"roofline efficiency, {runtime}", roof[model_id], "fraction"),
-            metric(f"one chat alone, aggregate, {runtime} (median)", one_m, "tok/s"),
-            metric(f"8 concurrent chats, aggregate, {runtime} (median)", eight_m, "tok/s"),
-            metric(
-                f"8 concurrent vs 1, {runtime}", eight_m / one_m, "x", ">= 3", eight_m / one_m >= 3
-            ),
-            metric(
-                f"p95 time to first token, 8 concurrent, {runtime} (median)",
-                p95,
-                "s",
-                "<= 2",
-                p95 <= 2,
-            ),
-            metric(
-                f"replies identical to the same prompt alone, 8 concurrent, {runtime} (worst run)",
-                same,
-                f"of {len(PROMPTS)}",
-            ),
-        ]
-    if LLAMA in contenders:
-        metrics.append(
-            metric("decode speed-up, llama.cpp vs CTranslate2 int8", med[LLAMA] / med[FAST], "x")
-        )
-    for model_id, runtime in ((CODER, "CTranslate2 int8"), (CODER_LLAMA, "llama.cpp Q4_K_M")):
-        if model_id in contenders:
-            aim = (">= 0.6", roof[model_id] >= 0.6) if model_id == CODER_LLAMA else (None, None)
-            metrics += [
-                metric(f"decode, Qwen2.5-Coder-0.5B, {runtime} (median)", med[model_id], "tok/s"),
-                metric(
-                    f"weights read per token, Qwen2.5-Coder-0.5B, {runtime}",
-                    size[model_id] / 1e6,
-                    "MB",
-                ),
-                metric(
-                    f"roofline efficiency, Qwen2.5-Coder-0.5B, {runtime}",
-                    roof[model_id],
-                    "fraction",
-                    *aim,
-                ),
-            ]
-    _remember_default(med, batched, progress)
-    return metrics
+
+
+def _coder_metrics(runs: Decoding, model_id: str, runtime: str, roof: dict) -> list[dict]:
+    aim = (">= 0.6", roof[model_id] >= 0.6) if model_id == CODER_LLAMA else (None, None)
+    return [
+        metric(f"decode, Qwen2.5-Coder-0.5B, {runtime} (median)", runs.median(model_id), "tok/s"),
+        metric(
+            f"weights read per token, Qwen2.5-Coder-0.5B, {runtime}",
+            runs.size[model_id] / 1e6,
+            "MB",
+        ),
+        metric(
+            f"roofline efficiency, Qwen2.5-Coder-0.5B, {runtime}", roof[model_id], "fraction", *aim
+        ),
+    ]
 
 
 def _batching(model_id: str, repeats: int, progress) -> tuple[float, float, float, int]:
@@ -331,13 +354,13 @@ def _batching(model_id: str, repeats: int, progress) -> tuple[float, float, floa
 
 
 def _remember_default(med: dict, batched: dict, progress) -> None:
-    """Write which chat runtime won here, for the app's default (service.measured_text_default).
+    """Write which chat runtime won here, for the default (flow.defaults.measured_text_default).
 
     llama.cpp becomes the default when it beats CTranslate2 on one chat and
     on eight at once; CTranslate2 stays otherwise (and stays the faster
     reader of a long new prompt either way, which the metrics show).
     """
-    from assistant.flow.service import BENCH_TEXT_FILE
+    from assistant.flow.defaults import BENCH_TEXT_FILE
 
     wins = LLAMA in batched and med[LLAMA] > med[FAST] and batched[LLAMA][1] > batched[FAST][1]
     choice = LLAMA if wins else FAST

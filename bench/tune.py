@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from assistant.settings import Settings
-from bench.runner import metric
+from bench.measure import metric
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "training" / "examples" / "tickets.jsonl"
@@ -40,7 +40,9 @@ def bench_tune(repeats: int, progress) -> list[dict]:
         progress(f"Training {name} from {BASE} on {DATA.name}...")
 
         def step(s) -> None:
-            if s.step % 3 == 0:
+            if isinstance(s, str):
+                progress(f"  {s}")
+            elif s.step % 3 == 0:
                 progress(f"  step {s.step}/{s.total} loss {s.loss:.3f}")
 
         card = tune(assistant, DATA, BASE, name, progress=step)
@@ -51,10 +53,14 @@ def bench_tune(repeats: int, progress) -> list[dict]:
         for item in shape["items"][:4] + shape["items"][20:24]:
             progress(f"  {item['model'][:24]:<24} {item['score']} {item['output'][:80]!r}")
         decode = _decode_speed(assistant.ledger, (BASE, name))
+    return _tune_metrics(card, shape, facts, decode[name] / decode[BASE] if decode[BASE] else 0.0)
+
+
+def _tune_metrics(card: dict, shape: dict, facts: dict, ratio: float) -> list[dict]:
+    """The run's card and its two evaluations (base, tuned) as metrics with their goals."""
     t = card["training"]
     base_shape, tuned_shape = (m["score"] for m in shape["models"])
     base_facts, tuned_facts = (round(m["score"] * m["n"]) for m in facts["models"])
-    ratio = decode[name] / decode[BASE] if decode[BASE] else 0.0
     return [
         metric(
             "taught JSON shape on 20 unseen prompts, base",

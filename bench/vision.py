@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.measure import metric
+
 # image -> ImageNet class names (first lemma, as in models/imagenet_classes.txt) accepted for it
 LABELS = {
     "chelsea.png": {"tabby", "tiger cat", "Egyptian cat"},
@@ -76,70 +78,20 @@ def _invoice(total: str, path: Path) -> Path:
 
 
 def bench_vision(repeats: int, progress) -> list[dict]:
-    import skimage
-
     from assistant.catalog.backends import build_adapter
     from assistant.catalog.entries import Catalog
-    from assistant.flow.service import Assistant
     from assistant.settings import Settings
-    from bench.runner import metric
-    from models.base import Request
-    from models.vision import load_image
 
     settings = Settings.from_env()
     adapter = build_adapter(Catalog.load().get("efficientnet-lite0+rapidocr"), settings)
     started = time.perf_counter()
     adapter.load()
     load_s = time.perf_counter() - started
-    data = Path(skimage.__file__).parent / "data"
-    top1 = top5 = 0
-    label_s, ocr_s = [], []
-    for name, accepted in LABELS.items():
-        image = load_image(data / name)
-        for _ in range(repeats):
-            t = time.perf_counter()
-            labels = [label for label, _ in adapter.labels(image)]
-            label_s.append(time.perf_counter() - t)
-        top1 += labels[0] in accepted
-        top5 += bool(accepted & set(labels))
-        progress(f"  {name}: {', '.join(labels[:3])}")
-    exact = loose = total = 0
+    top1, top5, label_s = _labels(adapter, repeats, progress)
     with tempfile.TemporaryDirectory() as tmp:
-        for size in (24, 36, 48):
-            for i, line in enumerate(LINES):
-                image = load_image(_render(line, size, Path(tmp) / f"l{size}-{i}.png"))
-                t = time.perf_counter()
-                read = " ".join(adapter.read_text(image))
-                ocr_s.append(time.perf_counter() - t)
-                total += 1
-                exact += read == line
-                loose += read.replace(" ", "") == line.replace(" ", "")
-        progress(f"  OCR: {exact}/{total} exact, {loose}/{total} ignoring spaces")
-        home = Path(tmp) / "home"
-        home.mkdir()
-        (home / "weights").symlink_to(settings.weights_dir.resolve())  # prepared once, reused
-        assistant = Assistant.from_settings(settings.with_(home=home), progress=lambda m: None)
-        answered = {}
-        for model in ANSWER_MODELS:
-            entry = assistant.catalog.entries.get(model)
-            if entry is None or not entry.availability(settings.weights_dir)[0]:
-                progress(f"  {model}: not installed, skipped")
-                continue
-            answered[model] = 0
-            for i, amount in enumerate(TOTALS):
-                invoice = _invoice(amount, Path(tmp) / f"invoice{i}.png")
-                outcome = assistant.ask(
-                    Request(
-                        text="What is the total on this invoice?",
-                        attachments=(invoice,),
-                        max_new_tokens=48,
-                        prefer=(("text", model),),
-                    )
-                )
-                text = outcome.result.text if outcome.result else outcome.error or ""
-                answered[model] += amount in text
-                progress(f"  {model}, invoice {amount}: {text[:80]!r}")
-    n = len(LABELS)
+        exact, loose, ocr_s = _ocr(adapter, Path(tmp), progress)
+        answered = _invoices(settings, Path(tmp), progress)
+    n, total = len(LABELS), len(ocr_s)
     return [
         metric("label top-1 accuracy (scikit-image photos)", top1 / n, "fraction"),
         metric("label top-5 accuracy (scikit-image photos)", top5 / n, "fraction"),
@@ -155,3 +107,72 @@ def bench_vision(repeats: int, progress) -> list[dict]:
         metric("OCR s/image (median)", statistics.median(ocr_s), "s"),
         metric("load both models", load_s, "s"),
     ]
+
+
+def _labels(adapter, repeats: int, progress) -> tuple[int, int, list[float]]:
+    """(photos whose first label is right, photos with a right label in the top 5, seconds)."""
+    import skimage
+
+    from models.vision import load_image
+
+    data = Path(skimage.__file__).parent / "data"
+    top1 = top5 = 0
+    seconds = []
+    for name, accepted in LABELS.items():
+        image = load_image(data / name)
+        for _ in range(repeats):
+            t = time.perf_counter()
+            labels = [label for label, _ in adapter.labels(image)]
+            seconds.append(time.perf_counter() - t)
+        top1 += labels[0] in accepted
+        top5 += bool(accepted & set(labels))
+        progress(f"  {name}: {', '.join(labels[:3])}")
+    return top1, top5, seconds
+
+
+def _ocr(adapter, tmp: Path, progress) -> tuple[int, int, list[float]]:
+    """(lines read exactly, lines right but for spaces, seconds per line) at three sizes."""
+    from models.vision import load_image
+
+    exact = loose = 0
+    seconds = []
+    for size in (24, 36, 48):
+        for i, line in enumerate(LINES):
+            image = load_image(_render(line, size, tmp / f"l{size}-{i}.png"))
+            t = time.perf_counter()
+            read = " ".join(adapter.read_text(image))
+            seconds.append(time.perf_counter() - t)
+            exact += read == line
+            loose += read.replace(" ", "") == line.replace(" ", "")
+    progress(f"  OCR: {exact}/{len(seconds)} exact, {loose}/{len(seconds)} ignoring spaces")
+    return exact, loose, seconds
+
+
+def _invoices(settings, tmp: Path, progress) -> dict[str, int]:
+    """Per text model installed: invoices whose total the whole chain (read, answer) got."""
+    from assistant.flow.service import Assistant
+    from models.base import Request
+
+    home = tmp / "home"
+    home.mkdir()
+    (home / "weights").symlink_to(settings.weights_dir.resolve())  # prepared once, reused
+    assistant = Assistant.from_settings(settings.with_(home=home), progress=lambda m: None)
+    answered = {}
+    for model in ANSWER_MODELS:
+        entry = assistant.catalog.entries.get(model)
+        if entry is None or not entry.availability(settings.weights_dir)[0]:
+            progress(f"  {model}: not installed, skipped")
+            continue
+        answered[model] = 0
+        for i, amount in enumerate(TOTALS):
+            question = Request(
+                text="What is the total on this invoice?",
+                attachments=(_invoice(amount, tmp / f"invoice{i}.png"),),
+                max_new_tokens=48,
+                prefer=(("text", model),),
+            )
+            outcome = assistant.ask(question)
+            text = outcome.result.text if outcome.result else outcome.error or ""
+            answered[model] += amount in text
+            progress(f"  {model}, invoice {amount}: {text[:80]!r}")
+    return answered

@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +33,9 @@ from models.base import (
     hub_cached,
     keeping_torch_threads,
     pick_device,
+    require,
     require_download,
 )
-
-AUDIO_SUFFIXES = {".wav", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".flac", ".aac", ".mp4"}
 
 
 def timecode(seconds: float) -> str:
@@ -58,6 +57,7 @@ class _Whisper(Adapter):
         language: str | None = None,
         prepare: Callable[[], Path] | None = None,
         model: Any = None,
+        recordings: Collection[str] = (),
     ):
         self.source = source  # prepared weights, or a size name (needs internet)
         self.device_preference = device
@@ -65,8 +65,11 @@ class _Whisper(Adapter):
         self.language = language  # None: detect (English-only models always say "en")
         self.prepare = prepare  # makes the weights folder on first load (a pack)
         self.model = model
+        # Suffixes to transcribe, from the app's table of file kinds (the
+        # catalog passes them; family code knows no router). Empty: any file.
+        self.recordings = frozenset(recordings)
 
-    def _transcribe(self, samples) -> tuple[Iterator[dict], str]:
+    def transcribe(self, samples) -> tuple[Iterator[dict], str]:
         """(segments {start, end, text} as they are decoded, language)."""
         raise NotImplementedError
 
@@ -76,12 +79,17 @@ class _Whisper(Adapter):
     def stream(
         self, request: Request, cancel: threading.Event | None = None
     ) -> Iterator[str | Result]:
-        clips = [p for p in request.attachments if p.suffix.lower() in AUDIO_SUFFIXES]
+        clips = [
+            p
+            for p in request.attachments
+            if not self.recordings or p.suffix.lower() in self.recordings
+        ]
         if not clips:
-            raise BadInput("Attach a recording (wav, mp3, ogg, m4a, webm or flac) to transcribe.")
+            kinds = ", ".join(sorted(self.recordings))
+            raise BadInput(f"Attach a recording ({kinds}) to transcribe.")
         samples = audio.decode(clips[0], max_seconds=self.max_seconds)
         seconds = samples.shape[0] / audio.SAMPLE_RATE
-        pieces, language = self._transcribe(samples)
+        pieces, language = self.transcribe(samples)
         segments = []
         for seg in pieces:
             segments.append(seg)
@@ -106,6 +114,7 @@ class FasterWhisper(_Whisper):
     def load(self) -> None:
         if self.model is not None:
             return
+        require("faster_whisper", "faster-whisper")  # before a pack is prepared for nothing
         if self.prepare is not None:
             self.source = self.prepare()
         source = str(self.source)
@@ -130,7 +139,7 @@ class FasterWhisper(_Whisper):
                 "'base' needs internet access to the Hugging Face hub."
             ) from err
 
-    def _transcribe(self, samples):
+    def transcribe(self, samples):
         if samples.shape[0] > 30 * audio.SAMPLE_RATE:
             from faster_whisper import BatchedInferencePipeline
 
@@ -154,6 +163,11 @@ class OpenAIWhisper(_Whisper):
     def load(self) -> None:
         if self.model is not None:
             return
+        require(
+            "whisper",
+            "openai-whisper",
+            "pip install --no-deps -r requirements-packs.txt (it pins openai-whisper)",
+        )
         if self.prepare is not None:
             self.source = self.prepare() / "model.pt"
         source = str(self.source)
@@ -170,7 +184,7 @@ class OpenAIWhisper(_Whisper):
                 "such as 'base' download from OpenAI's servers and need internet access."
             ) from err
 
-    def _transcribe(self, samples):
+    def transcribe(self, samples):
         # Greedy at temperature 0 without conditioning on earlier text: the
         # same decoding as the fast path, so the two are compared fairly.
         out = self.model.transcribe(

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal, Protocol
 
 # --- domain errors -------------------------------------------------------
 # A handful of exceptions raised where input is checked. Each message says
@@ -52,6 +52,11 @@ class RateLimited(Refused):
 
 # --- request / result ----------------------------------------------------
 
+# What a request or a step does. The first six are what requests are routed to
+# (DESIGN.md's contract); a chain adds the last two: a spoken reply, and the
+# retrieved passages reordered (ASSISTANT_RERANKER).
+Task = Literal["text", "image_generation", "image_edit", "vision", "asr", "rag", "tts", "rerank"]
+
 
 @dataclass(frozen=True)
 class Message:
@@ -59,6 +64,27 @@ class Message:
 
     role: str  # "system" | "user" | "assistant"
     content: str  # plain text of the turn
+
+
+@dataclass(frozen=True)
+class PictureOptions:
+    """A picture's controls as a person, an API caller or "same again" set them.
+
+    None leaves the model's own value (its catalog defaults); a seed of -1
+    asks for a new one.
+    """
+
+    steps: float | None = None
+    guidance: float | None = None
+    seed: float | None = None
+    width: float | None = None
+    height: float | None = None
+    strength: float | None = None  # how far an edit may move from the uploaded picture
+    negative: str | None = None  # what the picture should not show
+
+    def given(self) -> dict[str, float | str]:
+        """The controls that were set, by name: what a model merges over its own defaults."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -70,9 +96,8 @@ class Request:
     history: tuple[Message, ...] = ()  # earlier turns, oldest first
     session_id: str = "cli"  # who is asking; groups requests in the ledger
     model: str | None = None  # catalog id that overrides the router's choice
-    task: str | None = None  # route task fixed by the caller (an API route), not guessed
-    # Picture controls: steps, guidance, seed, width, height, strength, negative.
-    options: tuple[tuple[str, float | str], ...] = ()
+    task: Task | None = None  # route task fixed by the caller (an API route), not guessed
+    options: PictureOptions = PictureOptions()  # a picture's controls; unset: the model's own
     prefer: tuple[tuple[str, str], ...] = ()  # (task, catalog id): the person's picks per task
     max_new_tokens: int = 256  # generation cap for text output
     temperature: float = 0.0  # 0 means greedy, which is reproducible
@@ -85,7 +110,7 @@ class Request:
     # count in tokens); adapters add them to the ones they drop to fit, in their note.
     dropped_turns: int = 0
     # Stop after the first step: a transcript is the answer (evals, the
-    # transcription API), rather than a transcript then routed again.
+    # transcription API, words that ask for one), not a transcript routed again.
     transcribe_only: bool = False
 
 
@@ -139,7 +164,7 @@ class Adapter:
     """
 
     family: ClassVar[str] = ""  # "text" | "asr" | "image" | "vision" | "embed"
-    tasks: ClassVar[tuple[str, ...]] = ()  # route task names this adapter serves
+    tasks: ClassVar[tuple[Task, ...]] = ()  # route task names this adapter serves
     # Whether one loaded instance may run two requests at once. Most torch
     # models may not (shared KV caches, generator state), so the pool locks.
     concurrent_safe: ClassVar[bool] = False
@@ -160,6 +185,23 @@ class Adapter:
     ) -> Iterator[str | Progress | Result]:
         """Yield text pieces (and Progress) as they are produced, then the final Result."""
         yield self.run(request)
+
+
+# --- what retrieval asks of a model -----------------------------------------
+# The document flow needs one method of each; any adapter (or a test's fake)
+# that has it serves.
+
+
+class Embedder(Protocol):
+    """Turns texts into vectors: the document store's, and the router's question."""
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+class Reranker(Protocol):
+    """Scores each passage for a question (higher: more relevant)."""
+
+    def scores(self, query: str, passages: Sequence[str]) -> list[float]: ...
 
 
 @contextmanager
@@ -196,6 +238,26 @@ def pick_device(preference: str = "auto") -> str:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return "mps"
     return "cpu"
+
+
+def require(module: str, package: str = "", install: str = ""):
+    """Import a heavy library inside ``load()``, or say which package to install.
+
+    ``package`` is its pip name when that differs from the import name;
+    ``install`` is how to get it when that is not the pinned runtime
+    (requirements.txt, which ``make install`` installs). A missing library
+    otherwise surfaces as a bare ModuleNotFoundError from deep in a request.
+    """
+    import importlib
+
+    package = package or module
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        how = install or f"pip install -r requirements.txt (it pins {package}), or `make install`"
+        raise ModelUnavailable(
+            f"{package} is not installed ({err}). Install it with: {how}."
+        ) from None
 
 
 def require_download(source: str, url: str, cached: bool) -> None:

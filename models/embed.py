@@ -33,6 +33,7 @@ from models.base import (
     Usage,
     hub_cached,
     pick_device,
+    require,
     require_download,
 )
 
@@ -100,6 +101,7 @@ class SentenceEmbedder(Adapter):
         if self.model is not None:
             self.dim = int(self.model.get_embedding_dimension())
             return
+        require("sentence_transformers", "sentence-transformers")
         source = self.source() if callable(self.source) else self.source
         self.device = pick_device(self.device_preference)
         if not Path(str(source)).exists():

@@ -35,7 +35,8 @@ import math
 import queue
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from models.base import (
@@ -49,10 +50,10 @@ from models.base import (
     Usage,
     hub_cached,
     pick_device,
+    require,
     require_download,
 )
 
-PICTURES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 LIMIT = 1024  # largest side drawn; more would not fit a consumer GPU at SDXL sizes
 
 
@@ -97,6 +98,55 @@ def picture_result(image, out_dir: Path, recipe: dict, text: str, notes: list[st
     )
 
 
+@dataclass(frozen=True)
+class Canvas:
+    """What one drawing starts from, and the pipeline that draws it."""
+
+    base: type  # the pipeline class (text-to-image, or image-to-image for an edit)
+    kwargs: dict  # the pipeline's size or start-picture arguments
+    steps: int  # denoising steps asked of the pipeline
+    width: int
+    height: int
+    note: str = ""  # what the person should know about the size
+    picture: Path | None = None  # the attached picture an edit starts from
+
+    @property
+    def total(self) -> int:
+        """Steps actually run: img2img runs steps × strength of them."""
+        return int(self.steps * self.kwargs["strength"]) if self.picture else self.steps
+
+
+def _drawn(pipe, call: dict, seed: int, total: int, cancel: threading.Event | None):
+    """Runs the pipeline on a worker thread, yielding Progress per step; returns the picture.
+
+    The thread lets each step be reported (and a stop be honoured) while
+    diffusers' loop runs; an error there is raised here, in the caller's thread.
+    """
+    updates: queue.Queue = queue.Queue()
+
+    def on_step(p, i, t, tensors):
+        updates.put(Progress(i + 1, total))
+        if cancel is not None and cancel.is_set():
+            p._interrupt = True  # diffusers' own stop flag, read before the next step
+        return tensors
+
+    def work():
+        import torch
+
+        try:
+            gen = torch.Generator("cpu").manual_seed(seed)
+            updates.put(pipe(**call, generator=gen, callback_on_step_end=on_step).images[0])
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+            updates.put(err)
+
+    threading.Thread(target=work, daemon=True).start()
+    while isinstance(item := updates.get(), Progress):
+        yield item
+    if isinstance(item, BaseException):
+        raise item
+    return item
+
+
 class DiffusersImages(Adapter):
     family = "image"
     tasks = ("image_generation", "image_edit")
@@ -113,6 +163,7 @@ class DiffusersImages(Adapter):
         checker: str = "CompVis/stable-diffusion-safety-checker",
         tiny_vae: str | None = None,
         memory_mb: int = 4000,
+        pictures: Collection[str] = (),
     ):
         self.source = source  # hub id or a local folder with model_index.json
         self.model_id = model_id  # catalog id, written into each picture
@@ -127,6 +178,9 @@ class DiffusersImages(Adapter):
         }
         self.public, self.checker_source = public, checker
         self.tiny_vae, self.memory_mb = tiny_vae, memory_mb
+        # Suffixes an edit starts from, from the app's table of file kinds
+        # (the catalog passes them). Empty: every attachment is a picture.
+        self.pictures = frozenset(pictures)
         self.pipe = self.checker = self.features = None
 
     def _pipeline(self, dtype):
@@ -144,6 +198,8 @@ class DiffusersImages(Adapter):
         return []
 
     def load(self) -> None:
+        require("torch")
+        require("diffusers")  # the demo model's pipeline too
         import torch
 
         self.device = pick_device(self.preference)
@@ -215,47 +271,16 @@ class DiffusersImages(Adapter):
     def stream(
         self, request: Request, cancel: threading.Event | None = None
     ) -> Iterator[str | Progress | Result]:
-        from diffusers import AutoPipelineForImage2Image
-
         prompt = " ".join(request.text.split())
         if not prompt:
             raise BadInput("Describe the picture to draw (or the change to make).")
-        opts = {**self.defaults, **dict(request.options)}
+        opts = {**self.defaults, **request.options.given()}
         steps, guidance, seed = controls(opts)
         negative = str(opts.get("negative") or "") or None
         notes = self.prompt_notes(prompt)
-        # A model that only draws from words (the demo) ignores attached pictures.
-        editing = "image_edit" in self.tasks
-        pictures = [p for p in request.attachments if p.suffix.lower() in PICTURES and editing]
-        kwargs = {}
-        base = type(self.pipe)  # a fresh pipeline of the same class around the same weights
-        if pictures:  # an edit: the uploaded picture is the start
-            from models.vision import load_image
-
-            start = load_image(pictures[0])
-            width, height, note = fit_size(start.width, start.height, self.defaults["size"])
-            strength = float(min(1.0, max(0.05, float(opts["strength"]))))
-            # img2img runs steps × strength of them: at least one must remain.
-            steps = max(steps, math.ceil(1 / strength))
-            kwargs.update(image=start.resize((width, height)), strength=strength)
-            base = AutoPipelineForImage2Image
-        elif "width" in inspect.signature(self.pipe.__call__).parameters:
-            width, height, note = fit_size(
-                opts.get("width"), opts.get("height"), self.defaults["size"]
-            )
-            kwargs.update(width=width, height=height)
-        else:  # a model that draws one size only (the demo: 32×32)
-            width = height = self.defaults["size"]
-            asked = {dict(request.options).get(k) for k in ("width", "height")} - {None, width}
-            note = (
-                ""
-                if not asked
-                else (
-                    f"{self.model_id} draws {width}×{height} pictures only; the size was not used."
-                )
-            )
-        if note:
-            notes.append(note)
+        canvas = self._canvas(request, opts, steps)
+        if canvas.note:
+            notes.append(canvas.note)
         words = getattr(self.pipe, "tokenizer", None)  # CLIP reads 77 tokens
         if words is not None and len(words(prompt)["input_ids"]) > words.model_max_length:
             notes.append(
@@ -263,67 +288,84 @@ class DiffusersImages(Adapter):
                 "the model reads; the rest was ignored."
             )
         scheduler = self.pipe.scheduler.__class__.from_config(self.pipe.scheduler.config)
-        pipe = base.from_pipe(self.pipe, scheduler=scheduler)  # same weights, own scheduler
+        pipe = canvas.base.from_pipe(self.pipe, scheduler=scheduler)  # same weights, own scheduler
         pipe.set_progress_bar_config(disable=True)
-        total = int(steps * kwargs["strength"]) if pictures else steps
-        updates: queue.Queue = queue.Queue()
+        call = dict(
+            prompt=prompt,
+            negative_prompt=negative,
+            num_inference_steps=canvas.steps,
+            guidance_scale=guidance,
+            **canvas.kwargs,
+        )
+        item = yield from _drawn(pipe, call, seed, canvas.total, cancel)
+        item = self._kept(item, cancel)
+        recipe = {
+            "prompt": prompt,
+            "negative": negative or "",
+            "seed": seed,
+            "steps": canvas.steps,
+            "guidance": guidance,
+            "size": f"{canvas.width}x{canvas.height}",
+            "scheduler": type(scheduler).__name__,
+            "model": self.model_id,
+        }
+        if canvas.picture:
+            recipe.update(strength=canvas.kwargs["strength"], edited=canvas.picture.name)
+        verb = "Edited" if canvas.picture else "Drew"
+        text = (
+            f"{verb} “{prompt}” ({self.model_id}, seed {seed}, {canvas.steps} steps, "
+            f"guidance {guidance:g}, {canvas.width}×{canvas.height})."
+        )
+        yield picture_result(item, self.out_dir, recipe, text, notes)
 
-        def on_step(p, i, t, tensors):
-            updates.put(Progress(i + 1, total))
-            if cancel is not None and cancel.is_set():
-                p._interrupt = True  # diffusers' own stop flag, read before the next step
-            return tensors
+    def _canvas(self, request: Request, opts: dict, steps: int) -> Canvas:
+        """What is drawn on: an attached picture (an edit) or a blank of the asked size."""
+        # A model that only draws from words (the demo) ignores attached pictures.
+        editing = "image_edit" in self.tasks
+        pictures = [
+            p
+            for p in request.attachments
+            if editing and (not self.pictures or p.suffix.lower() in self.pictures)
+        ]
+        if pictures:  # an edit: the uploaded picture is the start
+            from diffusers import AutoPipelineForImage2Image
 
-        def work():
-            import torch
+            from models.vision import load_image
 
-            try:
-                gen = torch.Generator("cpu").manual_seed(seed)
-                out = pipe(
-                    prompt,
-                    negative_prompt=negative,
-                    num_inference_steps=steps,
-                    guidance_scale=guidance,
-                    generator=gen,
-                    callback_on_step_end=on_step,
-                    **kwargs,
-                )
-                updates.put(out.images[0])
-            except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
-                updates.put(err)
+            start = load_image(pictures[0])
+            width, height, note = fit_size(start.width, start.height, self.defaults["size"])
+            strength = float(min(1.0, max(0.05, float(opts["strength"]))))
+            # img2img runs steps × strength of them: at least one must remain.
+            steps = max(steps, math.ceil(1 / strength))
+            kwargs = {"image": start.resize((width, height)), "strength": strength}
+            return Canvas(
+                AutoPipelineForImage2Image, kwargs, steps, width, height, note, pictures[0]
+            )
+        base = type(self.pipe)  # a fresh pipeline of the same class around the same weights
+        if "width" in inspect.signature(self.pipe.__call__).parameters:
+            width, height, note = fit_size(
+                opts.get("width"), opts.get("height"), self.defaults["size"]
+            )
+            return Canvas(base, {"width": width, "height": height}, steps, width, height, note)
+        # A model that draws one size only (the demo: 32×32).
+        width = height = self.defaults["size"]
+        asked = {request.options.width, request.options.height} - {None, width}
+        note = f"{self.model_id} draws {width}×{height} pictures only; the size was not used."
+        return Canvas(base, {}, steps, width, height, note if asked else "")
 
-        threading.Thread(target=work, daemon=True).start()
-        while isinstance(item := updates.get(), Progress):
-            yield item
-        if isinstance(item, BaseException):
-            raise item
+    def _kept(self, image, cancel: threading.Event | None):
+        """The drawn picture as it is saved, unless it was stopped or the checker flags it."""
         if cancel is not None and cancel.is_set():
             raise Refused("Stopped: no picture was kept.")
-        if self.checker is not None and self._flagged(item):
+        if self.checker is not None and self._flagged(image):
             raise Refused(
                 "The picture was withheld: the NSFW checker flagged it. Try a different prompt."
             )
         if self.enlarge > 1:
             from PIL import Image
 
-            item = item.resize(
-                (item.width * self.enlarge, item.height * self.enlarge), Image.Resampling.NEAREST
+            image = image.resize(
+                (image.width * self.enlarge, image.height * self.enlarge),
+                Image.Resampling.NEAREST,
             )
-        recipe = {
-            "prompt": prompt,
-            "negative": negative or "",
-            "seed": seed,
-            "steps": steps,
-            "guidance": guidance,
-            "size": f"{width}x{height}",
-            "scheduler": type(scheduler).__name__,
-            "model": self.model_id,
-        }
-        if pictures:
-            recipe.update(strength=kwargs["strength"], edited=pictures[0].name)
-        verb = "Edited" if pictures else "Drew"
-        text = (
-            f"{verb} “{prompt}” ({self.model_id}, seed {seed}, {steps} steps, "
-            f"guidance {guidance:g}, {width}×{height})."
-        )
-        yield picture_result(item, self.out_dir, recipe, text, notes)
+        return image

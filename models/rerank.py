@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from models.base import Adapter, BadInput, hub_cached, pick_device, require_download
+from models.base import Adapter, BadInput, hub_cached, pick_device, require, require_download
 
 
 class CrossEncoderReranker(Adapter):
@@ -29,6 +29,7 @@ class CrossEncoderReranker(Adapter):
         self.model = None
 
     def load(self) -> None:
+        require("sentence_transformers", "sentence-transformers")
         from sentence_transformers import CrossEncoder
 
         self.device = pick_device(self.device_preference)

@@ -22,6 +22,7 @@ from models.base import (
     Usage,
     hub_cached,
     pick_device,
+    require,
     require_download,
 )
 
@@ -84,6 +85,8 @@ class TransformersChat(Adapter):
     def load(self) -> None:
         if self.model is not None:
             return
+        require("torch")  # before a pack is converted for nothing
+        require("transformers")
         if self.prepare is not None:
             self.source = self.prepare()
         source = str(self.source)

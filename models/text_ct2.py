@@ -37,7 +37,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.base import Adapter, ModelUnavailable, Request, Result, Usage, keeping_torch_threads
+from models.base import (
+    Adapter,
+    ModelUnavailable,
+    Request,
+    Result,
+    Usage,
+    keeping_torch_threads,
+    require,
+)
 from models.text import chat_prompt, stream_decoded, trimmed_note
 
 CT2_DIR = "ct2-int8"  # inside a transformers weights folder
@@ -200,6 +208,8 @@ class CT2Chat(Adapter):
     def load(self) -> None:
         if self.generator is not None:
             return
+        require("ctranslate2", install="pip install -r requirements.txt (faster-whisper brings it)")
+        require("transformers")
         import ctranslate2
         from transformers import AutoTokenizer
 

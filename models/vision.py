@@ -25,7 +25,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from models.base import Adapter, BadInput, ModelUnavailable, Request, Result, Usage, pick_device
+from models.base import (
+    Adapter,
+    BadInput,
+    ModelUnavailable,
+    Request,
+    Result,
+    Usage,
+    pick_device,
+    require,
+)
 
 CLASSES_FILE = Path(__file__).with_name("imagenet_classes.txt")
 MAX_PIXELS = 40_000_000  # a 40 MP photo is fine; a 1 GP PNG of 1 KB is a bomb
@@ -101,6 +110,7 @@ class ClassifierOCR(Adapter):
             self.ocr = RapidOCR()
 
     def _load_classifier(self):
+        require("torch")
         import torch
 
         try:

@@ -25,6 +25,7 @@ from models.base import (
     Usage,
     hub_cached,
     pick_device,
+    require,
     require_download,
 )
 
@@ -39,6 +40,8 @@ class HubVision(Adapter):
         self.model = self.processor = None
 
     def load(self) -> None:
+        require("torch")
+        require("transformers")
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 

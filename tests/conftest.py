@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 
 from assistant.accounting.ledger import Ledger
 from assistant.catalog.backends import build_adapter
 from assistant.catalog.entries import Catalog
+from assistant.database import open_database
 from assistant.flow.pool import Pool
 from assistant.flow.service import Assistant
 from assistant.knowledge import grounding
 from assistant.settings import Settings
 from models.base import Adapter, Request, Result, Usage
+from tests import pg
 
 
 class FakeChat(Adapter):
@@ -38,6 +43,19 @@ class FakeChat(Adapter):
             yield word if i == 0 else " " + word
         words_in = len(request.text.split()) + sum(len(m.content.split()) for m in request.history)
         yield Result(text=reply, usage=Usage(words_in, len(reply.split()), "tokens"))
+
+
+class FakeASR(Adapter):
+    """Hears the same memo in every recording: a speech step with no weights."""
+
+    family, tasks = "asr", ("asr",)
+    said = "Buy milk and 2 eggs."
+
+    def load(self) -> None:
+        pass
+
+    def run(self, request: Request) -> Result:
+        return Result(text=self.said, usage=Usage(3.0, 5, "audio_seconds"))
 
 
 class FakeEmbedder(Adapter):
@@ -75,6 +93,21 @@ class FakeEmbedder(Adapter):
         return out
 
 
+@contextmanager
+def seeded(seed: int = 0) -> Iterator[None]:
+    """Build a tiny random model the same way every run, whatever ran before.
+
+    Inside, torch's generator starts from ``seed``; after, the run's own
+    generator is as it was, so building one tiny model never shifts another's.
+    An unseeded tiny model fails now and then (the reranker's: one run in twelve).
+    """
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return Settings(home=tmp_path / "home")
@@ -109,4 +142,47 @@ def make_assistant(settings, fake_chat, fakes: dict[str, Adapter] | None = None)
         return build_adapter(entry, settings)  # unbuilt families fail like production
 
     pool = Pool(factory, 8192, {e.id: e.memory_mb for e in catalog.entries.values()})
-    return Assistant(settings, catalog, pool, Ledger(settings.ledger_path))
+    ledger = Ledger(open_database(settings.database_url, settings.ledger_path))
+    return Assistant(settings, catalog, pool, ledger)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url():
+    """One throwaway PostgreSQL cluster for the whole session (tests/pg.py).
+
+    Skipped, with the reason, where PostgreSQL's binaries or psycopg are missing.
+    ASSISTANT_TEST_PG_PORT fixes its port; unset, a free one is taken.
+    """
+    why = pg.missing()
+    if why:
+        pytest.skip(why)
+    with pg.cluster() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url(pg_admin_url):
+    """A new empty database in the session's cluster, dropped after the test."""
+    url = pg.fresh_database(pg_admin_url)
+    yield url
+    pg.drop_database(pg_admin_url, url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_db(request, tmp_path):
+    """Opens the test's database as a replica would: each call a new Database.
+
+    SQLite: the file ``name`` in tmp_path. PostgreSQL: one new database in the
+    session's cluster, whatever the name (skipped without PostgreSQL). Every
+    call has connections of its own, so two calls are two replicas.
+    """
+    url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
+    opened = []
+
+    def open_(name: str = "ledger.sqlite"):
+        opened.append(open_database(url, tmp_path / name))
+        return opened[-1]
+
+    yield open_
+    for db in opened:
+        db.close()

@@ -3,14 +3,17 @@ after each Outcome it has been handed; tests/test_ledger_crash.py kills it."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
 
 from assistant.accounting.ledger import Ledger
 from assistant.catalog.entries import Catalog
+from assistant.database import open_database
+from assistant.flow.outcome import Outcome
 from assistant.flow.pool import Pool
-from assistant.flow.service import Assistant, Outcome
+from assistant.flow.service import Assistant
 from assistant.settings import Settings
 from models.base import Adapter, Request, Result, Usage
 
@@ -29,11 +32,14 @@ class Sleepy(Adapter):
 
 
 def main(home: str) -> None:
-    settings = Settings(home=Path(home))
+    # ASSISTANT_DATABASE_URL: one of several replicas on a shared ledger.
+    url = os.environ.get("ASSISTANT_DATABASE_URL") or None
+    settings = Settings(home=Path(home), database_url=url)
     settings.ensure_home()
     catalog = Catalog.load()
     pool = Pool(lambda model_id: Sleepy(), 1024, {})
-    assistant = Assistant(settings, catalog, pool, Ledger(settings.ledger_path))
+    ledger = Ledger(open_database(settings.database_url, settings.ledger_path))
+    assistant = Assistant(settings, catalog, pool, ledger)
     n = 0
     while True:
         n += 1

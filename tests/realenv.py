@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from assistant.settings import Settings
+from tests.conftest import seeded
 
 
 def real_settings(home: Path) -> Settings:
@@ -55,7 +56,6 @@ def tiny_llama(folder: Path) -> Path:
     Needs the prepared SmolLM2 pack for the tokenizer (skips without it).
     """
     import pytest
-    import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from training.lora import TOKENIZER_FILES
@@ -63,18 +63,18 @@ def tiny_llama(folder: Path) -> Path:
     packed = Settings.from_env().weights_dir / "smollm2-135m-instruct"
     if not (packed / "tokenizer.json").is_file():
         pytest.skip("needs the prepared SmolLM2 pack (make prepare)")
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=49152,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
+    with seeded():
+        config = LlamaConfig(
+            vocab_size=49152,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            max_position_embeddings=512,
+            tie_word_embeddings=True,
+        )
+        LlamaForCausalLM(config).save_pretrained(folder)
     for name in TOKENIZER_FILES:
         if (packed / name).exists():
             (folder / name).write_bytes((packed / name).read_bytes())

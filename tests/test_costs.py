@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
 from assistant.accounting.costs import PRICES_FILE, Prices, cost_of
-from assistant.accounting.ledger import MIGRATIONS, Finished, Ledger, Started, _statements
+from assistant.accounting.ledger import MIGRATIONS, VERSION_TABLE, Finished, Ledger, Started
+from assistant.database import SQLiteDatabase
 from models.base import BadInput, Usage
 
 
@@ -82,19 +82,16 @@ def test_a_malformed_price_table_is_refused_with_the_fix(tmp_path, mangle):
 
 def test_a_v1_ledger_migrates_to_cost_columns_keeping_its_rows(tmp_path):
     path = tmp_path / "ledger.sqlite"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    for statement in _statements(MIGRATIONS[0]):  # a ledger as version 1 left it
-        conn.execute(statement)
-    conn.execute("INSERT INTO schema_version VALUES (1)")
-    conn.execute(
+    old = SQLiteDatabase(path)
+    old.migrate(MIGRATIONS[:1], VERSION_TABLE)  # a ledger as version 1 left it
+    old.execute(
         "INSERT INTO events (request_id, phase, ts, task, model) "
         "VALUES ('old', 'started', 1.0, 'text', 'm')"
     )
-    conn.close()
+    old.close()
 
     ledger = Ledger(path)
-    versions = [r[0] for r in ledger._conn().execute("SELECT version FROM schema_version")]
+    versions = [r[0] for r in ledger.db.all("SELECT version FROM schema_version ORDER BY 1")]
     assert versions == list(range(1, len(MIGRATIONS) + 1))
     assert ledger.get("old")["status"] == "started"
     prices = Prices.load(PRICES_FILE)

@@ -180,8 +180,10 @@ def test_model_cards_join_the_catalog_with_what_was_measured_here(assistant, fak
 
     fake_chat.replies = ["Paris.", "Bonn."]
     evaluate(assistant, _dataset(tmp_path), [SMOL, FP32])
-    Votes(assistant.settings.home / "votes.sqlite").record("text", SMOL, FP32, "a")
-    by_id = {c["id"]: c for c in cards(assistant.catalog, assistant.settings, assistant.ledger)}
+    votes = Votes(assistant.settings.home / "votes.sqlite")
+    votes.record("text", SMOL, FP32, "a")
+    found = cards(assistant.catalog, assistant.settings, assistant.ledger, votes)
+    by_id = {c["id"]: c for c in found}
     smol, gpt, tiny = by_id[SMOL], by_id["gpt-4o-mini"], by_id["whisper-tiny.en"]
     assert smol["open"] and not gpt["open"] and gpt["cloud_prices"]
     assert smol["languages"] == "English" and tiny["languages"] == "English only"

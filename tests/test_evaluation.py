@@ -356,17 +356,7 @@ def test_votes_feed_a_leaderboard_that_moves_and_the_cli_round_trip(tmp_path, mo
 def test_a_speech_eval_scores_the_transcript_and_runs_no_text_model(settings, tmp_path):
     """transcribe_only stops the chain: the answer to a memo is not its transcript."""
     from assistant.evaluation.engine import evaluate
-    from models.base import Adapter, Result, Usage
-    from tests.conftest import FakeChat, make_assistant
-
-    class FakeASR(Adapter):
-        family, tasks = "asr", ("asr",)
-
-        def load(self):
-            pass
-
-        def run(self, request):
-            return Result(text="Buy milk and 2 eggs.", usage=Usage(3.0, 5, "audio_seconds"))
+    from tests.conftest import FakeASR, FakeChat, make_assistant
 
     chat = FakeChat()
     assistant = make_assistant(settings, chat, {"asr": FakeASR()})

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from models.base import BadInput, Request
+from assistant.flow.pictures import as_redraw
+from models.base import BadInput, PictureOptions, Request
 from models.demo_pipeline import DemoScenePipeline, save
 from models.image_demo import CAN_DRAW, DemoSceneDiffusion
+from tests.conftest import seeded
 from training.train_demo import scheduler_config
 
 
@@ -19,18 +21,19 @@ def tiny_model(tmp_path_factory) -> Path:
     from diffusers import UNet2DConditionModel
 
     folder = tmp_path_factory.mktemp("tiny")
-    unet = UNet2DConditionModel(
-        sample_size=16,
-        in_channels=12,
-        out_channels=12,
-        layers_per_block=1,
-        block_out_channels=(32, 32),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=384,
-        attention_head_dim=4,
-        norm_num_groups=8,
-    )
+    with seeded():
+        unet = UNet2DConditionModel(
+            sample_size=16,
+            in_channels=12,
+            out_channels=12,
+            layers_per_block=1,
+            block_out_channels=(32, 32),
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            cross_attention_dim=384,
+            attention_head_dim=4,
+            norm_num_groups=8,
+        )
     save(folder, unet, scheduler_config())
     return folder
 
@@ -79,7 +82,7 @@ def test_the_demo_is_a_diffusers_pipeline_driven_like_the_hub_models(adapter, ti
     result = _draw(adapter, "a red circle on a blue background")
     assert dict(result.recipe)["size"] == "32x32"
     asked = Request(
-        text="a red circle on a blue background", options=(("width", 512.0), ("height", 512.0))
+        text="a red circle on a blue background", options=PictureOptions(width=512.0, height=512.0)
     )
     sized = list(adapter.stream(asked))[-1]
     assert any("draws 32×32 pictures only" in n for n in sized.notes)
@@ -141,7 +144,7 @@ def test_a_seed_given_back_draws_the_same_picture_and_steps_are_honoured(adapter
     def draw(**options):
         result = list(
             adapter.stream(
-                Request(text="a red circle on a blue background", options=tuple(options.items()))
+                Request(text="a red circle on a blue background", options=PictureOptions(**options))
             )
         )[-1]
         with Image.open(result.files[0]) as img:
@@ -162,7 +165,7 @@ def test_same_again_with_8_steps_redraws_the_last_picture_with_that_change(assis
             text="a red circle on a blue background",
             session_id="s1",
             task="image_generation",
-            options=(("steps", 4.0),),
+            options=PictureOptions(steps=4.0),
         )
     )
     assert first.status == "ok", first.error
@@ -176,4 +179,4 @@ def test_same_again_with_8_steps_redraws_the_last_picture_with_that_change(assis
     assert before["steps"] == "4" and after["steps"] == "8"
     # another session has no picture to redo, and a question is a question
     for text, session in (("same again with 8 steps", "s2"), ("again, what is 2+2?", "s1")):
-        assert assistant._again(Request(text=text, session_id=session)).text == text
+        assert as_redraw(assistant, Request(text=text, session_id=session)).text == text

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from models.base import ModelUnavailable, Progress, Refused, Request, Result
+from models.base import ModelUnavailable, PictureOptions, Progress, Refused, Request, Result
+from tests.conftest import seeded
 
 
 def _tiny_tokenizer(folder: Path) -> None:
@@ -36,7 +37,6 @@ def _tiny_tokenizer(folder: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_sd(tmp_path_factory) -> Path:
-    import torch
     from diffusers import (
         AutoencoderKL,
         DDIMScheduler,
@@ -45,56 +45,56 @@ def tiny_sd(tmp_path_factory) -> Path:
     )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("tiny-sd")
-    _tiny_tokenizer(root / "tok")
-    tokenizer = CLIPTokenizer(
-        str(root / "tok" / "vocab.json"), str(root / "tok" / "merges.txt"), model_max_length=77
-    )
-    text = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=77,
-            projection_dim=32,
+    with seeded():
+        root = tmp_path_factory.mktemp("tiny-sd")
+        _tiny_tokenizer(root / "tok")
+        tokenizer = CLIPTokenizer(
+            str(root / "tok" / "vocab.json"), str(root / "tok" / "merges.txt"), model_max_length=77
         )
-    )
-    unet = UNet2DConditionModel(
-        sample_size=16,
-        in_channels=4,
-        out_channels=4,
-        layers_per_block=1,
-        block_out_channels=(32, 64),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        norm_num_groups=32,
-    )
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        block_out_channels=(32, 64),
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        norm_num_groups=32,
-    )
-    scheduler = DDIMScheduler(steps_offset=1, clip_sample=False)
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    folder = root / "model"
-    pipe.save_pretrained(folder)
+        text = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=len(tokenizer),
+                hidden_size=32,
+                intermediate_size=37,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                max_position_embeddings=77,
+                projection_dim=32,
+            )
+        )
+        unet = UNet2DConditionModel(
+            sample_size=16,
+            in_channels=4,
+            out_channels=4,
+            layers_per_block=1,
+            block_out_channels=(32, 64),
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            cross_attention_dim=32,
+            norm_num_groups=32,
+        )
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            latent_channels=4,
+            block_out_channels=(32, 64),
+            down_block_types=("DownEncoderBlock2D",) * 2,
+            up_block_types=("UpDecoderBlock2D",) * 2,
+            norm_num_groups=32,
+        )
+        scheduler = DDIMScheduler(steps_offset=1, clip_sample=False)
+        pipe = StableDiffusionPipeline(
+            vae=vae,
+            text_encoder=text,
+            tokenizer=tokenizer,
+            unet=unet,
+            scheduler=scheduler,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+        folder = root / "model"
+        pipe.save_pretrained(folder)
     return folder
 
 
@@ -121,7 +121,7 @@ def _recipe(path: Path) -> dict:
 
 
 def test_a_local_diffusers_folder_draws_with_progress_per_step_and_a_recipe(images):
-    steps, result = _run(images, text="a red fox", options=(("seed", 7.0),))
+    steps, result = _run(images, text="a red fox", options=PictureOptions(seed=7.0))
     assert isinstance(result, Result) and result.files[0].parent == images.out_dir
     assert [s.done for s in steps] == [1, 2, 3] and steps[-1].total == 3
     meta = _recipe(result.files[0])
@@ -139,7 +139,7 @@ def test_same_recipe_same_picture_and_other_steps_are_honoured(images):
     from PIL import Image
 
     def pixels(**options):
-        _, result = _run(images, text="a boat", options=tuple(options.items()))
+        _, result = _run(images, text="a boat", options=PictureOptions(**options))
         return Image.open(result.files[0]).tobytes(), _recipe(result.files[0])
 
     first, meta = pixels(seed=3.0)
@@ -159,7 +159,7 @@ def test_an_edit_reuses_the_loaded_weights_and_records_its_strength(images, tmp_
         images,
         text="make it blue",
         attachments=(photo,),
-        options=(("strength", 0.5), ("steps", 4.0)),
+        options=PictureOptions(strength=0.5, steps=4.0),
     )
     meta = _recipe(result.files[0])
     assert meta["edited"] == "photo.png" and meta["strength"] == "0.5"
@@ -175,7 +175,7 @@ def test_two_users_drawing_at_once_each_get_their_own_picture(images):
     from PIL import Image
 
     def draw(seed, into):
-        _, result = _run(images, text="a tree", options=(("seed", seed),))
+        _, result = _run(images, text="a tree", options=PictureOptions(seed=seed))
         into[seed] = np.asarray(Image.open(result.files[0]), dtype=np.float32)
 
     alone, together = {}, {}
@@ -197,7 +197,7 @@ def test_stop_keeps_no_picture(images):
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(Refused, match="Stopped"):
-        list(images.stream(Request(text="a cat", options=(("steps", 5.0),)), cancel))
+        list(images.stream(Request(text="a cat", options=PictureOptions(steps=5.0)), cancel))
     assert not list(images.out_dir.glob("*.png")) if images.out_dir.exists() else True
 
 

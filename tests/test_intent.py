@@ -7,7 +7,7 @@ import time
 import pytest
 
 from assistant.routing.intent import IntentClassifier
-from bench.runner import bench_router
+from bench.router import bench_router
 
 PICTURE_OR_WORDS = ("image_generation", "text")
 

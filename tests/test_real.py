@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.flow.service import Assistant, Outcome
+from assistant.flow.outcome import Outcome
+from assistant.flow.service import Assistant
 from models.base import Message, Request
 from tests.realenv import real_settings
 

@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from assistant.flow.grounded import grounded_model
 from assistant.flow.service import Assistant
 from bench.answers import DATA, _picture, scaffolding
 from models.base import Message, Request
@@ -43,7 +44,7 @@ def test_the_total_on_a_drawn_invoice_is_read_and_stated(assistant, tmp_path):
 
 
 def test_a_follow_up_uses_the_first_turn(assistant):
-    if assistant._grounded() is None:
+    if grounded_model(assistant) is None:
         pytest.skip("no stronger model installed for follow-ups (make coder)")
     history = (
         Message("user", "My name is Ana and I live in Lisbon."),

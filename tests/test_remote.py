@@ -67,7 +67,8 @@ def test_eight_concurrent_chats_each_get_their_own_reply(server):
         ("boom", "HTTP 500: the GPU fell over"),
         ("no-such-model", "does not serve a model named 'no-such-model'"),
         ("garbage", "not an OpenAI-compatible chat completion"),
-        ("html", "not with a chat completion stream"),
+        ("html", "not with an OpenAI-compatible chat completion"),
+        ("midfail", "failed mid-answer: the model crashed"),
     ],
 )
 def test_a_misbehaving_server_gets_a_clear_message(server, model, message):
@@ -186,16 +187,19 @@ def test_a_remote_entry_in_the_users_catalog_is_routed_priced_and_recorded(setti
     assert outcome.status == "ok", outcome.error
     assert outcome.route.model == "lab-echo" and outcome.result.text == "You said: price me"
     cost = outcome.cost
-    assert cost.device == "remote" and cost.device_seconds == 0 and cost.energy_j == 0
+    # Where the work ran: the endpoint's host and port, on the route card and in the ledger.
+    where = "remote:" + server.url.split("/")[2]
+    assert cost.device == where and cost.device_seconds == 0 and cost.energy_j == 0
     units_in, units_out = outcome.result.usage.units_in, outcome.result.usage.units_out
     assert cost.usd_local == pytest.approx((units_in * 1.0 + units_out * 2.0) / 1e6)
     assert cost.usd_cloud is not None  # the dated cloud reference, beside it
     [ledger_row] = assistant.ledger.rows(limit=1)
-    assert ledger_row["model"] == "lab-echo" and ledger_row["device"] == "remote"
+    assert ledger_row["model"] == "lab-echo" and ledger_row["device"] == where
 
     # Down: a clear message, recorded, and the next request still works.
     down = assistant.ask(Request(text="hello?", model="lab-down"))
-    assert down.status == "error" and "cannot be reached" in down.error
+    assert down.status == "error" and down.error.startswith("Endpoint unavailable:")
+    assert "cannot be reached" in down.error
     again = assistant.ask(Request(text="are you back?", model="lab-echo"))
     assert again.status == "ok", again.error
 

@@ -10,7 +10,7 @@ import pytest
 from assistant.flow.service import Assistant
 from models.base import Adapter, BadInput, Request
 from models.rerank import CrossEncoderReranker
-from tests.conftest import make_assistant
+from tests.conftest import make_assistant, seeded
 
 VOLCANO = (
     "Volcanoes erupt when magma rises through the crust. Rhyolite magma is viscous "
@@ -111,17 +111,19 @@ def test_a_reranker_setting_naming_no_such_model_is_said_not_hidden(settings, fa
 
 @pytest.fixture(scope="module")
 def tiny_cross_encoder(tmp_path_factory) -> Path:
+    return build_tiny_cross_encoder(tmp_path_factory.mktemp("cross-encoder"))
+
+
+def build_tiny_cross_encoder(folder: Path) -> Path:
     """An untrained 2-layer BERT cross-encoder in a folder, loaded like a hub one.
 
     Seeded: with some random initialisations two different passages score
     within pytest.approx of each other, which failed about one run in twelve.
     """
-    import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     from assistant.catalog.backends import minilm_folder
 
-    folder = tmp_path_factory.mktemp("cross-encoder")
     tokenizer = AutoTokenizer.from_pretrained(minilm_folder())
     config = BertConfig(
         vocab_size=tokenizer.vocab_size,
@@ -131,8 +133,8 @@ def tiny_cross_encoder(tmp_path_factory) -> Path:
         intermediate_size=64,
         num_labels=1,
     )
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(folder)
+    with seeded():
+        BertForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
@@ -148,3 +150,16 @@ def test_the_cross_encoder_adapter_scores_each_passage_from_a_local_folder(tiny_
     assert adapter.scores(QUESTION, []) == []
     with pytest.raises(BadInput, match="no question"):
         adapter.scores("  ", passages)
+
+
+def test_the_tiny_cross_encoder_is_the_same_whatever_ran_before(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    weights = []
+    for before in (1, 2):  # other tests leave torch's generator anywhere
+        torch.manual_seed(before)
+        folder = build_tiny_cross_encoder(tmp_path / str(before))
+        weights.append(load_file(folder / "model.safetensors"))
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.flow.service import Outcome
+from assistant.flow.outcome import Outcome
 from models.base import Message, Request
 from tests.conftest import FakeChat
 
@@ -129,7 +129,7 @@ def test_pictures_default_to_sd_turbo_on_a_gpu_and_to_the_demo_on_a_cpu(settings
 
 
 def test_same_again_keeps_everything_the_words_do_not_change():
-    from assistant.flow.service import again_options
+    from assistant.flow.pictures import again_options
 
     recipe = {
         "prompt": "a fox",
@@ -143,7 +143,7 @@ def test_same_again_keeps_everything_the_words_do_not_change():
     }
     prompt, options = again_options("same again with 8 steps", recipe)
     assert prompt == "a fox"
-    assert dict(options) == {
+    assert options.given() == {
         "seed": 7.0,
         "steps": 8.0,
         "guidance": 0.0,
@@ -151,4 +151,23 @@ def test_same_again_keeps_everything_the_words_do_not_change():
         "width": 512.0,
         "height": 768.0,
     }
-    assert dict(again_options("again with a new seed", recipe)[1])["seed"] == -1.0
+    assert again_options("again with a new seed", recipe)[1].seed == -1.0
+
+
+def test_words_asking_for_a_transcript_stop_the_chain_after_speech(settings, fake_chat, tmp_path):
+    """'transcribe this' + audio: the transcript only; a question about a memo is answered."""
+    from assistant.flow.requests import with_transcribe_flag
+    from tests.conftest import FakeASR, make_assistant
+
+    assistant = make_assistant(settings, fake_chat, {"asr": FakeASR()})
+    memo = tmp_path / "memo.wav"
+    memo.write_bytes(b"RIFF0000WAVE")
+    asked = Request(text="Transcribe this, please", attachments=(memo,))
+    assert with_transcribe_flag(asked).transcribe_only
+    assert not with_transcribe_flag(Request(text="transcribe means to write down")).transcribe_only
+    only = assistant.ask(asked)
+    assert only.status == "ok" and only.result.text == "Buy milk and 2 eggs."
+    assert only.route.task == "asr" and only.steps == () and fake_chat.seen == []
+    answered = assistant.ask(Request(text="What should I buy?", attachments=(memo,)))
+    assert answered.status == "ok" and len(answered.steps) == 2
+    assert "Buy milk and 2 eggs." in fake_chat.seen[-1].text

@@ -24,6 +24,13 @@ def test_defaults_and_overrides():
     assert s.text_model == "qwen2.5-1.5b-instruct" and s.ledger_path == Path("/tmp/x/ledger.sqlite")
 
 
+def test_the_database_url_is_the_one_switch_to_shared_state():
+    assert Settings.from_env({}).database_url is None  # SQLite files in ASSISTANT_HOME
+    assert Settings.from_env({"ASSISTANT_DATABASE_URL": ""}).database_url is None
+    url = "postgresql://a:b@db:5432/assistant"
+    assert Settings.from_env({"ASSISTANT_DATABASE_URL": url}).database_url == url
+
+
 @pytest.mark.parametrize("value", ["lots", "-1", "0"])
 def test_a_bad_number_names_the_variable(value):
     with pytest.raises(BadInput, match="ASSISTANT_MAX_NEW_TOKENS"):

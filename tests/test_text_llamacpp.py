@@ -225,7 +225,7 @@ def test_an_entry_without_pack_or_gguf_is_refused_clearly():
 
 
 def test_the_default_follows_what_bench_text_measured_here(tmp_path, monkeypatch):
-    from assistant.flow.service import BENCH_TEXT_FILE, measured_text_default
+    from assistant.flow.defaults import BENCH_TEXT_FILE, measured_text_default
     from assistant.settings import Settings
 
     settings = Settings(home=tmp_path)

@@ -137,11 +137,17 @@ def test_a_whole_run_trains_evaluates_registers_and_accounts(settings, tiny_base
 
     assistant = _tiny_assistant(settings, tiny_base)
     path = _lines(tmp_path / "tickets.jsonl", [_chat(i) for i in range(12)])
-    steps = []
-    card = tune(assistant, path, "tiny-base", "tiny-tickets", epochs=2, progress=steps.append)
-    assert [s.step for s in steps] == [1, 2, 3, 4] and steps[-1].eta_s == 0
+    events = []
+    card = tune(assistant, path, "tiny-base", "tiny-tickets", epochs=2, progress=events.append)
+    # 10 examples train beside the base's own answers to 10 general prompts:
+    # 20 chats, batches of 8, two epochs.
+    lines = [e for e in events if isinstance(e, str)]
+    steps = [e for e in events if not isinstance(e, str)]
+    assert lines[-1] == "Keeping general answers: 10/10"
+    assert card["data"]["general_replayed"] == 10 and card["data"]["train"] == 10
+    assert [s.step for s in steps] == [1, 2, 3, 4, 5, 6] and steps[-1].eta_s == 0
     t = card["training"]
-    assert len(t["losses"]) == 4 and t["tokens"] > 0 and t["seconds_per_step"] > 0
+    assert len(t["losses"]) == 6 and t["tokens"] > 0 and t["seconds_per_step"] > 0
     assert card["data"]["validation"] == 2 and card["data"]["sha256"] == data.load(path)[1]
     assert card["eval"]["metric"] == "json"
     assert [m["model"] for m in card["eval"]["models"]] == ["tiny-base", "tiny-tickets"]
@@ -178,12 +184,36 @@ def test_a_stopped_run_registers_nothing_and_resumes_from_its_checkpoint(
             epochs=3,
             progress=stop_in_epoch_two,
             stop=stop,
+            keep_general=False,  # the checkpoint is the point here, not the replay
         )
     assert "tiny-stop" not in assistant.catalog.entries
     assert not settings.catalog_file.exists()
     (row,) = [r for r in assistant.ledger.rows(limit=50) if r["task"] == "fine_tune"]
     assert row["status"] == "error" and "Stopped" in row["error"]
     steps = []
-    card = tune(assistant, path, "tiny-base", "tiny-stop", epochs=3, progress=steps.append)
+    card = tune(
+        assistant,
+        path,
+        "tiny-base",
+        "tiny-stop",
+        epochs=3,
+        progress=steps.append,
+        keep_general=False,
+    )
     assert [s.step for s in steps] == [3, 4, 5, 6]  # epoch 1 came from the checkpoint
     assert len(card["training"]["losses"]) == 6
+
+
+def test_stop_while_keeping_general_answers_trains_nothing(settings, tiny_base, tmp_path):
+    from assistant.tuning import tune
+    from training.lora import Stopped
+
+    assistant = _tiny_assistant(settings, tiny_base)
+    path = _lines(tmp_path / "tickets.jsonl", [_chat(i) for i in range(12)])
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Stopped, match="before training"):
+        tune(assistant, path, "tiny-base", "tiny-early", progress=lambda _: None, stop=stop)
+    assert "tiny-early" not in assistant.catalog.entries
+    assert not (settings.home / "tuned" / "tiny-early" / "card.json").exists()
+    assert [r for r in assistant.ledger.rows(limit=50) if r["task"] == "fine_tune"] == []

@@ -21,9 +21,9 @@ def test_text_of_reads_every_content_shape():
 
 def test_the_picture_panel_untouched_leaves_each_model_its_own_steps_and_guidance():
     # What the panel sends when nobody changed it (Gradio sends 0 for its Numbers).
-    untouched = dict(picture_options(0, 0, -1, SIZE_DEFAULT, "", 0.6))
+    untouched = picture_options(0, 0, -1, SIZE_DEFAULT, "", 0.6).given()
     assert "steps" not in untouched and "guidance" not in untouched
-    chosen = dict(picture_options(8, 1.0, 42, "512", " no text ", 0.6))
+    chosen = picture_options(8, 1.0, 42, "512", " no text ", 0.6).given()
     assert chosen["steps"] == 8 and chosen["guidance"] == 1.0 and chosen["seed"] == 42
     assert chosen["width"] == chosen["height"] == 512.0 and chosen["negative"] == "no text"
 

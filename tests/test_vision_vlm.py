@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from models.base import BadInput, ModelUnavailable, Request, Result
+from tests.conftest import seeded
 
 WORDS = [
     "[PAD]",
@@ -38,7 +39,6 @@ WORDS = [
 
 @pytest.fixture(scope="module")
 def tiny_blip(tmp_path_factory) -> Path:
-    import torch
     from transformers import (
         BertTokenizer,
         BlipConfig,
@@ -47,33 +47,33 @@ def tiny_blip(tmp_path_factory) -> Path:
         BlipProcessor,
     )
 
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("tiny-blip")
-    (root / "vocab.txt").write_text("\n".join(WORDS) + "\n")
-    tokenizer = BertTokenizer(str(root / "vocab.txt"), model_max_length=64)
-    small = {
-        "hidden_size": 32,
-        "intermediate_size": 37,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 4,
-    }
-    config = BlipConfig(
-        text_config={
-            **small,
-            "vocab_size": len(WORDS),
-            "bos_token_id": 2,
-            "sep_token_id": 3,
-            "eos_token_id": 3,
-            "pad_token_id": 0,
-            "max_position_embeddings": 64,
-        },
-        vision_config={**small, "image_size": 32, "patch_size": 8},
-        projection_dim=32,
-    )
-    folder = root / "model"
-    BlipForConditionalGeneration(config).save_pretrained(folder)
-    processor = BlipProcessor(BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer)
-    processor.save_pretrained(folder)
+    with seeded():
+        root = tmp_path_factory.mktemp("tiny-blip")
+        (root / "vocab.txt").write_text("\n".join(WORDS) + "\n")
+        tokenizer = BertTokenizer(str(root / "vocab.txt"), model_max_length=64)
+        small = {
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
+        }
+        config = BlipConfig(
+            text_config={
+                **small,
+                "vocab_size": len(WORDS),
+                "bos_token_id": 2,
+                "sep_token_id": 3,
+                "eos_token_id": 3,
+                "pad_token_id": 0,
+                "max_position_embeddings": 64,
+            },
+            vision_config={**small, "image_size": 32, "patch_size": 8},
+            projection_dim=32,
+        )
+        folder = root / "model"
+        BlipForConditionalGeneration(config).save_pretrained(folder)
+        processor = BlipProcessor(BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer)
+        processor.save_pretrained(folder)
     return folder
 
 

@@ -106,6 +106,43 @@ def _ids(tokenizer, messages, generation: bool) -> list[int]:
     return list(out["input_ids"] if isinstance(out, dict) else out)
 
 
+def _trainable(model, hyper: Hyper):
+    """(the model with LoRA adapters, or whole, as ``hyper.method`` says; its learning rate)."""
+    if hyper.method != "lora":
+        return model, hyper.lr / 10  # every weight moves: a LoRA rate would wreck a 135M model
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=hyper.rank,
+        lora_alpha=hyper.alpha,
+        lora_dropout=0.0,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config), hyper.lr
+
+
+def _step(model, optimizer, batch) -> float:
+    """One optimiser step on one batch (ids, labels, mask); its loss, rounded for the record."""
+    ids, labels, mask = batch
+    loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    return round(float(loss.detach()), 4)
+
+
+def _save(model, base: Path, folder: Path) -> Path:
+    """The trained (merged) model in ``folder``, with the base's tokenizer files beside it."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    model.save_pretrained(folder)
+    for name in TOKENIZER_FILES:  # as the base has them, so the chat template is the same
+        if (base / name).exists():
+            shutil.copy2(base / name, folder / name)
+    return folder
+
+
 def train(
     base: Path,
     train_set: tuple[Chat, ...],
@@ -123,21 +160,9 @@ def train(
     random.seed(hyper.seed)
     torch.manual_seed(hyper.seed)
     tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).to(device)
-    if hyper.method == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        config = LoraConfig(
-            r=hyper.rank,
-            lora_alpha=hyper.alpha,
-            lora_dropout=0.0,
-            target_modules="all-linear",
-            task_type="CAUSAL_LM",
-        )
-        model = get_peft_model(model, config)
-        lr = hyper.lr
-    else:
-        lr = hyper.lr / 10  # every weight moves: a LoRA rate would wreck a 135M model
+    model, lr = _trainable(
+        AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).to(device), hyper
+    )
     encoded = [encode(tokenizer, c, hyper.max_tokens) for c in train_set]
     held = [encode(tokenizer, c, hyper.max_tokens) for c in validation]
     cut = sum(c for _, _, c in encoded + held)
@@ -160,13 +185,8 @@ def train(
                     f"stopped at step {step} of {total}; {epoch} epoch(s) kept in the checkpoint"
                 )
             batch = [encoded[i] for i in order[first : first + hyper.batch]]
-            ids, labels, mask = _batch(batch, pad, device)
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
+            losses.append(_step(model, optimizer, _batch(batch, pad, device)))
             step += 1
-            losses.append(round(float(loss.detach()), 4))
             if progress:
                 elapsed = time.perf_counter() - started
                 done_here = step - start_epoch * per_epoch
@@ -177,13 +197,7 @@ def train(
     val_after = _loss(model, held, pad, device)
     if hyper.method == "lora":
         model = model.merge_and_unload()
-    folder = out / "model"
-    if folder.exists():
-        shutil.rmtree(folder)
-    model.save_pretrained(folder)
-    for name in TOKENIZER_FILES:  # as the base has them, so the chat template is the same
-        if (Path(base) / name).exists():
-            shutil.copy2(Path(base) / name, folder / name)
+    folder = _save(model, Path(base), out / "model")
     tokens = sum(len(ids) for ids, _, _ in encoded) * (hyper.epochs - start_epoch)
     trained_steps = max(1, step - start_epoch * per_epoch)
     return Trained(

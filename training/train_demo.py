@@ -84,6 +84,29 @@ def scheduler_config() -> dict:
     )
 
 
+def learning_rate(peak: float, step: int, done_share: float) -> float:
+    """Warm up for 100 steps, then a cosine decay to a tenth by the end of the
+    budget: the run's length is set in minutes, so the decay is by time."""
+    return (
+        peak * min(1.0, (step + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done_share)))
+    )
+
+
+def _batch(rng, exclude, batch: int, encoder):
+    """(pictures as 12-channel 16x16 tensors in [-1, 1], their captions embedded).
+
+    A tenth of the captions are empty, for classifier-free guidance."""
+    import torch
+    import torch.nn.functional as F
+
+    batch_scenes = [scenes.random_scene(rng, exclude) for _ in range(batch)]
+    images = np.stack([scenes.render(s, rng) for s in batch_scenes])
+    x0 = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x0 = F.pixel_unshuffle(x0, 2)
+    captions = [s.caption if rng.random() > 0.1 else "" for s in batch_scenes]
+    return x0, encoder(captions)
+
+
 def train(
     minutes: float,
     out: Path = OUT,
@@ -102,6 +125,7 @@ def train(
     exclude = scenes.held_out()
     encoder = TextEncoder(minilm_folder())
     unet = UNet2DConditionModel(**unet_config())
+    done = None  # what the first part of a resumed run recorded
     if resume is not None:  # go on from saved (EMA) weights, e.g. a longer run in two parts
         saved = UNet2DConditionModel.from_pretrained(resume / "unet", dtype=torch.float32)
         unet.load_state_dict(saved.state_dict())
@@ -116,25 +140,14 @@ def train(
     progress(f"UNet {params / 1e6:.1f}M parameters; training for {minutes:g} min on the CPU")
     started, step, losses = time.time(), 0, []
     while time.time() - started < minutes * 60:
-        batch_scenes = [scenes.random_scene(rng, exclude) for _ in range(batch)]
-        images = np.stack([scenes.render(s, rng) for s in batch_scenes])
-        x0 = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
-        x0 = F.pixel_unshuffle(x0, 2)
-        captions = [s.caption if rng.random() > 0.1 else "" for s in batch_scenes]
-        cond = encoder(captions)
+        x0, cond = _batch(rng, exclude, batch, encoder)
         t = torch.randint(0, 1000, (batch,))
         eps = torch.randn_like(x0)
         xt = noise.add_noise(x0, eps, t)
         target = noise.get_velocity(x0, eps, t)
-        # Warm up for 100 steps, then a cosine decay to a tenth by the end of
-        # the budget: the run's length is set in minutes, so the decay is by time.
         done_share = min(1.0, (time.time() - started) / (minutes * 60))
         for group in opt.param_groups:
-            group["lr"] = (
-                peak_lr
-                * min(1.0, (step + 1) / 100)
-                * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done_share)))
-            )
+            group["lr"] = learning_rate(peak_lr, step, done_share)
         loss = F.mse_loss(unet(xt, t, encoder_hidden_states=cond).sample, target)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -151,36 +164,21 @@ def train(
                 f"  step {step}, {time.time() - started:.0f} s, loss {np.mean(losses[-50:]):.4f}"
             )
     wall = time.time() - started
-    runs = [{"steps": step, "minutes": round(wall / 60, 1), "peak_lr": peak_lr}]
-    if resume is not None:
+    run = {"steps": step, "minutes": round(wall / 60, 1), "peak_lr": peak_lr}
+    if resume is not None:  # the record covers both parts of a resumed run
         step, wall = step + done["steps"], wall + done["wall_s"]
-        runs = (
-            done.get(
-                "runs",
-                [
-                    {
-                        "steps": done["steps"],
-                        "minutes": round(done["wall_s"] / 60, 1),
-                        "peak_lr": 1e-3,
-                    }
-                ],
-            )
-            + runs
-        )
-    save(
-        ema,
-        out,
-        {
-            "steps": step,
-            "batch": batch,
-            "wall_s": round(wall),
-            "seed": seed,
-            "final_loss": round(float(np.mean(losses[-50:])), 4),
-            "params": params,
-            "runs": runs,
-        },
-    )
+    info = {"steps": step, "batch": batch, "wall_s": round(wall), "seed": seed}
+    info["final_loss"] = round(float(np.mean(losses[-50:])), 4)
+    save(ema, out, {**info, "params": params, "runs": _runs(done) + [run]})
     return {"steps": step, "wall_s": wall}
+
+
+def _runs(done: dict | None) -> list[dict]:
+    """The earlier parts of a resumed run, as its training.json recorded them (none if new)."""
+    if done is None:
+        return []
+    first = {"steps": done["steps"], "minutes": round(done["wall_s"] / 60, 1), "peak_lr": 1e-3}
+    return done.get("runs", [first])
 
 
 def save(unet, out: Path, info: dict) -> None:

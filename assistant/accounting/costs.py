@@ -30,7 +30,7 @@ DEVICE_FIELDS = ("usd_per_hour", "watts", "source", "date")
 
 @dataclass(frozen=True)
 class Cost:
-    device: str  # "cpu" | "cuda" | "mps"
+    device: str  # "cpu" | "cuda" | "mps" | "remote:<host:port>" (an endpoint did the work)
     device_seconds: float  # load + run on that device
     energy_j: float  # joules
     energy_method: str  # "nvml" (measured) | "estimate: <watts> W × device-seconds"
@@ -74,27 +74,33 @@ class Prices:
         row = self.cloud.get(task)
         if row is None:
             return None, None
-        ref = f"{row.get('model', task)} ({row['source']}, {row['date']})"
-        if usage.unit == "tokens" and "usd_per_1m_input_tokens" in row:
-            usd = (
-                usage.units_in * row["usd_per_1m_input_tokens"]
-                + usage.units_out * row["usd_per_1m_output_tokens"]
-            ) / 1e6
-        elif usage.unit == "audio_seconds" and "usd_per_minute" in row:
-            usd = usage.units_in / 60 * row["usd_per_minute"]
-        elif usage.unit == "images" and "usd_per_image" in row:
-            # Pictures made (generation, edits) or read (vision), whichever the work was.
-            usd = max(usage.units_in, usage.units_out) * row["usd_per_image"]
-        elif usage.unit == "searches" and "usd_per_1k_searches" in row:
-            usd = usage.units_in * row["usd_per_1k_searches"] / 1000
-        elif usage.unit == "characters" and "usd_per_1m_characters" in row:
-            usd = usage.units_in * row["usd_per_1m_characters"] / 1e6
-        elif usage.unit in ("tokens", "characters") and "usd_per_1m_tokens" in row:
-            tokens = usage.units_in if usage.unit == "tokens" else usage.units_in / 4
-            usd = tokens * row["usd_per_1m_tokens"] / 1e6
-        else:
+        usd = usd_for(row, usage)
+        if usd is None:
             return None, None
-        return usd, ref
+        return usd, f"{row.get('model', task)} ({row['source']}, {row['date']})"
+
+
+def usd_for(row: dict, usage: Usage) -> float | None:
+    """``usage`` priced by one price row (a hosted API's, or an endpoint's own from the
+    catalog), in whichever unit the row prices; None when it prices another unit."""
+    if usage.unit == "tokens" and "usd_per_1m_input_tokens" in row:
+        return (
+            usage.units_in * float(row["usd_per_1m_input_tokens"])
+            + usage.units_out * float(row.get("usd_per_1m_output_tokens", 0))
+        ) / 1e6
+    if usage.unit == "audio_seconds" and "usd_per_minute" in row:
+        return usage.units_in / 60 * float(row["usd_per_minute"])
+    if usage.unit == "images" and "usd_per_image" in row:
+        # Pictures made (generation, edits) or read (vision), whichever the work was.
+        return max(usage.units_in, usage.units_out) * float(row["usd_per_image"])
+    if usage.unit == "searches" and "usd_per_1k_searches" in row:
+        return usage.units_in * float(row["usd_per_1k_searches"]) / 1000
+    if usage.unit == "characters" and "usd_per_1m_characters" in row:
+        return usage.units_in * float(row["usd_per_1m_characters"]) / 1e6
+    if usage.unit in ("tokens", "characters") and "usd_per_1m_tokens" in row:
+        tokens = usage.units_in if usage.unit == "tokens" else usage.units_in / 4
+        return tokens * float(row["usd_per_1m_tokens"]) / 1e6
+    return None
 
 
 def cost_of(
@@ -107,8 +113,8 @@ def cost_of(
     endpoint_prices: dict | None = None,
     compare_cloud: bool = True,
 ) -> Cost:
-    if device == "remote":
-        return _remote_cost(task, usage, prices, endpoint_prices)
+    if device.startswith("remote"):  # "remote:<host:port>", where the work ran
+        return _remote_cost(task, device, usage, prices, endpoint_prices)
     row = prices.devices.get(device) or prices.devices["cpu"]
     if measured_energy_j is not None:
         energy, method = measured_energy_j, "nvml"
@@ -123,17 +129,15 @@ def cost_of(
     )
 
 
-def _remote_cost(task: str, usage: Usage | None, prices: Prices, own: dict | None) -> Cost:
-    """A remote endpoint used no local device: what it charges is its catalog price."""
-    usd = 0.0
-    if own and usage and usage.unit == "tokens":
-        usd = (
-            usage.units_in * float(own.get("usd_per_1m_input_tokens", 0))
-            + usage.units_out * float(own.get("usd_per_1m_output_tokens", 0))
-        ) / 1e6
+def _remote_cost(
+    task: str, device: str, usage: Usage | None, prices: Prices, own: dict | None
+) -> Cost:
+    """A remote endpoint used no local device: what it charges is its catalog price,
+    per its own unit (tokens, audio minutes, images); zero when it sets none."""
+    usd = (usd_for(own, usage) if own and usage else None) or 0.0
     usd_cloud, ref = prices.cloud_usd(task, usage) if usage else (None, None)
     return Cost(
-        "remote", 0.0, 0.0, "not measured: the work ran on a remote endpoint", usd, usd_cloud, ref
+        device, 0.0, 0.0, "not measured: the work ran on a remote endpoint", usd, usd_cloud, ref
     )
 
 

@@ -1,27 +1,43 @@
-"""The ledger: an append-only SQLite record of every request and what it cost.
+"""The ledger: an append-only record of every request and what it cost.
 
 Each request writes two rows: ``started`` before the model runs and
 ``finished`` (with its status) after, so a crash leaves a started row as
-evidence rather than silence. Triggers reject UPDATE and DELETE, WAL mode
-lets the UI read while requests write, and the schema grows by numbered
-migrations recorded in ``schema_version``. This module is the only writer.
+evidence rather than silence. Triggers reject UPDATE and DELETE (and each
+engine's other way around them), and the schema grows by numbered
+migrations recorded in ``schema_version``. It lives in ASSISTANT_HOME's
+ledger.sqlite (WAL mode lets the UI read while requests write), or in the
+PostgreSQL database all replicas share (assistant/database.py): the same
+migrations and the same rules on both. This module is the only writer.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assistant.accounting.costs import Cost
-from models.base import BadInput
+from assistant.database import Database, Migration, NotSQLite, SQLiteDatabase, open_database
 
-MIGRATIONS: list[str] = [
+if TYPE_CHECKING:
+    from assistant.settings import Settings
+
+# The guards' PostgreSQL half: one function the triggers call. Its error is an
+# integrity violation, as SQLite's RAISE(ABORT) is, so callers catch one kind.
+PG_APPEND_ONLY = """
+CREATE FUNCTION ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the ledger is append-only' USING ERRCODE = 'integrity_constraint_violation';
+END $$;
+"""
+
+VERSION_TABLE = "schema_version"  # one row per migration run: (number)
+MIGRATIONS: list[Migration] = [
     # 1: the event table, its append-only guards, and a view of one row per request.
-    """
+    Migration(
+        """
     CREATE TABLE events (
         seq         INTEGER PRIMARY KEY AUTOINCREMENT,
         request_id  TEXT NOT NULL,
@@ -46,10 +62,6 @@ MIGRATIONS: list[str] = [
         extra       TEXT,
         UNIQUE (request_id, phase)
     );
-    CREATE TRIGGER events_no_update BEFORE UPDATE ON events
-        BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-    CREATE TRIGGER events_no_delete BEFORE DELETE ON events
-        BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
     CREATE VIEW requests AS
         SELECT s.request_id, s.parent_id, s.session_id, s.source, s.ts AS started_at,
                f.ts AS finished_at, s.task, s.model, s.reason, s.confidence,
@@ -59,8 +71,23 @@ MIGRATIONS: list[str] = [
              ON f.request_id = s.request_id AND f.phase = 'finished'
         WHERE s.phase = 'started';
     """,
+        sqlite="""
+    CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+    CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+    """,
+        postgres=PG_APPEND_ONLY
+        + """
+    CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+        FOR EACH ROW EXECUTE FUNCTION ledger_append_only();
+    CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+        FOR EACH ROW EXECUTE FUNCTION ledger_append_only();
+    """,
+    ),
     # 2: what each request cost (assistant/accounting/costs.py), on the finished row.
-    """
+    Migration(
+        """
     ALTER TABLE events ADD COLUMN device_seconds REAL;
     ALTER TABLE events ADD COLUMN energy_j REAL;
     ALTER TABLE events ADD COLUMN energy_method TEXT;
@@ -78,16 +105,20 @@ MIGRATIONS: list[str] = [
         FROM events s LEFT JOIN events f
              ON f.request_id = s.request_id AND f.phase = 'finished'
         WHERE s.phase = 'started';
-    """,
+    """
+    ),
     # 3: indexes for the questions asked on every request (a model's typical
     # cost for the router's alternatives, a session's spend for its budget),
     # which scanned the whole table: ~10 ms per alternative at 20k requests.
-    """
+    Migration(
+        """
     CREATE INDEX events_model_task ON events (model, task, ts);
     CREATE INDEX events_session ON events (session_id);
-    """,
-    # 4: how the prompt was made (chat, template, shots, system prompt), on the started row.
     """
+    ),
+    # 4: how the prompt was made (chat, template, shots, system prompt), on the started row.
+    Migration(
+        """
     ALTER TABLE events ADD COLUMN prompt TEXT;
     DROP VIEW requests;
     CREATE VIEW requests AS
@@ -100,11 +131,13 @@ MIGRATIONS: list[str] = [
         FROM events s LEFT JOIN events f
              ON f.request_id = s.request_id AND f.phase = 'finished'
         WHERE s.phase = 'started';
-    """,
-    # 5: whose request it was (login name, or "local"), for per-user daily quotas.
     """
-    ALTER TABLE events ADD COLUMN user TEXT;
-    CREATE INDEX events_user ON events (user, ts);
+    ),
+    # 5: whose request it was (login name, or "local"), for per-user daily quotas.
+    Migration(
+        """
+    ALTER TABLE events ADD COLUMN "user" TEXT;
+    CREATE INDEX events_user ON events ("user", ts);
     DROP VIEW requests;
     CREATE VIEW requests AS
         SELECT s.request_id, s.parent_id, s.session_id, s.source, s.ts AS started_at,
@@ -112,37 +145,48 @@ MIGRATIONS: list[str] = [
                COALESCE(f.status, 'started') AS status, f.error,
                f.queue_s, f.load_s, f.run_s, f.units_in, f.units_out, f.unit, f.device, f.extra,
                f.device_seconds, f.energy_j, f.energy_method, f.usd_local, f.usd_cloud,
-               f.cloud_ref, s.prompt, s.user
+               f.cloud_ref, s.prompt, s."user"
         FROM events s LEFT JOIN events f
              ON f.request_id = s.request_id AND f.phase = 'finished'
         WHERE s.phase = 'started';
-    """,
+    """
+    ),
     # 6: INSERT OR REPLACE deletes the row it conflicts with, and SQLite fires no
     # DELETE trigger for that (recursive_triggers is off): refuse it before it starts.
-    """
+    # PostgreSQL has no REPLACE (ON CONFLICT DO UPDATE fires the UPDATE guard);
+    # its way around row triggers is TRUNCATE, refused the same way.
+    Migration(
+        sqlite="""
     CREATE TRIGGER events_no_replace BEFORE INSERT ON events
         WHEN EXISTS (SELECT 1 FROM events WHERE seq = NEW.seq
                      OR (request_id = NEW.request_id AND phase = NEW.phase))
         BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
     """,
+        postgres="""
+    CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
+        FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only();
+    """,
+    ),
     # 7: a reply the person stopped. Its finished row keeps status 'ok' (the
     # CHECK of migration 1 cannot change without copying the table); the view
     # shows it as 'stopped', with the tokens produced before the Stop.
-    """
+    Migration(
+        """
     ALTER TABLE events ADD COLUMN stopped INTEGER;
     DROP VIEW requests;
     CREATE VIEW requests AS
         SELECT s.request_id, s.parent_id, s.session_id, s.source, s.ts AS started_at,
                f.ts AS finished_at, s.task, s.model, s.reason, s.confidence,
-               CASE WHEN f.stopped THEN 'stopped' ELSE COALESCE(f.status, 'started') END
+               CASE WHEN f.stopped = 1 THEN 'stopped' ELSE COALESCE(f.status, 'started') END
                    AS status, f.error,
                f.queue_s, f.load_s, f.run_s, f.units_in, f.units_out, f.unit, f.device, f.extra,
                f.device_seconds, f.energy_j, f.energy_method, f.usd_local, f.usd_cloud,
-               f.cloud_ref, s.prompt, s.user
+               f.cloud_ref, s.prompt, s."user"
         FROM events s LEFT JOIN events f
              ON f.request_id = s.request_id AND f.phase = 'finished'
         WHERE s.phase = 'started';
-    """,
+    """
+    ),
 ]
 
 COLUMNS = (
@@ -209,47 +253,20 @@ class Finished:
 
 
 class Ledger:
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self._local = threading.local()
-        self._migrate()
+    """The ledger in ``where``: a Database (assistant/database.py), or an SQLite file's path.
 
-    def _conn(self) -> sqlite3.Connection:
-        # One connection per thread: sqlite3 connections must not be shared
-        # across threads, and Gradio runs handlers on a thread pool.
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-        return conn
+    Opening it runs the migrations this code knows, or refuses a database
+    whose schema version it does not expect (SchemaMismatch).
+    """
 
-    def _migrate(self) -> None:
-        try:
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-            current = row[0] or 0
-            for number, sql in enumerate(MIGRATIONS[current:], start=current + 1):
-                for statement in _statements(sql):
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_version VALUES (?)", (number,))
-            conn.execute("COMMIT")
-        except sqlite3.DatabaseError as err:
-            self._local.conn = None
-            raise BadInput(
-                f"The ledger {self.path} cannot be opened as SQLite ({err}). "
-                "Move the file aside (it is kept, not deleted) or set ASSISTANT_HOME "
-                "to another folder, then start again."
-            ) from err
+    def __init__(self, where: Path | Database, upgrade: bool | None = None):
+        self.db = where if isinstance(where, Database) else SQLiteDatabase(where)
+        self.db.migrate(MIGRATIONS, VERSION_TABLE, upgrade)
 
     def start(self, row: Started) -> None:
-        self._conn().execute(
+        self.db.execute(
             "INSERT INTO events (request_id, phase, ts, parent_id, session_id, source, task,"
-            " model, reason, confidence, prompt, user)"
+            ' model, reason, confidence, prompt, "user")'
             " VALUES (?, 'started', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.request_id,
@@ -268,7 +285,7 @@ class Ledger:
 
     def finish(self, row: Finished) -> None:
         c = row.cost
-        self._conn().execute(
+        self.db.execute(
             "INSERT INTO events (request_id, phase, ts, status, error, queue_s, load_s, run_s,"
             " units_in, units_out, unit, device, extra, device_seconds, energy_j, energy_method,"
             " usd_local, usd_cloud, cloud_ref, stopped)"
@@ -302,7 +319,8 @@ class Ledger:
         """Requests, newest first; of one session and/or one user when given."""
         sql = "SELECT * FROM requests"
         where, args = [], []
-        for column, value in (("session_id", session_id), ("user", user)):
+        # "user" quoted: unquoted, PostgreSQL reads it as the connected role's name.
+        for column, value in (("session_id", session_id), ('"user"', user)):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
@@ -311,30 +329,21 @@ class Ledger:
         sql += " ORDER BY started_at DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return [dict(r) for r in self._conn().execute(sql, args)]
+        return self.db.dicts(sql, args)
 
     def session_spend(self, session_id: str) -> float:
         """$ here spent so far by one session."""
-        row = (
-            self._conn()
-            .execute(
-                "SELECT COALESCE(SUM(usd_local), 0) FROM requests WHERE session_id = ?",
-                (session_id,),
-            )
-            .fetchone()
+        row = self.db.one(
+            "SELECT COALESCE(SUM(usd_local), 0) FROM requests WHERE session_id = ?",
+            (session_id,),
         )
         return float(row[0])
 
     def user_spend(self, user: str, since: float) -> float:
         """$ here spent by one user's requests started since ``since`` (epoch seconds)."""
-        row = (
-            self._conn()
-            .execute(
-                "SELECT COALESCE(SUM(usd_local), 0) FROM requests"
-                " WHERE user = ? AND started_at >= ?",
-                (user, since),
-            )
-            .fetchone()
+        row = self.db.one(
+            'SELECT COALESCE(SUM(usd_local), 0) FROM requests WHERE "user" = ? AND started_at >= ?',
+            (user, since),
         )
         return float(row[0])
 
@@ -342,7 +351,7 @@ class Ledger:
         """(median $ here of the model's recent successful requests for a task, how many)."""
         values = sorted(
             r[0]
-            for r in self._conn().execute(
+            for r in self.db.all(
                 "SELECT usd_local FROM requests WHERE model = ? AND task = ? AND status = 'ok'"
                 " AND usd_local IS NOT NULL ORDER BY started_at DESC LIMIT ?",
                 (model, task, recent),
@@ -355,24 +364,19 @@ class Ledger:
         return median, len(values)
 
     def get(self, request_id: str) -> dict | None:
-        row = (
-            self._conn()
-            .execute("SELECT * FROM requests WHERE request_id = ?", (request_id,))
-            .fetchone()
-        )
-        return dict(row) if row else None
+        rows = self.db.dicts("SELECT * FROM requests WHERE request_id = ?", (request_id,))
+        return rows[0] if rows else None
 
 
-def _statements(sql: str) -> list[str]:
-    # Split a migration into statements, keeping trigger bodies whole.
-    parts, buf = [], []
-    for line in sql.strip().splitlines():
-        buf.append(line)
-        joined = "\n".join(buf).strip()
-        if joined.endswith(";") and sqlite3.complete_statement(joined):
-            parts.append(joined)
-            buf = []
-    return parts
+def open_ledger(settings: Settings, warn) -> Ledger:
+    """The ledger ``settings`` name: the shared database when ASSISTANT_DATABASE_URL is set.
+
+    Without it, ASSISTANT_HOME/ledger.sqlite, set aside when it is not SQLite.
+    With it, an unreachable database or another schema version stops start-up.
+    """
+    if settings.database_url:
+        return Ledger(open_database(settings.database_url, settings.ledger_path))
+    return open_or_set_aside(settings.ledger_path, warn)
 
 
 def open_or_set_aside(path: Path, warn) -> Ledger:
@@ -383,7 +387,7 @@ def open_or_set_aside(path: Path, warn) -> Ledger:
     """
     try:
         return Ledger(path)
-    except BadInput:
+    except NotSQLite:
         kept = path.with_name(f"{path.name}.not-sqlite-{time.strftime('%Y%m%d-%H%M%S')}")
         path.rename(kept)
         for suffix in ("-wal", "-shm"):  # SQLite's side files belong to the old file

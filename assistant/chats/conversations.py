@@ -1,9 +1,11 @@
 """Conversations that survive a restart, and prompt templates with few-shot examples.
 
-Chats live in ASSISTANT_HOME/chats.sqlite: one row per chat (its title and
-system prompt) and one per message. A user's message is written before the
-model runs, so a crash or a stopped reply never loses what was typed; the
-reply is written when it ends, stopped or not.
+Chats live in ASSISTANT_HOME/chats.sqlite, or in the PostgreSQL database
+every replica shares (ASSISTANT_DATABASE_URL, assistant/database.py): one
+row per chat (its title and system prompt) and one per message. A user's
+message is written before the model runs, so a crash or a stopped reply
+never loses what was typed; the reply is written when it ends, stopped or
+not.
 
 Templates (built-ins in templates.json, the user's own in
 ASSISTANT_HOME/templates.json) wrap the message in a prompt with named
@@ -15,29 +17,33 @@ model.
 from __future__ import annotations
 
 import json
-import sqlite3
 import string
-import threading
 import time
 import unicodedata
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.database import Database, Migration, SQLiteDatabase
 from models.base import BadInput, Message
 
 BUILTIN_TEMPLATES = Path(__file__).with_name("templates.json")
-SCHEMA = """
+# Numbered like the ledger's, recorded in chats_schema_version. 1 is the schema
+# chats.sqlite had before it was numbered: IF NOT EXISTS adopts such a file.
+VERSION_TABLE = "chats_schema_version"
+MIGRATIONS = [
+    Migration("""
 CREATE TABLE IF NOT EXISTS chats (
-    id TEXT PRIMARY KEY, user TEXT NOT NULL, title TEXT NOT NULL,
+    id TEXT PRIMARY KEY, "user" TEXT NOT NULL, title TEXT NOT NULL,
     system_prompt TEXT NOT NULL DEFAULT '', created REAL NOT NULL, updated REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS messages (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, chat_id TEXT NOT NULL REFERENCES chats(id)
     ON DELETE CASCADE, role TEXT NOT NULL, content TEXT NOT NULL, meta TEXT,
     created REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS messages_chat ON messages (chat_id, seq);
-CREATE INDEX IF NOT EXISTS chats_user ON chats (user, updated);
-"""
+CREATE INDEX IF NOT EXISTS chats_user ON chats ("user", updated);
+"""),
+]
 
 
 @dataclass(frozen=True)
@@ -56,84 +62,79 @@ class Turn:
 
 
 class Chats:
-    """The chat store. Every method checks the chat belongs to ``user``."""
+    """The chat store. Every method checks the chat belongs to ``user``.
 
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
-        self._lock = threading.Lock()
+    ``where`` is a Database or an SQLite file's path. Replicas sharing one
+    database see the same chats, each still only its owner's.
+    """
+
+    def __init__(self, where: Path | Database, upgrade: bool | None = None):
+        self.db = where if isinstance(where, Database) else SQLiteDatabase(where)
+        self.db.migrate(MIGRATIONS, VERSION_TABLE, upgrade)
 
     def create(self, user: str, title: str = "New chat", system_prompt: str = "") -> str:
         chat_id = uuid.uuid4().hex[:12]
         now = time.time()
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO chats VALUES (?,?,?,?,?,?)",
-                (chat_id, user, title, system_prompt, now, now),
-            )
+        self.db.execute(
+            'INSERT INTO chats (id, "user", title, system_prompt, created, updated)'
+            " VALUES (?,?,?,?,?,?)",
+            (chat_id, user, title, system_prompt, now, now),
+        )
         return chat_id
 
     def list(self, user: str) -> list[ChatInfo]:
-        rows = self._db.execute(
-            "SELECT id, title, system_prompt, updated FROM chats WHERE user=? "
+        rows = self.db.all(
+            'SELECT id, title, system_prompt, updated FROM chats WHERE "user"=? '
             "ORDER BY updated DESC",
             (user,),
-        ).fetchall()
+        )
         return [ChatInfo(*row) for row in rows]
 
     def info(self, user: str, chat_id: str) -> ChatInfo:
-        row = self._db.execute(
-            "SELECT id, title, system_prompt, updated FROM chats WHERE id=? AND user=?",
+        row = self.db.one(
+            'SELECT id, title, system_prompt, updated FROM chats WHERE id=? AND "user"=?',
             (chat_id, user),
-        ).fetchone()
+        )
         if row is None:
             raise BadInput(f"There is no chat '{chat_id}' (it may have been deleted).")
         return ChatInfo(*row)
 
     def turns(self, user: str, chat_id: str) -> list[Turn]:
         self.info(user, chat_id)
-        rows = self._db.execute(
+        rows = self.db.all(
             "SELECT role, content, meta FROM messages WHERE chat_id=? ORDER BY seq", (chat_id,)
-        ).fetchall()
+        )
         return [Turn(r, c, json.loads(m) if m else {}) for r, c, m in rows]
 
     def add(self, user: str, chat_id: str, role: str, content: str, meta: dict | None = None):
         info = self.info(user, chat_id)
         content = clean_text(content)
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.execute(
+        with self.db.transaction():
+            self.db.execute(
                 "INSERT INTO messages (chat_id, role, content, meta, created) VALUES (?,?,?,?,?)",
                 (chat_id, role, content, json.dumps(meta) if meta else None, now),
             )
             title = info.title
             if role == "user" and title == "New chat" and content.strip():
                 title = " ".join(content.split())[:60]  # the first question names the chat
-            self._db.execute(
-                "UPDATE chats SET updated=?, title=? WHERE id=?", (now, title, chat_id)
-            )
-            self._db.execute("COMMIT")
+            self.db.execute("UPDATE chats SET updated=?, title=? WHERE id=?", (now, title, chat_id))
 
     def rename(self, user: str, chat_id: str, title: str) -> None:
         self.info(user, chat_id)
         title = " ".join(clean_text(title).split())[:120]
         if not title:
             raise BadInput("A chat's name cannot be empty.")
-        self._db.execute("UPDATE chats SET title=? WHERE id=?", (title, chat_id))
+        self.db.execute("UPDATE chats SET title=? WHERE id=?", (title, chat_id))
 
     def set_system_prompt(self, user: str, chat_id: str, prompt: str) -> None:
         self.info(user, chat_id)
         prompt = clean_text(prompt).strip()
-        self._db.execute("UPDATE chats SET system_prompt=? WHERE id=?", (prompt, chat_id))
+        self.db.execute("UPDATE chats SET system_prompt=? WHERE id=?", (prompt, chat_id))
 
     def delete(self, user: str, chat_id: str) -> None:
         self.info(user, chat_id)
-        with self._lock:
-            self._db.execute("DELETE FROM chats WHERE id=?", (chat_id,))
+        self.db.execute("DELETE FROM chats WHERE id=?", (chat_id,))
 
     def history(self, user: str, chat_id: str) -> tuple[Message, ...]:
         """What the model sees of this chat: its system prompt, then the turns."""

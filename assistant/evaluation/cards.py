@@ -76,13 +76,16 @@ def _evals(home: Path) -> dict[str, list[dict]]:
     return found
 
 
-def cards(catalog, settings, ledger=None) -> list[dict]:
-    """One card per catalog model: the catalog's row, what it is, and what it measured here."""
-    rows = catalog.rows(settings.weights_dir)
+def cards(catalog, settings, ledger=None, votes: Votes | None = None, probe=False) -> list[dict]:
+    """One card per catalog model: the catalog's row, what it is, and what it measured here.
+
+    ``ledger`` and ``votes`` are left out where none exist yet (a listing
+    creates no database); ``probe`` asks remote endpoints first, as `models --check`.
+    """
+    rows = catalog.rows(settings.weights_dir, probe=probe)
     answers = _answers()
     speed = measured(ledger) if ledger is not None else {}
-    votes_path = settings.home / "votes.sqlite"
-    board = leaderboard(Votes(votes_path), ledger) if votes_path.exists() and ledger else []
+    board = leaderboard(votes, ledger) if votes is not None and ledger is not None else []
     evals = _evals(settings.home) if (settings.home / "evals").is_dir() else {}
     out = []
     for row in rows:

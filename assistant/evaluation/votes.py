@@ -1,4 +1,7 @@
-"""Votes from blind comparisons, kept in ASSISTANT_HOME, and the leaderboard they make.
+"""Votes from blind comparisons, kept with the ledger, and the leaderboard they make.
+
+They live in ASSISTANT_HOME/votes.sqlite, or in the database replicas share
+(ASSISTANT_DATABASE_URL), so a vote cast on one replica counts on all.
 
 A vote names the two models in the order they were shown (A, B), so the
 Bradley–Terry fit in rating.py sees exactly what the person judged. Speed
@@ -8,28 +11,31 @@ measured, not a datasheet.
 
 from __future__ import annotations
 
-import sqlite3
 import statistics
-import threading
 import time
 from pathlib import Path
 
+from assistant.database import Database, Migration, SQLiteDatabase
 from assistant.evaluation.rating import OUTCOMES, Vote, ratings
 from models.base import BadInput
 
+# Numbered like the ledger's; 1 adopts a votes.sqlite made before it was numbered.
+VERSION_TABLE = "votes_schema_version"
+MIGRATIONS = [
+    Migration("""
+CREATE TABLE IF NOT EXISTS votes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, task TEXT NOT NULL,
+    a TEXT NOT NULL, b TEXT NOT NULL, outcome TEXT NOT NULL, "user" TEXT, prompt TEXT);
+"""),
+]
+
 
 class Votes:
-    def __init__(self, path: Path):
-        self.path = path
-        self._lock = threading.Lock()
-        with self._connect() as db:
-            db.execute("""CREATE TABLE IF NOT EXISTS votes (
-                id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, task TEXT NOT NULL,
-                a TEXT NOT NULL, b TEXT NOT NULL, outcome TEXT NOT NULL, user TEXT,
-                prompt TEXT)""")
+    """Votes in ``where``: a Database (shared by replicas) or an SQLite file's path."""
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=10)
+    def __init__(self, where: Path | Database, upgrade: bool | None = None):
+        self.db = where if isinstance(where, Database) else SQLiteDatabase(where)
+        self.db.migrate(MIGRATIONS, VERSION_TABLE, upgrade)
 
     def record(
         self, task: str, a: str, b: str, outcome: str, user: str = "local", prompt: str = ""
@@ -38,23 +44,20 @@ class Votes:
             raise BadInput(f"A vote is one of {', '.join(OUTCOMES)}; got '{outcome}'.")
         if a == b:
             raise BadInput("A vote compares two different models.")
-        with self._lock, self._connect() as db:
-            db.execute(
-                "INSERT INTO votes (ts, task, a, b, outcome, user, prompt) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (time.time(), task, a, b, outcome, user, prompt[:500]),
-            )
+        self.db.execute(
+            'INSERT INTO votes (ts, task, a, b, outcome, "user", prompt) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (time.time(), task, a, b, outcome, user, prompt[:500]),
+        )
 
     def all(self, task: str | None = None) -> list[Vote]:
         sql, args = "SELECT a, b, outcome FROM votes", ()
         if task:
             sql, args = sql + " WHERE task = ?", (task,)
-        with self._connect() as db:
-            return [Vote(*row) for row in db.execute(sql + " ORDER BY id", args)]
+        return [Vote(*row) for row in self.db.all(sql + " ORDER BY id", args)]
 
     def tasks(self) -> list[str]:
-        with self._connect() as db:
-            return [r[0] for r in db.execute("SELECT DISTINCT task FROM votes ORDER BY task")]
+        return [r[0] for r in self.db.all("SELECT DISTINCT task FROM votes ORDER BY task")]
 
 
 def leaderboard(votes: Votes, ledger, task: str | None = None) -> list[dict]:

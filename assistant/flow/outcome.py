@@ -1,6 +1,6 @@
 """What a finished request was: the Outcome type, the CLI's --json contract.
 
-Kept apart from the flow in service.py so that readers of the contract
+Kept apart from the flow so that readers of the contract
 (the UI, the CLI, the API, tests) find it in one short file.
 """
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 
 from assistant.accounting.costs import Cost
 from assistant.routing.router import RouteDecision
-from models.base import Result
+from models.base import AssistantError, Result
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,16 @@ class Outcome:
         }
 
 
+def rejected(
+    request_id: str, err: AssistantError, decision: RouteDecision | None = None
+) -> Outcome:
+    """A request refused before any model ran: its message and status, no result, no cost.
+
+    ``decision`` is the route when the refusal came after routing (a budget).
+    """
+    return Outcome(request_id, decision, None, err.status, str(err), error_type=type(err).__name__)
+
+
 def _step_json(step: Outcome) -> dict:
     """One chained step: its route, plus which ledger row it is and how it went."""
     route = step.route.as_dict() if step.route else {"task": None, "model": None}
@@ -81,7 +91,7 @@ def _step_json(step: Outcome) -> dict:
     }
 
 
-def _chain(first: Outcome, second: Outcome) -> Outcome:
+def chain(first: Outcome, second: Outcome) -> Outcome:
     """The Outcome of speech followed by the routed transcript, as one exchange.
 
     Speech then its answer, or retrieval then the answer from the excerpts.
@@ -109,11 +119,11 @@ def _chain(first: Outcome, second: Outcome) -> Outcome:
         evicted=first.evicted + second.evicted,
         error_type=second.error_type,
         steps=(first.steps or (first,)) + (second.steps or (second,)),
-        cost=_add_costs(first.cost, second.cost),
+        cost=add_costs(first.cost, second.cost),
     )
 
 
-def _add_costs(a: Cost | None, b: Cost | None) -> Cost | None:
+def add_costs(a: Cost | None, b: Cost | None) -> Cost | None:
     if a is None or b is None:
         return a or b
     clouds = [c.usd_cloud for c in (a, b) if c.usd_cloud is not None]

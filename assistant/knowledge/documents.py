@@ -17,6 +17,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from assistant.routing import kinds
 from models.base import BadInput
 
 # Part of every chunk id: a change to how text is split makes new ids, so
@@ -26,9 +27,8 @@ CHUNK_CHARS = 700  # ~180 MiniLM word pieces: under its 256-piece window
 CHUNK_OVERLAP = 100
 SEGMENT_CHARS = 500  # audio: consecutive transcript segments joined up to this
 
-TEXT_TYPES = {".txt", ".md", ".markdown", ".rst", ".csv", ".json", ".log"}
+READABLE = kinds.DOCUMENT  # the one table's documents; read() picks the parser below
 HTML_TYPES = {".html", ".htm"}
-READABLE = TEXT_TYPES | HTML_TYPES | {".pdf", ".docx"}
 # A .docx is a zip: its parts may not inflate past this, nor by more than
 # this ratio (real documents compress ~3-10x; bombs by thousands).
 DOCX_MAX_INFLATED = 200 << 20

@@ -5,7 +5,7 @@ total, a 135M model answered "The picture is a mockup of an invoice". So an
 amount, date, code or name the question asks for is found in the lines by
 rule and stated with the line it came from, and "what is this?" gets the
 classifier's labels as it gave them; only other questions reach the model
-(assistant/flow/service.py checks its reply against the lines with grounding.support).
+(assistant/flow/chains.py checks its reply against the lines with grounding.support).
 """
 
 from __future__ import annotations

@@ -285,6 +285,15 @@ class Store:
         )
         return row.fetchone() is not None
 
+    def texts(self, collections: Sequence[str], limit: int = -1) -> list[str]:
+        """The chunks' texts in these collections, in chunk id order (a stable sample)."""
+        marks = ",".join("?" * len(collections))
+        rows = self._db.execute(
+            f"SELECT text FROM chunks WHERE collection IN ({marks}) ORDER BY chunk_id LIMIT ?",
+            (*collections, limit),
+        )
+        return [r[0] for r in rows]
+
     def name_of(self, chunk_id: str) -> str:
         row = self._db.execute(
             "SELECT d.name FROM chunks c JOIN documents d ON d.doc_id = c.doc_id"

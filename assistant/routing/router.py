@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from assistant.catalog.entries import Catalog
+from assistant.routing import kinds
 from assistant.routing.intent import IntentClassifier
 from models.base import BadInput, ModelUnavailable, Request
 
@@ -37,9 +38,11 @@ SCENE = re.compile(
 # unrelated questions with the same documents present 0.0-0.3.
 DOCUMENT_MATCH = 0.4
 
-AUDIO = {".wav", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".flac", ".aac"}
-IMAGE = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
-DOCUMENT = {".txt", ".md", ".pdf", ".html", ".htm", ".docx", ".csv", ".json", ".rst"}
+# The file kinds are one table (kinds.py). These names stay for the flow's
+# ingest, which transcribes what is heard (audio, and a video's sound) and
+# reads pictures: AUDIO here is every suffix speech recognition takes.
+AUDIO = kinds.HEARD
+IMAGE = kinds.IMAGE
 
 
 @dataclass(frozen=True)
@@ -90,24 +93,27 @@ class Router:
         """(task, reason, confidence) from attachments first, then the words."""
         if request.task:
             return request.task, f"the caller asked for {request.task}", 1.0
-        kinds = {_kind(p) for p in request.attachments}
+        found = {kinds.kind_of(p) for p in request.attachments}
         text = request.text.strip()
-        if "audio" in kinds:
+        if "audio" in found:
             return "asr", "audio attached → transcribe it first", 0.99
-        if "image" in kinds:
+        if "video" in found:
+            return "asr", "video attached → transcribe its sound first", 0.99
+        if "image" in found:
             if not text:
                 return "vision", "image attached, no words → describe it", 0.95
             task, confidence, _ = self.intent.classify(text, ("image_edit", "vision"))
             if task == "image_edit":
                 return task, "image attached + words asking to change it → image edit", confidence
             return task, "image attached + a question about it → vision", confidence
-        if "document" in kinds:
+        if "document" in found:
             return "rag", "document attached → answer from the document", 0.9
-        if "other" in kinds:
-            names = ", ".join(p.name for p in request.attachments if _kind(p) == "other")
+        if "other" in found:
+            names = ", ".join(p.name for p in request.attachments if kinds.kind_of(p) == "other")
             raise BadInput(
-                f"Unsupported file type: {names}. Attach audio ({', '.join(sorted(AUDIO))}), "
-                f"images ({', '.join(sorted(IMAGE))}) or documents ({', '.join(sorted(DOCUMENT))})."
+                f"Unsupported file type: {names}. Attach recordings or videos "
+                f"({kinds.listed('audio', 'video')}), "
+                f"images ({kinds.listed('image')}) or documents ({kinds.listed('document')})."
             )
         if SCENE.search(text):
             return "image_generation", "describes shapes on a coloured background → a picture", 0.9
@@ -213,14 +219,3 @@ TASK_WORDS = {"image_edit": "edit a picture"}
 
 def _follow_up(request: Request) -> bool:
     return any(m.role == "assistant" for m in request.history)
-
-
-def _kind(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix in AUDIO:
-        return "audio"
-    if suffix in IMAGE:
-        return "image"
-    if suffix in DOCUMENT:
-        return "document"
-    return "other"

@@ -27,7 +27,7 @@ from assistant.flow.outcome import Outcome
 from assistant.flow.service import Assistant
 from assistant.web.access import api_caller
 from assistant.web.space import gpu
-from models.base import BadInput, Message, Request
+from models.base import BadInput, Message, PictureOptions, Request
 
 MAX_JSON_BYTES = 2 * 1024 * 1024  # a chat body past this is a mistake or an attack
 MAX_EMBED_INPUTS = 2048  # OpenAI's own cap per call
@@ -216,6 +216,7 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
             task="asr",
             session_id=session,
             user=user,
+            transcribe_only=True,  # the transcript is the answer, never routed on
         )
         outcome = await run_in_threadpool(ask, request, "api")
         _raise_for(outcome)
@@ -242,24 +243,24 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
             raise ApiError(400, "'prompt' must be a non-empty string.", param="prompt")
         model = _model(body.get("model"), assistant, "image_generation")
         _only_one(body)
-        options = []
+        options: dict[str, float | str] = {}
         for key, name, low, high, whole in (
             ("steps", "steps", 1, 100, True),
             ("guidance_scale", "guidance", 0, 30, False),
             ("seed", "seed", 0, 2**32 - 1, True),
         ):
             if body.get(key) is not None:
-                options.append((name, float(_number(body, key, low, high, whole))))
+                options[name] = float(_number(body, key, low, high, whole))
         size = body.get("size")
         if size is not None:  # OpenAI's "WIDTHxHEIGHT"
             try:
                 width, height = (int(n) for n in str(size).lower().split("x"))
             except ValueError:
                 raise ApiError(400, "'size' must look like '512x512'.", param="size") from None
-            options += [("width", float(width)), ("height", float(height))]
+            options.update(width=float(width), height=float(height))
         negative = body.get("negative_prompt")
         if isinstance(negative, str) and negative.strip():
-            options.append(("negative", negative.strip()))
+            options["negative"] = negative.strip()
         # Never left to the router: this route asks for a picture whatever the words.
         request = Request(
             text=prompt,
@@ -267,7 +268,7 @@ def add_api(app: FastAPI, assistant: Assistant) -> None:
             session_id=_session(body, user),
             user=user,
             task="image_generation",
-            options=tuple(options),
+            options=PictureOptions(**options),
         )
         outcome = await run_in_threadpool(ask, request, "api")
         _raise_for(outcome)

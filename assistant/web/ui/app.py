@@ -27,7 +27,7 @@ from assistant.web.ui.evaluate import build_evaluate_tab
 from assistant.web.ui.render import STOPPED, reply_messages, safe_markdown, units_text, usd
 from assistant.web.ui.tools import build_tools
 from assistant.web.ui.tune import build_tune_tab
-from models.base import BadInput, Message, Progress, Request
+from models.base import BadInput, Message, PictureOptions, Progress, Request
 
 PANEL_COLUMNS = [
     "time",
@@ -146,7 +146,7 @@ def history_of(chat: list[dict]) -> tuple[Message, ...]:
 SIZE_DEFAULT = "model default"
 
 
-def picture_options(steps, guidance, seed, size, negative, strength) -> tuple:
+def picture_options(steps, guidance, seed, size, negative, strength) -> PictureOptions:
     """The picture controls as Request.options; 0 or blank leaves the model's own value.
 
     0, not blank, is what the panel sends for "the model's own": Gradio's
@@ -163,7 +163,7 @@ def picture_options(steps, guidance, seed, size, negative, strength) -> tuple:
     }
     if size and size != SIZE_DEFAULT:
         chosen.update(width=float(size), height=float(size))
-    return tuple((k, v) for k, v in chosen.items() if v is not None and v != "")
+    return PictureOptions(**{k: v for k, v in chosen.items() if v is not None and v != ""})
 
 
 def progress_bar(step: Progress, width: int = 20) -> str:

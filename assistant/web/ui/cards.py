@@ -12,6 +12,7 @@ import gradio as gr
 
 from assistant.evaluation.cards import cards, quality_line, speed_line
 from assistant.flow.service import Assistant
+from assistant.web.ui.compare import votes_of
 
 
 def card_markdown(card: dict) -> str:
@@ -30,7 +31,7 @@ def card_markdown(card: dict) -> str:
 
 
 def cards_markdown(assistant: Assistant) -> str:
-    found = cards(assistant.catalog, assistant.settings, assistant.ledger)
+    found = cards(assistant.catalog, assistant.settings, assistant.ledger, votes_of(assistant))
     return "\n\n---\n\n".join(card_markdown(c) for c in found)
 
 

@@ -36,7 +36,7 @@ VOTES = {"A is better": "a", "B is better": "b", "Tie": "tie", "Both bad": "both
 
 
 def votes_of(assistant: Assistant) -> Votes:
-    return Votes(assistant.settings.home / "votes.sqlite")
+    return Votes(assistant.database_for(assistant.settings.home / "votes.sqlite"))
 
 
 def board_rows(assistant: Assistant) -> list[list]:

@@ -26,7 +26,7 @@ from assistant.flow.service import Assistant, Outcome
 from assistant.web.access import check_files, has_api_key
 from assistant.web.space import gpu
 from assistant.web.ui.documents import user_of
-from models.base import BadInput, Request
+from models.base import BadInput, PictureOptions, Request
 
 TOOLS = ("ask", "draw_picture", "transcribe", "look_at_picture")
 
@@ -84,7 +84,7 @@ def build_tools(assistant: Assistant, demo: gr.Blocks) -> None:
             prompt: what to draw.
             seed: a whole number to redraw the same picture, or -1 for a new one.
         """
-        options = (("seed", float(seed)),) if seed is not None and seed >= 0 else ()
+        options = PictureOptions(seed=float(seed) if seed is not None and seed >= 0 else None)
         outcome = run(request, text=prompt, task="image_generation", options=options)
         # One output only: Gradio 6.31's MCP server flattens a tool's several
         # outputs into one text, losing the image. The model and cost are in

@@ -131,6 +131,9 @@ def _trainer(assistant: Assistant, halts: dict[str, threading.Event]):
                 card = card_markdown(event)
                 yield "Done.", gr.skip(), card, gr.Button(visible=True), gr.Button(visible=False)
                 return
+            if isinstance(event, str):  # a stage before or after the training steps
+                yield event, gr.skip(), "", gr.skip(), gr.skip()
+                continue
             losses.append({"step": event.step, "loss": event.loss})
             curve = gr.LinePlot(pd.DataFrame(losses), visible=True)
             yield progress_line(event), curve, gr.skip(), gr.skip(), gr.skip()

@@ -1,0 +1,200 @@
+"""Past one machine, on loopback: two replicas behind nginx, sharing their state.
+
+Started as separate processes (bench/stack.py): a Chroma server, the model
+endpoint (a second instance of this app serving /v1 with fake models), two
+replicas (`python -m assistant serve`, as deployed) on one shared home, and
+nginx with deploy/nginx/assistant.conf in front. PostgreSQL holds the ledger
+and chats when ASSISTANT_DATABASE_URL is supported here (tests/pg.py's
+throwaway cluster); until then the shared home's SQLite files do, which is
+the same sharing on one machine. Everything a client does goes over HTTP.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import time
+
+import httpx
+import pytest
+
+from assistant.settings import Settings
+from bench.stack import Stack, nginx_missing
+from tests.security.served import file_data, join
+
+pytestmark = [
+    pytest.mark.scale,
+    pytest.mark.skipif(nginx_missing() is not None, reason=nginx_missing() or ""),
+]
+ANA = {"Authorization": "Bearer ana:pw-ana"}
+BOB = {"Authorization": "Bearer bob:pw-bob"}
+
+
+@pytest.fixture(scope="module")
+def database_url(request):
+    """A fresh PostgreSQL database for the ledger and chats, where this version reads
+    ASSISTANT_DATABASE_URL and PostgreSQL is installed; else None (the shared SQLite)."""
+    if "database_url" not in {f.name for f in dataclasses.fields(Settings)}:
+        yield None
+        return
+    from tests import pg
+
+    if pg.missing():
+        yield None
+        return
+    admin = request.getfixturevalue("pg_admin_url")
+    url = pg.fresh_database(admin)
+    yield url
+    pg.drop_database(admin, url)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, database_url):
+    folder = tmp_path_factory.mktemp("scale")
+    with Stack(folder) as stack:
+        stack.database_url = database_url
+        chroma, endpoint = stack.chroma(), stack.endpoint()
+        env = {
+            "ASSISTANT_AUTH": "ana:pw-ana,bob:pw-bob",
+            "ASSISTANT_CHROMA_URL": chroma.url,
+        }
+        a, b = stack.replica("a", endpoint, env), stack.replica("b", endpoint, env)
+        stack.nginx([a, b])
+        stack.wait("chroma", "endpoint", "a", "b", "nginx", timeout_s=180)
+        yield stack
+
+
+def _ask(url: str, text: str, headers=ANA, user: str = "t") -> httpx.Response:
+    return httpx.post(
+        f"{url}/v1/chat/completions", json=_body(text, user), headers=headers, timeout=60
+    )
+
+
+def _events(stack: Stack, request_id: str = "", session: str = "") -> list[tuple]:
+    """(phase, status, device) of the shared ledger's events of one request, or of
+    every request of a session (only a started row names its session)."""
+    ids = "SELECT request_id FROM events WHERE session_id = ?" if session else "?"
+    sql = f"SELECT phase, status, device FROM events WHERE request_id IN ({ids}) ORDER BY seq"
+    if stack.database_url:
+        import psycopg
+
+        with psycopg.connect(stack.database_url) as db:
+            rows = db.execute(sql.replace("?", "%s"), (session or request_id,)).fetchall()
+            return [tuple(r) for r in rows]
+    with sqlite3.connect(stack.folder / "shared-home" / "ledger.sqlite") as db:
+        return db.execute(sql, (session or request_id,)).fetchall()
+
+
+def _login(url: str, user: str, password: str) -> httpx.Client:
+    client = httpx.Client(base_url=url, timeout=60)
+    client.get("/config")
+    assert client.post("/login", data={"username": user, "password": password}).status_code == 200
+    client.get("/config")
+    return client
+
+
+def test_requests_land_on_both_replicas_and_each_is_one_finished_row(stack):
+    proxy = stack.processes["nginx"].url
+    replicas = {stack.processes[n].port for n in ("a", "b")}
+    served, ids = set(), []
+    for i in range(6):
+        reply = _ask(proxy, f"hello number {i}")
+        assert reply.status_code == 200, reply.text
+        served.add(int(reply.headers["x-served-by"].rsplit(":", 1)[1]))
+        ids.append(reply.json()["assistant"]["request_id"])
+    assert served == replicas
+    where = "remote:" + stack.processes["endpoint"].url[7:]
+    for request_id in ids:
+        assert _events(stack, request_id) == [
+            ("started", None, None),
+            ("finished", "ok", where),  # and it says where the work ran: the endpoint
+        ]
+
+
+def test_a_chat_started_on_a_continues_on_b_with_its_history(stack):
+    a, b = (stack.processes[n].url for n in ("a", "b"))
+    status, output = join(
+        _login(a, "ana", "pw-ana"), "chat", {0: {"text": "my name is Ana", "files": []}}
+    )
+    assert status == 200 and "process_completed" in output, output[-400:]
+    # A page opened on B reopens the chat used last, from the shared store.
+    on_b, page = _login(b, "ana", "pw-ana"), "page-on-b"
+    status, output = join(on_b, "last_chat", {}, session=page)
+    assert status == 200 and "my name is Ana" in output, output[-400:]
+    status, output = join(
+        on_b, "chat", {0: {"text": "what is my name?", "files": []}}, session=page
+    )
+    # The endpoint heard the exchange made on A (Ana's words and the reply) before it.
+    assert "Heard 2 earlier turns; the first was: my name is Ana" in output, output[-400:]
+
+
+def test_a_document_indexed_on_a_is_cited_on_b_only_for_its_owner(stack):
+    a, b = (stack.processes[n].url for n in ("a", "b"))
+    ana = _login(a, "ana", "pw-ana")
+    text = b"Unicorn care.\n\nThe unicorn code of the stables is 4417. Unicorns eat oats.\n"
+    [up] = ana.post(
+        "/gradio_api/upload", files={"files": ("unicorns.txt", text, "text/plain")}
+    ).json()
+    status, output = join(ana, "index_documents", {0: [file_data(up)], 1: False})
+    assert status == 200 and "process_completed" in output, output[-400:]
+    question = "What is the unicorn code of the stables?"
+    owner = _ask(b, question, ANA)
+    assert owner.status_code == 200, owner.text
+    route = owner.json()["assistant"]["route"]
+    assert route["task"] == "rag" and "4417" in owner.json()["choices"][0]["message"]["content"]
+    other = _ask(b, question, BOB)
+    assert other.status_code == 200 and other.json()["assistant"]["route"]["task"] != "rag"
+    assert "4417" not in other.text
+
+
+def test_killing_a_replica_mid_stream_fails_that_request_and_the_next_go_to_the_other(stack):
+    proxy, a = stack.processes["nginx"].url, stack.processes["a"]
+    for attempt in range(4):  # round-robin: one of the next two lands on A
+        user = f"killed-{attempt}"
+        # Pinned to the chat model: the router is not what is tested here.
+        body = {**_body("explain slowly", user), "stream": True, "model": "lab-text"}
+        with httpx.stream(
+            "POST", f"{proxy}/v1/chat/completions", json=body, headers=ANA, timeout=30
+        ) as reply:
+            if int(reply.headers["x-served-by"].rsplit(":", 1)[1]) != a.port:
+                reply.read()
+                continue
+            lines = (line for line in reply.iter_lines() if line)  # events, not the blanks
+            assert '"role": "assistant"' in next(lines)
+            assert "word0" in next(lines)  # mid-answer now
+            stack.kill("a")
+            started = time.monotonic()
+            with pytest.raises(httpx.HTTPError):  # cut off, never a silent normal end
+                rest = list(lines)
+                raise AssertionError(f"the stream ended normally: {rest[-3:]}")
+            assert time.monotonic() - started < 10
+        break
+    else:
+        pytest.fail("no streamed request landed on replica A")
+    # The ledger keeps what happened: started, never finished (the replica died).
+    [(phase, status, _)] = _events(stack, session=f"api-ana/{user}")
+    assert phase == "started" and status is None
+    for i in range(4):
+        after = _ask(proxy, f"are you there {i}?")
+        assert after.status_code == 200, after.text
+        assert int(after.headers["x-served-by"].rsplit(":", 1)[1]) == stack.processes["b"].port
+
+
+def test_a_dead_endpoint_is_named_recorded_and_recovered_from(stack):
+    proxy = stack.processes["nginx"].url
+    stack.kill("endpoint")
+    down = _ask(proxy, "hello while it is down", user="down")
+    assert down.status_code == 503
+    assert down.json()["error"]["message"].startswith("Endpoint unavailable:")
+    assert [e[:2] for e in _events(stack, session="api-ana/down")] == [
+        ("started", None),
+        ("finished", "error"),
+    ]
+    stack.restart("endpoint")
+    stack.wait("endpoint", timeout_s=120)
+    back = _ask(proxy, "hello again", user="back")
+    assert back.status_code == 200, back.text
+
+
+def _body(text: str, user: str) -> dict:
+    return {"model": "auto", "messages": [{"role": "user", "content": text}], "user": user}
