@@ -187,6 +187,7 @@ def test_model_cards_show_what_each_model_is_and_what_it_measured_here(page):
     assert "open (Apache-2.0)" in text and "proprietary (" in text  # gpt-4o-mini's card
     assert "grounded 0." in text  # bench answers' measured figure
     assert "median of" in text  # the ledger's medians after the evals above
+    assert "contains 0.50 on mine.jsonl" in text  # the second eval run, read as the panel opens
     assert "multilingual" in text and "English only" in text
     cards.scroll_into_view_if_needed()
     page.screenshot(path=ARTIFACTS / "choose-3c-model-cards.png", full_page=True)

@@ -20,7 +20,7 @@ def card_markdown(card: dict) -> str:
     if card["context_window"]:
         size += f", {card['context_window']:,}-token context"
     openness = "open" if card["open"] else "proprietary"
-    runs = "✅ can run now" if card["available"] else f"⛔ cannot run now: {card['availability']}"
+    runs = "can run now" if card["available"] else f"cannot run now: {card['availability']}"
     return (
         f"**{card['id']}** — {card['name']}  \n"
         f"{card['what']} · {', '.join(card['tasks'])} · {card['languages']}  \n"
@@ -36,11 +36,14 @@ def cards_markdown(assistant: Assistant) -> str:
 
 
 def build_model_cards(assistant: Assistant, tab: gr.Tab) -> None:
-    with gr.Accordion("Model cards: what each model is, and what it measured here", open=False):
+    title = "Model cards: what each model is, and what it measured here"
+    with gr.Accordion(title, open=False) as panel:
         gr.Markdown(
             "Quality is what was measured: `bench answers` (grounded answers), your "
             "blind votes (leaderboard) and your finished evals. Speed and cost are the "
             "ledger's medians on this machine."
         )
         shown = gr.Markdown(lambda: cards_markdown(assistant), elem_id="model-cards")
+    # Read anew when the tab or the panel opens: an eval just run is on its models' cards.
     tab.select(lambda: cards_markdown(assistant), None, shown, api_name=False)
+    panel.expand(lambda: cards_markdown(assistant), None, shown, api_name=False)
