@@ -7,16 +7,9 @@ from models.base import AssistantError
 
 if __name__ == "__main__":
     try:
-        from assistant.web.space import ensure_packs, on_space
-        from assistant.web.ui import serve
+        from assistant.web.server import serve
 
-        settings = Settings.from_env()
-        if on_space():
-            # Spaces cannot pip-install the weight packs with --no-deps from
-            # requirements.txt; they go into ASSISTANT_HOME once (see assistant/web/space.py).
-            settings.ensure_home()
-            ensure_packs(settings.home)
-        serve(settings)
+        serve(Settings.from_env())
     except AssistantError as err:
         # Configuration problems (unwritable ASSISTANT_HOME, a ledger that is
         # not SQLite...) are stated plainly, not as a traceback.

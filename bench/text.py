@@ -214,7 +214,7 @@ def bench_text(repeats: int, progress) -> list[dict]:
         metric("weights read per token, transformers fp32", runs.size[REFERENCE] / 1e6, "MB"),
         metric("roofline efficiency, transformers fp32", roof[REFERENCE], "fraction"),
     ]
-    for model_id, runtime, goal in ((FAST, "CTranslate2 int8", 2), (LLAMA, "llama.cpp Q4_1", 5)):
+    for model_id, runtime, goal in ((FAST, "CTranslate2 int8", 2), (LLAMA, "llama.cpp Q8_0", 5)):
         if model_id in contenders:
             metrics += _runtime_metrics(runs, model_id, runtime, goal, ref, roof, batched)
     if LLAMA in contenders:

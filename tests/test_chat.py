@@ -159,7 +159,7 @@ def test_the_chat_handler_saves_both_turns_and_records_the_template(assistant, f
     last = list(
         respond({"text": "I love it", "files": []}, [], None, False, "Be kind.", "sentiment", "")
     )[-1]
-    chat_id = last[4]
+    chat_id = last.chat_id
     turns = assistant.chats.turns("local", chat_id)
     assert [t.role for t in turns] == ["user", "assistant"]
     assert turns[0].content == "I love it" and turns[0].meta["template"] == "sentiment"
@@ -181,7 +181,7 @@ def test_a_template_error_keeps_the_message_and_writes_nothing(assistant):
     respond = _fn(build_app(assistant), "chat")
     message = {"text": "a long article", "files": []}
     updates = list(respond(message, [], None, False, "", "summarise", ""))
-    box = updates[-1][0]
+    box = updates[-1].box
     assert box.value == message  # back in the box, to fix and resend
     assert all(not assistant.chats.turns("local", c.id) for c in assistant.chats.list("local"))
 
@@ -190,7 +190,7 @@ def test_stop_keeps_the_partial_reply_and_finishes_the_ledger_row(assistant, fak
     fake_chat.replies = ["one two three four five six seven eight"]
     respond = _fn(build_app(assistant), "chat")
     updates = respond({"text": "What is the capital of France?", "files": []}, [], None)
-    chat_id = next(updates)[4]
+    chat_id = next(updates).chat_id
     next(updates)  # the first streamed word is on screen
     updates.close()  # what Gradio does when the Stop button cancels the event
     turns = assistant.chats.turns("local", chat_id)
@@ -207,7 +207,7 @@ def test_invalid_utf8_and_control_characters_are_cleaned_and_the_chat_kept(assis
     raw = b"caf\xe9 \x1b[31mred\x00".decode("utf-8", errors="surrogateescape")
     respond = _fn(build_app(assistant), "chat")
     last = list(respond({"text": raw, "files": []}, [], None, False, "sys\udcff", "none", ""))[-1]
-    chat_id = last[4]
+    chat_id = last.chat_id
     turns = assistant.chats.turns("local", chat_id)
     assert [t.content for t in turns] == ["caf\ufffd [31mred", "Paris is the capital of France."]
     assert fake_chat.seen[-1].text == "caf\ufffd [31mred"

@@ -92,7 +92,7 @@ def test_spoken_question_is_a_two_step_chain_linked_in_the_ledger(assistant):
     child = assistant.ledger.get(text.request_id)
     assert child["parent_id"] == asr.request_id and child["task"] == "text"
     assert outcome.as_json()["output"]["segments"][0]["text"] == asr.result.text
-    from assistant.web.ui.app import badge
+    from assistant.web.ui.format import badge
 
     assert badge(outcome)[0].startswith("whisper-base → smollm2-135m-instruct · asr → text")
 

@@ -107,6 +107,35 @@ def test_a_killed_server_fails_the_request_in_flight_and_restarts_on_the_next(ch
     assert result.text == "kcab" and chat.server.proc.pid != first
 
 
+def test_the_request_in_flight_when_the_server_dies_gets_an_error_row_in_the_ledger(chat, settings):
+    from tests.conftest import make_assistant
+
+    assistant = make_assistant(settings, chat)
+    first = chat.server.proc.pid
+    outcome = None
+    for item in assistant.handle(Request(text="abc forever", max_new_tokens=300)):
+        if item == "r":  # mid-answer
+            os.kill(chat.server.proc.pid, signal.SIGKILL)
+            chat.server.proc.wait()
+        elif not isinstance(item, str):
+            outcome = item
+    assert outcome.status != "ok" and "stopped while answering" in outcome.error
+    row = assistant.ledger.get(outcome.request_id)
+    assert row["status"] == outcome.status and "restarts on your next message" in row["error"]
+    again = assistant.ask(Request(text="back"))
+    assert again.status == "ok" and again.result.text == "kcab"
+    assert chat.server.proc.pid != first
+
+
+def test_a_server_that_never_becomes_ready_is_stopped_not_waited_for(monkeypatch):
+    monkeypatch.setattr("models.text_llamacpp.START_TIMEOUT_S", 1.0)
+    hung = [sys.executable, "-c", "import time; time.sleep(60)"]  # listens on nothing
+    server = LlamaServer(Path("x.gguf"), 400, 8, 1, command=hung)
+    with pytest.raises(ModelUnavailable, match="did not become ready within 1 s"):
+        server.start()
+    assert server.proc is None and not server.alive()
+
+
 def test_unload_ends_the_server_process_and_a_late_request_says_so(chat):
     proc = chat.server.proc
     chat.unload()

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from assistant.web.ui.app import (
-    SIZE_DEFAULT,
-    badge,
-    build_app,
-    history_of,
-    picture_options,
-    text_of,
-)
+from assistant.web.ui.app import build_app
+from assistant.web.ui.format import SIZE_DEFAULT, badge, history_of, picture_options, text_of
 from models.base import Request
 
 
@@ -49,18 +43,18 @@ def _respond(demo):
 def test_respond_streams_then_shows_the_badge_and_the_panel(assistant, fake_chat):
     respond = _respond(build_app(assistant))
     updates = list(respond({"text": "What is the capital of France?", "files": []}, [], None))
-    chat = updates[-1][1]
+    chat = updates[-1].chat
     assert chat[0] == {"role": "user", "content": "What is the capital of France?"}
     assert chat[1]["content"] == fake_chat.replies[0]
     assert chat[2]["metadata"]["title"].startswith("smollm2-135m-instruct · text")
     assert len(updates) > 3  # streamed, not delivered at once
-    panel = updates[-1][2]
+    panel = updates[-1].panel
     assert panel[0][1] == "smollm2-135m-instruct · text" and panel[0][-1] == "ok"
 
 
 def test_an_error_is_shown_as_a_message_not_raised(assistant):
     respond = _respond(build_app(assistant))
-    chat = list(respond({"text": "  ", "files": []}, [], None))[-1][1]
+    chat = list(respond({"text": "  ", "files": []}, [], None))[-1].chat
     assert "empty" in chat[-2]["content"] and chat[-2]["content"].startswith("⚠️")
     assert chat[-1]["metadata"]["title"] == "rejected before routing"
 
@@ -76,13 +70,13 @@ def test_rerun_asks_the_last_message_again_with_the_picked_model(assistant, fake
     demo = build_app(assistant)
     respond = _respond(demo)
     rerun = next(f.fn for f in demo.fns.values() if f.api_name == "rerun").handler
-    chat = list(respond({"text": "first question", "files": []}, [], None))[-1][1]
-    chat = list(respond({"text": "second question", "files": []}, chat, None))[-1][1]
+    chat = list(respond({"text": "first question", "files": []}, [], None))[-1].chat
+    chat = list(respond({"text": "second question", "files": []}, chat, None))[-1].chat
     pictures = (None, None, -1, "model default", "", 0.6)  # steps ... strength: untouched
     updates = list(
         rerun(chat, None, False, "", "none", "", *pictures, "qwen2.5-1.5b-instruct", "auto")
     )
-    rerun_chat = updates[-1][1]
+    rerun_chat = updates[-1].chat
     users = [m["content"] for m in rerun_chat if m["role"] == "user"]
     assert users == ["first question", "second question"]  # replaced, not appended
     assert fake_chat.seen[-1].text == "second question"

@@ -14,9 +14,9 @@ import threading
 import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from assistant.accounting.limits import check_daily_quota, check_public, within_session_budget
+from assistant.flow.context import Context
 from assistant.flow.grounded import grounded_decision
 from assistant.flow.outcome import Outcome, add_costs, chain
 from assistant.flow.pictures import as_redraw
@@ -27,12 +27,9 @@ from assistant.knowledge import grounding, picture_text
 from assistant.routing.router import RouteDecision
 from models.base import AssistantError, Request
 
-if TYPE_CHECKING:  # the facade whose router, ledger and limits are used; no runtime import
-    from assistant.flow.service import Assistant
-
 
 def handle(
-    a: Assistant, request: Request, source: str, cancel: threading.Event | None
+    a: Context, request: Request, source: str, cancel: threading.Event | None
 ) -> Iterator[str | Outcome]:
     """Yield text pieces as the model produces them, then one Outcome."""
     outcome = yield from answer(a, request, source, cancel)
@@ -43,7 +40,7 @@ def handle(
 
 
 def answer(
-    a: Assistant, request: Request, source: str, cancel: threading.Event | None
+    a: Context, request: Request, source: str, cancel: threading.Event | None
 ) -> Generator[str, None, Outcome]:
     """Admit the request (limits, budget, access), route it, run it and what follows it."""
     request_id = uuid.uuid4().hex
@@ -77,7 +74,7 @@ def answer(
 
 
 def _routed(
-    a: Assistant,
+    a: Context,
     request_id: str,
     parent_id: str | None,
     request: Request,
@@ -91,7 +88,7 @@ def _routed(
 
 
 def _speech_answer(
-    a: Assistant, request: Request, first: Outcome, source: str, cancel: threading.Event | None
+    a: Context, request: Request, first: Outcome, source: str, cancel: threading.Event | None
 ) -> Generator[str, None, Outcome]:
     """The transcript routed again as a child request: its own ledger row, linked to the first."""
     question = request.text.strip()
@@ -129,7 +126,7 @@ def _speech_answer(
 
 
 def picture_answer(
-    a: Assistant, request: Request, first: Outcome, source: str, cancel: threading.Event | None
+    a: Context, request: Request, first: Outcome, source: str, cancel: threading.Event | None
 ) -> Generator[str, None, Outcome]:
     """Answer a question about a picture from what the classifier and OCR saw.
 
@@ -185,7 +182,7 @@ def picture_answer(
 
 
 def speak(
-    a: Assistant, answer: Outcome, request: Request, source: str, cancel: threading.Event | None
+    a: Context, answer: Outcome, request: Request, source: str, cancel: threading.Event | None
 ) -> Generator[str, None, Outcome]:
     """Read the answer aloud as a linked step; a failure is said, the answer kept."""
     entry = a.catalog.default_for("tts")

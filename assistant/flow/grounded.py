@@ -10,20 +10,17 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from assistant.flow.context import Context
 from assistant.routing.router import RouteDecision
 from models.base import Request
-
-if TYPE_CHECKING:  # the facade whose settings, catalog and router are read; no runtime import
-    from assistant.flow.service import Assistant
 
 # Measured quality of each text model on grounded work, quoted on the route card
 # (written from `python -m assistant bench answers`; see the file's "_about").
 MEASURED = Path(__file__).parent.parent / "routing" / "router_data" / "answers_measured.json"
 
 
-def grounded_model(a: Assistant) -> tuple[str, str] | None:
+def grounded_model(a: Context) -> tuple[str, str] | None:
     """(the model for grounded work and follow-ups, why), or None: the chat model does it.
 
     The first of ASSISTANT_GROUNDED_MODEL that can run here; the reason
@@ -45,7 +42,7 @@ def grounded_model(a: Assistant) -> tuple[str, str] | None:
 
 
 def grounded_decision(
-    a: Assistant, request: Request, why: str, routed: RouteDecision | None = None
+    a: Context, request: Request, why: str, routed: RouteDecision | None = None
 ) -> RouteDecision:
     """The text step of a grounded chain: the person's pick, else the stronger model."""
     picked = dict(request.prefer).get("text") or request.model
@@ -67,7 +64,7 @@ def grounded_decision(
     return RouteDecision("text", entry.id, f"{why} → {entry.id}", 1.0)
 
 
-def _typical(a: Assistant, model_id: str) -> str:
+def _typical(a: Context, model_id: str) -> str:
     usd, runs = a.ledger.typical_cost(model_id, "text")
     return f"; typically ${usd:.6f} an answer here ({runs} answers)" if usd else ""
 

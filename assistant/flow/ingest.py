@@ -9,19 +9,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from assistant.flow.context import Context
 from assistant.flow.outcome import Outcome, chain
 from assistant.flow.step import drain, reject, run_step
 from assistant.knowledge.rag import collections_for
 from assistant.routing.router import RouteDecision
 from models.base import AssistantError, BadInput, Embedder, Request, Result, Usage
 
-if TYPE_CHECKING:  # the facade whose store, catalog and settings are used; no runtime import
-    from assistant.flow.service import Assistant
 
-
-def embedder_id(a: Assistant) -> str:
+def embedder_id(a: Context) -> str:
     """The catalog's embedding model for documents (the store's vectors are its)."""
     entry = a.catalog.default_for("rag")
     if entry is None:
@@ -30,7 +27,7 @@ def embedder_id(a: Assistant) -> str:
 
 
 def ingest(
-    a: Assistant,
+    a: Context,
     path: Path,
     name: str | None = None,
     user: str = "local",
@@ -87,7 +84,7 @@ def ingest(
 
 
 def embed(
-    a: Assistant,
+    a: Context,
     texts: list[str],
     model: str | None = None,
     session_id: str = "api",
@@ -118,7 +115,7 @@ def embed(
 
 
 def index(
-    a: Assistant,
+    a: Context,
     path: Path,
     name: str,
     collection: str,

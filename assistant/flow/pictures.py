@@ -9,18 +9,15 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
+from assistant.flow.context import Context
 from models.base import PictureOptions, Request
-
-if TYPE_CHECKING:  # the facade whose ledger is read; no runtime import
-    from assistant.flow.service import Assistant
 
 # "same again", "again with 8 steps", "redo it with guidance 2": the last picture's recipe.
 AGAIN = re.compile(r"^\s*(same( again)?|again|redo( it)?|once more|draw it again)\b", re.I)
 
 
-def as_redraw(a: Assistant, request: Request) -> Request:
+def as_redraw(a: Context, request: Request) -> Request:
     """The request as a redraw of the session's last picture, or unchanged when it is not one."""
     text = request.text
     # Short commands only: "again, what is the capital of France?" is a question.

@@ -11,9 +11,9 @@ import threading
 import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from assistant.catalog.entries import Entry
+from assistant.flow.context import Context
 from assistant.flow.grounded import grounded_decision
 from assistant.flow.ingest import embedder_id, index
 from assistant.flow.outcome import Outcome, chain
@@ -23,14 +23,11 @@ from assistant.knowledge.rag import collections_for
 from assistant.routing.router import RouteDecision
 from models.base import Embedder, Request, Reranker, Result, Usage
 
-if TYPE_CHECKING:  # the facade whose store, pool and router are used; no runtime import
-    from assistant.flow.service import Assistant
-
 ANSWER_PASSAGES = 4  # excerpts the text model answers from (a 135M model reads few well)
 RERANK_POOL = 20  # candidates handed to a reranker, when there is one
 
 
-def document_match(a: Assistant, request: Request) -> tuple[float, str] | None:
+def document_match(a: Context, request: Request) -> tuple[float, str] | None:
     """How close the question is to the user's documents: (cosine, name); None: no documents.
 
     The router asks this; the query's vector is kept for the retrieval
@@ -54,7 +51,7 @@ def document_match(a: Assistant, request: Request) -> tuple[float, str] | None:
 
 
 def rag(
-    a: Assistant,
+    a: Context,
     request_id: str,
     parent_id: str | None,
     request: Request,
@@ -99,7 +96,7 @@ def rag(
     return chain(first, second)
 
 
-def _retrieval(a: Assistant, collections: list[str], wanted: int, vectors: dict) -> Work:
+def _retrieval(a: Context, collections: list[str], wanted: int, vectors: dict) -> Work:
     """The retrieval step's work: index what is attached, then search with the question."""
 
     def retrieve(adapter: Embedder, req: Request, stop) -> Iterator[Result]:
@@ -126,7 +123,7 @@ def _retrieval(a: Assistant, collections: list[str], wanted: int, vectors: dict)
 
 
 def _best_passages(
-    a: Assistant,
+    a: Context,
     request: Request,
     reranker: Entry | None,
     first: Outcome,
@@ -149,7 +146,7 @@ def _best_passages(
 
 
 def _grounded_answer(
-    a: Assistant,
+    a: Context,
     request_id: str,
     request: Request,
     quotes: list[grounding.Quote],
@@ -194,7 +191,7 @@ def _grounded_answer(
 
 
 def _general(
-    a: Assistant,
+    a: Context,
     request: Request,
     first: Outcome,
     said: str,
@@ -223,7 +220,7 @@ def _general(
 
 
 def _quotes(
-    a: Assistant, question: str, hits, vector: list[float] | None
+    a: Context, question: str, hits, vector: list[float] | None
 ) -> tuple[list[grounding.Quote], float | None]:
     """The sentences of the retrieved chunks that best answer the question, and the best
     cosine; scored by BM25 and by the embedder already loaded for retrieval."""
@@ -237,7 +234,7 @@ def _quotes(
     return quotes, max(similarity) if similarity else None
 
 
-def find_reranker(a: Assistant) -> tuple[Entry | None, str]:
+def find_reranker(a: Context) -> tuple[Entry | None, str]:
     """(the reranking model, or None; a note when ASSISTANT_RERANKER names no such model)."""
     wanted = a.settings.reranker
     if not wanted:
@@ -253,7 +250,7 @@ def find_reranker(a: Assistant) -> tuple[Entry | None, str]:
 
 
 def _rerank(
-    a: Assistant,
+    a: Context,
     parent_id: str,
     request: Request,
     entry: Entry,

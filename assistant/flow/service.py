@@ -4,8 +4,10 @@ So a request is checked, routed, timed and recorded the same way wherever
 it comes from. It holds what requests share (settings, catalog, pool,
 ledger, router, store, chats) and hands each request to the flow's modules:
 chains.py (what one request becomes), step.py (lease → run → price →
-ledger), retrieval.py, ingest.py. Domain errors become an Outcome with a
-message there, once; callers only render it.
+ledger), retrieval.py, ingest.py. They are functions of this shared state,
+which context.py names as a Protocol, so none of them imports this module.
+Domain errors become an Outcome with a message there, once; callers only
+render it.
 """
 
 from __future__ import annotations

@@ -14,16 +14,13 @@ import time
 import traceback
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from assistant.accounting.costs import EnergyMeter, cost_of
 from assistant.accounting.ledger import Finished, Started
+from assistant.flow.context import Context
 from assistant.flow.outcome import Outcome, rejected
 from assistant.routing.router import RouteDecision
 from models.base import Adapter, AssistantError, Request, Result
-
-if TYPE_CHECKING:  # the facade whose ledger, pool and prices a step uses; no runtime import
-    from assistant.flow.service import Assistant
 
 # What a step does with its leased model; by default, the model's own stream.
 Work = Callable[[Adapter, Request, threading.Event | None], Iterator[str | Result]]
@@ -48,7 +45,7 @@ class _Ran:
 
 
 def run_step(
-    a: Assistant,
+    a: Context,
     request_id: str,
     parent_id: str | None,
     request: Request,
@@ -77,7 +74,7 @@ def run_step(
 
 
 def _leased(
-    a: Assistant,
+    a: Context,
     request: Request,
     decision: RouteDecision,
     cancel: threading.Event | None,
@@ -150,7 +147,7 @@ def _served_by(decision: RouteDecision, model: str, why: str) -> RouteDecision:
     )
 
 
-def _finish(a: Assistant, request_id: str, ran: _Ran, cancel: threading.Event | None) -> Outcome:
+def _finish(a: Context, request_id: str, ran: _Ran, cancel: threading.Event | None) -> Outcome:
     """Price the step and close its ledger row; the Outcome says the same."""
     usage = ran.result.usage if ran.result else None
     queue_s, run_s, busy_s = _timings(ran)
@@ -200,7 +197,7 @@ def _finish(a: Assistant, request_id: str, ran: _Ran, cancel: threading.Event | 
 
 
 def reject(
-    a: Assistant,
+    a: Context,
     request_id: str,
     request: Request,
     source: str,
@@ -235,7 +232,7 @@ def reject(
     return rejected(request_id, err, decision)
 
 
-def priced(a: Assistant, decision: RouteDecision) -> RouteDecision:
+def priced(a: Context, decision: RouteDecision) -> RouteDecision:
     """Each alternative with what it typically cost here, from the ledger's own history."""
     alternatives = []
     for alt in decision.alternatives:

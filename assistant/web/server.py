@@ -2,6 +2,10 @@
 
 Both share one Assistant (router, pool, ledger), so a model loaded for the
 browser serves API calls too, and API traffic shows in the cost panel.
+
+``serve()`` is the one way the app is served: app.py (``make run`` and the
+Space) and ``python -m assistant serve`` both call it. This module imports the
+UI and the API, never the other way round.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ def build_server(settings: Settings, progress=print):
     from assistant.web.api import add_api
     from assistant.web.owners import UploadOwners
     from assistant.web.ui import build
-    from assistant.web.ui.app import launch_options
 
     demo, assistant = build(settings, progress)
     app = FastAPI(title="Assistant API", docs_url=None, redoc_url=None)
@@ -46,6 +49,68 @@ def build_server(settings: Settings, progress=print):
         settings=settings,
     )
     return app, assistant
+
+
+def launch_options(settings=None) -> dict:
+    """How Gradio mounts the UI: upload cap, MCP, login, the look, and which paths it may serve."""
+    from assistant.web.ui.layout import CSS, ON_LOAD, SAMPLES
+
+    # Uploads larger than this are refused by Gradio before they reach us.
+    # Agents call the tools of assistant/web/ui/tools.py at /gradio_api/mcp/.
+    options = {
+        "max_file_size": "200mb",
+        "show_error": False,
+        "mcp_server": True,
+        "css": CSS,
+        "js": ON_LOAD,
+    }
+    if settings is not None and settings.auth:
+        # Gradio's MCP server calls the app through a client that cannot log
+        # in, so behind a login it would list tools and refuse every call.
+        # Agents use /v1 with ASSISTANT_API_KEY there instead.
+        options["mcp_server"] = False
+        options["auth"] = list(settings.auth)  # Gradio's login page; user_of() reads the name
+        options["auth_message"] = "Log in: each account has its own chats, documents and quota."
+    if settings is not None:
+        # Kept copies of indexed documents, so a cited recording plays from its timestamp.
+        (settings.documents_dir / "files").mkdir(parents=True, exist_ok=True)
+        # Pictures, speech and exports the app writes: Gradio copies an output into its
+        # cache only from an allowed folder (or the checkout, or /tmp). The samples
+        # are the welcome's example recording.
+        options["allowed_paths"] = [
+            str(settings.documents_dir / "files"),
+            str(settings.home / "outputs"),
+            str(settings.home / "exports"),
+            str(SAMPLES),
+        ]
+        # Never served or copied, whatever else allows them (blocked wins in Gradio):
+        # the app's own databases, and the system's secrets.
+        options["blocked_paths"] = blocked_paths(settings)
+    return options
+
+
+def blocked_paths(settings) -> list[str]:
+    home = settings.home.resolve()
+    databases = [
+        str(p)
+        for pattern in ("*.sqlite*", "documents/*.sqlite*")
+        for p in sorted(home.glob(pattern))
+    ]
+    for name in (
+        "ledger.sqlite",
+        "chats.sqlite",
+        "upload_owners.sqlite",
+        "documents/documents.sqlite",
+    ):
+        databases += [str(home / (name + tail)) for tail in ("", "-wal", "-shm", "-journal")]
+    return sorted(set(databases)) + [
+        str(home / "documents" / "chroma"),
+        "/proc",
+        "/etc",
+        "/sys",
+        "/root",
+        "/dev",
+    ]
 
 
 def _users(app, settings: Settings):
@@ -88,8 +153,16 @@ def _kept_reader(assistant, user_for):
 
 
 def serve(settings: Settings) -> None:
+    """Build the app and serve it until Ctrl-C or SIGTERM (uvicorn handles both)."""
     import uvicorn
 
+    from assistant.web.space import ensure_packs, on_space
+
+    if on_space():
+        # Spaces cannot pip-install the weight packs with --no-deps from
+        # requirements.txt; they go into ASSISTANT_HOME once (see assistant/web/space.py).
+        settings.ensure_home()
+        ensure_packs(settings.home)
     app, _ = build_server(settings)
     # Gradio's own variables, so Spaces and `make run` configure it the usual way.
     host = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")

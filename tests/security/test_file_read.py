@@ -191,7 +191,7 @@ def test_the_handlers_refuse_a_foreign_path_even_behind_a_broken_gate(assistant,
                 {"text": "read it", "files": [path]}, [], None, request=_Request(who)
             )
         )
-        assert len(updates) == 1 and updates[0][1] == []  # nothing shown, nothing run
+        assert len(updates) == 1 and updates[0].chat == []  # nothing shown, nothing run
         said = fns["index_documents"]([path], False, request=_Request(who))[0]
         assert "not uploaded from this browser" in said
     assert fake_chat.seen == [] and assistant.store.documents(["user-local", "shared"]) == []
@@ -203,7 +203,7 @@ def test_the_handlers_refuse_a_foreign_path_even_behind_a_broken_gate(assistant,
             request=_Request("ana-cookie"),
         )
     )
-    assert ok[-1][1][0] == {"role": "user", "content": {"path": str(uploads / "mine.txt")}}
+    assert ok[-1].chat[0] == {"role": "user", "content": {"path": str(uploads / "mine.txt")}}
 
 
 def test_identical_bytes_uploaded_again_do_not_take_the_file_from_its_owner(app):

@@ -1,4 +1,4 @@
-"""The web app. Import ``assistant.ui.app`` only through these functions.
+"""The web UI. Build it only through ``build()`` (assistant/web/server.py serves it).
 
 Gradio reads GRADIO_TEMP_DIR when it is first imported and stores every
 upload there; pointing it into ASSISTANT_HOME before that import is what
@@ -22,10 +22,3 @@ def build(settings: Settings, progress=print):
 
     assistant = Assistant.from_settings(settings, progress=progress)
     return build_app(assistant), assistant
-
-
-def serve(settings: Settings) -> None:
-    """The UI and the /v1 API on one port (assistant/web/server.py)."""
-    from assistant.web.server import serve as serve_all
-
-    serve_all(settings)

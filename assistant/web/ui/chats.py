@@ -12,6 +12,7 @@ from pathlib import Path
 import gradio as gr
 
 from assistant.chats.conversations import Turn
+from assistant.chats.turns import export_file
 from assistant.flow.service import Assistant
 from assistant.web.ui.render import reply_messages, safe_markdown
 from models.base import BadInput
@@ -83,6 +84,21 @@ def chatbot_messages(turns: list[Turn]) -> list[dict]:
     return out
 
 
+@dataclass(frozen=True)
+class Sidebar:
+    """The sidebar's components."""
+
+    new: gr.Button
+    listing: gr.Radio
+    title: gr.Textbox
+    rename: gr.Button
+    delete: gr.Button
+    fmt: gr.Radio
+    export: gr.Button
+    exported: gr.File
+    answer: gr.Textbox  # the answer to "Delete this chat?"
+
+
 def build_chat_sidebar(
     assistant: Assistant,
     user_of,
@@ -91,7 +107,26 @@ def build_chat_sidebar(
     prompt: PromptControls,
     demo: gr.Blocks,
 ) -> gr.Radio:
-    chats = assistant.chats
+    bar = _sidebar()
+    on = SidebarHandlers(assistant, user_of)
+    demo.load(on.last_chat, None, [bar.listing, chat_id, chatbot, prompt.system, bar.title])
+    bar.listing.input(on.open_chat, bar.listing, [chat_id, chatbot, prompt.system, bar.title])
+    chat_id.change(on.current, chat_id, [bar.title, bar.exported])
+    bar.new.click(on.new_chat, None, [chat_id, chatbot, prompt.system, bar.listing])
+    bar.rename.click(on.do_rename, [chat_id, bar.title], bar.listing)
+    # Asked first: a deleted chat cannot come back. The browser's answer travels in
+    # a hidden box (the open chat is server-side State, which the browser cannot change).
+    bar.delete.click(
+        on.do_delete,
+        [chat_id, bar.answer],
+        [chat_id, chatbot, prompt.system, bar.listing],
+        js="(id, a) => [id, confirm('Delete this chat for good?') ? 'yes' : 'no']",
+    )
+    bar.export.click(on.do_export, [chat_id, bar.fmt], bar.exported)
+    return bar.listing
+
+
+def _sidebar() -> Sidebar:
     with gr.Sidebar(label="Chats", open=True, elem_id="sidebar"):
         new = gr.Button("+ New chat", elem_id="new-chat")
         listing = gr.Radio([], label="Your chats", elem_id="chat-list")
@@ -102,86 +137,83 @@ def build_chat_sidebar(
             fmt = gr.Radio([("Markdown", "md"), ("JSON", "json")], value="md", label="Export as")
             export = gr.Button("Export", size="sm", elem_id="export-chat")
             exported = gr.File(label="Exported chat", interactive=False, elem_id="exported")
-            answer = gr.Textbox("no", visible=False)  # the answer to "Delete this chat?"
+            answer = gr.Textbox("no", visible=False)
+    return Sidebar(new, listing, title, rename, delete, fmt, export, exported, answer)
 
-    def listed(request: gr.Request, selected: str | None = None):
-        items = [(c.title, c.id) for c in chats.list(user_of(request))]
+
+class SidebarHandlers:
+    """The sidebar's events: each acts on the requesting person's own chats.
+
+    Gradio names an event's endpoint after its function: do_rename, do_delete and
+    do_export keep the names these endpoints have always had."""
+
+    def __init__(self, assistant: Assistant, user_of):
+        self.assistant, self.chats, self.user_of = assistant, assistant.chats, user_of
+
+    def listed(self, request: gr.Request, selected: str | None = None):
+        items = [(c.title, c.id) for c in self.chats.list(self.user_of(request))]
         return gr.Radio(choices=items, value=selected)
 
-    def open_chat(selected: str | None, request: gr.Request):
+    def open_chat(self, selected: str | None, request: gr.Request):
         if not selected:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        user = user_of(request)
+        user = self.user_of(request)
         try:
-            info = chats.info(user, selected)
+            info = self.chats.info(user, selected)
         except BadInput as err:
             gr.Warning(str(err))
-            return None, [], "", listed(request)
+            return None, [], "", self.listed(request)
         return (
             selected,
-            chatbot_messages(chats.turns(user, selected)),
+            chatbot_messages(self.chats.turns(user, selected)),
             info.system_prompt,
             gr.Textbox(value=info.title),
         )
 
-    def new_chat():
+    def new_chat(self):
         return None, [], "", gr.Radio(value=None)
 
-    def do_rename(selected: str | None, name: str, request: gr.Request):
+    def do_rename(self, selected: str | None, name: str, request: gr.Request):
         if selected:
             try:
-                chats.rename(user_of(request), selected, name)
+                self.chats.rename(self.user_of(request), selected, name)
             except BadInput as err:
                 gr.Warning(str(err))
-        return listed(request, selected)
+        return self.listed(request, selected)
 
-    def do_delete(selected: str | None, answer: str, request: gr.Request):
+    def do_delete(self, selected: str | None, answer: str, request: gr.Request):
         if not selected or answer != "yes":  # nothing open, or "Delete…?" was answered no
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        chats.delete(user_of(request), selected)
-        return None, [], "", listed(request)
+        self.chats.delete(self.user_of(request), selected)
+        return None, [], "", self.listed(request)
 
-    def last_chat(request: gr.Request):
+    def last_chat(self, request: gr.Request):
         """A reloaded page reopens the chat used last, as it was."""
-        items = chats.list(user_of(request))
+        items = self.chats.list(self.user_of(request))
         if not items:
-            return listed(request), None, [], "", ""
+            return self.listed(request), None, [], "", ""
         chosen = items[0]
-        messages = chatbot_messages(chats.turns(user_of(request), chosen.id))
-        return listed(request, chosen.id), chosen.id, messages, chosen.system_prompt, chosen.title
+        messages = chatbot_messages(self.chats.turns(self.user_of(request), chosen.id))
+        return (
+            self.listed(request, chosen.id),
+            chosen.id,
+            messages,
+            chosen.system_prompt,
+            chosen.title,
+        )
 
-    def current(selected: str | None, request: gr.Request):
+    def current(self, selected: str | None, request: gr.Request):
         """The Rename box and the export follow the open chat, whichever way it was opened."""
         if not selected:
             return "", None
         try:
-            return chats.info(user_of(request), selected).title, None
+            return self.chats.info(self.user_of(request), selected).title, None
         except BadInput:
             return "", None
 
-    def do_export(selected: str | None, kind: str, request: gr.Request):
+    def do_export(self, selected: str | None, kind: str, request: gr.Request):
         if not selected:
             gr.Warning("Open or start a chat first.")
             return None
-        text = chats.export(user_of(request), selected, kind)
-        folder = assistant.settings.home / "exports"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"chat-{selected}.{kind}"
-        path.write_text(text, encoding="utf-8")
-        return str(path)
-
-    demo.load(last_chat, None, [listing, chat_id, chatbot, prompt.system, title])
-    listing.input(open_chat, listing, [chat_id, chatbot, prompt.system, title])
-    chat_id.change(current, chat_id, [title, exported])
-    new.click(new_chat, None, [chat_id, chatbot, prompt.system, listing])
-    rename.click(do_rename, [chat_id, title], listing)
-    # Asked first: a deleted chat cannot come back. The browser's answer travels in
-    # a hidden box (the open chat is server-side State, which the browser cannot change).
-    delete.click(
-        do_delete,
-        [chat_id, answer],
-        [chat_id, chatbot, prompt.system, listing],
-        js="(id, a) => [id, confirm('Delete this chat for good?') ? 'yes' : 'no']",
-    )
-    export.click(do_export, [chat_id, fmt], exported)
-    return listing
+        folder = self.assistant.settings.home / "exports"
+        return str(export_file(self.chats, folder, self.user_of(request), selected, kind))

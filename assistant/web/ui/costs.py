@@ -85,18 +85,37 @@ def export(assistant: Assistant, kind: str, user: str | None = None) -> str:
 
 def build_costs_tab(assistant: Assistant, tab: gr.Tab) -> None:
     """Adds the tab's components to the Blocks being built; refreshes when it opens."""
+    refresh_btn, outputs, csv_btn, json_btn = _layout()
+    on = CostHandlers(assistant)
+    refresh_btn.click(on.refresh, None, outputs, api_name="costs")
+    tab.select(on.refresh, None, outputs)
+    csv_btn.click(on.export_csv, None, csv_btn)
+    json_btn.click(on.export_json, None, json_btn)
 
-    def refresh(request: gr.Request = None):
-        frame = finished_frame(assistant, user_filter(assistant, request))
+
+def saving_frame(by_model: pd.DataFrame) -> pd.DataFrame:
+    """Per model, its total $ here and $ on a cloud API as two rows ("where": here | cloud)."""
+    saving = by_model.melt(
+        id_vars="model",
+        value_vars=["usd_local", "usd_cloud"],
+        var_name="where",
+        value_name="usd",
+    )
+    saving["usd"] = saving["usd"].astype(float)  # a number even with no rows
+    saving["where"] = saving["where"].map({"usd_local": "here", "usd_cloud": "cloud"})
+    return saving
+
+
+class CostHandlers:
+    """The tab's events (Gradio names their endpoints after these methods)."""
+
+    def __init__(self, assistant: Assistant):
+        self.assistant = assistant
+
+    def refresh(self, request: gr.Request = None):
+        frame = finished_frame(self.assistant, user_filter(self.assistant, request))
         by_model = totals(frame, "model")
-        saving = by_model.melt(
-            id_vars="model",
-            value_vars=["usd_local", "usd_cloud"],
-            var_name="where",
-            value_name="usd",
-        )
-        saving["usd"] = saving["usd"].astype(float)  # a number even with no rows
-        saving["where"] = saving["where"].map({"usd_local": "here", "usd_cloud": "cloud"})
+        saving = saving_frame(by_model)
         # The browser builds a plot's chart once, from its first data, and
         # afterwards only swaps the rows: the axis kinds and the colours it
         # knows stay those of the first data (none, on a fresh home). Naming
@@ -115,6 +134,15 @@ def build_costs_tab(assistant: Assistant, tab: gr.Tab) -> None:
             totals(frame, "family"),
         )
 
+    def export_csv(self, request: gr.Request = None) -> str:
+        return export(self.assistant, "csv", user_filter(self.assistant, request))
+
+    def export_json(self, request: gr.Request = None) -> str:
+        return export(self.assistant, "json", user_filter(self.assistant, request))
+
+
+def _layout() -> tuple:
+    """(refresh button, the five outputs a refresh fills, CSV button, JSON button)."""
     gr.Markdown(
         "Every request's cost from the ledger: **here** is device-seconds × the "
         "device's rental price, **cloud** is the same work priced on a hosted API "
@@ -124,30 +152,8 @@ def build_costs_tab(assistant: Assistant, tab: gr.Tab) -> None:
     refresh_btn = gr.Button("Refresh", size="sm", elem_id="costs-refresh")
     with gr.Row():
         # "%H:%M": Vega's default clock is 12-hour, so 16:21 read as 04:21.
-        cost_plot = gr.ScatterPlot(
-            x="when",
-            y="usd_local",
-            color="model",
-            title="$ here per request",
-            height=260,
-            x_title="time",
-            x_axis_format="%H:%M",
-            y_title="$ here",
-            y_lim=[0, None],
-            elem_id="costs-usd",
-        )
-        latency_plot = gr.ScatterPlot(
-            x="when",
-            y="run_s",
-            color="model",
-            title="Run seconds per request",
-            height=260,
-            x_title="time",
-            x_axis_format="%H:%M",
-            y_title="run seconds",
-            y_lim=[0, None],
-            elem_id="costs-run",
-        )
+        cost_plot = _over_time("usd_local", "$ here per request", "$ here", "costs-usd")
+        latency_plot = _over_time("run_s", "Run seconds per request", "run seconds", "costs-run")
     with gr.Row():
         # Two bars, here and cloud, each stacked by model: their heights are the totals.
         saving_plot = gr.BarPlot(
@@ -165,14 +171,19 @@ def build_costs_tab(assistant: Assistant, tab: gr.Tab) -> None:
         csv_btn = gr.DownloadButton("Export CSV", size="sm")
         json_btn = gr.DownloadButton("Export JSON", size="sm")
     outputs = [cost_plot, latency_plot, by_model, saving_plot, by_family]
-    refresh_btn.click(refresh, None, outputs, api_name="costs")
-    tab.select(refresh, None, outputs)
+    return refresh_btn, outputs, csv_btn, json_btn
 
-    def export_csv(request: gr.Request = None) -> str:
-        return export(assistant, "csv", user_filter(assistant, request))
 
-    def export_json(request: gr.Request = None) -> str:
-        return export(assistant, "json", user_filter(assistant, request))
-
-    csv_btn.click(export_csv, None, csv_btn)
-    json_btn.click(export_json, None, json_btn)
+def _over_time(y: str, title: str, y_title: str, elem_id: str) -> gr.ScatterPlot:
+    return gr.ScatterPlot(
+        x="when",
+        y=y,
+        color="model",
+        title=title,
+        height=260,
+        x_title="time",
+        x_axis_format="%H:%M",
+        y_title=y_title,
+        y_lim=[0, None],
+        elem_id=elem_id,
+    )

@@ -47,6 +47,22 @@ def document_rows(assistant: Assistant, user: str) -> list[list]:
 
 
 def build_documents_tab(assistant: Assistant, tab: gr.Tab) -> None:
+    files, shared, add, status, table, doc_id, delete = _layout()
+    on = DocumentHandlers(assistant)
+    add.click(on.index, [files, shared], [status, table, files], api_name="index_documents")
+    delete.click(
+        on.remove,
+        [doc_id],
+        [status, table],
+        api_name="delete_document",
+        js="(id) => [(id && confirm('Delete this document from the knowledge base?')) ? id : '']",
+    )
+    table.select(on.pick, None, doc_id)
+    tab.select(on.refresh, None, table)
+
+
+def _layout() -> tuple:
+    """(files, shared, add, status, table, doc_id, delete): the tab's components."""
     gr.Markdown(
         "Upload documents (txt, md, html, pdf, docx), recordings or pictures; ask about them in "
         "the chat. Answers cite the passages they use. Recordings are transcribed and cited by "
@@ -66,8 +82,17 @@ def build_documents_tab(assistant: Assistant, tab: gr.Tab) -> None:
             label="Document to delete (click its row, or paste its id)", max_lines=1, scale=3
         )
         delete = gr.Button("Delete", variant="stop", scale=1, elem_id="doc-delete")
+    return files, shared, add, status, table, doc_id, delete
 
-    def index(paths, share: bool, request: gr.Request = None, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
+
+class DocumentHandlers:
+    """The tab's events (Gradio names their endpoints after these methods)."""
+
+    def __init__(self, assistant: Assistant):
+        self.assistant = assistant
+
+    def index(self, paths, share: bool, request: gr.Request = None, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
+        assistant = self.assistant
         user = user_of(request)
         said = []
         chosen = [Path(raw if isinstance(raw, str) else raw.name) for raw in paths or []]
@@ -87,7 +112,8 @@ def build_documents_tab(assistant: Assistant, tab: gr.Tab) -> None:
             said = ["Choose one or more files first."]
         return "\n\n".join(said), document_rows(assistant, user), None
 
-    def remove(prefix: str, request: gr.Request = None):
+    def remove(self, prefix: str, request: gr.Request = None):
+        assistant = self.assistant
         user = user_of(request)
         prefix = (prefix or "").strip()
         if not prefix:  # nothing chosen, or the person said no to "Delete…?"
@@ -105,23 +131,10 @@ def build_documents_tab(assistant: Assistant, tab: gr.Tab) -> None:
         gone = assistant.store.delete(docs[0].collection, docs[0].doc_id)
         return f"Deleted {gone.name} ({gone.chunks} chunks).", document_rows(assistant, user)
 
-    add.click(index, [files, shared], [status, table, files], api_name="index_documents")
-    delete.click(
-        remove,
-        [doc_id],
-        [status, table],
-        api_name="delete_document",
-        js="(id) => [(id && confirm('Delete this document from the knowledge base?')) ? id : '']",
-    )
-
-    def pick(selected: gr.SelectData):
+    def pick(self, selected: gr.SelectData):
         # A click on a row fills the box: deleting starts from the row, not a copied id.
         row = selected.row_value or []
         return row[-1] if row else gr.skip()
 
-    table.select(pick, None, doc_id)
-
-    def refresh(request: gr.Request = None):
-        return document_rows(assistant, user_of(request))
-
-    tab.select(refresh, None, table)
+    def refresh(self, request: gr.Request = None):
+        return document_rows(self.assistant, user_of(request))

@@ -1,0 +1,90 @@
+"""Rewrite a GGUF's matrices that llama.cpp's prebuilt CPU kernels multiply slowly.
+
+Why (measured, docs/benchmarks.md, 2026-12-03): the SmolLM2 pack ships
+Q4_1. llama.cpp's CPU backend has no repacked (interleaved) kernel for
+Q4_1, and its tiled matmul (llamafile) takes Q4_0 and Q8_0 but not Q4_1,
+so every product with a Q4_1 matrix is a row-by-row dot product (``perf``:
+84% of a prompt's time in ``ggml_vec_dot_q4_1_q8_1``). Reading a prompt
+then costs almost as much per token as generating one, and eight chats
+decoded together cost eight times one. Q8_0 takes the tiled path.
+
+Q8_0, not Q4_0, because the pack's Q4_1 weights are the only source (the
+fp32 reference model is dequantized from them too): Q8_0 holds each Q4_1
+value to within 1/254 of its block's largest, well under Q4_1's own step,
+so the model is the same one; Q4_0 would round it a second time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Source type -> the type written instead. Only Q4_1 was measured; K-quants
+# (the coder's Q4_K_M) already have repacked kernels and are left alone.
+REWRITE = {"Q4_1": "Q8_0"}
+
+
+def needs_rewrite(gguf_file: Path) -> bool:
+    import gguf
+
+    reader = gguf.GGUFReader(str(gguf_file))
+    return any(t.tensor_type.name in REWRITE for t in reader.tensors)
+
+
+def fast_gguf(gguf_file: Path) -> Path:
+    """The GGUF to serve: ``gguf_file`` itself, or its rewritten sibling (made once).
+
+    The sibling is named for what it holds (``X.Q4_1.gguf`` -> ``X.Q8_0.gguf``)
+    and written atomically, so two processes loading at once never read half
+    a file.
+    """
+    gguf_file = Path(gguf_file)
+    out = gguf_file.with_name(gguf_file.stem.removesuffix(".Q4_1") + ".Q8_0.gguf")
+    if out.is_file():
+        return out
+    if not needs_rewrite(gguf_file):
+        return gguf_file
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        rewrite(gguf_file, tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def rewrite(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst``: every key as it is, REWRITE's tensor types requantized."""
+    import gguf
+    import numpy as np
+
+    reader = gguf.GGUFReader(str(src))
+    arch = reader.fields[gguf.Keys.General.ARCHITECTURE].contents()
+    writer = gguf.GGUFWriter(str(dst), arch)
+    for field in reader.fields.values():
+        # The writer adds the architecture and the GGUF.* header fields itself.
+        if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
+            continue
+        kind = field.types[0]
+        sub = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
+        value = field.contents()
+        if field.name == gguf.Keys.General.FILE_TYPE and value == gguf.LlamaFileType.MOSTLY_Q4_1:
+            value = gguf.LlamaFileType.MOSTLY_Q8_0  # what the file now mostly holds
+        writer.add_key_value(field.name, value, kind, sub_type=sub)
+    tensors = []
+    for t in reader.tensors:
+        to = REWRITE.get(t.tensor_type.name)
+        if to is None:
+            tensors.append((t.name, t.data, t.tensor_type))
+            continue
+        values = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
+        qtype = gguf.GGMLQuantizationType[to]
+        tensors.append((t.name, gguf.quants.quantize(values, qtype), qtype))
+    for name, data, qtype in tensors:
+        writer.add_tensor_info(name, data.shape, data.dtype, data.nbytes, qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    for _, data, _ in tensors:
+        writer.write_tensor_data(data)
+    writer.close()
