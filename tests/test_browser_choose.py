@@ -182,7 +182,11 @@ def test_a_second_run_set_beside_the_first_shows_which_items_changed(page, tmp_p
 def test_model_cards_show_what_each_model_is_and_what_it_measured_here(page):
     page.get_by_text("Model cards: what each model is, and what it measured here").click()
     cards = page.locator("#model-cards")
-    cards.get_by_text("smollm2-135m-instruct-fp32").first.wait_for()
+    # Opening the panel reads the cards anew: wait for that, not the page-load copy.
+    page.wait_for_function(
+        "() => { const t = document.querySelector('#model-cards').innerText;"
+        " return t.includes('on mine.jsonl') && !t.includes('queue:'); }"
+    )
     text = cards.inner_text()
     assert "open (Apache-2.0)" in text and "proprietary (" in text  # gpt-4o-mini's card
     assert "grounded 0." in text  # bench answers' measured figure
