@@ -127,6 +127,76 @@ def test_evaluate_runs_an_uploaded_dataset_and_draws_the_score_cost_scatter(page
     assert "text requests go to" in note.inner_text()
 
 
+def test_a_second_run_set_beside_the_first_shows_which_items_changed(page, tmp_path):
+    # The same file name, ids and models, another reference for "fr": a new run
+    # whose "fr" item changes score while "de" does not.
+    dataset = tmp_path / "mine.jsonl"
+    dataset.write_text(
+        json.dumps({"id": "fr", "input": "What is the capital of France?", "expected": ["Lyon"]})
+        + "\n"
+        + json.dumps(
+            {"id": "de", "input": "What is the capital of Germany?", "expected": ["Berlin"]}
+        )
+        + "\n"
+    )
+    page.get_by_role("tab", name="Evaluate").click()
+    upload = page.locator("#eval-upload")
+    clear = upload.get_by_role("button", name=re.compile("clear", re.I))
+    if clear.count():  # the first run's file is still there
+        clear.first.click()
+    upload.locator("input[type=file]").set_input_files(str(dataset))
+    upload.get_by_text("mine.jsonl").wait_for()
+    status = page.locator("#eval-status")
+    earlier = re.search(r"run (\w+)", status.inner_text()).group(1)
+    page.locator("#eval-go").click()
+    page.wait_for_function(  # "Done:" again, for another run (the earlier stays faded meanwhile)
+        "(e) => { const t = document.querySelector('#eval-status').innerText;"
+        " return t.includes('Done:') && !t.includes(e) && !t.includes('processing'); }",
+        arg=earlier,
+        timeout=SLOW,
+    )
+    run = re.search(r"run (\w+)", status.inner_text()).group(1)
+    page.get_by_text("Two runs side by side, item by item").click()
+    page.wait_for_function(  # the pickers were refreshed: B is the run just finished
+        "(r) => document.querySelector('#runs-b input').value.startsWith(r.slice(0, 8))",
+        arg=run,
+    )
+    page.locator("#runs-go").click()
+    page.wait_for_function("document.querySelector('#runs-summary').innerText.trim().length > 0")
+    page.screenshot(path=ARTIFACTS / "choose-3b-runs-side-by-side.png", full_page=True)
+    summary = page.locator("#runs-summary").inner_text()
+    assert "items changed score" in summary, summary
+    assert all(model in summary for model in PAIR) and "→" in summary
+    changed = int(re.search(r"(\d+) of 4 items changed score", summary).group(1))
+    assert changed >= 1  # "fr" was right (Paris) in the first run, wrong (Lyon) now
+    table = page.locator("#runs-items").inner_text()
+    assert table.count("yes") == changed
+    # Changed items first: every "yes" comes before the first "de" row, whose
+    # reference did not move and whose score (at temperature 0) did not either.
+    first_de = re.search(r"(?m)^\s*de\b", table)
+    assert first_de and table.rfind("yes") < first_de.start()
+    page.locator("#runs-items").scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "choose-3b-runs-side-by-side.png", full_page=True)
+
+
+def test_model_cards_show_what_each_model_is_and_what_it_measured_here(page):
+    page.get_by_text("Model cards: what each model is, and what it measured here").click()
+    cards = page.locator("#model-cards")
+    # Opening the panel reads the cards anew: wait for that, not the page-load copy.
+    page.wait_for_function(
+        "() => { const t = document.querySelector('#model-cards').innerText;"
+        " return t.includes('on mine.jsonl') && !t.includes('queue:'); }"
+    )
+    text = cards.inner_text()
+    assert "open (Apache-2.0)" in text and "proprietary (" in text  # gpt-4o-mini's card
+    assert "grounded 0." in text  # bench answers' measured figure
+    assert "median of" in text  # the ledger's medians after the evals above
+    assert "contains 0.50 on mine.jsonl" in text  # the second eval run, read as the panel opens
+    assert "multilingual" in text and "English only" in text
+    cards.scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "choose-3c-model-cards.png", full_page=True)
+
+
 def test_fine_tune_shows_the_loss_curve_and_the_card_and_serves_the_model(page, server):
     page.get_by_role("tab", name="Fine-tune").click()
     page.locator("#tune-base input").click()

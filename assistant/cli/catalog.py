@@ -22,12 +22,23 @@ def add_commands(sub) -> None:
 
 
 def cmd_models(args, settings: Settings) -> int:
+    from assistant.accounting.ledger import Ledger
     from assistant.catalog.entries import Catalog
+    from assistant.database import open_database
+    from assistant.evaluation.cards import cards, quality_line, speed_line
+    from assistant.evaluation.votes import Votes
 
     catalog = Catalog.load(extra=settings.catalog_file)
-    rows = catalog.rows(settings.weights_dir, probe=args.check)
+    # Listing models must not create a ledger or votes: read them only where they exist.
+    shared = settings.database_url
+    ledger = votes = None
+    if shared or settings.ledger_path.is_file():
+        ledger = Ledger(open_database(shared, settings.ledger_path))
+    if shared or (settings.home / "votes.sqlite").is_file():
+        votes = Votes(open_database(shared, settings.home / "votes.sqlite"))
+    rows = cards(catalog, settings, ledger, votes, probe=args.check)
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print(json.dumps(rows, indent=1, ensure_ascii=False))
         return 0
     for r in rows:
         mark = "✓" if r["available"] else "·"
@@ -35,7 +46,8 @@ def cmd_models(args, settings: Settings) -> int:
             f"{mark} {r['id']:<28} {r['family']:<7} {','.join(r['tasks']):<28} "
             f"{r['params_m']:>7.1f}M {r['size_mb']:>6} MB  {r['license']}"
         )
-        print(f"    {r['source']}: {r['availability']}")
+        print(f"    {r['what']}; {r['languages']}. {r['source']}: {r['availability']}")
+        print(f"    quality: {quality_line(r)} · here: {speed_line(r)}")
     return 0
 
 

@@ -15,7 +15,9 @@ def add_commands(sub) -> None:
     ev = sub.add_parser("eval", help="score models on your own dataset (JSONL or CSV)")
     ev.add_argument("dataset", help='lines of {"id", "input", "attachments", "expected"}')
     ev.add_argument("--models", required=True, help="catalog ids, comma-separated")
-    ev.add_argument("--metric", help="contains (text) | exact | wer (speech) | json")
+    ev.add_argument("--metric", help="contains (text) | exact | wer (speech) | json | judge")
+    ev.add_argument("--judge", help="with --metric judge: the text model that grades")
+    ev.add_argument("--against", metavar="RUN_ID", help="show item by item what changed since run")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_eval)
 
@@ -45,35 +47,28 @@ def _model_ids(text: str) -> list[str]:
 
 
 def cmd_eval(args, settings: Settings) -> int:
+    from assistant.evaluation import runs
     from assistant.evaluation.engine import evaluate
+    from assistant.evaluation.report import print_eval, print_side_by_side
     from assistant.flow.service import Assistant
 
     models = _model_ids(args.models)
+    earlier = runs.load(settings.home, args.against) if args.against else None  # before any run
     assistant = Assistant.from_settings(settings, progress=progress)
 
     def each_item(done: int, total: int, item) -> None:
-        mark = "failed" if item.status != "ok" else f"score {item.score:.2f}"
+        mark = "failed" if item.status != "ok" else item.note or f"score {item.score:.2f}"
         progress(f"  [{done}/{total}] {item.model} · {item.id}: {mark}")
 
-    report = evaluate(assistant, Path(args.dataset), models, args.metric, each_item)
+    report = evaluate(assistant, Path(args.dataset), models, args.metric, each_item, args.judge)
+    diff = runs.side_by_side(earlier, report) if earlier else None
     if args.json:
-        print(json.dumps(report, ensure_ascii=False, indent=1))
+        shown = report | {"against": diff} if diff else report
+        print(json.dumps(shown, ensure_ascii=False, indent=1))
         return 0
-    better = "higher" if report["higher_is_better"] else "lower"
-    print(
-        f"{report['dataset']} · {report['task']} · metric {report['metric']} ({better} is "
-        f"better) · run {report['run']}"
-    )
-    print(
-        f"{'model':<40} {'score':>7} {'n':>4} {'failed':>6} {'p50 s':>7} {'$ here':>10} "
-        f"{'$ cloud':>10}"
-    )
-    for m in report["models"]:
-        cloud = f"{m['usd_cloud']:.6f}" if m["usd_cloud"] is not None else "–"
-        print(
-            f"{m['model']:<40} {m['score']:>7.3f} {m['n']:>4} {m['failed']:>6} "
-            f"{m['latency_p50_s']:>7.2f} {m['usd_local']:>10.6f} {cloud:>10}"
-        )
+    print_eval(report)
+    if diff:
+        print_side_by_side(diff)
     return 0
 
 

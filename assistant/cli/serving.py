@@ -18,11 +18,15 @@ def add_commands(sub) -> None:
     sub.add_parser("serve", help="serve the web app").set_defaults(func=cmd_serve)
 
     bench = sub.add_parser(
-        "bench", help="measure side by side: asr, text, rag, router, vision, image, pool, scale"
+        "bench",
+        help="measure side by side: asr, text, rag, router, vision, image, pool, scale, load",
     )
     bench.add_argument("name", nargs="?", help="one bench; all when omitted")
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--repeats", type=int, default=3, help="runs per contender (median)")
+    bench.add_argument("--users", type=int, default=16, help="load: simulated users at once")
+    bench.add_argument("--seconds", type=float, default=180.0, help="load: length of a phase")
+    bench.add_argument("--burst", type=int, default=100, help="load: requests sent at once")
     bench.set_defaults(func=cmd_bench)
 
     space = sub.add_parser("space", help="Hugging Face Spaces: export the folder to push")
@@ -52,11 +56,15 @@ def cmd_bench(args, settings: Settings) -> int:
         return 2
 
     settings.ensure_home()
-    names = [args.name] if args.name else list(bench.BENCHES)
+    names = [args.name] if args.name else list(bench.DEFAULT)
+    # Only `bench load` takes the load's shape; the others measure fixed sets.
+    options = {"users": args.users, "seconds": args.seconds, "bursts": args.burst}
     failed = False
     for name in names:
         progress(f"bench {name}:")
-        report = bench.run(name, repeats=args.repeats, progress=progress)
+        report = bench.run(
+            name, repeats=args.repeats, progress=progress, **(options if name == "load" else {})
+        )
         failed |= any(m["met"] is False for m in report["metrics"])
         if args.json:
             print(json.dumps(report, indent=1))

@@ -16,7 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.evaluation import datasets
+from assistant.evaluation import datasets, runs
+from assistant.evaluation.judge import METRIC as JUDGE
+from assistant.evaluation.judge import Judge, catalog_judge
 from assistant.evaluation.metrics import Metric, metric
 from models.base import BadInput, Request
 
@@ -34,9 +36,11 @@ class ItemResult:
     usd_cloud: float | None
     status: str  # ok | error | refused
     error: str | None = None
+    note: str | None = None  # the judge's verdict, or why an item was not judged
 
 
 def run_key(dataset: Path, models: Sequence[str], metric_name: str) -> str:
+    # metric_name is "judge:<model>" for a judged run: another judge, another run.
     """Same file bytes, models and metric: the same run, so it resumes."""
     digest = hashlib.sha256(Path(dataset).read_bytes()).hexdigest()
     spec = json.dumps([RUN_VERSION, digest, list(models), metric_name])
@@ -65,11 +69,14 @@ def evaluate(
     models: Sequence[str],
     metric_name: str | None = None,
     progress: Callable[[int, int, ItemResult], None] | None = None,
+    judge: str | Judge | None = None,
 ) -> dict:
     """Run every example on every model (resuming a run cut short) and return the report.
 
     The report is the `eval --json` contract of DESIGN.md: dataset, metric,
-    models (score, n, latency_p50_s, usd_local, usd_cloud) and items.
+    models (score, n, latency_p50_s, usd_local, usd_cloud) and items. With
+    metric "judge", ``judge`` names the grading model (or is a Judge) and the
+    report says so under "judge", with the judge's known bias.
     """
     if not models:
         raise BadInput("Name at least one model to evaluate (--models A,B).")
@@ -77,7 +84,7 @@ def evaluate(
         raise BadInput("A model is named twice in --models.")
     examples = datasets.load(dataset)  # every line checked before anything runs
     task = task_for(assistant, models, examples[0])
-    chosen = metric(metric_name or ("wer" if task == "asr" else "contains"))
+    chosen, grader = _metric(assistant, metric_name, judge, task)
     if chosen.needs_expected:
         lacking = [e.id for e in examples if not e.expected]
         if lacking:
@@ -85,9 +92,8 @@ def evaluate(
                 f"Metric '{chosen.name}' needs 'expected' on every line; "
                 f"missing for id {', '.join(lacking[:5])}."
             )
-    runs = assistant.settings.home / "evals"
-    runs.mkdir(parents=True, exist_ok=True)
-    path = runs / f"{run_key(dataset, models, chosen.name)}.jsonl"
+    spec = f"judge:{grader.model}" if grader else chosen.name
+    path = runs.folder(assistant.settings.home) / f"{run_key(dataset, models, spec)}.jsonl"
     done = _load_items(path)
     total = len(examples) * len(models)
     with path.open("a", encoding="utf-8") as out:
@@ -95,19 +101,37 @@ def evaluate(
             for example in examples:
                 item = done.get((example.id, model))
                 if item is None:
-                    item = _run_one(assistant, example, model, task, chosen)
+                    item = _run_one(assistant, example, model, task, chosen, grader)
                     out.write(json.dumps(item.__dict__) + "\n")
                     out.flush()
                     done[(example.id, model)] = item
                 if progress:
                     progress(len(done), total, item)
     items = [done[(e.id, m)] for m in models for e in examples]
+    report = _report(dataset, chosen, task, path.stem, models, items)
+    if grader:
+        report["judge"] = grader.about()
+    runs.save_meta(path, report)
+    return report
+
+
+def _metric(assistant, name: str | None, judge, task: str) -> tuple[Metric, Judge | None]:
+    if name != "judge":
+        return metric(name or ("wer" if task == "asr" else "contains")), None
+    if task != "text":
+        raise BadInput(f"The judge grades text answers; this dataset's task is {task}.")
+    if not judge:
+        raise BadInput("Metric 'judge' needs a judge model (--judge ID), a text model.")
+    return JUDGE, judge if isinstance(judge, Judge) else catalog_judge(assistant, judge)
+
+
+def _report(dataset, chosen: Metric, task: str, run: str, models, items) -> dict:
     return {
         "dataset": str(dataset),
         "metric": chosen.name,
         "higher_is_better": chosen.higher_is_better,
         "task": task,
-        "run": path.stem,
+        "run": run,
         "models": [_summary(m, [i for i in items if i.model == m], chosen) for m in models],
         "items": [
             {
@@ -118,6 +142,7 @@ def evaluate(
                 "latency_s": i.latency_s,
                 "status": i.status,
                 "error": i.error,
+                "note": i.note,
             }
             for i in items
         ],
@@ -125,7 +150,12 @@ def evaluate(
 
 
 def _run_one(
-    assistant, example: datasets.Example, model: str, task: str, chosen: Metric
+    assistant,
+    example: datasets.Example,
+    model: str,
+    task: str,
+    chosen: Metric,
+    grader: Judge | None = None,
 ) -> ItemResult:
     # A speech model is judged on its transcript, not on what a text model makes of it.
     request = Request(
@@ -143,7 +173,12 @@ def _run_one(
         (s for s in (outcome.steps or (outcome,)) if s.route and s.route.model == model), outcome
     )
     output = own.result.text if own.result else ""
-    score = chosen.score(output, example.expected) if own.status == "ok" else None
+    score, note = None, None
+    if own.status == "ok" and grader:
+        verdict = grader.grade(example.input, output, example.expected, model)
+        score, note = verdict.score, verdict.note
+    elif own.status == "ok":
+        score = chosen.score(output, example.expected)
     cost = outcome.cost
     return ItemResult(
         example.id,
@@ -155,6 +190,7 @@ def _run_one(
         cost.usd_cloud if cost else None,
         own.status,
         own.error,
+        note,
     )
 
 
@@ -173,14 +209,18 @@ def _load_items(path: Path) -> dict[tuple[str, str], ItemResult]:
 
 def _summary(model: str, items: list[ItemResult], chosen: Metric) -> dict:
     # A failed item scores the worst: 0 for a rate of right answers, 1 for an error rate.
+    # An answered item the judge did not grade (its own answer, no score in its
+    # reply) is left out of the mean: it says nothing of the answer.
     worst = 0.0 if chosen.higher_is_better else 1.0
-    scores = [worst if i.score is None else i.score for i in items]
+    graded = [i for i in items if i.status != "ok" or i.score is not None]
+    scores = [worst if i.score is None else i.score for i in graded]
     clouds = [i.usd_cloud for i in items if i.usd_cloud is not None]
     return {
         "model": model,
         "score": round(statistics.fmean(scores), 4) if scores else None,
         "n": len(items),
         "failed": sum(i.status != "ok" for i in items),
+        "unscored": len(items) - len(graded),
         "latency_p50_s": round(statistics.median(i.latency_s for i in items), 3),
         "usd_local": sum(i.usd_local for i in items),
         "usd_cloud": sum(clouds) if clouds else None,

@@ -62,11 +62,11 @@ class Votes:
 
 def leaderboard(votes: Votes, ledger, task: str | None = None) -> list[dict]:
     """Per task, models best first: rating with its 95 % interval, and measured speed and cost."""
-    measured = _measured(ledger)
+    times = measured(ledger)
     board = []
     for t in [task] if task else votes.tasks():
         for rank, r in enumerate(ratings(votes.all(t)), start=1):
-            stats = measured.get((r.model, t), {})
+            stats = times.get((r.model, t), {})
             board.append(
                 {
                     "task": t,
@@ -82,7 +82,7 @@ def leaderboard(votes: Votes, ledger, task: str | None = None) -> list[dict]:
     return board
 
 
-def _measured(ledger, recent: int = 5000) -> dict[tuple[str, str], dict]:
+def measured(ledger, recent: int = 5000) -> dict[tuple[str, str], dict]:
     """Median run time and local cost per (model, task) over finished requests."""
     seen: dict[tuple[str, str], list[dict]] = {}
     for row in ledger.rows(limit=recent):

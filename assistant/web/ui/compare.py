@@ -96,30 +96,7 @@ def models_here(assistant: Assistant) -> list[str]:
 
 
 def build_compare_tab(assistant: Assistant, tab: gr.Tab) -> None:
-    text_models = models_here(assistant)
-    with gr.Row():
-        prompt = gr.Textbox(
-            label="Prompt",
-            lines=2,
-            scale=4,
-            elem_id="compare-prompt",
-            placeholder="One prompt for every model, e.g. 'Explain DNS in two sentences.'",
-        )
-        attach = gr.File(label="Attachment (optional)", scale=1, height=110, elem_id="compare-file")
-    with gr.Row():
-        models = gr.Dropdown(
-            text_models,
-            multiselect=True,
-            max_choices=MAX_MODELS,
-            label="Models (2 to 4, of the same task)",
-            scale=4,
-            value=_two_defaults(assistant),
-            elem_id="compare-models",
-        )
-        blind = gr.Checkbox(
-            True, label="Blind: hide the names until I vote", scale=1, elem_id="compare-blind"
-        )
-        go = gr.Button("Compare", variant="primary", scale=1, elem_id="compare-go")
+    prompt, attach, models, blind, go = _controls(assistant)
     shown = gr.State([])  # the models in the order their columns show, for the vote
     task = gr.State("")
     with gr.Row():
@@ -140,6 +117,47 @@ def build_compare_tab(assistant: Assistant, tab: gr.Tab) -> None:
     board = gr.Dataframe(
         headers=BOARD_COLUMNS, value=board_rows(assistant), interactive=False, elem_id="leaderboard"
     )
+    tab.select(lambda: gr.Dropdown(choices=models_here(assistant)), None, models, api_name=False)
+    outputs = [*columns, vote_row, said, shown, task]
+    run = _runner(assistant)
+    go.click(run, [prompt, attach, models, blind], outputs, api_name=False)
+    prompt.submit(run, [prompt, attach, models, blind], outputs, api_name=False)
+    for button, code in zip(buttons, VOTES.values(), strict=True):
+        button.click(
+            _voter(assistant, code), [shown, task, prompt], [vote_row, said, board], api_name=False
+        )
+
+
+def _controls(assistant: Assistant) -> tuple:
+    """(prompt, attachment, models, blind, go): what the person fills in."""
+    with gr.Row():
+        prompt = gr.Textbox(
+            label="Prompt",
+            lines=2,
+            scale=4,
+            elem_id="compare-prompt",
+            placeholder="One prompt for every model, e.g. 'Explain DNS in two sentences.'",
+        )
+        attach = gr.File(label="Attachment (optional)", scale=1, height=110, elem_id="compare-file")
+    with gr.Row():
+        models = gr.Dropdown(
+            models_here(assistant),
+            multiselect=True,
+            max_choices=MAX_MODELS,
+            label="Models (2 to 4, of the same task)",
+            scale=4,
+            value=_two_defaults(assistant),
+            elem_id="compare-models",
+        )
+        blind = gr.Checkbox(
+            True, label="Blind: hide the names until I vote", scale=1, elem_id="compare-blind"
+        )
+        go = gr.Button("Compare", variant="primary", scale=1, elem_id="compare-go")
+    return prompt, attach, models, blind, go
+
+
+def _runner(assistant: Assistant):
+    """The Compare button's generator: the columns as they stream, then the vote."""
 
     def run(text, file, chosen, is_blind, request: gr.Request):
         chosen = list(chosen or [])
@@ -180,23 +198,20 @@ def build_compare_tab(assistant: Assistant, tab: gr.Tab) -> None:
         )
         yield (*view(), gr.Row(visible=ask_vote), note, chosen, task_name)
 
-    tab.select(lambda: gr.Dropdown(choices=models_here(assistant)), None, models, api_name=False)
-    outputs = [*columns, vote_row, said, shown, task]
-    go.click(run, [prompt, attach, models, blind], outputs, api_name=False)
-    prompt.submit(run, [prompt, attach, models, blind], outputs, api_name=False)
+    return run
 
-    for button, code in zip(buttons, VOTES.values(), strict=True):
 
-        def vote(order, task_name, text, request: gr.Request, code=code):
-            if len(order) != 2:
-                return gr.skip(), gr.skip(), gr.skip()
-            votes_of(assistant).record(
-                task_name, order[0], order[1], code, user_of(request), text or ""
-            )
-            reveal = f"Recorded. **A** was `{order[0]}`, **B** was `{order[1]}`."
-            return gr.Row(visible=False), reveal, board_rows(assistant)
+def _voter(assistant: Assistant, code: str):
+    def vote(order, task_name, text, request: gr.Request):
+        if len(order) != 2:
+            return gr.skip(), gr.skip(), gr.skip()
+        votes_of(assistant).record(
+            task_name, order[0], order[1], code, user_of(request), text or ""
+        )
+        reveal = f"Recorded. **A** was `{order[0]}`, **B** was `{order[1]}`."
+        return gr.Row(visible=False), reveal, board_rows(assistant)
 
-        button.click(vote, [shown, task, prompt], [vote_row, said, board], api_name=False)
+    return vote
 
 
 def _two_defaults(assistant: Assistant) -> list[str]:

@@ -54,6 +54,33 @@ def build_tune_tab(assistant: Assistant, tab: gr.Tab) -> None:
         'of `{"messages": [...]}` (as OpenAI and TRL take them) or CSV with '
         "`prompt,completion`. 10% is held back to show whether it helped."
     )
+    inputs, base = _controls(assistant)
+    with gr.Row():
+        go = gr.Button("Train", variant="primary", elem_id="tune-go")
+        stop_btn = gr.Button("■ Stop training", variant="stop", visible=False, elem_id="tune-stop")
+    status = gr.Markdown(elem_id="tune-status")
+    curve = gr.LinePlot(
+        x="step", y="loss", title="Training loss", height=260, visible=False, elem_id="tune-curve"
+    )
+    card = gr.Markdown(elem_id="tune-card")
+    # Browser session -> the running training's stop flag (a State would be copied).
+    halts: dict[str, threading.Event] = {}
+    tab.select(lambda: gr.Dropdown(choices=tunable(assistant)), None, base, api_name=False)
+    go.click(
+        _trainer(assistant, halts), inputs, [status, curve, card, go, stop_btn], api_name=False
+    )
+
+    def halt_training(request: gr.Request):
+        halt = halts.get(request.session_hash)
+        if halt is not None:
+            halt.set()
+        return "Stopping after the current step; the last finished epoch is kept for a resume."
+
+    stop_btn.click(halt_training, None, status, api_name=False)
+
+
+def _controls(assistant: Assistant) -> tuple[list, gr.Dropdown]:
+    """([examples, upload, base, name, method, epochs], the base picker)."""
     with gr.Row():
         data = gr.Dropdown(
             [SHIPPED, UPLOADED], value=SHIPPED, label="Examples", scale=2, elem_id="tune-data"
@@ -73,16 +100,11 @@ def build_tune_tab(assistant: Assistant, tab: gr.Tab) -> None:
         name = gr.Textbox("my-tickets", label="New model's name", elem_id="tune-name")
         method = gr.Radio(["lora", "full"], value="lora", label="Method")
         epochs = gr.Number(3, precision=0, minimum=1, maximum=20, label="Epochs")
-    with gr.Row():
-        go = gr.Button("Train", variant="primary", elem_id="tune-go")
-        stop_btn = gr.Button("■ Stop training", variant="stop", visible=False, elem_id="tune-stop")
-    status = gr.Markdown(elem_id="tune-status")
-    curve = gr.LinePlot(
-        x="step", y="loss", title="Training loss", height=260, visible=False, elem_id="tune-curve"
-    )
-    card = gr.Markdown(elem_id="tune-card")
-    # Browser session -> the running training's stop flag (a State would be copied).
-    halts: dict[str, threading.Event] = {}
+    return [data, upload, base, name, method, epochs], base
+
+
+def _trainer(assistant: Assistant, halts: dict[str, threading.Event]):
+    """The Train button's generator: (status, curve, card, Train, Stop) as training goes."""
 
     def train(which, file, base_id, new_name, how, n_epochs, request: gr.Request):
         try:
@@ -93,91 +115,59 @@ def build_tune_tab(assistant: Assistant, tab: gr.Tab) -> None:
             gr.Warning(str(err))
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
-        events: queue.Queue = queue.Queue()
         halt = halts[request.session_hash] = threading.Event()
-
-        def work():
-            try:
-                events.put(
-                    tune(
-                        assistant,
-                        path,
-                        base_id,
-                        (new_name or "").strip(),
-                        how,
-                        int(n_epochs or 3),
-                        events.put,
-                        halt,
-                        source="ui",
-                    )
-                )
-            except BaseException as err:  # noqa: BLE001 - shown to the person
-                events.put(err)
-
-        threading.Thread(target=work, daemon=True, name="tune").start()
+        job = (path, base_id, (new_name or "").strip(), how, int(n_epochs or 3))
+        events = _start(assistant, job, halt)
         losses: list[dict] = []
-        yield (
-            "Preparing the base model and checking the examples…",
-            None,
-            "",
-            gr.Button(visible=False),
-            gr.Button(visible=True),
-        )
+        starting = "Preparing the base model and checking the examples…"
+        yield starting, None, "", gr.Button(visible=False), gr.Button(visible=True)
         while True:
             event = events.get()
             if isinstance(event, BaseException):
-                yield (
-                    f"⚠️ {event or type(event).__name__}",
-                    gr.skip(),
-                    "",
-                    gr.Button(visible=True),
-                    gr.Button(visible=False),
-                )
+                failed = f"⚠️ {event or type(event).__name__}"
+                yield failed, gr.skip(), "", gr.Button(visible=True), gr.Button(visible=False)
                 return
             if isinstance(event, dict):
-                yield (
-                    "Done.",
-                    gr.skip(),
-                    card_markdown(event),
-                    gr.Button(visible=True),
-                    gr.Button(visible=False),
-                )
+                card = card_markdown(event)
+                yield "Done.", gr.skip(), card, gr.Button(visible=True), gr.Button(visible=False)
                 return
             if isinstance(event, str):  # a stage before or after the training steps
                 yield event, gr.skip(), "", gr.skip(), gr.skip()
                 continue
             losses.append({"step": event.step, "loss": event.loss})
-            bar = "▓" * round(20 * event.step / event.total)
-            line = (
-                f"`{bar:░<20}` step {event.step}/{event.total} · epoch {event.epoch} · "
-                f"loss {event.loss:.3f} · {event.elapsed_s:.0f} s, about "
-                f"{event.eta_s:.0f} s left"
-            )
-            if event.step == event.total:
-                line += " · evaluating base and tuned on the held-back examples…"
-            yield (
-                line,
-                gr.LinePlot(pd.DataFrame(losses), visible=True),
-                gr.skip(),
-                gr.skip(),
-                gr.skip(),
-            )
+            curve = gr.LinePlot(pd.DataFrame(losses), visible=True)
+            yield progress_line(event), curve, gr.skip(), gr.skip(), gr.skip()
 
-    tab.select(lambda: gr.Dropdown(choices=tunable(assistant)), None, base, api_name=False)
-    go.click(
-        train,
-        [data, upload, base, name, method, epochs],
-        [status, curve, card, go, stop_btn],
-        api_name=False,
+    return train
+
+
+def _start(assistant: Assistant, job: tuple, halt: threading.Event) -> queue.Queue:
+    """Train in a worker thread; the queue gets steps, then the card (a dict) or an error."""
+    events: queue.Queue = queue.Queue()
+    path, base_id, new_name, how, n_epochs = job
+
+    def work():
+        try:
+            card = tune(
+                assistant, path, base_id, new_name, how, n_epochs, events.put, halt, source="ui"
+            )
+            events.put(card)
+        except BaseException as err:  # noqa: BLE001 - shown to the person
+            events.put(err)
+
+    threading.Thread(target=work, daemon=True, name="tune").start()
+    return events
+
+
+def progress_line(event) -> str:
+    bar = "▓" * round(20 * event.step / event.total)
+    line = (
+        f"`{bar:░<20}` step {event.step}/{event.total} · epoch {event.epoch} · "
+        f"loss {event.loss:.3f} · {event.elapsed_s:.0f} s, about {event.eta_s:.0f} s left"
     )
-
-    def halt_training(request: gr.Request):
-        halt = halts.get(request.session_hash)
-        if halt is not None:
-            halt.set()
-        return "Stopping after the current step; the last finished epoch is kept for a resume."
-
-    stop_btn.click(halt_training, None, status, api_name=False)
+    if event.step == event.total:
+        line += " · evaluating base and tuned on the held-back examples…"
+    return line
 
 
 def _upload(file) -> Path:
