@@ -26,6 +26,7 @@ BENCHES = {
     "image": "bench.image",
     "tune": "bench.tune",
     "scale": "bench.scale",
+    "compare": "bench.compare",
     "load": "bench.load",
 }
 # `bench` with no name runs these; `bench load` starts a server and runs for

@@ -112,6 +112,7 @@ def test_tune_metrics_hold_their_goals():
             "val_loss_after": 1.5,
         },
         "cost": {"usd_local": 0.01, "usd_cloud": None},
+        "data": {"train": 43, "general_replayed": 40},
     }
     shape = {"models": [{"score": 0.1}, {"score": 0.9}]}
     facts = {"models": [{"score": 0.75, "n": 24}, {"score": 0.5, "n": 24}]}
@@ -119,3 +120,5 @@ def test_tune_metrics_hold_their_goals():
     assert rows["taught JSON shape on 20 unseen prompts, tuned"]["met"] is True
     assert rows["factual questions right, tuned"]["met"] is False  # 12 is 6 below 18
     assert rows["hosted fine-tuning job for the same tokens"]["value"] == 0
+    time = "training wall time (43 examples + 40 general replies kept, 3 epochs, LoRA r16)"
+    assert rows[time]["value"] == 5.0 and rows[time]["met"] is True

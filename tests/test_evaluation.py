@@ -399,3 +399,22 @@ def test_a_model_chosen_after_an_eval_is_the_default_with_its_reason_and_outlive
     assert picked.model == "smollm2-135m-instruct"
     with pytest.raises(BadInput, match="does not serve text"):
         choices.choose(assistant, "text", "whisper-base", why)
+
+
+def test_compare_loads_each_model_once_and_matches_the_models_alone(assistant, fake_chat):
+    """The deterministic half of `bench compare`: no model is loaded again for a
+    comparison, and each column is what that model says alone."""
+    from assistant.evaluation.compare import compare
+
+    fake_chat.replies = ["Yellow."]
+    alone = [assistant.ask(Request(text="Banana colour?", model=m, task="text")) for m in PAIR]
+    leased = {m: _leased(assistant, m) for m in PAIR}
+    loads = fake_chat.loads
+    report = compare(assistant, "Banana colour?", PAIR)
+    assert [c["output"] for c in report["columns"]] == [o.result.text for o in alone]
+    assert fake_chat.loads == loads and {m: _leased(assistant, m) for m in PAIR} == leased
+
+
+def _leased(assistant, model: str) -> int:
+    with assistant.pool.lease(model) as lease:
+        return id(lease.adapter)
