@@ -27,7 +27,7 @@ from diffusers import (
     UNet2DConditionModel,
 )
 
-from models.image_demo import GUIDANCE, MAX_TOKENS
+from models.demo_facts import GUIDANCE, MAX_TOKENS
 
 
 class DemoScenePipeline(DiffusionPipeline):

@@ -7,7 +7,7 @@ import json
 from assistant.catalog.entries import Catalog
 from assistant.knowledge import grounding, picture_text
 from assistant.routing.router import Router
-from bench.answers import scaffolding
+from bench.answers_inputs import scaffolding
 from models.base import Adapter, Message, Request, Result, Usage
 from tests.test_cli import cli
 

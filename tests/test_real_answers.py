@@ -9,7 +9,7 @@ import pytest
 
 from assistant.flow.grounded import grounded_model
 from assistant.flow.service import Assistant
-from bench.answers import DATA, _picture, scaffolding
+from bench.answers_inputs import DATA, _picture, scaffolding
 from models.base import Message, Request
 from tests.realenv import real_settings
 

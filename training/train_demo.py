@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.catalog.backends import minilm_folder
-from models.image_demo import GUIDANCE
+from models.demo_facts import GUIDANCE
 from training import scenes
 
 OUT = Path(__file__).resolve().parent.parent / "models" / "demo_diffusion"

@@ -31,8 +31,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.knowledge import chroma
 from assistant.knowledge.documents import Chunk, Parsed, chunk, file_hash, safe_name
-from models.base import BadInput, ModelUnavailable
+from models.base import BadInput
 
 Embed = Callable[[Sequence[str]], list[list[float]]]
 Progress = Callable[[float, str], None]
@@ -138,10 +139,10 @@ class Store:
         # chunk, and get_or_create is a round trip (to the server, if any).
         if name not in self._collections:
             if self._client is None:
-                self._client = _chroma_client(self.folder / "chroma", self.chroma_url)
+                self._client = chroma.client(self.folder / "chroma", self.chroma_url)
             self._collections[name] = self._client.get_or_create_collection(
                 name,
-                embedding_function=_embedding_function(self.model_id),
+                embedding_function=chroma.embedding_function(self.model_id),
                 configuration={"hnsw": {"space": "cosine"}},
             )
         return self._collections[name]
@@ -385,67 +386,3 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
-
-
-def _chroma_client(path: Path, url: str | None):
-    try:
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
-    except ImportError:
-        raise ModelUnavailable(
-            "chromadb is not installed: pip install -r requirements.txt"
-        ) from None
-    quiet = ChromaSettings(anonymized_telemetry=False)  # no phoning home from a private store
-    if not url:
-        return chromadb.PersistentClient(path=str(path), settings=quiet)
-    m = re.match(r"^(https?)://([^/:]+)(?::(\d+))?/?$", url)
-    if not m:
-        raise BadInput(f"ASSISTANT_CHROMA_URL={url!r} is not like http://127.0.0.1:8000")
-    try:
-        return chromadb.HttpClient(
-            host=m[2], port=int(m[3] or 8000), ssl=m[1] == "https", settings=quiet
-        )
-    except Exception as err:  # the client checks the server at once
-        raise ModelUnavailable(f"The Chroma server at {url} cannot be reached ({err}).") from None
-
-
-_EF_CLASS = None
-
-
-def _embedding_function(model_id: str):
-    """Chroma's EmbeddingFunction naming the assistant's embedder.
-
-    The store always passes vectors itself, so this one never embeds: it
-    records which model made the vectors and keeps Chroma from falling back
-    to its default function, which downloads a model. Built on first use,
-    since importing chromadb at module import would slow every start.
-    """
-    global _EF_CLASS
-    if _EF_CLASS is None:
-        from chromadb.api.types import Documents, EmbeddingFunction
-
-        class AssistantEmbedding(EmbeddingFunction[Documents]):
-            def __init__(self, model_id: str = ""):
-                self.model_id = model_id
-
-            def __call__(self, input: Documents):
-                raise ModelUnavailable(
-                    "This collection is embedded by the assistant; query it through it."
-                )
-
-            @staticmethod
-            def name() -> str:
-                return "assistant-embedder"
-
-            def get_config(self) -> dict:
-                return {"model": self.model_id}
-
-            @staticmethod
-            def build_from_config(config: dict):
-                return AssistantEmbedding(config.get("model", ""))
-
-            def default_space(self):
-                return "cosine"
-
-        _EF_CLASS = AssistantEmbedding
-    return _EF_CLASS(model_id)
