@@ -43,7 +43,9 @@ def build_model_cards(assistant: Assistant, tab: gr.Tab) -> None:
             "blind votes (leaderboard) and your finished evals. Speed and cost are the "
             "ledger's medians on this machine."
         )
-        shown = gr.Markdown(lambda: cards_markdown(assistant), elem_id="model-cards")
+        # Filled when the tab or the panel opens, not by a callable value: that
+        # would be a page-load event, listed in the app's API beside the tools.
+        shown = gr.Markdown("", elem_id="model-cards")
     # Read anew when the tab or the panel opens: an eval just run is on its models' cards.
     tab.select(lambda: cards_markdown(assistant), None, shown, api_name=False)
     panel.expand(lambda: cards_markdown(assistant), None, shown, api_name=False)
