@@ -112,6 +112,10 @@ class Request:
     # Stop after the first step: a transcript is the answer (evals, the
     # transcription API, words that ask for one), not a transcript routed again.
     transcribe_only: bool = False
+    # Documents attached to this request: False answers from them for this request
+    # only and keeps nothing; True also adds them to the user's collection, so later
+    # questions can cite them (what the Documents tab does).
+    keep_attachments: bool = False
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,11 @@ def add_commands(sub) -> None:
     ask = sub.add_parser("ask", help="run one request through the router")
     ask.add_argument("text", help='the message; "-" reads it from stdin')
     ask.add_argument("--attach", action="append", default=[], metavar="FILE")
+    ask.add_argument(
+        "--keep",
+        action="store_true",
+        help="also add the attached documents to your documents (default: this request only)",
+    )
     ask.add_argument("--model", help="catalog id that overrides the router")
     ask.add_argument("--json", action="store_true", help="print the contract's JSON")
     ask.add_argument("--route-only", action="store_true", help="print the route, run nothing")
@@ -52,6 +57,7 @@ def cmd_ask(args, settings: Settings) -> int:
         max_new_tokens=args.max_new_tokens,
         speak=args.speak,
         user=args.user,
+        keep_attachments=args.keep,
     )
     assistant = Assistant.from_settings(settings, progress=progress)
     chat_id = None

@@ -19,6 +19,7 @@ from assistant.flow.ingest import embedder_id, index
 from assistant.flow.outcome import Outcome, chain
 from assistant.flow.step import Work, run_step, silent
 from assistant.knowledge import grounding
+from assistant.knowledge.documents import file_hash
 from assistant.knowledge.rag import collections_for
 from assistant.routing.router import RouteDecision
 from models.base import Embedder, Request, Reranker, Result, Usage
@@ -68,15 +69,26 @@ def rag(
     reranker, rerank_note = find_reranker(a)
     vectors: dict[str, list[float]] = {}  # the question's vector, for scoring sentences
     wanted = RERANK_POOL if reranker else ANSWER_PASSAGES
-    retrieve = _retrieval(a, collections_for(request.user), wanted, vectors)
-    first = yield from run_step(
-        a, request_id, parent_id, request, decision, source, cancel, work=retrieve
-    )
+    # Attached for this message only: indexed in a collection of the request's own,
+    # searched alone (the file is what was asked about), dropped once searched.
+    once = bool(request.attachments) and not request.keep_attachments
+    searched = (f"once-{request_id[:16]}",) if once else collections_for(request.user)
+    retrieve = _retrieval(a, searched, wanted, vectors)
+    try:
+        first = yield from run_step(
+            a, request_id, parent_id, request, decision, source, cancel, work=retrieve
+        )
+    finally:
+        if once:
+            a.store.drop(searched[0])
     if first.status != "ok" or not first.result.citations:
         if first.result and first.result.text:
             yield first.result.text
         return first
     notes = (rerank_note,) if rerank_note else ()
+    if once:
+        names = ", ".join(p.name for p in request.attachments)
+        notes += (f"{names}: read for this message only, not added to your documents.",)
     first, notes = yield from _best_passages(a, request, reranker, first, notes, source, cancel)
     hits = first.result.citations
     quotes, best = _quotes(a, request.text, hits, vectors.get(request.text))
@@ -98,11 +110,14 @@ def rag(
 
 def _retrieval(a: Context, collections: list[str], wanted: int, vectors: dict) -> Work:
     """The retrieval step's work: index what is attached, then search with the question."""
+    once = collections[0].startswith("once-")
 
     def retrieve(adapter: Embedder, req: Request, stop) -> Iterator[Result]:
         notes, chars = [], 0
         for path in req.attachments:
             note, embedded = index(a, path, path.name, collections[0], adapter)
+            if once:
+                note = f"{path.name}: read for this message only, not added to your documents."
             notes.append(note)
             chars += embedded
         hits = []
@@ -113,10 +128,18 @@ def _retrieval(a: Context, collections: list[str], wanted: int, vectors: dict) -
             vectors[req.text] = vector
         if not hits and req.text.strip():
             notes.append("Nothing in your documents matches this question.")
+        citations = tuple(h.as_citation() for h in hits)
+        if once:
+            # The kept copy goes with the collection: cite the upload the chat shows.
+            uploads = {file_hash(p): str(p) for p in req.attachments}
+            citations = tuple(
+                {**c, "path": uploads.get(h.doc_id, c["path"])}
+                for c, h in zip(citations, hits, strict=True)
+            )
         yield Result(
             text="\n".join(notes),
             usage=Usage(chars, len(hits), "characters"),
-            citations=tuple(h.as_citation() for h in hits),
+            citations=citations,
         )
 
     return retrieve

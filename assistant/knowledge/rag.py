@@ -16,7 +16,8 @@ after every chunk is in both stores; search ignores incomplete ones, and
 ingesting the file again finishes it.
 
 Collections: one per user (``user-<name>``) and ``shared``; a question
-searches the user's and the shared one.
+searches the user's and the shared one. A document attached to one message
+only lives in a collection of its own for that request (``Store.drop``).
 """
 
 from __future__ import annotations
@@ -254,6 +255,14 @@ class Store:
             if still_used.fetchone() is None:
                 shutil.rmtree(self.folder / "files" / doc_id[:16], ignore_errors=True)
         return doc
+
+    def drop(self, collection: str) -> None:
+        """Forget a whole collection: a message's own attachments, once it is answered."""
+        for doc in self.documents([collection]):
+            self.delete(collection, doc.doc_id)
+        with self._lock:
+            if self._collections.pop(collection, None) is not None:
+                self._client.delete_collection(collection)
 
     # -- reading --------------------------------------------------------------
 
