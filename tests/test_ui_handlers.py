@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from assistant.web.ui.app import build_app
 from assistant.web.ui.format import SIZE_DEFAULT, badge, history_of, picture_options, text_of
+from assistant.web.ui.layout import ONCE
 from models.base import Request
 
 
@@ -74,7 +75,7 @@ def test_rerun_asks_the_last_message_again_with_the_picked_model(assistant, fake
     chat = list(respond({"text": "second question", "files": []}, chat, None))[-1].chat
     pictures = (None, None, -1, "model default", "", 0.6)  # steps ... strength: untouched
     updates = list(
-        rerun(chat, None, False, "", "none", "", *pictures, "qwen2.5-1.5b-instruct", "auto")
+        rerun(chat, None, False, "", "none", "", *pictures, ONCE, "qwen2.5-1.5b-instruct", "auto")
     )
     rerun_chat = updates[-1].chat
     users = [m["content"] for m in rerun_chat if m["role"] == "user"]
@@ -82,6 +83,31 @@ def test_rerun_asks_the_last_message_again_with_the_picked_model(assistant, fake
     assert fake_chat.seen[-1].text == "second question"
     assert fake_chat.seen[-1].prefer == (("text", "qwen2.5-1.5b-instruct"),)
     assert "qwen2.5-1.5b-instruct picked for text" in rerun_chat[-1]["content"]
+
+
+def test_a_rerun_keeps_both_answers_saved_and_the_model_reads_neither(assistant, fake_chat):
+    from assistant.web.ui.chats import chatbot_messages
+
+    demo = build_app(assistant)
+    respond = _respond(demo)
+    rerun = next(f.fn for f in demo.fns.values() if f.api_name == "rerun").handler
+    first = list(respond({"text": "Name a colour.", "files": []}, [], None))[-1]
+    pictures = (None, None, -1, SIZE_DEFAULT, "", 0.6)
+    inputs = (first.chat_id, False, "", "none", "", *pictures, ONCE)
+    live = list(rerun(first.chat, *inputs))[-1].chat
+    # The model is asked the question afresh: not after its own earlier answer.
+    assert [m.content for m in fake_chat.seen[-1].history] == []
+    turns = assistant.chats.turns("local", first.chat_id)
+    assert [t.role for t in turns] == ["user", "assistant", "assistant"]  # asked once
+    reopened = chatbot_messages(turns)
+    for chat in (live, reopened):
+        titles = [(m.get("metadata") or {}).get("title", "") for m in chat]
+        assert sum(t.startswith("Answer 1 of 2") for t in titles) == 1, titles
+        assert sum(t.startswith("Answer 2 of 2") for t in titles) == 1, titles
+        assert [m["content"] for m in chat if m["role"] == "user"] == ["Name a colour."]
+    # Going on, the model reads the question and the newest answer, once each.
+    list(respond({"text": "Another?", "files": []}, live, first.chat_id))
+    assert [m.role for m in fake_chat.seen[-1].history] == ["user", "assistant"]
 
 
 def test_a_request_that_evicted_a_model_says_so_on_its_badge(assistant):

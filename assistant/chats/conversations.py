@@ -141,7 +141,14 @@ class Chats:
         info = self.info(user, chat_id)
         system = (Message("system", info.system_prompt),) if info.system_prompt else ()
         # Failed replies stay in the chat for the person, not in the model's context.
-        turns = [t for t in self.turns(user, chat_id) if t.meta.get("status", "ok") == "ok"]
+        turns: list[Turn] = []
+        for turn in self.turns(user, chat_id):
+            if turn.meta.get("status", "ok") != "ok":
+                continue
+            if turn.role == "assistant" and turns and turns[-1].role == "assistant":
+                turns[-1] = turn  # a re-run's answer: the model reads the newest one
+            else:
+                turns.append(turn)
         return system + tuple(Message(t.role, t.content) for t in turns if t.content.strip())
 
     def export(self, user: str, chat_id: str, fmt: str) -> str:

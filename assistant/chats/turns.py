@@ -31,13 +31,21 @@ def prepare_turn(
     system: str,
     template: str | None,
     variables: str,
+    again: bool = False,
 ) -> PreparedTurn:
     """The turn in its saved chat (a new one when ``chat_id`` is None), the chat's system
-    prompt set and ``template`` (an id, or None) applied. Raises BadInput on a bad template."""
+    prompt set and ``template`` (an id, or None) applied. Raises BadInput on a bad template.
+
+    ``again``: the chat's last question asked once more (a re-run): the model reads
+    what came before that question, not the question and its earlier answer.
+    """
     if chat_id is None:
         chat_id = chats.create(user)
     chats.set_system_prompt(user, chat_id, system or "")
     history = chats.history(user, chat_id)
+    if again:
+        asked = [i for i, m in enumerate(history) if m.role == "user"]
+        history = history[: asked[-1]] if asked else history
     prompt = {"chat": chat_id}
     if system and system.strip():
         prompt["system_prompt"] = system.strip()[:500]

@@ -56,7 +56,7 @@ def _wire_chat(demo: gr.Blocks, handlers: ChatHandlers, tab, chat_id, listing) -
     # In ChatUpdate.OUTPUTS order: the handlers name what they change.
     outputs = [tab.box, tab.chatbot, tab.panel, tab.resident, chat_id, listing]
     prompt_in = [tab.prompt.system, tab.prompt.template, tab.prompt.variables]
-    inputs = [chat_id, tab.speak, *prompt_in, *tab.picture, *tab.pickers]
+    inputs = [chat_id, tab.speak, *prompt_in, *tab.picture, tab.keep, *tab.pickers]
     respond = with_request(handlers.respond)
     sent = tab.box.submit(respond, [tab.box, tab.chatbot, *inputs], outputs, api_name="chat")
     again = tab.rerun.click(

@@ -14,6 +14,7 @@ import gradio as gr
 from assistant.chats.conversations import Turn
 from assistant.chats.turns import export_file
 from assistant.flow.service import Assistant
+from assistant.web.ui.format import fold_answers, number_answer
 from assistant.web.ui.render import reply_messages, safe_markdown
 from models.base import BadInput
 
@@ -63,10 +64,19 @@ def build_prompt_controls(assistant: Assistant) -> PromptControls:
 
 def chatbot_messages(turns: list[Turn]) -> list[dict]:
     """A saved chat as Chatbot messages: the same bubbles, files and badges as when it ran."""
-    out = []
-    for turn in turns:
+    out: list[dict] = []
+    earlier: list[dict] = []  # answers a re-run kept under the same question
+    for n, turn in enumerate(turns):
         if turn.role != "user":
-            out += reply_messages((turn.content, turn.meta))
+            reply = reply_messages((turn.content, turn.meta))
+            if n + 1 < len(turns) and turns[n + 1].role != "user":
+                earlier += reply  # re-run after it: folded and numbered, as it was live
+            elif earlier:
+                folded = fold_answers(earlier)
+                out += folded + number_answer(reply, len(folded) + 1)
+                earlier = []
+            else:
+                out += reply
             continue
         # The paths the app itself recorded for this upload (after its checks),
         # so a reopened chat shows the picture or recording again.

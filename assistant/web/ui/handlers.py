@@ -37,7 +37,7 @@ from assistant.web.ui.format import (
     waiting_text,
     with_stopped_note,
 )
-from assistant.web.ui.layout import AUTO
+from assistant.web.ui.layout import AUTO, KEEP, ONCE
 from assistant.web.ui.render import reply_messages, safe_markdown
 from models.base import BadInput, PictureOptions, Progress, Request
 
@@ -127,10 +127,15 @@ class ChatHandlers:
         size: str = SIZE_DEFAULT,
         negative: str = "",
         strength: float = 0.6,
+        keep: str = ONCE,
         *picks: str,
         request: gr.Request = None,
+        again: bool = False,
     ):
-        """Send a message: saved, shown at once, streamed, then badged and accounted."""
+        """Send a message: saved, shown at once, streamed, then badged and accounted.
+
+        ``again``: a re-run of the chat's last question, which is saved already.
+        """
         session_id = (request.session_hash if request else None) or "anonymous"
         user = user_of(request)
         message = message or {}
@@ -149,26 +154,29 @@ class ChatHandlers:
                 system,
                 None if template == NO_TEMPLATE else template,
                 variables,
+                again,
             )
         except BadInput as err:
             # Nothing is lost: the message goes back into the box to fix and resend.
             gr.Warning(str(err))
             yield ChatUpdate(box=gr.MultimodalTextbox(value=message), chat=chat, chat_id=chat_id)
             return
-        yield self._shown(chat, turn, user, text, files)
+        yield self._shown(chat, turn, user, text, files, save=not again)
         picture = PictureControls(steps, guidance, seed, size, negative, strength)
         req = self._request(turn, files, session_id, user, speak, picture, picks)
+        req = replace(req, keep_attachments=keep == KEEP)
         yield from self._stream(req, chat, turn.chat_id, user)
 
-    def _shown(self, chat: list[dict], turn: PreparedTurn, user: str, text: str, files):
-        """The message in the chat and saved, with a waiting line where the reply will come."""
+    def _shown(self, chat: list[dict], turn: PreparedTurn, user: str, text: str, files, save):
+        """The message in the chat (and saved), with a waiting line where the reply will come."""
         for path in files:
             chat.append({"role": "user", "content": {"path": str(path)}})
         if text.strip():
             chat.append({"role": "user", "content": text})
         # Words at once, not an empty bubble: a model's first use loads it first.
         chat.append({"role": "assistant", "content": waiting_text(self.assistant)})
-        save_question(self.assistant.chats, user, turn, text, files)
+        if save:
+            save_question(self.assistant.chats, user, turn, text, files)
         return ChatUpdate(
             box=gr.MultimodalTextbox(value=None, interactive=False),
             chat=chat,
@@ -237,9 +245,10 @@ class ChatHandlers:
         save_reply(self.assistant.chats, user, chat_id, saved, meta)
 
     def rerun(self, chat: list[dict] | None, *inputs, request: gr.Request = None):
-        """Ask the last message again (with the models picked now), replacing its answer.
+        """Ask the last message again (with the models picked now); the earlier answers stay,
+        folded and numbered, in the chat and in its saved copy.
 
-        ``inputs`` are respond's after the chat: chat id, speak, prompt, picture, picks.
+        ``inputs`` are respond's after the chat: chat id, speak, prompt, picture, keep, picks.
         """
         chat = list(chat or [])
         last = max((i for i, m in enumerate(chat) if m.get("role") == "user"), default=None)
@@ -252,7 +261,8 @@ class ChatHandlers:
         message = _message_of(chat[first : last + 1])
         # The earlier answers stay, folded under the question and numbered.
         earlier = fold_answers(chat[last + 1 :])
-        for out in self.respond(message, chat[:first], *inputs, request=request):
+        saved = bool(inputs and inputs[0])  # the chat id: the question is in the store
+        for out in self.respond(message, chat[:first], *inputs, request=request, again=saved):
             shown = out.chat
             if isinstance(shown, list):
                 if len(shown) <= last:  # refused before it started: the chat as it was

@@ -40,6 +40,7 @@ ON_LOAD = """() => {
 
 
 AUTO = "auto"
+ONCE, KEEP = "for this message only", "and added to my documents"
 
 
 # The welcome's example recording: one short sentence (the evaluation's own sample).
@@ -79,6 +80,7 @@ class ChatTab:
     chatbot: gr.Chatbot
     box: gr.MultimodalTextbox
     speak: gr.Checkbox
+    keep: gr.Radio  # an attached document: for this message only, or kept (KEEP)
     stop: gr.Button
     rerun: gr.Button
     prompt: PromptControls
@@ -100,6 +102,15 @@ def build_chat_tab(assistant: Assistant, pickable: dict, speech_ok: bool) -> Cha
         elem_id="input",
     )
     with gr.Row():
+        # Asked, not assumed: a file attached to one message used to join the
+        # knowledge base for good, cited by every later question.
+        keep = gr.Radio(
+            [ONCE, KEEP],
+            value=ONCE,
+            label="An attached document is read",
+            elem_id="keep-docs",
+            scale=3,
+        )
         speak = gr.Checkbox(
             label="Speak replies"
             if speech_ok
@@ -144,7 +155,9 @@ def build_chat_tab(assistant: Assistant, pickable: dict, speech_ok: bool) -> Cha
         elem_id="panel",
     )
     resident = gr.Markdown(resident_text(assistant), elem_id="resident")
-    return ChatTab(chatbot, box, speak, stop, rerun, prompt, pickers, picture, panel, resident)
+    return ChatTab(
+        chatbot, box, speak, keep, stop, rerun, prompt, pickers, picture, panel, resident
+    )
 
 
 def _picture_controls() -> list:
