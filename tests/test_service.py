@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from assistant.flow.outcome import Outcome
+from assistant.flow.pool import Loading, loading_text
 from models.base import Message, Request
 from tests.conftest import FakeChat
 
@@ -15,7 +16,14 @@ def test_a_question_streams_and_is_recorded(assistant, fake_chat):
     items = list(assistant.handle(Request(text="What is the capital of France?")))
     outcome = items[-1]
     assert isinstance(outcome, Outcome) and outcome.status == "ok"
-    assert "".join(items[:-1]) == outcome.result.text == fake_chat.replies[0]
+    # Its first use: what loads is said, by name and size, before any word.
+    assert items[0] == Loading(
+        "smollm2-135m-instruct", "SmolLM2-135M-Instruct (CTranslate2 int8)", 98
+    )
+    assert loading_text(items[0]) == "Loading SmolLM2-135M-Instruct (98 MB)…"
+    assert "".join(items[1:-1]) == outcome.result.text == fake_chat.replies[0]
+    again = list(assistant.handle(Request(text="And of Spain?")))
+    assert not any(isinstance(i, Loading) for i in again)  # resident now: nothing to say
     row = assistant.ledger.get(outcome.request_id)
     assert (row["status"], row["task"], row["model"]) == ("ok", "text", "smollm2-135m-instruct")
     assert row["units_in"] == 6 and row["units_out"] == 6

@@ -98,6 +98,7 @@ def _in_chat(assistant, request: Request, chat: str, user: str) -> tuple[Request
 def _run(assistant, request: Request, echo: bool):
     """The request's Outcome; its text streams to stdout as it comes when ``echo``."""
     from assistant.flow.outcome import Outcome
+    from assistant.flow.pool import Loading, loading_text
 
     outcome = None
     for item in assistant.handle(request, source="cli"):
@@ -106,6 +107,8 @@ def _run(assistant, request: Request, echo: bool):
         elif isinstance(item, Progress):
             if item.done == item.total or item.done % 5 == 0:
                 progress(f"  {item.what} {item.done}/{item.total}")
+        elif isinstance(item, Loading):
+            progress(loading_text(item))
         elif echo:
             print(item, end="", flush=True)
     assert outcome is not None

@@ -20,18 +20,22 @@ from assistant.flow.context import Context
 from assistant.flow.grounded import grounded_decision
 from assistant.flow.outcome import Outcome, add_costs, chain
 from assistant.flow.pictures import as_redraw
+from assistant.flow.pool import Loading
 from assistant.flow.requests import checked, with_transcribe_flag
 from assistant.flow.retrieval import rag
 from assistant.flow.step import priced, reject, run_step, silent
 from assistant.knowledge import grounding, picture_text
 from assistant.routing.router import RouteDecision
-from models.base import AssistantError, Request
+from models.base import AssistantError, Progress, Request
 
 
 def handle(
     a: Context, request: Request, source: str, cancel: threading.Event | None
-) -> Iterator[str | Outcome]:
-    """Yield text pieces as the model produces them, then one Outcome."""
+) -> Iterator[str | Progress | Loading | Outcome]:
+    """Yield text pieces as the model produces them, then one Outcome.
+
+    Between them: a Loading before a model that is not resident loads, and a
+    picture's Progress per step; only the text pieces are the reply."""
     outcome = yield from answer(a, request, source, cancel)
     text = outcome.result.text if outcome.result else ""
     if request.speak and outcome.status == "ok" and text:

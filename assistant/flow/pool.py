@@ -24,6 +24,23 @@ Factory = Callable[[str], Adapter]
 RETRY_S = 60.0
 
 
+@dataclass(frozen=True)
+class Loading:
+    """A stream item: the step's model is not resident and loads now (its first use, or
+    after it was unloaded), so the person is told why nothing has come yet."""
+
+    model: str  # catalog id
+    name: str  # what a person reads (the catalog's name)
+    size_mb: int  # on disk: what is read
+
+
+def loading_text(item: Loading) -> str:
+    """'Loading SmolLM2-135M-Instruct (98 MB)…': what a person reads while it loads."""
+    name = item.name.split(" (")[0]  # the runtime in brackets means nothing to them
+    size = f" ({item.size_mb:,} MB)" if item.size_mb else ""
+    return f"Loading {name}{size}…"
+
+
 @dataclass
 class Lease:
     adapter: Adapter
@@ -164,6 +181,10 @@ class Pool:
 
     def _resident_mb(self) -> float:
         return sum(self.sizes.get(m, 0) for m in self._loaded)
+
+    def is_loaded(self, model_id: str) -> bool:
+        with self._guard:
+            return model_id in self._loaded
 
     def resident(self) -> list[dict]:
         """What is loaded now, most recently used last."""

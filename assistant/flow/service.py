@@ -30,13 +30,13 @@ from assistant.flow import chains, ingest
 from assistant.flow.defaults import BENCH_TEXT_FILE, has_cuda, measured_text_default
 from assistant.flow.grounded import grounded_model
 from assistant.flow.outcome import Outcome
-from assistant.flow.pool import Pool
+from assistant.flow.pool import Loading, Pool
 from assistant.flow.requests import checked
 from assistant.flow.retrieval import document_match
 from assistant.knowledge.rag import Store
 from assistant.routing.router import Router
 from assistant.settings import Settings
-from models.base import BadInput, Request
+from models.base import BadInput, Progress, Request
 
 
 class Assistant:
@@ -126,8 +126,11 @@ class Assistant:
 
     def handle(
         self, request: Request, source: str = "cli", cancel: threading.Event | None = None
-    ) -> Iterator[str | Outcome]:
+    ) -> Iterator[str | Progress | Loading | Outcome]:
         """Yield text pieces as the model produces them, then one Outcome.
+
+        Between them: a Loading before a model that is not resident loads, and a
+        picture's Progress per step; only the text pieces are the reply.
 
         Audio is a chain: the transcript is routed again as a child request
         (its own ledger row, linked by parent id) unless the request asks only

@@ -19,6 +19,7 @@ from assistant.accounting.costs import EnergyMeter, cost_of
 from assistant.accounting.ledger import Finished, Started
 from assistant.flow.context import Context
 from assistant.flow.outcome import Outcome, rejected
+from assistant.flow.pool import Loading
 from assistant.routing.router import RouteDecision
 from models.base import Adapter, AssistantError, Request, Result
 
@@ -88,6 +89,12 @@ def _leased(
     device, evicted = "cpu", ()
     # Started before the lease so a GPU's counter also sees the load.
     meter = EnergyMeter(a.settings.device if a.settings.device != "auto" else "cuda")
+    if not a.pool.is_loaded(decision.model):
+        # Seconds of loading before the first word: say what is happening.
+        entry = a.catalog.entries.get(decision.model)
+        yield Loading(
+            decision.model, entry.name if entry else decision.model, entry.size_mb if entry else 0
+        )
     try:
         with a.pool.lease(decision.model) as lease:
             queue_s, load_s, evicted = lease.queue_s, lease.load_s, lease.evicted

@@ -14,6 +14,9 @@ from assistant.flow.service import Assistant
 from assistant.web.ui.render import STOPPED, units_text, usd
 from models.base import Message, PictureOptions, Progress
 
+# The bubble before anything comes; a model that must load first then says so by name.
+WAITING = "*Working…*"
+
 PANEL_COLUMNS = [
     "time",
     "model · task",
@@ -264,12 +267,6 @@ def with_stopped_note(chat: list[dict]) -> list[dict]:
             chat[i] = {**message, "content": [*content[:-1], last]}
             return chat
     return chat
-
-
-def waiting_text(assistant: Assistant) -> str:
-    if not assistant.pool.resident():
-        return "*Loading a model for its first use (a few seconds), then the reply streams…*"
-    return "*Working…*"
 
 
 def resident_text(assistant: Assistant) -> str:

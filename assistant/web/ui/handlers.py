@@ -19,6 +19,7 @@ import gradio as gr
 from assistant.catalog.entries import TASKS
 from assistant.chats.turns import PreparedTurn, prepare_turn, save_question, save_reply
 from assistant.flow.outcome import Outcome
+from assistant.flow.pool import Loading, loading_text
 from assistant.flow.service import Assistant
 from assistant.web.access import check_files
 from assistant.web.space import gpu
@@ -26,6 +27,7 @@ from assistant.web.ui.chats import NO_TEMPLATE
 from assistant.web.ui.documents import user_of
 from assistant.web.ui.format import (
     SIZE_DEFAULT,
+    WAITING,
     fold_answers,
     number_answer,
     panel_rows,
@@ -34,7 +36,6 @@ from assistant.web.ui.format import (
     resident_text,
     saved_reply,
     text_of,
-    waiting_text,
     with_stopped_note,
 )
 from assistant.web.ui.layout import AUTO, KEEP, ONCE
@@ -174,7 +175,7 @@ class ChatHandlers:
         if text.strip():
             chat.append({"role": "user", "content": text})
         # Words at once, not an empty bubble: a model's first use loads it first.
-        chat.append({"role": "assistant", "content": waiting_text(self.assistant)})
+        chat.append({"role": "assistant", "content": WAITING})
         if save:
             save_question(self.assistant.chats, user, turn, text, files)
         return ChatUpdate(
@@ -214,6 +215,13 @@ class ChatHandlers:
                     break
                 if isinstance(item, Progress):
                     chat[-1] = {"role": "assistant", "content": progress_bar(item)}
+                    yield ChatUpdate(chat=chat)
+                    continue
+                if isinstance(item, Loading):
+                    # Under what came so far (a transcript, before its answer's model).
+                    waiting = f"*{loading_text(item)}*"
+                    shown = f"{safe_markdown(reply)}\n\n{waiting}" if reply.strip() else waiting
+                    chat[-1] = {"role": "assistant", "content": shown}
                     yield ChatUpdate(chat=chat)
                     continue
                 reply += item
