@@ -100,25 +100,31 @@ def test_the_landing_page_welcomes_with_examples_and_no_stop_button(page):
 # -- 2 and 7. the Costs tab on a fresh home, the first request's feedback ---------------
 
 
-def test_a_first_request_says_a_model_is_loading_then_answers(page):
+def test_a_first_request_says_which_model_is_loading_then_answers(page, server):
     # The Costs tab opened before any request: what broke its plots for good.
     page.get_by_role("tab", name="Costs").click()
     page.locator("#costs-refresh").click()
     page.wait_for_timeout(1500)
     page.get_by_role("tab", name="Chat").click()
     page.locator("#chat button.example", has_text="A quick question").click()
-    # Before any token: words in the bubble, under the question, not an empty "•••".
-    waiting = page.locator("#chat .bot", has_text="Loading a model")
+    # Before any token: which model loads and its size, under the question, not "•••".
+    waiting = page.locator("#chat .bot", has_text="Loading ")
     waiting.first.wait_for(timeout=30_000)
+    said = waiting.first.inner_text()
+    shot(page, "1b-loading")
     boxes = page.locator("#chat .message-row").evaluate_all(
         "rows => rows.map(r => [r.innerText, r.getBoundingClientRect().top])"
     )
     question = next(top for text, top in boxes if "capital of France" in text)
-    loading = next(top for text, top in boxes if "Loading a model" in text)
+    loading = next(top for text, top in boxes if "Loading " in text)
     assert loading > question, boxes
     assert page.locator("#stop").is_visible()  # something runs: Stop is there
     chat = _wait_reply(page)
-    assert "Paris" in chat and "Loading a model" not in chat
+    assert "Paris" in chat and "Loading " not in chat
+    # It named the model that then answered, with its size on disk.
+    answered = server[1].ledger.rows(limit=1)[0]["model"]
+    entry = server[1].catalog.entries[answered]
+    assert f"Loading {entry.name.split(' (')[0]} ({entry.size_mb} MB)…" in said, said
     page.wait_for_timeout(1000)
     assert not page.locator("#stop").is_visible()
 
@@ -208,7 +214,7 @@ def test_a_stopped_reply_is_marked_in_the_chat_the_panel_and_the_ledger(page, se
     # Some words have arrived: the bubble holds more than the waiting line.
     page.wait_for_function(
         "() => { const b = [...document.querySelectorAll('#chat .bot')].pop();"
-        " return b && b.innerText.split(' ').length > 8 && !/Working|Loading/.test(b.innerText) }",
+        " return b && b.innerText.split(' ').length > 8 && !/Working|Loading /.test(b.innerText) }",
         timeout=SLOW,
     )
     page.locator("#stop").click()
@@ -221,13 +227,25 @@ def test_a_stopped_reply_is_marked_in_the_chat_the_panel_and_the_ledger(page, se
     shot(page, "3-stopped")
 
 
-def test_a_rerun_keeps_both_answers_numbered(page):
+def test_a_rerun_keeps_both_answers_numbered_and_so_does_the_reopened_chat(page):
     _new_chat(page)
     _ask(page, "Name one colour of the rainbow.")
     page.locator("#rerun").click()
     chat = _wait_reply(page)
-    assert "Answer 1 of 2" in chat and "Answer 2 of 2" in chat, chat[-600:]
-    assert chat.count("Name one colour of the rainbow.") == 1  # the question, shown once
+    shot(page, "3b-rerun")
+    for shown in (chat, _reopened(page, "Name one colour")):
+        assert "Answer 1 of 2" in shown and "Answer 2 of 2" in shown, shown[-600:]
+        assert shown.count("Name one colour of the rainbow.") == 1  # the question, shown once
+
+
+def _reopened(page, title: str) -> str:
+    """The chat's text after opening another one and coming back to it from the sidebar."""
+    chosen = page.locator("#chat-list label", has_text=title)
+    _new_chat(page)
+    chosen.click()
+    page.locator("#chat", has_text=title).wait_for(timeout=30_000)
+    page.wait_for_timeout(500)
+    return page.locator("#chat").inner_text()
 
 
 # -- 1 (render side) and 3. reopened chats -----------------------------------------------
@@ -318,6 +336,85 @@ def test_a_document_answer_lists_its_sources_and_keeps_them_when_reopened(page, 
     page.locator("#chat-list label", has_text="sourdough rise").click()
     page.locator("#chat", has_text="Sources").wait_for(timeout=30_000)
     assert "bakery-handbook.md" in page.locator("#chat").inner_text()
+
+
+# -- 8. an attached document: this message only, or kept --------------------------------
+
+ROTA = """# Lighthouse rota
+
+On Tuesdays Marta keeps the lamp, and on Fridays Tomas keeps it.
+"""
+HARBOUR = """# Harbour notes
+
+The harbour master rings the fog bell every ten minutes in fog.
+"""
+
+
+def _attach_and_ask(page, path: Path, keep: bool, question: str) -> str:
+    page.locator("#keep-docs label", has_text="add to my documents" if keep else "only").click()
+    page.locator("#input input[type=file]").set_input_files(str(path))
+    page.locator(
+        "#input .thumbnail-item, #input .file-preview, #input .thumbnails"
+    ).first.wait_for()
+    return _ask(page, question)
+
+
+def _listed_documents(page) -> str:
+    page.get_by_role("tab", name="Documents").click()
+    try:
+        table = page.locator("#doc-table")
+        table.get_by_text("bakery-handbook.md").first.wait_for(timeout=30_000)
+        return table.inner_text()
+    finally:
+        page.get_by_role("tab", name="Chat").click()
+
+
+def test_a_document_attached_for_this_message_only_is_not_kept(page, tmp_path):
+    rota = tmp_path / "lighthouse-rota.md"
+    rota.write_text(ROTA)
+    _new_chat(page)
+    # The choice is on the page, beside the box, and "this message only" is the default.
+    choice = page.locator("#keep-docs")
+    assert "this message only" in choice.inner_text()
+    assert choice.locator("input:checked").evaluate("i => i.value") == "this message only"
+    chat = _attach_and_ask(page, rota, False, "Who keeps the lamp on Tuesdays?")
+    assert "Marta" in chat and "lighthouse-rota.md" in chat, chat[-500:]
+    assert "read for this message only" in chat, chat[-500:]
+    shot(page, "7-attached-once")
+    # Not among my documents, and a new chat's question does not find it.
+    assert "lighthouse-rota.md" not in _listed_documents(page)
+    _new_chat(page)
+    later = _ask(page, "Who keeps the lamp on Fridays, according to the lighthouse rota?")
+    assert "lighthouse-rota.md" not in later, later[-500:]
+
+
+def test_a_document_attached_and_kept_joins_my_documents_and_deleting_it_asks(page, tmp_path):
+    notes = tmp_path / "harbour-notes.md"
+    notes.write_text(HARBOUR)
+    _new_chat(page)
+    chat = _attach_and_ask(page, notes, True, "How often does the fog bell ring?")
+    assert "harbour-notes.md" in chat and "for this message only" not in chat, chat[-500:]
+    page.locator("#keep-docs label", has_text="only").click()  # back to the default
+    assert "harbour-notes.md" in _listed_documents(page)
+    # Deleting it starts from its row and asks first.
+    page.get_by_role("tab", name="Documents").click()
+    table = page.locator("#doc-table")
+    table.get_by_text("harbour-notes.md").first.click()
+    page.wait_for_function(
+        "() => /^[0-9a-f]{12}$/.test("
+        "document.querySelector('#doc-id textarea, #doc-id input').value)"
+    )
+    shot(page, "8-documents")
+    page.once("dialog", lambda d: d.dismiss())
+    page.locator("#doc-delete").click()
+    page.locator("#doc-status", has_text="Nothing deleted").wait_for(timeout=30_000)
+    assert "harbour-notes.md" in table.inner_text()
+    page.once("dialog", lambda d: d.accept())
+    page.locator("#doc-delete").click()
+    page.locator("#doc-status", has_text="Deleted harbour-notes.md").wait_for(timeout=30_000)
+    assert "harbour-notes.md" not in table.inner_text()
+    assert "bakery-handbook.md" in table.inner_text()
+    page.get_by_role("tab", name="Chat").click()
 
 
 # -- 4. pickers offer what can run ----------------------------------------------------------

@@ -79,7 +79,10 @@ def _layout() -> tuple:
     table = gr.Dataframe(headers=COLUMNS, value=[], interactive=False, elem_id="doc-table")
     with gr.Row():
         doc_id = gr.Textbox(
-            label="Document to delete (click its row, or paste its id)", max_lines=1, scale=3
+            label="Document to delete (click its row, or paste its id)",
+            max_lines=1,
+            scale=3,
+            elem_id="doc-id",
         )
         delete = gr.Button("Delete", variant="stop", scale=1, elem_id="doc-delete")
     return files, shared, add, status, table, doc_id, delete

@@ -187,6 +187,9 @@ def saved_reply(
     return text, meta
 
 
+_HEADER = re.compile(r"\*\*Answer \d+ of \d+\*\*")
+
+
 def fold_answers(answers: list[dict]) -> list[dict]:
     """The answers already under a question, each folded into one numbered message.
 
@@ -209,6 +212,8 @@ def fold_answers(answers: list[dict]) -> list[dict]:
 
     for message in answers:
         title = (message.get("metadata") or {}).get("title") or ""
+        if _HEADER.fullmatch(text_of(message.get("content"))):
+            continue  # number_answer's heading: the fold says it
         if title.startswith("Answer "):  # folded by an earlier re-run
             close()
             folded.append(message)
@@ -232,17 +237,11 @@ def fold_answers(answers: list[dict]) -> list[dict]:
 
 
 def number_answer(messages: list[dict], n: int) -> list[dict]:
-    """The new answer's badge says which of the answers it is."""
-    out = []
-    for message in messages:
-        title = (message.get("metadata") or {}).get("title")
-        if title and n > 1 and not title.startswith("Answer "):
-            message = {
-                **message,
-                "metadata": {**message["metadata"], "title": f"Answer {n} of {n} · {title}"},
-            }
-        out.append(message)
-    return out
+    """The new answer headed by which of the answers it is: the earlier ones are folded
+    above it, and a title between them would read as the earlier one's."""
+    if n < 2 or not messages:
+        return messages
+    return [{"role": "assistant", "content": f"**Answer {n} of {n}**"}, *messages]
 
 
 def with_stopped_note(chat: list[dict]) -> list[dict]:

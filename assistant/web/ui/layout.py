@@ -40,7 +40,7 @@ ON_LOAD = """() => {
 
 
 AUTO = "auto"
-ONCE, KEEP = "for this message only", "and added to my documents"
+ONCE, KEEP = "this message only", "add to my documents"
 
 
 # The welcome's example recording: one short sentence (the evaluation's own sample).
@@ -107,18 +107,18 @@ def build_chat_tab(assistant: Assistant, pickable: dict, speech_ok: bool) -> Cha
         keep = gr.Radio(
             [ONCE, KEEP],
             value=ONCE,
-            label="An attached document is read",
+            label="Attached documents",
             elem_id="keep-docs",
-            scale=3,
+            scale=4,
         )
         speak = gr.Checkbox(
             label="Speak replies"
             if speech_ok
-            else "Speak replies (install the optional Piper extra: make tts)",
+            else "Speak replies (needs the Piper extra: make tts)",
             value=False,
             interactive=speech_ok,
             elem_id="speak",
-            scale=3,
+            scale=2,
         )
         # Shown only while a reply runs (CSS): a red button at rest reads as an alarm.
         stop = gr.Button("■ Stop", size="sm", variant="stop", elem_id="stop", scale=1)
