@@ -254,6 +254,24 @@ def _reopened(page, title: str) -> str:
 def test_a_drawn_picture_and_its_badge_survive_reopening_the_chat(page):
     _new_chat(page)
     page.locator("#chat button.example", has_text="Draw a picture").click()
+    # While it loads and draws: what it is doing, under the question (no "•••" above it).
+    busy = page.locator("#chat .bot", has_text=re.compile("Loading demo-scenes|Drawing"))
+    busy.first.wait_for(timeout=SLOW)
+    shot(page, "4a-drawing")
+    tops = page.evaluate(
+        """() => {
+          const top = e => e.getBoundingClientRect().top;
+          const rows = [...document.querySelectorAll('#chat .message-row')];
+          const asked = rows.find(r => r.innerText.includes('draw a red circle'));
+          const busy = rows.find(r => /Loading|Drawing/.test(r.innerText));
+          const pending = [...document.querySelectorAll('#chat [class*=pending]')]
+            .filter(e => e.offsetParent !== null);
+          return [top(asked), busy ? top(busy) : null, pending.map(top)];
+        }"""
+    )
+    asked, drawing, pending = tops
+    assert drawing is not None and drawing > asked, tops
+    assert all(p > asked for p in pending), tops
     chat = _wait_reply(page)
     assert "demo-scenes · image_generation" in chat, chat[-300:]
     page.locator("#chat img").first.wait_for()
