@@ -117,3 +117,16 @@ def test_a_request_that_evicted_a_model_says_so_on_its_badge(assistant):
 
     title, _ = badge(replace(outcome, load_s=1.2, evicted=("whisper-base",)))
     assert "cold load 1.2s (unloaded whisper-base)" in title
+
+
+def test_stop_before_any_word_says_so_instead_of_keeping_the_waiting_line():
+    from assistant.web.ui.format import WAITING, with_stopped_note
+
+    for waiting in (WAITING, "*Loading SmolLM2-135M-Instruct (98 MB)…*"):
+        chat = with_stopped_note(
+            [{"role": "user", "content": "q"}, {"role": "assistant", "content": waiting}]
+        )
+        assert chat[-1]["content"] == "*(stopped before the reply began)*"
+    said = "You said: buy milk.\n\n*Loading SmolLM2-135M-Instruct (98 MB)…*"
+    chat = with_stopped_note([{"role": "assistant", "content": said}])
+    assert chat[-1]["content"].startswith("You said: buy milk.\n\n*(stopped:")

@@ -244,6 +244,10 @@ def number_answer(messages: list[dict], n: int) -> list[dict]:
     return [{"role": "assistant", "content": f"**Answer {n} of {n}**"}, *messages]
 
 
+# What the bubble shows while nothing has come: WAITING, or a model's "*Loading …*" line.
+_WAITING_LINE = re.compile(r"(\n\n)?\*(Working|Loading [^\n]*)…\*$")
+
+
 def with_stopped_note(chat: list[dict]) -> list[dict]:
     """The chat with the stopped note under the last reply's text (not its badge or files)."""
     for i in range(len(chat) - 1, -1, -1):
@@ -254,7 +258,10 @@ def with_stopped_note(chat: list[dict]) -> list[dict]:
         if (message.get("metadata") or {}).get("title"):
             continue
         if isinstance(content, str):
-            chat[i] = {**message, "content": content + STOPPED}
+            # A waiting line is not the reply: Stop before any word says that instead.
+            content = _WAITING_LINE.sub("", content)
+            note = content + STOPPED if content.strip() else "*(stopped before the reply began)*"
+            chat[i] = {**message, "content": note}
             return chat
         if (
             isinstance(content, list)

@@ -110,6 +110,7 @@ def build_chat_tab(assistant: Assistant, pickable: dict, speech_ok: bool) -> Cha
             label="Attached documents",
             elem_id="keep-docs",
             scale=4,
+            min_width=330,  # its two choices on one line; on a phone, a line of its own
         )
         speak = gr.Checkbox(
             label="Speak replies"
@@ -119,6 +120,7 @@ def build_chat_tab(assistant: Assistant, pickable: dict, speech_ok: bool) -> Cha
             interactive=speech_ok,
             elem_id="speak",
             scale=2,
+            min_width=200,
         )
         # Shown only while a reply runs (CSS): a red button at rest reads as an alarm.
         stop = gr.Button("■ Stop", size="sm", variant="stop", elem_id="stop", scale=1)
