@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from assistant.web.ui.costs import export, finished_frame, totals
+from assistant.web.ui.costs import export, finished_frame, readable, totals
 from models.base import Request
 
 
@@ -31,6 +31,14 @@ def test_totals_add_up_and_the_saving_is_cloud_minus_here(used):
     assert row["requests"] == 3
     assert row["usd_local"] == pytest.approx(frame["usd_local"].sum(), abs=1e-6)
     assert row["saving_usd"] == pytest.approx(row["usd_cloud"] - row["usd_local"], abs=1e-6)
+
+
+def test_the_totals_tables_read_like_money(used):
+    shown = readable(totals(finished_frame(used), "model")).iloc[0]
+    assert shown["$ here"].startswith("$") and "e-" not in shown["$ here"]
+    assert shown["device seconds"].replace(",", "").replace(".", "").isdigit()
+    assert "saved (cloud − here)" in shown.index and "usd_local" not in shown.index
+    assert readable(totals(finished_frame(used), "family")).columns[0] == "family"
 
 
 def test_an_empty_ledger_gives_empty_tables(assistant):

@@ -17,6 +17,7 @@ import pandas as pd
 from assistant.accounting.ledger import COLUMNS
 from assistant.flow.service import Assistant
 from assistant.web.ui.documents import user_of
+from assistant.web.ui.render import usd
 
 
 def user_filter(assistant: Assistant, request) -> str | None:
@@ -65,6 +66,24 @@ def totals(frame: pd.DataFrame, by: str) -> pd.DataFrame:
     )
     grouped["saving_usd"] = grouped["usd_cloud"] - grouped["usd_local"]
     return grouped.round(6)
+
+
+def readable(table: pd.DataFrame) -> pd.DataFrame:
+    """A totals table as a person reads it: money as money ("$0.0066", never 0.006644),
+    seconds to a tenth, headers in words."""
+    shown = table.copy()
+    shown["device_s"] = [f"{s:,.1f}" for s in shown["device_s"]]
+    for col in ("usd_local", "usd_cloud", "saving_usd"):
+        shown[col] = [usd(v) for v in shown[col]]
+    return shown.rename(columns=READABLE)
+
+
+READABLE = {
+    "device_s": "device seconds",
+    "usd_local": "$ here",
+    "usd_cloud": "$ on a cloud API",
+    "saving_usd": "saved (cloud − here)",
+}
 
 
 def export(assistant: Assistant, kind: str, user: str | None = None) -> str:
@@ -129,9 +148,9 @@ class CostHandlers:
         return (
             plot(gr.ScatterPlot, frame, models),
             plot(gr.ScatterPlot, frame, models),
-            by_model,
+            readable(by_model),
             plot(gr.BarPlot, saving, models),
-            totals(frame, "family"),
+            readable(totals(frame, "family")),
         )
 
     def export_csv(self, request: gr.Request = None) -> str:
