@@ -49,6 +49,26 @@ def test_ask_with_only_a_recording_puts_the_transcript_in_steps(tmp_path):
 
 
 @pytest.mark.real
+def test_ask_attach_reads_a_document_once_unless_keep_and_says_what_loads(tmp_path):
+    home = real_settings(tmp_path / "home").home
+    rota = tmp_path / "lighthouse-rota.md"
+    rota.write_text("# Lighthouse rota\n\nOn Tuesdays Marta keeps the lamp.\n")
+    question = "Who keeps the lamp on Tuesdays?"
+    once = cli("ask", question, "--attach", str(rota), "--json", home=home)
+    reply = json.loads(once.stdout)
+    assert reply["status"] == "ok", reply["error"]
+    assert [c["source"] for c in reply["output"]["citations"]] == ["lighthouse-rota.md"]
+    # A cold start says which model loads, by name and size, on stderr.
+    assert re.search(r"Loading all-MiniLM-L6-v2[\w ]* \(\d+ MB\)…", once.stderr), once.stderr
+    listed = json.loads(cli("documents", "--json", home=home).stdout)
+    assert listed == [], listed
+    kept = cli("ask", question, "--attach", str(rota), "--keep", "--json", home=home)
+    assert json.loads(kept.stdout)["status"] == "ok"
+    listed = json.loads(cli("documents", "--json", home=home).stdout)
+    assert [d["name"] for d in listed] == ["lighthouse-rota.md"], listed
+
+
+@pytest.mark.real
 def test_serve_answers_then_stops_cleanly_on_the_first_ctrl_c(tmp_path):
     home = real_settings(tmp_path / "home").home
     with socket.socket() as s:
