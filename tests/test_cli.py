@@ -11,7 +11,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def cli(*args: str, home: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
+def cli(
+    *args: str, home: Path, stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "ASSISTANT_HOME": str(home)}
     return subprocess.run(
         [sys.executable, "-m", "assistant", *args],
@@ -20,7 +22,7 @@ def cli(*args: str, home: Path, stdin: str | None = None) -> subprocess.Complete
         capture_output=True,
         text=True,
         input=stdin,
-        timeout=120,
+        timeout=timeout,
     )
 
 

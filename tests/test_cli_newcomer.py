@@ -54,7 +54,8 @@ def test_ask_attach_reads_a_document_once_unless_keep_and_says_what_loads(tmp_pa
     rota = tmp_path / "lighthouse-rota.md"
     rota.write_text("# Lighthouse rota\n\nOn Tuesdays Marta keeps the lamp.\n")
     question = "Who keeps the lamp on Tuesdays?"
-    once = cli("ask", question, "--attach", str(rota), "--json", home=home)
+    slow = 600  # cold loads of the embedder and the text model on a busy two-core machine
+    once = cli("ask", question, "--attach", str(rota), "--json", home=home, timeout=slow)
     reply = json.loads(once.stdout)
     assert reply["status"] == "ok", reply["error"]
     assert [c["source"] for c in reply["output"]["citations"]] == ["lighthouse-rota.md"]
@@ -62,7 +63,7 @@ def test_ask_attach_reads_a_document_once_unless_keep_and_says_what_loads(tmp_pa
     assert re.search(r"Loading all-MiniLM-L6-v2[\w ]* \(\d+ MB\)…", once.stderr), once.stderr
     listed = json.loads(cli("documents", "--json", home=home).stdout)
     assert listed == [], listed
-    kept = cli("ask", question, "--attach", str(rota), "--keep", "--json", home=home)
+    kept = cli("ask", question, "--attach", str(rota), "--keep", "--json", home=home, timeout=slow)
     assert json.loads(kept.stdout)["status"] == "ok"
     listed = json.loads(cli("documents", "--json", home=home).stdout)
     assert [d["name"] for d in listed] == ["lighthouse-rota.md"], listed
