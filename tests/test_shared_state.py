@@ -85,12 +85,15 @@ def test_an_older_schema_is_upgraded_on_sqlite_but_refused_on_a_shared_database(
     _older_ledger(open_db())
     db = open_db()
     if db.shared:  # replicas on the old code may still be writing: refuse, say what to do
-        with pytest.raises(SchemaMismatch, match="version 4.*expects 7.*assistant migrate"):
+        with pytest.raises(SchemaMismatch, match="version 4.*expects 8.*assistant migrate"):
             Ledger(db)
         assert db.one("SELECT MAX(version) FROM schema_version") == (4,)
         db = open_db()
     ledger = Ledger(db, upgrade=True if db.shared else None)
-    assert ledger.get("old")["status"] == "started"  # the row written before survives
+    # The row written before survives, closed: no replica of the old code is running.
+    old = ledger.get("old")
+    assert old["started_at"] == 1.5 and old["status"] == "error"
+    assert old["error"].startswith("replica stopped") and old["replica"] is None
     assert db.one("SELECT MAX(version) FROM schema_version") == (len(ledger_module.MIGRATIONS),)
 
 
@@ -107,7 +110,7 @@ def test_migrate_command_upgrades_the_shared_database(pg_url, settings, monkeypa
     monkeypatch.setenv("ASSISTANT_DATABASE_URL", pg_url)
     assert main(["migrate"]) == 0
     said = capsys.readouterr().out
-    assert "schema_version" in said and "from 4 to 7" in said
+    assert "schema_version" in said and "from 4 to 8" in said
     assert "chats_schema_version" in said and "votes_schema_version" in said
     assert "from 0 to 1" in said
     assert Assistant.from_settings(shared).ledger.get("old") is not None
