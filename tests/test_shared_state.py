@@ -25,6 +25,7 @@ from assistant.database import DatabaseUnavailable, SchemaMismatch, masked
 from assistant.evaluation import votes as votes_module
 from assistant.evaluation.votes import Votes, leaderboard
 from assistant.flow.service import Assistant
+from assistant.web.access import FileAccess
 from models.base import BadInput, Request
 from tests.conftest import FakeChat, make_assistant
 
@@ -198,6 +199,20 @@ def test_a_vote_cast_on_one_replica_counts_on_the_other(open_db):
     b.record("text", "small", "big", "b", user="bob")
     assert [r["model"] for r in leaderboard(a, ledger, "text")] == ["big", "small"]
     assert leaderboard(b, ledger, "text")[0]["votes"] == 2 and b.tasks() == ["text"]
+
+
+def test_an_upload_through_one_replica_is_usable_through_the_other_by_its_browser_only(
+    open_db, tmp_path
+):
+    shared = tmp_path / "mount" / "uploads"  # the shared folder, at one path on both
+    picture = shared / "3f2a" / "red.png"
+    picture.parent.mkdir(parents=True)
+    picture.write_bytes(b"png")
+    a, b = (FileAccess(shared, open_db("owners.sqlite"), tmp_path / "kept") for _ in "ab")
+    a.owners.record([str(picture)], "ana-browser")  # A's gate saw the upload
+    a.owners.record([str(picture)], "ana-browser")  # (twice: still one row)
+    assert b.may_use(picture, "ana-browser") and not b.may_use(picture, "bob-browser")
+    assert b.owners.owners(str(picture)) == {"ana-browser"}
 
 
 def test_two_app_replicas_share_one_ledger_and_chat(pg_url, tmp_path, settings):
