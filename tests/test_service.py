@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from assistant.flow.outcome import Outcome
+from assistant.flow.primed import EXAMPLES
 from models.base import Message, Request
 from tests.conftest import FakeChat
 
@@ -18,7 +19,9 @@ def test_a_question_streams_and_is_recorded(assistant, fake_chat):
     assert "".join(items[:-1]) == outcome.result.text == fake_chat.replies[0]
     row = assistant.ledger.get(outcome.request_id)
     assert (row["status"], row["task"], row["model"]) == ("ok", "text", "smollm2-135m-instruct")
-    assert row["units_in"] == 6 and row["units_out"] == 6
+    # The model read the question after the example exchanges it is primed with.
+    primed_words = sum(len(m.content.split()) for m in EXAMPLES)
+    assert row["units_in"] == 6 + primed_words and row["units_out"] == 6
 
 
 def test_the_json_has_exactly_the_contract_keys(assistant):
