@@ -35,7 +35,16 @@ import time
 from pathlib import Path
 
 from assistant.settings import Settings
-from bench.answers_inputs import DATA, _has, _load, _memo, _picture, judge_memo, scaffolding
+from bench.answers_inputs import (
+    DATA,
+    _has,
+    _load,
+    _memo,
+    _picture,
+    heard_right,
+    judge_memo,
+    scaffolding,
+)
 from bench.measure import metric
 from models.base import Message, Request
 
@@ -295,6 +304,10 @@ def _voice(run: _Run, memos: dict, **_) -> None:
                 why=verdict.why,
                 similarity=verdict.similarity,
             )
+            # The text model's share apart from the recogniser's: no goal, a diagnosis.
+            if heard_right(case["text"], heard):
+                key = f"voice memo: of those Whisper heard, the reply addresses it ({split})"
+                run.scores.setdefault(key, []).append(verdict.ok)
 
 
 def _factual(run: _Run, **_) -> None:
@@ -326,7 +339,7 @@ GOALS = {  # metric name start -> (goal text, test); judged on the product's rou
     "retrieval: says": (">= 0.8", lambda v: v >= 0.8),
     "picture text": (">= 0.8", lambda v: v >= 0.8),
     "follow-ups": (">= 0.8", lambda v: v >= 0.8),
-    "voice memo": (">= 0.8", lambda v: v >= 0.8),
+    "voice memo: the reply": (">= 0.8", lambda v: v >= 0.8),
 }
 
 

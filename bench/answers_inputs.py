@@ -104,6 +104,14 @@ STOPWORDS = frozenset(
 )
 
 
+def heard_right(memo: str, transcript: str, share: float = 0.8) -> bool:
+    """Did the recogniser hear ``share`` of the memo's content words? (Whisper base
+    hears espeak-ng's voice badly now and then: "batteries and a birthday card" →
+    "Hard matter is, and the worst"; no reply can address what was not heard.)"""
+    said = _content(memo)
+    return len(said & _content(transcript)) >= share * len(said)
+
+
 @dataclass(frozen=True)
 class MemoVerdict:
     ok: bool

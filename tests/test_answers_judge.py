@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.answers import CHAINS, _chains
-from bench.answers_inputs import VOICE_SIMILARITY, _load, judge_memo
+from bench.answers_inputs import VOICE_SIMILARITY, _load, heard_right, judge_memo
 
 SHOPPING = {
     "text": "Add batteries and a birthday card to my shopping list.",
@@ -63,3 +63,15 @@ def test_bench_chains_can_be_picked_and_a_wrong_name_is_refused():
     assert _chains("voice, followups") == ["voice", "followups"]
     with pytest.raises(ValueError, match="known"):
         _chains("voices")
+
+
+def test_a_memo_is_heard_right_when_most_of_its_words_are_in_the_transcript():
+    assert heard_right(SHOPPING["text"], "Add batteries and a birthday card to my list.")
+    assert not heard_right(SHOPPING["text"], HEARD)
+
+
+def test_only_the_voice_memo_score_itself_is_judged_against_the_goal():
+    from bench.answers import _goal
+
+    assert _goal("voice memo: the reply addresses it (own)")[0] == ">= 0.8"
+    assert _goal("voice memo: of those Whisper heard, the reply addresses it (own)") == (None, None)

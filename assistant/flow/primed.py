@@ -1,4 +1,6 @@
-"""A first question to the default chat model, shown three short exchanges first (few-shot).
+"""How a plain chat's prompt is shaped: a lone question primed, a follow-up told to use the turns.
+
+A first question to the default chat model is shown three short exchanges first (few-shot).
 
 SmolLM2-135M answers a lone question with a ramble that often starts wrong
 ("L'Étoile, la Marseillaise. Paris is…", "Il Corfu"); shown first how a
@@ -17,6 +19,14 @@ a conversation already shows the model how it answers, a chat's own system
 prompt says what the person wants, grounded steps have their instructions,
 and a model picked by name (an eval, a tuned model taught a format) is
 measured as it is.
+
+A follow-up routed to the stronger model (ASSISTANT_GROUNDED_MODEL) is told
+to answer in a sentence or two and to read "it", "there" and "the same"
+from the earlier turns. On bench answers' 14 follow-ups (first turns from
+the primed chat model) it scored the same as without (7/8 own, 5/6
+held-out) with a median reply of 8.4 s instead of 13.9 s on a loaded
+machine, and answers as the assistant ("You were born in 1990") where it
+had spoken as the user ("I was born in 1990").
 """
 
 from __future__ import annotations
@@ -24,6 +34,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from assistant.flow.context import Context
+from assistant.flow.grounded import grounded_model
+from assistant.knowledge.grounding import with_system
 from assistant.routing.router import RouteDecision
 from models.base import Message, Request
 
@@ -37,9 +49,22 @@ EXAMPLES = (
 )
 
 
+FOLLOW_UP_SYSTEM = (
+    "Answer the user's last message in one or two short sentences. Use the earlier "
+    "conversation to tell what words like it, there, that or the same refer to."
+)
+
+
 def primed(a: Context, request: Request, decision: RouteDecision) -> Request:
-    """``request`` with the example exchanges before it, when it is a lone plain question."""
-    if decision.task != "text" or request.history or request.model:
+    """``request`` shaped for the model that will read it (see the module's doc)."""
+    if decision.task != "text" or request.model:
+        return request
+    if any(m.role == "assistant" for m in request.history):
+        stronger = grounded_model(a)
+        if stronger and decision.model == stronger[0]:
+            return replace(request, history=with_system(FOLLOW_UP_SYSTEM, request.history))
+        return request
+    if request.history:
         return request
     default = a.catalog.default_for("text", a.router.preferred.get("text"))
     if default is None or decision.model != default.id:
