@@ -16,6 +16,8 @@ to start, xllamacpp's portable build serves (``text_llamacpp.LlamaServer``).
 
 The binary speaks the same HTTP API as xllamacpp's server (both are
 llama.cpp's ``server``), so the adapter is the same; only the command differs.
+It runs under ``python -m models.llama_server --exec``, which ends it with the
+app (the binary itself does not notice its parent is gone).
 """
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ class LlamaServer:
         if self.command is None and not self.gpu_layers and not self.native_failed:
             binary, _ = native_server()
             if binary is not None:
-                command = server_command(
+                command = [sys.executable, "-m", "models.llama_server", "--exec"] + server_command(
                     binary, self.gguf, self.context_window, self.parallel, self.threads
                 )
                 try:

@@ -205,7 +205,7 @@ def test_an_avx512_build_that_dies_at_start_hands_over_to_the_portable_one(monke
     try:
         _, result = collect(chat, Request(text="hi"))
         assert chat.server.runtime == PORTABLE and result.text == "ih"
-        assert f"exit code -{signal.SIGILL.value}" in result.notes[-1]
+        assert "killed by SIGILL" in result.notes[-1]
         assert PORTABLE in result.notes[-1] and NATIVE in result.notes[-1]
         os.kill(chat.server.proc.pid, signal.SIGKILL)  # a restart does not try it again
         chat.server.proc.wait()
@@ -213,6 +213,26 @@ def test_an_avx512_build_that_dies_at_start_hands_over_to_the_portable_one(monke
         assert chat.server.runtime == PORTABLE and again.text == "niaga" and again.notes
     finally:
         chat.unload()
+
+
+def test_the_native_binary_ends_with_the_process_that_supervises_it(tmp_path):
+    import subprocess
+    import time
+
+    pidfile = tmp_path / "pid"
+    child = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "models.llama_server", "--exec", sys.executable, "-c", child],
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    deadline = time.monotonic() + 30
+    while not (pidfile.is_file() and pidfile.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    pid = int(pidfile.read_text())
+    supervisor.terminate()  # what LlamaServer.stop does
+    assert supervisor.wait(timeout=20) == 0
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the binary is gone too, not left resident
 
 
 def test_the_avx512_build_is_used_only_where_the_cpu_has_every_feature_it_needs(tmp_path):
