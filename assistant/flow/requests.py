@@ -21,16 +21,18 @@ HISTORY_CHARS_PER_MESSAGE = 8
 # What a local text model reads in a few seconds, in characters of its whole
 # prompt (system prompt, history, the message with its excerpts), counted
 # before any tokenizing. The whole prompt is read ("prefilled") before the
-# first word of the reply, and a slot or batch doing that holds the cores the
-# other chats decode on: 400 turns took 93-126 s each and a 3-word chat behind
-# them waited 133 s (#17). English is ~4 characters a token. On the CPU the
-# slowest default text model, Qwen2.5-Coder-0.5B on llama.cpp, reads ~50-100
-# prompt tokens/s on 2 shared cores (SmolLM2-135M on CTranslate2 several times
-# that), so 4,000 characters, ~1,000 tokens, is ~10 s at worst and a few on a
-# quiet machine. A GPU reads these sizes at thousands of tokens/s: 64,000
-# characters (~16k tokens) is a few seconds there, within every local model's
-# context window. ASSISTANT_PROMPT_CHARS sets one budget for every device.
-PROMPT_CHARS = {"cpu": 4_000, "gpu": 64_000}
+# first word of the reply, and a llama.cpp slot or a CTranslate2 batch doing
+# that holds the cores the other chats decode on: 400 turns took 93-126 s
+# each and a 3-word chat behind them waited 133 s (#17). English is ~4
+# characters a token. On the CPU the slowest default text model is the one
+# follow-ups go to, Qwen2.5-Coder-0.5B on llama.cpp: ~50-100 prompt tokens/s
+# on 2 quiet cores (2026-12-03, with a third of one core on a loaded machine:
+# 1,001 tokens in 78 s, 12.9 tok/s); SmolLM2-135M reads several times faster.
+# 3,000 characters, ~750 tokens, is ~10 s for Qwen on a quiet machine and a
+# few for SmolLM2. A GPU reads these sizes at thousands of tokens/s: 64,000
+# characters (~16k tokens) is a few seconds there and within every local
+# model's context window. ASSISTANT_PROMPT_CHARS sets one budget for all.
+PROMPT_CHARS = {"cpu": 3_000, "gpu": 64_000}
 
 # Words that ask for the transcript itself, so the chain stops after speech.
 TRANSCRIBE_ONLY = re.compile(r"transcri|расшифр|транскри|transkryp|转录|转写|听写", re.IGNORECASE)

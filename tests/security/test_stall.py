@@ -19,6 +19,7 @@ import time
 import httpx
 import numpy as np
 
+from assistant.flow.requests import PROMPT_CHARS
 from assistant.settings import Settings
 from models.base import Message, Request, Result
 from models.text import trimmed_note
@@ -87,7 +88,7 @@ def _ask(url: str, messages: list[dict], timings: dict, name: str) -> None:
 def test_a_long_history_is_answered_quickly_and_does_not_hold_a_short_chat(tmp_path):
     chat = _PrefillChat()
     with serve(Settings(home=tmp_path / "home"), fake_chat=chat) as served:
-        budget = served.settings.prompt_chars or 4_000  # the CPU's (PROMPT_CHARS)
+        budget = PROMPT_CHARS["cpu"]
         question = [{"role": "user", "content": "And now a short question?"}]
         long_turns = {
             "400 turns": [
