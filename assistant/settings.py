@@ -50,6 +50,12 @@ class Settings:
     # ASSISTANT_DATABASE_URL: a PostgreSQL database (postgresql://user:pw@host:5432/db) that
     # holds the ledger, chats and votes for every replica. Unset: SQLite files in ASSISTANT_HOME.
     database_url: str | None = None
+    # ASSISTANT_REPLICA_ID: this replica's name in the ledger (started rows say NAME:pid:start).
+    # Unset: the host name.
+    replica_name: str | None = None
+    # ASSISTANT_REPLICA_TIMEOUT_S: on a shared database, a replica unheard of this long is
+    # taken for dead and the requests it left open are closed as failed.
+    replica_timeout_s: float = 60.0
     max_upload_mb: float = 100.0  # ASSISTANT_MAX_UPLOAD_MB: larger files are refused unread
     # ASSISTANT_API_KEY: when set, /v1 calls must send "Authorization: Bearer <key>".
     api_key: str | None = None
@@ -111,6 +117,8 @@ class Settings:
             session_budget_usd=_budget(env.get("ASSISTANT_SESSION_BUDGET_USD")),
             chroma_url=env.get("ASSISTANT_CHROMA_URL") or None,
             database_url=env.get("ASSISTANT_DATABASE_URL") or None,
+            replica_name=env.get("ASSISTANT_REPLICA_ID") or None,
+            replica_timeout_s=number("ASSISTANT_REPLICA_TIMEOUT_S", 60.0),
             max_upload_mb=number("ASSISTANT_MAX_UPLOAD_MB", 100.0),
             api_key=env.get("ASSISTANT_API_KEY") or None,
             auth=_auth(env.get("ASSISTANT_AUTH")),
