@@ -37,6 +37,10 @@ class Settings:
     grounded_model: tuple[str, ...] = GROUNDED_DEFAULT
     # ASSISTANT_HISTORY_TURNS: earlier exchanges a grounded answer reads (short contexts).
     history_turns: int = 4
+    # ASSISTANT_PROMPT_CHARS: characters of prompt (system, history, the message with its
+    # excerpts) a local text model reads; older turns beyond it are left out, said in a
+    # note. Unset: what its device reads in a few seconds (flow/requests.py PROMPT_CHARS).
+    prompt_chars: int | None = None
     # ASSISTANT_SESSION_BUDGET_USD: $ here one session may spend (None: no cap).
     # Past 80% the router picks smaller models; past 100% requests are refused.
     session_budget_usd: float | None = None
@@ -46,6 +50,12 @@ class Settings:
     # ASSISTANT_DATABASE_URL: a PostgreSQL database (postgresql://user:pw@host:5432/db) that
     # holds the ledger, chats and votes for every replica. Unset: SQLite files in ASSISTANT_HOME.
     database_url: str | None = None
+    # ASSISTANT_REPLICA_ID: this replica's name in the ledger (started rows say NAME:pid:start).
+    # Unset: the host name.
+    replica_name: str | None = None
+    # ASSISTANT_REPLICA_TIMEOUT_S: on a shared database, a replica unheard of this long is
+    # taken for dead and the requests it left open are closed as failed.
+    replica_timeout_s: float = 60.0
     max_upload_mb: float = 100.0  # ASSISTANT_MAX_UPLOAD_MB: larger files are refused unread
     # ASSISTANT_API_KEY: when set, /v1 calls must send "Authorization: Bearer <key>".
     api_key: str | None = None
@@ -103,9 +113,12 @@ class Settings:
             text_model=env.get("ASSISTANT_TEXT_MODEL") or None,
             grounded_model=_ids(env.get("ASSISTANT_GROUNDED_MODEL")),
             history_turns=number("ASSISTANT_HISTORY_TURNS", 4, int),
+            prompt_chars=number("ASSISTANT_PROMPT_CHARS", 0, int) or None,
             session_budget_usd=_budget(env.get("ASSISTANT_SESSION_BUDGET_USD")),
             chroma_url=env.get("ASSISTANT_CHROMA_URL") or None,
             database_url=env.get("ASSISTANT_DATABASE_URL") or None,
+            replica_name=env.get("ASSISTANT_REPLICA_ID") or None,
+            replica_timeout_s=number("ASSISTANT_REPLICA_TIMEOUT_S", 60.0),
             max_upload_mb=number("ASSISTANT_MAX_UPLOAD_MB", 100.0),
             api_key=env.get("ASSISTANT_API_KEY") or None,
             auth=_auth(env.get("ASSISTANT_AUTH")),

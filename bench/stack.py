@@ -34,6 +34,7 @@ NGINX_CONF = ROOT / "deploy" / "nginx" / "assistant.conf"
 # Ports tried, first free first: ASSISTANT_STACK_PORTS="7850-7869" (a helper's range).
 PORTS = os.environ.get("ASSISTANT_STACK_PORTS", "7850-7869")
 TEXT_MODEL = "lab-text"
+VISION_MODEL = "lab-vision"
 EMBEDDER = "all-minilm-l6-v2"  # the built-in embedder's id, so the endpoint's replaces it
 TEXT_PRICE = {"usd_per_1m_input_tokens": 0.1, "usd_per_1m_output_tokens": 0.2}
 
@@ -60,7 +61,7 @@ def free_port(taken: set[int]) -> int:
 
 
 def catalog(endpoint: str) -> dict:
-    """The replicas' catalog: their chat model and embedder are the endpoint's."""
+    """The replicas' catalog: their chat, vision and embedding models are the endpoint's."""
 
     def entry(model_id: str, family: str, served: str, default_for: list, prices: dict) -> dict:
         return {
@@ -85,6 +86,8 @@ def catalog(endpoint: str) -> dict:
             # The names the endpoint serves them by: its own catalog's ids.
             entry(TEXT_MODEL, "text", "smollm2-135m-instruct", ["text"], TEXT_PRICE),
             entry(EMBEDDER, "embed", EMBEDDER, ["rag"], {"usd_per_1m_input_tokens": 0.01}),
+            # This app's /v1 reads a picture (an image_url part) when asked with "auto".
+            entry(VISION_MODEL, "vision", "auto", ["vision"], TEXT_PRICE),
         ]
     }
 
@@ -140,6 +143,7 @@ class Stack:
         port = free_port(self.taken)
         settings = {
             "ASSISTANT_HOME": str(home),
+            "ASSISTANT_REPLICA_ID": name,  # the ledger's started rows say "a:PID:START"
             "GRADIO_SERVER_PORT": str(port),
             "ASSISTANT_TEXT_MODEL": TEXT_MODEL,
             "ASSISTANT_GROUNDED_MODEL": TEXT_MODEL,

@@ -38,6 +38,12 @@ from models.base import (
 )
 
 
+def recordings_in(attachments, recordings: Collection[str]) -> list[Path]:
+    """The attachments to transcribe: those whose suffix is a recording kind
+    (the catalog passes the app's table of kinds), or all when none is given."""
+    return [p for p in attachments if not recordings or p.suffix.lower() in recordings]
+
+
 def timecode(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes:02d}:{secs:02d}"
@@ -79,11 +85,7 @@ class _Whisper(Adapter):
     def stream(
         self, request: Request, cancel: threading.Event | None = None
     ) -> Iterator[str | Result]:
-        clips = [
-            p
-            for p in request.attachments
-            if not self.recordings or p.suffix.lower() in self.recordings
-        ]
+        clips = recordings_in(request.attachments, self.recordings)
         if not clips:
             kinds = ", ".join(sorted(self.recordings))
             raise BadInput(f"Attach a recording ({kinds}) to transcribe.")

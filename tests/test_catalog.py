@@ -100,6 +100,19 @@ def test_a_missing_pack_says_which_pinned_packages_to_install(catalog, monkeypat
         packed_path(catalog.get(model), "It")()
 
 
+def test_an_uninstalled_optional_pack_says_make_coder_in_the_models_panel(
+    catalog, monkeypatch, tmp_path
+):
+    # The person reads this line in the Models panel and `models`: the short way
+    # first, the raw pip line only as the fallback.
+    from models import packs
+
+    monkeypatch.setattr(packs, "module_dir", lambda name: None)
+    usable, why = catalog.get("qwen2.5-coder-0.5b-instruct").availability(tmp_path)
+    assert not usable
+    assert why.startswith("pack not installed: make coder (or: pip install")
+
+
 def test_pack_paths_in_the_catalog_point_into_the_installed_packs(catalog):
     from assistant.catalog.backends import minilm_folder, packed_path
     from models.packs import module_dir

@@ -74,6 +74,23 @@ def test_a_pack_is_converted_once_and_then_reused(site, tmp_path):
     assert "fakepack_a" not in sys.modules  # found, never imported
 
 
+def test_a_second_checkout_reaching_the_same_files_by_another_path_reuses_the_folder(
+    site, tmp_path
+):
+    # The same installed part seen through another venv path (a symlinked venv,
+    # another checkout) is the same source; a reinstalled part (new size) is not.
+    import json
+
+    folder = prepare(single(), tmp_path / "w", CountingConverter(), progress=lambda m: None)
+    marker = folder / "PACK.json"
+    info = json.loads(marker.read_text())
+    info["source"] = [["/elsewhere/venv/fakepack_a/w.bin", *info["source"][0][1:]]]
+    marker.write_text(json.dumps(info))
+    assert is_prepared(single(), tmp_path / "w")
+    (site / "fakepack_a" / "w.bin").write_bytes(b"A" * 1001)
+    assert not is_prepared(single(), tmp_path / "w")
+
+
 def test_split_parts_are_joined_in_order_with_their_side_files(site, tmp_path):
     folder = prepare(split(), tmp_path / "w", progress=lambda m: None)
     assert (folder / "m.bin").read_bytes() == b"first-half|second-half"

@@ -12,6 +12,7 @@ the same sharing on one machine. Everything a client does goes over HTTP.
 from __future__ import annotations
 
 import dataclasses
+import io
 import sqlite3
 import time
 
@@ -28,6 +29,9 @@ pytestmark = [
 ]
 ANA = {"Authorization": "Bearer ana:pw-ana"}
 BOB = {"Authorization": "Bearer bob:pw-bob"}
+REPLICA_TIMEOUT_S = 4
+# A started row's replica, a finished row's error: how the kill test reads a request.
+COLUMNS = "phase, status, COALESCE(replica, error)"
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +61,8 @@ def stack(tmp_path_factory, database_url):
         env = {
             "ASSISTANT_AUTH": "ana:pw-ana,bob:pw-bob",
             "ASSISTANT_CHROMA_URL": chroma.url,
+            # A killed replica is taken for dead after 4 s unheard (60 s by default).
+            "ASSISTANT_REPLICA_TIMEOUT_S": str(REPLICA_TIMEOUT_S),
         }
         a, b = stack.replica("a", endpoint, env), stack.replica("b", endpoint, env)
         stack.nginx([a, b])
@@ -70,23 +76,30 @@ def _ask(url: str, text: str, headers=ANA, user: str = "t") -> httpx.Response:
     )
 
 
-def _events(stack: Stack, request_id: str = "", session: str = "") -> list[tuple]:
-    """(phase, status, device) of the shared ledger's events of one request, or of
-    every request of a session (only a started row names its session)."""
-    ids = "SELECT request_id FROM events WHERE session_id = ?" if session else "?"
-    sql = f"SELECT phase, status, device FROM events WHERE request_id IN ({ids}) ORDER BY seq"
+def _events(
+    stack: Stack, request_id: str = "", session: str = "", model: str = "", columns: str = ""
+) -> list[tuple]:
+    """(phase, status, device) of the shared ledger's events of one request, or of every
+    request of a session or a model (only a started row names them)."""
+    by = "session_id" if session else "model" if model else ""
+    ids = f"SELECT request_id FROM events WHERE {by} = ?" if by else "?"
+    sql = (
+        f"SELECT {columns or 'phase, status, device'} FROM events"
+        f" WHERE request_id IN ({ids}) ORDER BY seq"
+    )
+    arg = session or model or request_id
     if stack.database_url:
         import psycopg
 
         with psycopg.connect(stack.database_url) as db:
-            rows = db.execute(sql.replace("?", "%s"), (session or request_id,)).fetchall()
-            return [tuple(r) for r in rows]
+            return [tuple(r) for r in db.execute(sql.replace("?", "%s"), (arg,)).fetchall()]
     with sqlite3.connect(stack.folder / "shared-home" / "ledger.sqlite") as db:
-        return db.execute(sql, (session or request_id,)).fetchall()
+        return db.execute(sql, (arg,)).fetchall()
 
 
-def _login(url: str, user: str, password: str) -> httpx.Client:
-    client = httpx.Client(base_url=url, timeout=60)
+def _login(url: str, user: str, password: str, cookies=None) -> httpx.Client:
+    """A browser logged in at ``url``; ``cookies``: the same browser, come from elsewhere."""
+    client = httpx.Client(base_url=url, timeout=60, cookies=cookies)
     client.get("/config")
     assert client.post("/login", data={"username": user, "password": password}).status_code == 200
     client.get("/config")
@@ -147,6 +160,30 @@ def test_a_document_indexed_on_a_is_cited_on_b_only_for_its_owner(stack):
     assert "4417" not in other.text
 
 
+def test_a_picture_uploaded_through_a_is_read_through_b_on_the_vision_endpoint(stack):
+    a, b = (stack.processes[n].url for n in ("a", "b"))
+    on_a = _login(a, "ana", "pw-ana")
+    [up] = on_a.post(
+        "/gradio_api/upload",
+        files={"files": ("red.png", _png((64, 48), (200, 30, 30)), "image/png")},
+    ).json()
+    # The same browser (its cookie), now on B: as after nginx fails over from A.
+    on_b = _login(b, "ana", "pw-ana", cookies=on_a.cookies)
+    ask = {0: {"text": "what is in this picture?", "files": [file_data(up)]}}
+    status, output = join(on_b, "chat", ask)
+    assert status == 200 and "process_completed" in output, output[-400:]
+    # B sent the picture as an image_url part to the endpoint's own /v1, which read it.
+    assert "sees a 64x48 picture whose corner is RGB(200, 30, 30)" in output, output[-600:]
+    where = "remote:" + stack.processes["endpoint"].url[7:]
+    assert f"on {where}" in output  # the route card says where the work ran
+    assert _events(stack, model="lab-vision") == [
+        ("started", None, None),
+        ("finished", "ok", where),
+    ]
+    # Another browser, even of the same user, may not use that upload.
+    assert join(_login(b, "ana", "pw-ana"), "chat", ask)[0] == 403
+
+
 def test_killing_a_replica_mid_stream_fails_that_request_and_the_next_go_to_the_other(stack):
     proxy, a = stack.processes["nginx"].url, stack.processes["a"]
     for attempt in range(4):  # round-robin: one of the next two lands on A
@@ -171,9 +208,16 @@ def test_killing_a_replica_mid_stream_fails_that_request_and_the_next_go_to_the_
         break
     else:
         pytest.fail("no streamed request landed on replica A")
-    # The ledger keeps what happened: started, never finished (the replica died).
-    [(phase, status, _)] = _events(stack, session=f"api-ana/{user}")
-    assert phase == "started" and status is None
+    # The ledger keeps what happened: started on A, which died before it finished ...
+    [(phase, status, replica)] = _events(stack, session=f"api-ana/{user}", columns=COLUMNS)[:1]
+    assert phase == "started" and replica.startswith("a:")
+    # ... and B, no longer hearing A, closes it as failed: a row of its own, not an update.
+    deadline = time.monotonic() + REPLICA_TIMEOUT_S * 3
+    while len(events := _events(stack, session=f"api-ana/{user}", columns=COLUMNS)) < 2:
+        assert time.monotonic() < deadline, "the killed replica's request was never closed"
+        time.sleep(0.5)
+    assert events[1][:2] == ("finished", "error")
+    assert events[1][2].startswith(f"replica stopped: the replica {replica} ")
     for i in range(4):
         after = _ask(proxy, f"are you there {i}?")
         assert after.status_code == 200, after.text
@@ -194,6 +238,14 @@ def test_a_dead_endpoint_is_named_recorded_and_recovered_from(stack):
     stack.wait("endpoint", timeout_s=120)
     back = _ask(proxy, "hello again", user="back")
     assert back.status_code == 200, back.text
+
+
+def _png(size: tuple[int, int], colour: tuple[int, int, int]) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, "PNG")
+    return out.getvalue()
 
 
 def _body(text: str, user: str) -> dict:

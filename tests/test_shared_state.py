@@ -25,6 +25,7 @@ from assistant.database import DatabaseUnavailable, SchemaMismatch, masked
 from assistant.evaluation import votes as votes_module
 from assistant.evaluation.votes import Votes, leaderboard
 from assistant.flow.service import Assistant
+from assistant.web.access import FileAccess
 from models.base import BadInput, Request
 from tests.conftest import FakeChat, make_assistant
 
@@ -85,12 +86,15 @@ def test_an_older_schema_is_upgraded_on_sqlite_but_refused_on_a_shared_database(
     _older_ledger(open_db())
     db = open_db()
     if db.shared:  # replicas on the old code may still be writing: refuse, say what to do
-        with pytest.raises(SchemaMismatch, match="version 4.*expects 7.*assistant migrate"):
+        with pytest.raises(SchemaMismatch, match="version 4.*expects 8.*assistant migrate"):
             Ledger(db)
         assert db.one("SELECT MAX(version) FROM schema_version") == (4,)
         db = open_db()
     ledger = Ledger(db, upgrade=True if db.shared else None)
-    assert ledger.get("old")["status"] == "started"  # the row written before survives
+    # The row written before survives, closed: no replica of the old code is running.
+    old = ledger.get("old")
+    assert old["started_at"] == 1.5 and old["status"] == "error"
+    assert old["error"].startswith("replica stopped") and old["replica"] is None
     assert db.one("SELECT MAX(version) FROM schema_version") == (len(ledger_module.MIGRATIONS),)
 
 
@@ -107,7 +111,7 @@ def test_migrate_command_upgrades_the_shared_database(pg_url, settings, monkeypa
     monkeypatch.setenv("ASSISTANT_DATABASE_URL", pg_url)
     assert main(["migrate"]) == 0
     said = capsys.readouterr().out
-    assert "schema_version" in said and "from 4 to 7" in said
+    assert "schema_version" in said and "from 4 to 8" in said
     assert "chats_schema_version" in said and "votes_schema_version" in said
     assert "from 0 to 1" in said
     assert Assistant.from_settings(shared).ledger.get("old") is not None
@@ -195,6 +199,20 @@ def test_a_vote_cast_on_one_replica_counts_on_the_other(open_db):
     b.record("text", "small", "big", "b", user="bob")
     assert [r["model"] for r in leaderboard(a, ledger, "text")] == ["big", "small"]
     assert leaderboard(b, ledger, "text")[0]["votes"] == 2 and b.tasks() == ["text"]
+
+
+def test_an_upload_through_one_replica_is_usable_through_the_other_by_its_browser_only(
+    open_db, tmp_path
+):
+    shared = tmp_path / "mount" / "uploads"  # the shared folder, at one path on both
+    picture = shared / "3f2a" / "red.png"
+    picture.parent.mkdir(parents=True)
+    picture.write_bytes(b"png")
+    a, b = (FileAccess(shared, open_db("owners.sqlite"), tmp_path / "kept") for _ in "ab")
+    a.owners.record([str(picture)], "ana-browser")  # A's gate saw the upload
+    a.owners.record([str(picture)], "ana-browser")  # (twice: still one row)
+    assert b.may_use(picture, "ana-browser") and not b.may_use(picture, "bob-browser")
+    assert b.owners.owners(str(picture)) == {"ana-browser"}
 
 
 def test_two_app_replicas_share_one_ledger_and_chat(pg_url, tmp_path, settings):

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.evaluation.datasets import jsonl_rows
 from models.base import BadInput
 
 MIN_EXAMPLES = 8  # fewer teach nothing measurable, and leave no validation split
@@ -68,20 +68,13 @@ def split(chats: tuple[Chat, ...], sha256: str, path: Path, seed: int = 0) -> Sp
 
 
 def _jsonl(path: Path):
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as err:
-                raise BadInput(f"{path.name} line {number}: not JSON ({err.msg}).") from None
-            if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
-                raise BadInput(
-                    f'{path.name} line {number}: expected {{"messages": [{{"role": '
-                    '..., "content": ...}, ...]}.'
-                )
-            yield _chat(path.name, number, row["messages"])
+    for number, row in jsonl_rows(path):
+        if not isinstance(row.get("messages"), list):
+            raise BadInput(
+                f'{path.name} line {number}: expected {{"messages": [{{"role": '
+                '..., "content": ...}, ...]}.'
+            )
+        yield _chat(path.name, number, row["messages"])
 
 
 def _csv(path: Path):

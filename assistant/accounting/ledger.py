@@ -8,6 +8,9 @@ migrations recorded in ``schema_version``. It lives in ASSISTANT_HOME's
 ledger.sqlite (WAL mode lets the UI read while requests write), or in the
 PostgreSQL database all replicas share (assistant/database.py): the same
 migrations and the same rules on both. This module is the only writer.
+
+Every started row names the replica (process) that ran it, so a request
+whose replica died is closed by another one: assistant/accounting/replicas.py.
 """
 
 from __future__ import annotations
@@ -19,206 +22,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant.accounting.costs import Cost
-from assistant.database import Database, Migration, NotSQLite, SQLiteDatabase, open_database
+from assistant.accounting.ledger_schema import (  # COLUMNS, MIGRATIONS: read from here too
+    COLUMNS,  # noqa: F401
+    MIGRATIONS,
+    VERSION_TABLE,
+)
+from assistant.accounting.replicas import REPLICA_STOPPED, Heartbeat, replica_id
+from assistant.database import Database, NotSQLite, SQLiteDatabase, open_database
 
 if TYPE_CHECKING:
     from assistant.settings import Settings
-
-# The guards' PostgreSQL half: one function the triggers call. Its error is an
-# integrity violation, as SQLite's RAISE(ABORT) is, so callers catch one kind.
-PG_APPEND_ONLY = """
-CREATE FUNCTION ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'the ledger is append-only' USING ERRCODE = 'integrity_constraint_violation';
-END $$;
-"""
-
-VERSION_TABLE = "schema_version"  # one row per migration run: (number)
-MIGRATIONS: list[Migration] = [
-    # 1: the event table, its append-only guards, and a view of one row per request.
-    Migration(
-        """
-    CREATE TABLE events (
-        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-        request_id  TEXT NOT NULL,
-        phase       TEXT NOT NULL CHECK (phase IN ('started', 'finished')),
-        ts          REAL NOT NULL,
-        parent_id   TEXT,
-        session_id  TEXT,
-        source      TEXT,
-        task        TEXT,
-        model       TEXT,
-        reason      TEXT,
-        confidence  REAL,
-        status      TEXT CHECK (status IN ('ok', 'error', 'refused') OR status IS NULL),
-        error       TEXT,
-        queue_s     REAL,
-        load_s      REAL,
-        run_s       REAL,
-        units_in    INTEGER,
-        units_out   INTEGER,
-        unit        TEXT,
-        device      TEXT,
-        extra       TEXT,
-        UNIQUE (request_id, phase)
-    );
-    CREATE VIEW requests AS
-        SELECT s.request_id, s.parent_id, s.session_id, s.source, s.ts AS started_at,
-               f.ts AS finished_at, s.task, s.model, s.reason, s.confidence,
-               COALESCE(f.status, 'started') AS status, f.error,
-               f.queue_s, f.load_s, f.run_s, f.units_in, f.units_out, f.unit, f.device, f.extra
-        FROM events s LEFT JOIN events f
-             ON f.request_id = s.request_id AND f.phase = 'finished'
-        WHERE s.phase = 'started';
-    """,
-        sqlite="""
-    CREATE TRIGGER events_no_update BEFORE UPDATE ON events
-        BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-    CREATE TRIGGER events_no_delete BEFORE DELETE ON events
-        BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-    """,
-        postgres=PG_APPEND_ONLY
-        + """
-    CREATE TRIGGER events_no_update BEFORE UPDATE ON events
-        FOR EACH ROW EXECUTE FUNCTION ledger_append_only();
-    CREATE TRIGGER events_no_delete BEFORE DELETE ON events
-        FOR EACH ROW EXECUTE FUNCTION ledger_append_only();
-    """,
-    ),
-    # 2: what each request cost (assistant/accounting/costs.py), on the finished row.
-    Migration(
-        """
-    ALTER TABLE events ADD COLUMN device_seconds REAL;
-    ALTER TABLE events ADD COLUMN energy_j REAL;
-    ALTER TABLE events ADD COLUMN energy_method TEXT;
-    ALTER TABLE events ADD COLUMN usd_local REAL;
-    ALTER TABLE events ADD COLUMN usd_cloud REAL;
-    ALTER TABLE events ADD COLUMN cloud_ref TEXT;
-    DROP VIEW requests;
-    CREATE VIEW requests AS
-        SELECT s.request_id, s.parent_id, s.session_id, s.source, s.ts AS started_at,
-               f.ts AS finished_at, s.task, s.model, s.reason, s.confidence,
-               COALESCE(f.status, 'started') AS status, f.error,
-               f.queue_s, f.load_s, f.run_s, f.units_in, f.units_out, f.unit, f.device, f.extra,
-               f.device_seconds, f.energy_j, f.energy_method, f.usd_local, f.usd_cloud,
-               f.cloud_ref
-        FROM events s LEFT JOIN events f
-             ON f.request_id = s.request_id AND f.phase = 'finished'
-        WHERE s.phase = 'started';
-    """
-    ),
-    # 3: indexes for the questions asked on every request (a model's typical
-    # cost for the router's alternatives, a session's spend for its budget),
-    # which scanned the whole table: ~10 ms per alternative at 20k requests.
-    Migration(
-        """
-    CREATE INDEX events_model_task ON events (model, task, ts);
-    CREATE INDEX events_session ON events (session_id);
-    """
-    ),
-    # 4: how the prompt was made (chat, template, shots, system prompt), on the started row.
-    Migration(
-        """
-    ALTER TABLE events ADD COLUMN prompt TEXT;
-    DROP VIEW requests;
-    CREATE VIEW requests AS
-        SELECT s.request_id, s.parent_id, s.session_id, s.source, s.ts AS started_at,
-               f.ts AS finished_at, s.task, s.model, s.reason, s.confidence,
-               COALESCE(f.status, 'started') AS status, f.error,
-               f.queue_s, f.load_s, f.run_s, f.units_in, f.units_out, f.unit, f.device, f.extra,
-               f.device_seconds, f.energy_j, f.energy_method, f.usd_local, f.usd_cloud,
-               f.cloud_ref, s.prompt
-        FROM events s LEFT JOIN events f
-             ON f.request_id = s.request_id AND f.phase = 'finished'
-        WHERE s.phase = 'started';
-    """
-    ),
-    # 5: whose request it was (login name, or "local"), for per-user daily quotas.
-    Migration(
-        """
-    ALTER TABLE events ADD COLUMN "user" TEXT;
-    CREATE INDEX events_user ON events ("user", ts);
-    DROP VIEW requests;
-    CREATE VIEW requests AS
-        SELECT s.request_id, s.parent_id, s.session_id, s.source, s.ts AS started_at,
-               f.ts AS finished_at, s.task, s.model, s.reason, s.confidence,
-               COALESCE(f.status, 'started') AS status, f.error,
-               f.queue_s, f.load_s, f.run_s, f.units_in, f.units_out, f.unit, f.device, f.extra,
-               f.device_seconds, f.energy_j, f.energy_method, f.usd_local, f.usd_cloud,
-               f.cloud_ref, s.prompt, s."user"
-        FROM events s LEFT JOIN events f
-             ON f.request_id = s.request_id AND f.phase = 'finished'
-        WHERE s.phase = 'started';
-    """
-    ),
-    # 6: INSERT OR REPLACE deletes the row it conflicts with, and SQLite fires no
-    # DELETE trigger for that (recursive_triggers is off): refuse it before it starts.
-    # PostgreSQL has no REPLACE (ON CONFLICT DO UPDATE fires the UPDATE guard);
-    # its way around row triggers is TRUNCATE, refused the same way.
-    Migration(
-        sqlite="""
-    CREATE TRIGGER events_no_replace BEFORE INSERT ON events
-        WHEN EXISTS (SELECT 1 FROM events WHERE seq = NEW.seq
-                     OR (request_id = NEW.request_id AND phase = NEW.phase))
-        BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-    """,
-        postgres="""
-    CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
-        FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only();
-    """,
-    ),
-    # 7: a reply the person stopped. Its finished row keeps status 'ok' (the
-    # CHECK of migration 1 cannot change without copying the table); the view
-    # shows it as 'stopped', with the tokens produced before the Stop.
-    Migration(
-        """
-    ALTER TABLE events ADD COLUMN stopped INTEGER;
-    DROP VIEW requests;
-    CREATE VIEW requests AS
-        SELECT s.request_id, s.parent_id, s.session_id, s.source, s.ts AS started_at,
-               f.ts AS finished_at, s.task, s.model, s.reason, s.confidence,
-               CASE WHEN f.stopped = 1 THEN 'stopped' ELSE COALESCE(f.status, 'started') END
-                   AS status, f.error,
-               f.queue_s, f.load_s, f.run_s, f.units_in, f.units_out, f.unit, f.device, f.extra,
-               f.device_seconds, f.energy_j, f.energy_method, f.usd_local, f.usd_cloud,
-               f.cloud_ref, s.prompt, s."user"
-        FROM events s LEFT JOIN events f
-             ON f.request_id = s.request_id AND f.phase = 'finished'
-        WHERE s.phase = 'started';
-    """
-    ),
-]
-
-COLUMNS = (
-    "request_id",
-    "parent_id",
-    "session_id",
-    "source",
-    "started_at",
-    "finished_at",
-    "task",
-    "model",
-    "reason",
-    "confidence",
-    "status",
-    "error",
-    "queue_s",
-    "load_s",
-    "run_s",
-    "units_in",
-    "units_out",
-    "unit",
-    "device",
-    "extra",
-    "device_seconds",
-    "energy_j",
-    "energy_method",
-    "usd_local",
-    "usd_cloud",
-    "cloud_ref",
-    "prompt",
-    "user",
-)
 
 
 @dataclass(frozen=True)
@@ -246,7 +59,7 @@ class Finished:
     units_in: int = 0
     units_out: int = 0
     unit: str = "tokens"
-    device: str = "cpu"
+    device: str | None = "cpu"  # None: unknown (a request closed for a replica that died)
     extra: dict | None = None
     cost: Cost | None = None
     stopped: bool = False  # the person pressed Stop: shown as status "stopped"
@@ -259,15 +72,20 @@ class Ledger:
     whose schema version it does not expect (SchemaMismatch).
     """
 
-    def __init__(self, where: Path | Database, upgrade: bool | None = None):
+    def __init__(
+        self, where: Path | Database, upgrade: bool | None = None, replica: str | None = None
+    ):
         self.db = where if isinstance(where, Database) else SQLiteDatabase(where)
         self.db.migrate(MIGRATIONS, VERSION_TABLE, upgrade)
+        # This process, as the started rows name it (replicas.replica_id: name:pid:start).
+        self.replica = replica or replica_id()
+        self.heartbeat: Heartbeat | None = None  # started by open_ledger, for a writer
 
     def start(self, row: Started) -> None:
         self.db.execute(
             "INSERT INTO events (request_id, phase, ts, parent_id, session_id, source, task,"
-            ' model, reason, confidence, prompt, "user")'
-            " VALUES (?, 'started', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ' model, reason, confidence, prompt, "user", replica)'
+            " VALUES (?, 'started', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.request_id,
                 time.time(),
@@ -280,10 +98,38 @@ class Ledger:
                 row.confidence,
                 json.dumps(row.prompt) if row.prompt else None,
                 row.user,
+                self.replica,
             ),
         )
 
     def finish(self, row: Finished) -> None:
+        """Write the request's finished row; a second one for a request is refused.
+
+        Except one case, where the first row stands and this one is dropped: the
+        request was closed as "replica stopped" while this replica, paused past
+        the heartbeat timeout, was taken for dead (assistant/accounting/replicas.py).
+        """
+        try:
+            self._finish(row)
+        except self.db.IntegrityError:
+            closed = self.db.one(
+                "SELECT error FROM events WHERE request_id = ? AND phase = 'finished'",
+                (row.request_id,),
+            )
+            if not (closed and (closed[0] or "").startswith(REPLICA_STOPPED)):
+                raise
+
+    def close_stopped(self, request_id: str, error: str) -> bool:
+        """Close a request whose replica stopped (a failed finished row); False if it had one."""
+        try:
+            self._finish(
+                Finished(request_id, "error", error, device=None, extra={"closed_by": self.replica})
+            )
+        except self.db.IntegrityError:
+            return False  # it finished, or another replica closed it first
+        return True
+
+    def _finish(self, row: Finished) -> None:
         c = row.cost
         self.db.execute(
             "INSERT INTO events (request_id, phase, ts, status, error, queue_s, load_s, run_s,"
@@ -368,25 +214,38 @@ class Ledger:
         return rows[0] if rows else None
 
 
-def open_ledger(settings: Settings, warn) -> Ledger:
-    """The ledger ``settings`` name: the shared database when ASSISTANT_DATABASE_URL is set.
+def open_ledger(settings: Settings, warn, log=print) -> Ledger:
+    """The ledger ``settings`` name, with this replica's heartbeat running.
 
-    Without it, ASSISTANT_HOME/ledger.sqlite, set aside when it is not SQLite.
-    With it, an unreachable database or another schema version stops start-up.
+    The shared database when ASSISTANT_DATABASE_URL is set: an unreachable one
+    or another schema version stops start-up. Without it,
+    ASSISTANT_HOME/ledger.sqlite, set aside when it is not SQLite. Requests
+    that stopped replicas (an earlier run included) left open are closed as
+    failed now, and by the heartbeat as long as this process runs.
     """
+    replica = replica_id(settings.replica_name)
     if settings.database_url:
-        return Ledger(open_database(settings.database_url, settings.ledger_path))
-    return open_or_set_aside(settings.ledger_path, warn)
+        ledger = Ledger(open_database(settings.database_url, settings.ledger_path), replica=replica)
+    else:
+        ledger = open_or_set_aside(settings.ledger_path, warn, replica)
+    ledger.heartbeat = Heartbeat(ledger, settings.replica_timeout_s, log)
+    closed = ledger.heartbeat.start()
+    if closed:
+        log(
+            f"Ledger: {len(closed)} request(s) left open by a replica that stopped were "
+            "recorded as failed (replica stopped)."
+        )
+    return ledger
 
 
-def open_or_set_aside(path: Path, warn) -> Ledger:
+def open_or_set_aside(path: Path, warn, replica: str | None = None) -> Ledger:
     """The ledger at ``path``; a file there that is not SQLite is renamed, kept, and replaced.
 
     The app must start even when its ledger was damaged or overwritten; the
     old bytes are never deleted, only moved beside it, and ``warn`` says where.
     """
     try:
-        return Ledger(path)
+        return Ledger(path, replica=replica)
     except NotSQLite:
         kept = path.with_name(f"{path.name}.not-sqlite-{time.strftime('%Y%m%d-%H%M%S')}")
         path.rename(kept)
@@ -398,4 +257,4 @@ def open_or_set_aside(path: Path, warn) -> Ledger:
             f"The ledger {path} was not an SQLite database; it was kept as {kept.name} "
             "and a new ledger was started."
         )
-        return Ledger(path)
+        return Ledger(path, replica=replica)

@@ -180,7 +180,9 @@ class Catalog:
     def default_for(self, task: str, preferred: str | None = None) -> Entry | None:
         if preferred and preferred in self.entries and task in self.entries[preferred].tasks:
             return self.entries[preferred]
-        for entry in self.for_task(task):
+        # The last one declared wins: the user's catalog.json comes after the built-in one,
+        # so its entry with default_for ["asr"] (a GPU box's Whisper) is the default.
+        for entry in reversed(self.for_task(task)):
             if task in entry.default_for:
                 return entry
         candidates = self.for_task(task)

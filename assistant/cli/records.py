@@ -41,7 +41,7 @@ def cmd_ledger(args, settings: Settings) -> int:
 
 
 def cmd_migrate(args, settings: Settings) -> int:
-    """Bring the ledger's, chats' and votes' schema to this version's, every replica stopped.
+    """Bring the ledger's, chats', votes' and upload owners' schema to this version's, all stopped.
 
     Replicas upgrade an SQLite file by themselves; a shared database only
     here, since a replica still on the old code could be writing to it.
@@ -50,19 +50,20 @@ def cmd_migrate(args, settings: Settings) -> int:
     from assistant.chats import conversations
     from assistant.database import open_database
     from assistant.evaluation import votes
+    from assistant.web import access
 
     settings.ensure_home()
     stores = (
-        (ledger, settings.ledger_path),
-        (conversations, settings.chats_path),
-        (votes, settings.home / "votes.sqlite"),
+        (ledger.MIGRATIONS, ledger.VERSION_TABLE, settings.ledger_path),
+        (conversations.MIGRATIONS, conversations.VERSION_TABLE, settings.chats_path),
+        (votes.MIGRATIONS, votes.VERSION_TABLE, settings.home / "votes.sqlite"),
+        (access.OWNERS_MIGRATIONS, access.OWNERS_VERSION_TABLE, settings.upload_owners_path),
     )
-    for store, path in stores:
+    for steps, table, path in stores:
         db = open_database(settings.database_url, path)
-        before = db.migrate(store.MIGRATIONS, store.VERSION_TABLE, upgrade=True)
-        after = len(store.MIGRATIONS)
-        change = f"from {before} to {after}" if before != after else f"{after}, already"
-        print(f"{store.VERSION_TABLE} in {db.where}: schema version {change}.")
+        before = db.migrate(steps, table, upgrade=True)
+        change = f"from {before} to {len(steps)}" if before != len(steps) else f"{before}, already"
+        print(f"{table} in {db.where}: schema version {change}.")
         db.close()
     return 0
 

@@ -39,7 +39,7 @@ def load(path: Path) -> tuple[Example, ...]:
         raise BadInput(f"No dataset at {path}.")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
-        rows = _jsonl_rows(path)
+        rows = jsonl_rows(path)
     elif suffix == ".csv":
         rows = _csv_rows(path)
     else:
@@ -62,7 +62,9 @@ def load(path: Path) -> tuple[Example, ...]:
     return tuple(examples)
 
 
-def _jsonl_rows(path: Path):
+def jsonl_rows(path: Path):
+    """(line number, object) for each non-blank line; a clear BadInput naming the
+    line otherwise. Also reads fine-tuning sets (training/data.py)."""
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():

@@ -110,7 +110,7 @@ class Assistant:
         except BadInput as err:  # a broken override must not stop the app
             warn(f"{err} Using the built-in price table.")
             prices = Prices.load(PRICES_FILE)
-        ledger = open_ledger(settings, warn)
+        ledger = open_ledger(settings, warn, progress)
         assistant = cls(settings, catalog, pool, ledger, prices)
         if ledger.db.shared:  # every shared store's schema version is checked at start
             assistant.chats  # noqa: B018

@@ -17,7 +17,7 @@ from pathlib import Path
 from assistant.catalog.entries import Catalog
 from assistant.routing import kinds
 from assistant.routing.intent import IntentClassifier
-from models.base import BadInput, ModelUnavailable, Request
+from models.base import BadInput, ModelUnavailable, Request, Task
 
 # A picture costs far more than a sentence, and a wrong one helps nobody:
 # below this confidence the words are answered in words.
@@ -47,7 +47,7 @@ IMAGE = kinds.IMAGE
 
 @dataclass(frozen=True)
 class RouteDecision:
-    task: str  # one of catalog.TASKS
+    task: Task  # one of catalog.TASKS
     model: str  # catalog id
     reason: str  # one sentence a person understands
     confidence: float  # 0..1, how sure the rule is

@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import functools
 import os
-import sqlite3
-import threading
 from collections.abc import Iterable
 from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 
+from assistant.database import Database, Migration, SQLiteDatabase, open_database
 from models.base import BadInput
 
 COOKIE = "assistant_session"
@@ -40,50 +39,63 @@ NOT_YOURS = (
 
 
 class FileOwners:
-    """path -> the browsers that uploaded it, in SQLite so it survives restarts.
+    """path -> the browsers that uploaded it, in a database so it survives restarts.
+
+    ASSISTANT_HOME/upload_owners.sqlite, or the database replicas share
+    (ASSISTANT_DATABASE_URL): a file uploaded through one replica is then
+    usable through another by the same browser (with the upload folder on a
+    shared mount, the same path on each: docs/scaling.md).
 
     Gradio names an upload after a hash of its bytes, so two browsers that
     upload the same bytes get the same path: both own it (neither takes
     it from the other, and each already has the bytes).
     """
 
-    def __init__(self, db_path: Path):
-        self.db_path = db_path
-        self._lock = threading.Lock()
-        with self._connect() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS uploads (path TEXT, owner TEXT, "
-                "PRIMARY KEY (path, owner))"
-            )
-            # The first version kept one owner per path (the last uploader won).
-            if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'owners'").fetchone():
-                db.execute("INSERT OR IGNORE INTO uploads SELECT path, owner FROM owners")
-                db.execute("DROP TABLE owners")
-
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.db_path, timeout=10)
+    def __init__(self, db: Database):
+        self.db = db
+        if isinstance(db, SQLiteDatabase):
+            _adopt_first_version(db)
+        db.migrate(OWNERS_MIGRATIONS, OWNERS_VERSION_TABLE)
 
     def record(self, paths: Iterable[str], owner: str) -> None:
-        rows = [(os.path.realpath(p), owner) for p in paths]
-        with self._lock, self._connect() as db:
-            db.executemany("INSERT OR IGNORE INTO uploads VALUES (?, ?)", rows)
+        for path in paths:
+            self.db.execute(
+                "INSERT INTO uploads (path, owner) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (os.path.realpath(path), owner),
+            )
 
     def owners(self, path: str) -> set[str]:
-        with self._connect() as db:
-            rows = db.execute(
-                "SELECT owner FROM uploads WHERE path = ?", (os.path.realpath(path),)
-            ).fetchall()
+        rows = self.db.all("SELECT owner FROM uploads WHERE path = ?", (os.path.realpath(path),))
         return {r[0] for r in rows}
+
+
+OWNERS_VERSION_TABLE = "uploads_schema_version"
+OWNERS_MIGRATIONS = [
+    # 1: as the file kept it before it was numbered (IF NOT EXISTS: such a file is adopted).
+    Migration(
+        "CREATE TABLE IF NOT EXISTS uploads (path TEXT NOT NULL, owner TEXT NOT NULL,"
+        " PRIMARY KEY (path, owner));"
+    ),
+]
+
+
+def _adopt_first_version(db: SQLiteDatabase) -> None:
+    """The first version kept one owner per path (the last uploader won), in ``owners``."""
+    if db.one("SELECT 1 FROM sqlite_master WHERE name = 'owners'"):
+        with db.transaction():
+            db.execute(OWNERS_MIGRATIONS[0].sql)
+            db.execute("INSERT OR IGNORE INTO uploads SELECT path, owner FROM owners")
+            db.execute("DROP TABLE owners")
 
 
 class FileAccess:
     """The rule above for one ASSISTANT_HOME."""
 
-    def __init__(self, uploads_dir: Path, owners_db: Path, kept_dir: Path):
+    def __init__(self, uploads_dir: Path, owners: Path | Database, kept_dir: Path):
         self.uploads = Path(os.path.realpath(uploads_dir))
         self.api_uploads = self.uploads / "api"
         self.kept = Path(os.path.realpath(kept_dir))  # documents' kept copies
-        self.owners = FileOwners(owners_db)
+        self.owners = FileOwners(owners if isinstance(owners, Database) else SQLiteDatabase(owners))
 
     def may_use(self, path: str | os.PathLike, session: str | None) -> bool:
         """May the browser holding cookie ``session`` use the server file ``path``?"""
@@ -122,14 +134,17 @@ def _real(path: str | os.PathLike) -> Path | None:
 
 
 @functools.cache
-def _access(uploads_dir: Path, owners_db: Path, kept_dir: Path) -> FileAccess:
-    return FileAccess(uploads_dir, owners_db, kept_dir)
+def _access(uploads_dir: Path, owners_db: Path, kept_dir: Path, url: str | None) -> FileAccess:
+    return FileAccess(uploads_dir, open_database(url, owners_db), kept_dir)
 
 
 def access_for(settings) -> FileAccess:
-    """The one FileAccess of these settings (its SQLite table is created once)."""
+    """The one FileAccess of these settings (its database opened, and its table made, once)."""
     return _access(
-        settings.uploads_dir, settings.upload_owners_path, settings.documents_dir / "files"
+        settings.uploads_dir,
+        settings.upload_owners_path,
+        settings.documents_dir / "files",
+        settings.database_url,
     )
 
 

@@ -171,7 +171,7 @@ async def _sse(assistant: Assistant, request: Request, include_usage: bool):
     cancel = threading.Event()
     steps = gpu(assistant.handle)(request, source="api", cancel=cancel)
     cid, model = f"chatcmpl-{uuid.uuid4().hex}", request.model or "auto"
-    done = False
+    done = streamed = False
     try:
         yield _chunk(cid, model, {"role": "assistant", "content": ""})
         while True:
@@ -187,6 +187,9 @@ async def _sse(assistant: Assistant, request: Request, include_usage: bool):
                     yield f"data: {json.dumps({'error': error})}\n\n"
                     break
                 model = item.route.model if item.route else model
+                text = item.result.text if item.result else ""
+                if text and not streamed:  # a model that answers whole (a picture read)
+                    yield _chunk(cid, model, {"content": text})
                 yield _chunk(cid, model, {}, "stop")
                 if include_usage:
                     body = json.loads(_chunk(cid, model, {})[6:])
@@ -194,6 +197,7 @@ async def _sse(assistant: Assistant, request: Request, include_usage: bool):
                     yield f"data: {json.dumps(body)}\n\n"
                 break
             if isinstance(item, str):  # Progress of a picture is not chat text
+                streamed = True
                 yield _chunk(cid, model, {"content": item})
         yield "data: [DONE]\n\n"
     finally:
