@@ -71,7 +71,7 @@ def test_a_memo_is_heard_right_when_most_of_its_words_are_in_the_transcript():
 
 
 def test_only_the_voice_memo_score_itself_is_judged_against_the_goal():
-    from bench.answers import _goal
+    from bench.answers_metrics import _goal
 
     assert _goal("voice memo: the reply addresses it (own)")[0] == ">= 0.8"
     assert _goal("voice memo: of those Whisper heard, the reply addresses it (own)") == (None, None)
