@@ -37,6 +37,10 @@ class Settings:
     grounded_model: tuple[str, ...] = GROUNDED_DEFAULT
     # ASSISTANT_HISTORY_TURNS: earlier exchanges a grounded answer reads (short contexts).
     history_turns: int = 4
+    # ASSISTANT_PROMPT_CHARS: characters of prompt (system, history, the message with its
+    # excerpts) a local text model reads; older turns beyond it are left out, said in a
+    # note. Unset: what its device reads in a few seconds (flow/requests.py PROMPT_CHARS).
+    prompt_chars: int | None = None
     # ASSISTANT_SESSION_BUDGET_USD: $ here one session may spend (None: no cap).
     # Past 80% the router picks smaller models; past 100% requests are refused.
     session_budget_usd: float | None = None
@@ -109,6 +113,7 @@ class Settings:
             text_model=env.get("ASSISTANT_TEXT_MODEL") or None,
             grounded_model=_ids(env.get("ASSISTANT_GROUNDED_MODEL")),
             history_turns=number("ASSISTANT_HISTORY_TURNS", 4, int),
+            prompt_chars=number("ASSISTANT_PROMPT_CHARS", 0, int) or None,
             session_budget_usd=_budget(env.get("ASSISTANT_SESSION_BUDGET_USD")),
             chroma_url=env.get("ASSISTANT_CHROMA_URL") or None,
             database_url=env.get("ASSISTANT_DATABASE_URL") or None,

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 DATA = Path(__file__).with_name("data") / "answers"
@@ -80,3 +82,74 @@ def _memo(text: str, path: Path) -> Path:
             ) from None
     raw.unlink()
     return path
+
+
+# -- the voice memo judge ----------------------------------------------------------
+# Keywords alone passed nonsense built from the memo's frame words ("The worst may
+# come to your shopping list"). A reply addresses a memo when it holds two of its
+# keywords, restates one of its items (what the memo is about, not "list" or
+# "note"), echoes no word the recogniser misheard, is not a word salad, and is
+# close in meaning to what was said (the embedder's cosine; the threshold is
+# calibrated on the hand-labelled replies of voice_judge.jsonl, see its test).
+VOICE_SIMILARITY = 0.4
+# A reply of this many words or more whose distinct words are fewer than this
+# share of them is a loop ("milk milk milk bread the weekend of milk").
+SALAD_WORDS, SALAD_DISTINCT = 8, 0.5
+# Words too common to be a mishearing worth noticing when a reply repeats them.
+STOPWORDS = frozenset(
+    "the and for with that this what your you are was were have has had not but "
+    "from they them their there then than when where which who how why can could "
+    "would should will into onto about after before over under some any all its "
+    "our out off get got just also very more most much many".split()
+)
+
+
+def heard_right(memo: str, transcript: str, share: float = 0.8) -> bool:
+    """Did the recogniser hear ``share`` of the memo's content words? (Whisper base
+    hears espeak-ng's voice badly now and then: "batteries and a birthday card" →
+    "Hard matter is, and the worst"; no reply can address what was not heard.)"""
+    said = _content(memo)
+    return len(said & _content(transcript)) >= share * len(said)
+
+
+@dataclass(frozen=True)
+class MemoVerdict:
+    ok: bool
+    why: str  # what failed, "" when it passed
+    similarity: float | None = None
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def _content(text: str) -> set[str]:
+    return {w for w in _words(text) if len(w) > 2 and w not in STOPWORDS}
+
+
+def judge_memo(
+    reply: str,
+    case: dict,
+    transcript: str,
+    similarity: Callable[[str, str], float] | None = None,
+) -> MemoVerdict:
+    """Does ``reply`` address the memo ``case["text"]`` (as said, not as misheard)?"""
+    words = _words(reply)
+    keys = [k.lower() for k in case["keywords"]]
+    hits = {w for w in set(words) if any(w in (k, k + "s", k + "es") for k in keys)}
+    need = min(2, len(keys))
+    if len(hits) < need:
+        return MemoVerdict(False, f"{len(hits)} of the memo's keywords, {need} needed")
+    if not _has(reply, case["items"]):
+        return MemoVerdict(False, "restates none of the memo's items")
+    echoed = sorted((_content(transcript) - _content(case["text"])) & set(words))
+    if echoed:
+        return MemoVerdict(False, f"echoes misheard words: {', '.join(echoed)}")
+    if len(words) >= SALAD_WORDS and len(set(words)) < SALAD_DISTINCT * len(words):
+        return MemoVerdict(False, "a word salad")
+    if similarity is None:
+        return MemoVerdict(True, "")
+    score = similarity(reply, case["text"])
+    if score < VOICE_SIMILARITY:
+        return MemoVerdict(False, f"far from the memo (cosine {score:.2f})", score)
+    return MemoVerdict(True, "", score)

@@ -9,7 +9,8 @@ Same weights (the SmolLM2 pack), same prompts, one run:
 - eight chats at once vs one: aggregate tokens/s, p95 time to first token,
   and whether each batched reply equals its prompt's reply run alone.
 Both models are built from the catalog exactly as the app builds them.
-The same pack's GGUF on llama.cpp (xllamacpp's server) is the third
+The same pack's GGUF on llama.cpp's server (its AVX-512 build where this
+CPU runs it, else xllamacpp's AVX2 build; the metrics name which) is the third
 contender, for decode, roofline, first tokens and eight chats at once; the
 winner is saved in ASSISTANT_HOME/bench-text.json and becomes the app's
 default chat model on this machine. With the coder pack (``make coder``),
@@ -214,18 +215,26 @@ def bench_text(repeats: int, progress) -> list[dict]:
         metric("weights read per token, transformers fp32", runs.size[REFERENCE] / 1e6, "MB"),
         metric("roofline efficiency, transformers fp32", roof[REFERENCE], "fraction"),
     ]
-    for model_id, runtime, goal in ((FAST, "CTranslate2 int8", 2), (LLAMA, "llama.cpp Q8_0", 5)):
+    llama = _llama_build()
+    for model_id, runtime, goal in ((FAST, "CTranslate2 int8", 2), (LLAMA, f"{llama} Q8_0", 5)):
         if model_id in contenders:
             metrics += _runtime_metrics(runs, model_id, runtime, goal, ref, roof, batched)
     if LLAMA in contenders:
         metrics.append(
             metric("decode speed-up, llama.cpp vs CTranslate2 int8", med[LLAMA] / med[FAST], "x")
         )
-    for model_id, runtime in ((CODER, "CTranslate2 int8"), (CODER_LLAMA, "llama.cpp Q4_K_M")):
+    for model_id, runtime in ((CODER, "CTranslate2 int8"), (CODER_LLAMA, f"{llama} Q4_K_M")):
         if model_id in contenders:
             metrics += _coder_metrics(runs, model_id, runtime, roof)
     _remember_default(med, batched, progress)
     return metrics
+
+
+def _llama_build() -> str:
+    """Which llama.cpp build the app runs here (models/llama_native.py decides)."""
+    from models.llama_native import native_server
+
+    return "llama.cpp AVX-512" if native_server()[0] is not None else "llama.cpp AVX2"
 
 
 def _contenders(progress) -> list[str]:

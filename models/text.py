@@ -279,8 +279,8 @@ def trimmed_note(dropped: int) -> tuple[str, ...]:
     if not dropped:
         return ()
     return (
-        f"The {dropped} oldest exchange{'s' if dropped > 1 else ''} of this chat did not fit "
-        "the model's context window and were left out of what it saw.",
+        f"The {dropped} oldest exchange{'s' if dropped > 1 else ''} of this chat were left "
+        "out of what the model read, to fit its context window and keep the answer quick.",
     )
 
 

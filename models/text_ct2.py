@@ -97,13 +97,24 @@ class _Done:
     error: BaseException | None = None
 
 
+# Most padding one request of a batch may carry. A static batch reads every
+# prompt padded to the longest, so a short chat batched with a long history
+# waited for all of it (#17: a UI call behind a 400-turn request never
+# finished): a long prompt is read in its own batch, on its own worker.
+PAD_TOKENS = 256
+
+
+def _batchable(first: _Job, job: _Job) -> bool:
+    return job.sampling == first.sampling and abs(len(job.tokens) - len(first.tokens)) <= PAD_TOKENS
+
+
 class Batcher:
     """Groups waiting requests into batches and runs up to ``workers`` batches at once.
 
     A free worker takes the waiting jobs that share its first job's
-    sampling settings, split evenly with the other free workers, so eight
-    chats arriving together become two batches of four on two cores rather
-    than one batch of eight and an idle core.
+    sampling settings and about its prompt's length, split evenly with the
+    other free workers, so eight chats arriving together become two batches
+    of four on two cores rather than one batch of eight and an idle core.
     """
 
     def __init__(self, run_batch: Callable[[list[_Job]], None], max_batch: int, workers: int):
@@ -151,7 +162,7 @@ class Batcher:
                 if self._pending:  # another worker may have taken them meanwhile
                     break
             first = self._pending[0]
-            alike = [j for j in self._pending if j.sampling == first.sampling]
+            alike = [j for j in self._pending if _batchable(first, j)]
             share = -(-len(alike) // (self._idle + 1))  # ceil: leave work for idle workers
             batch = alike[: min(self.max_batch, share)]
             for job in batch:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from assistant.routing.intent import IntentClassifier
@@ -37,17 +35,18 @@ def test_words_in_four_languages(intent, text, want):
     assert 0.5 <= confidence <= 0.99
 
 
+@pytest.mark.parametrize(
+    "text", ["And its population?", "And what about its size?", "How tall is he?", "А где это?"]
+)
+def test_a_short_follow_up_is_words_not_a_picture(intent, text):
+    # "And its population?" went to image generation at 0.6: no exemplar was an
+    # elliptical follow-up, so its few n-grams matched pictures as well as words.
+    assert intent.classify(text, PICTURE_OR_WORDS)[0] == "text"
+
+
 def test_an_edit_and_a_question_about_an_image_differ(intent):
     assert intent.classify("Make the giraffe blue", ("image_edit", "vision"))[0] == "image_edit"
     assert intent.classify("What animal is this?", ("image_edit", "vision"))[0] == "vision"
-
-
-def test_a_decision_takes_well_under_a_millisecond_or_two(intent):
-    intent.classify("warm up", PICTURE_OR_WORDS)
-    started = time.perf_counter()
-    for _ in range(50):
-        intent.classify("Paint a red boat on a calm lake", PICTURE_OR_WORDS)
-    assert (time.perf_counter() - started) / 50 < 0.01
 
 
 def test_the_router_bench_reports_accuracy_and_latency():

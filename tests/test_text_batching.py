@@ -107,6 +107,36 @@ def test_eight_concurrent_chats_are_batched_and_each_gets_its_own_reply():
     assert max(generator.batches) > 1, generator.batches  # batched, not one at a time
 
 
+def test_a_long_prompt_is_read_in_its_own_batch_and_short_chats_go_on_beside_it():
+    """#17: a short chat batched with a long history waited for all of its prefill."""
+
+    class ReadingGenerator(FakeGenerator):
+        def generate_batch(self, prompts, max_length, callback, **options):
+            time.sleep(max(len(p) for p in prompts) / 10_000)  # the padded prefill
+            super().generate_batch(prompts, max_length, callback, **options)
+
+    chat = adapter(generator=ReadingGenerator(), context_window=100_000)
+    history = tuple(Message(("user", "assistant")[i % 2], "x" * 500) for i in range(80))
+    timings: dict[str, float] = {}
+
+    def ask(name, request):
+        started = time.monotonic()
+        chat.run(request)
+        timings[name] = time.monotonic() - started
+
+    long = threading.Thread(target=ask, args=("long", Request(text="and?", history=history)))
+    shorts = [
+        threading.Thread(target=ask, args=(f"short {i}", Request(text=f"hi {i}"))) for i in range(3)
+    ]
+    long.start()
+    for t in shorts:
+        t.start()
+    for t in [long, *shorts]:
+        t.join()
+    assert timings["long"] > 3  # 40,000 characters at 10,000 a second
+    assert max(v for k, v in timings.items() if k != "long") < 1, timings
+
+
 def test_stopping_one_request_leaves_the_rest_of_its_batch_running():
     chat = adapter(generator=FakeGenerator(step_s=0.005))
     stop = threading.Event()

@@ -21,7 +21,7 @@ import pytest
 from assistant.catalog.entries import Catalog
 from assistant.flow.pool import Pool
 from models.base import Adapter, Message, ModelUnavailable, Request, Result
-from models.text_llamacpp import LlamaCppChat, LlamaServer
+from models.text_llamacpp import NATIVE, PORTABLE, LlamaCppChat, LlamaServer
 from tests.test_text_batching import CharTokenizer
 
 STUB = str(Path(__file__).with_name("llama_stub.py"))
@@ -173,8 +173,86 @@ def test_a_server_that_exits_at_start_is_reported_with_its_reason():
 
 def test_without_the_wheel_the_message_names_the_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "xllamacpp", None)  # import fails
+    monkeypatch.setattr("models.text_llamacpp.native_server", lambda: (None, "not installed"))
     with pytest.raises(ModelUnavailable, match="pip install xllamacpp"):
         LlamaServer(Path("x.gguf"), 400, 8, 1).start()
+
+
+def native_chat(monkeypatch, log: Path, native: list[str]) -> LlamaCppChat:
+    """A chat whose AVX-512 build runs ``native``; the portable build is the stub."""
+    monkeypatch.setattr("models.text_llamacpp.native_server", lambda: (Path("llama-server"), ""))
+    monkeypatch.setattr("models.text_llamacpp.server_command", lambda *args: native)
+    stub = [sys.executable, STUB, "--log", str(log)]
+    monkeypatch.setattr(LlamaServer, "_portable_command", lambda self: stub)
+    server = LlamaServer(Path("stub.gguf"), 400, 8, 1)
+    chat = LlamaCppChat(files=None, tokenizer=CharTokenizer(), server=server, context_window=400)
+    chat.load()
+    return chat
+
+
+def test_the_avx512_build_serves_where_this_cpu_runs_it(monkeypatch, log):
+    chat = native_chat(monkeypatch, log, [sys.executable, STUB, "--log", str(log)])
+    try:
+        _, result = collect(chat, Request(text="hi"))
+        assert chat.server.runtime == NATIVE and result.text == "ih" and not result.notes
+    finally:
+        chat.unload()
+
+
+def test_an_avx512_build_that_dies_at_start_hands_over_to_the_portable_one(monkeypatch, log):
+    sigill = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGILL)"]
+    chat = native_chat(monkeypatch, log, sigill)
+    try:
+        _, result = collect(chat, Request(text="hi"))
+        assert chat.server.runtime == PORTABLE and result.text == "ih"
+        assert "killed by SIGILL" in result.notes[-1]
+        assert PORTABLE in result.notes[-1] and NATIVE in result.notes[-1]
+        os.kill(chat.server.proc.pid, signal.SIGKILL)  # a restart does not try it again
+        chat.server.proc.wait()
+        _, again = collect(chat, Request(text="again"))  # restarted: the portable build
+        assert chat.server.runtime == PORTABLE and again.text == "niaga" and again.notes
+    finally:
+        chat.unload()
+
+
+def test_the_native_binary_ends_with_the_process_that_supervises_it(tmp_path):
+    import subprocess
+    import time
+
+    pidfile = tmp_path / "pid"
+    child = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "models.llama_server", "--exec", sys.executable, "-c", child],
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    deadline = time.monotonic() + 30
+    while not (pidfile.is_file() and pidfile.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    pid = int(pidfile.read_text())
+    supervisor.terminate()  # what LlamaServer.stop does
+    assert supervisor.wait(timeout=20) == 0
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the binary is gone too, not left resident
+
+
+def test_the_avx512_build_is_used_only_where_the_cpu_has_every_feature_it_needs(tmp_path):
+    from models.llama_native import NEEDS, cpu_flags, native_server, server_command
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor : 0\nflags : fpu sse avx2 avx512f\n")
+    assert cpu_flags(cpuinfo) == {"fpu", "sse", "avx2", "avx512f"}
+    binary, why = native_server({"avx2", "avx512f"})
+    assert binary is None and why  # not installed, or installed and this CPU lacks the rest
+    if "not installed" not in why:
+        assert "amx_int8" in why and "avx512f," not in why
+        binary, why = native_server(set(NEEDS))
+        assert binary is not None and binary.name == "llama-server" and why == ""
+    command = server_command(Path("llama-server"), Path("m.gguf"), 4096, 8, 2)
+    flags = dict(zip(command[1::2], command[2::2], strict=False))
+    assert flags["--model"] == "m.gguf" and flags["--host"] == "127.0.0.1"
+    assert (
+        flags["--ctx-size"] == "4096" and flags["--parallel"] == "8" and "--kv-unified" in command
+    )
 
 
 class Named(Adapter):

@@ -21,6 +21,7 @@ from assistant.flow.grounded import grounded_decision
 from assistant.flow.outcome import Outcome, add_costs, chain
 from assistant.flow.pictures import as_redraw
 from assistant.flow.pool import Loading
+from assistant.flow.primed import primed
 from assistant.flow.requests import checked, with_transcribe_flag
 from assistant.flow.retrieval import rag
 from assistant.flow.step import priced, reject, run_step, silent
@@ -64,7 +65,9 @@ def answer(
     except AssistantError as err:
         # A budget refusal was routed first: its row names the task and model.
         return reject(a, request_id, request, source, err, decision=decision)
-    first = yield from _routed(a, request_id, None, request, decision, source, cancel)
+    first = yield from _routed(
+        a, request_id, None, primed(a, request, decision), decision, source, cancel
+    )
     said = first.result.text if first.result else ""
     if not (first.status == "ok" and decision.task in ("asr", "vision") and said):
         return first

@@ -18,6 +18,22 @@ from models.base import BadInput, Message, Request
 # for each turn dropped) held a worker for minutes while everyone waited.
 HISTORY_CHARS_PER_MESSAGE = 8
 
+# What a local text model reads in a few seconds, in characters of its whole
+# prompt (system prompt, history, the message with its excerpts), counted
+# before any tokenizing. The whole prompt is read ("prefilled") before the
+# first word of the reply, and a llama.cpp slot or a CTranslate2 batch doing
+# that holds the cores the other chats decode on: 400 turns took 93-126 s
+# each and a 3-word chat behind them waited 133 s (#17). English is ~4
+# characters a token. On the CPU the slowest default text model is the one
+# follow-ups go to, Qwen2.5-Coder-0.5B on llama.cpp: ~50-100 prompt tokens/s
+# on 2 quiet cores (2026-12-03, with a third of one core on a loaded machine:
+# 1,001 tokens in 78 s, 12.9 tok/s); SmolLM2-135M reads several times faster.
+# 3,000 characters, ~750 tokens, is ~10 s for Qwen on a quiet machine and a
+# few for SmolLM2. A GPU reads these sizes at thousands of tokens/s: 64,000
+# characters (~16k tokens) is a few seconds there and within every local
+# model's context window. ASSISTANT_PROMPT_CHARS sets one budget for all.
+PROMPT_CHARS = {"cpu": 3_000, "gpu": 64_000}
+
 # Words that ask for the transcript itself, so the chain stops after speech.
 TRANSCRIBE_ONLY = re.compile(r"transcri|расшифр|транскри|transkryp|转录|转写|听写", re.IGNORECASE)
 
@@ -56,6 +72,33 @@ def checked(settings: Settings, request: Request) -> Request:
         max_new_tokens=min(request.max_new_tokens, settings.max_new_tokens),
         dropped_turns=request.dropped_turns + dropped,
     )
+
+
+def prompt_budget(settings: Settings, device: str) -> int | None:
+    """Characters of prompt a text model on ``device`` reads; None: no bound here.
+
+    A remote endpoint spends its own machine's time, within its context window
+    (models/remote.py trims to it), so nobody here waits behind its prefill.
+    """
+    if device.startswith("remote"):
+        return None
+    return settings.prompt_chars or PROMPT_CHARS["cpu" if device == "cpu" else "gpu"]
+
+
+def within_prompt_budget(settings: Settings, request: Request, device: str) -> Request:
+    """The request with its oldest turns left out until its whole prompt fits the budget.
+
+    The system prompt and the message itself are always kept (the message is
+    bounded by ASSISTANT_MAX_MESSAGE_CHARS). The turns left out are added to
+    ``dropped_turns``, which the model's note reports ("The N oldest exchanges...").
+    """
+    budget = prompt_budget(settings, device)
+    if budget is None:
+        return request
+    history, dropped = bounded_history(request.history, budget - len(request.text))
+    if history == request.history:
+        return request
+    return replace(request, history=history, dropped_turns=request.dropped_turns + dropped)
 
 
 def bounded_history(

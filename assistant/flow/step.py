@@ -20,6 +20,7 @@ from assistant.accounting.ledger import Finished, Started
 from assistant.flow.context import Context
 from assistant.flow.outcome import Outcome, rejected
 from assistant.flow.pool import Loading
+from assistant.flow.requests import within_prompt_budget
 from assistant.routing.router import RouteDecision
 from models.base import Adapter, AssistantError, Request, Result
 
@@ -103,6 +104,8 @@ def _leased(
                 decision = _served_by(decision, lease.model, lease.fallback_reason)
             load_s += a.routing_loads.pop(request.text, 0.0)
             device = lease.adapter.device
+            if lease.adapter.family == "text":  # known only now: the device reading it
+                routed = within_prompt_budget(a.settings, routed, device)
             started = time.perf_counter()
             run = work or (lambda adapter, req, stop: adapter.stream(req, stop))
             for item in run(lease.adapter, routed, cancel):

@@ -3,6 +3,10 @@
 - A 2,000-turn history (1.9 MB) is bounded by characters before any model
   counts it in tokens, and trimming a long chat tokenizes it a few times,
   not once per dropped turn (that held a worker for minutes).
+- The prompt a text model reads is bounded by what its device reads in a
+  few seconds (flow/requests.py PROMPT_CHARS): a 400-turn or a 2,000-turn
+  history is answered quickly, with a note saying how many exchanges were
+  left out, and a short chat sent meanwhile is not held behind its prefill.
 - A question asked during a long ingest waits for one slice of the
   embedder, not for the whole document (it waited 120 s).
 """
@@ -15,8 +19,10 @@ import time
 import httpx
 import numpy as np
 
+from assistant.flow.requests import PROMPT_CHARS
 from assistant.settings import Settings
-from models.base import Message, Request
+from models.base import Message, Request, Result
+from models.text import trimmed_note
 from tests.conftest import FakeChat
 from tests.security.served import serve
 
@@ -44,6 +50,75 @@ def test_a_huge_history_is_bounded_before_the_model_sees_it(tmp_path):
         assert sum(len(m.content) for m in seen.history) <= limit
         assert seen.history[0].role == "user" and seen.history[-1].content.startswith("turn 1999")
         assert seen.dropped_turns > 900  # and the model's note will say how many
+
+
+class _PrefillChat(FakeChat):
+    """A chat model on one CPU: reading the prompt takes time in proportion to its
+    characters, and while one prompt is read no other chat advances (the cores are
+    busy), as llama.cpp's slots and CTranslate2's batches behave. Its note reports
+    the exchanges left out, as the real adapters' does."""
+
+    concurrent_safe = True  # many chats at once, as the real CPU backends take them
+    CHARS_PER_S = 20_000  # ~5,000 tokens/s: a tiny model; old bound (160,000 chars) = 8 s
+
+    def __init__(self):
+        super().__init__(replies=("Noted.",))
+        self.cores = threading.Lock()
+
+    def stream(self, request, cancel=None):
+        chars = len(request.text) + sum(len(m.content) for m in request.history)
+        with self.cores:
+            time.sleep(chars / self.CHARS_PER_S)
+        for item in super().stream(request, cancel):
+            if isinstance(item, Result):
+                item = Result(
+                    text=item.text, usage=item.usage, notes=trimmed_note(request.dropped_turns)
+                )
+            yield item
+
+
+def _ask(url: str, messages: list[dict], timings: dict, name: str) -> None:
+    started = time.monotonic()
+    got = httpx.post(
+        f"{url}/v1/chat/completions", json={"model": "auto", "messages": messages}, timeout=120
+    )
+    timings[name] = (time.monotonic() - started, got)
+
+
+def test_a_long_history_is_answered_quickly_and_does_not_hold_a_short_chat(tmp_path):
+    chat = _PrefillChat()
+    with serve(Settings(home=tmp_path / "home"), fake_chat=chat) as served:
+        budget = PROMPT_CHARS["cpu"]
+        question = [{"role": "user", "content": "And now a short question?"}]
+        long_turns = {
+            "400 turns": [
+                {"role": ("user", "assistant")[i % 2], "content": " ".join(["history"] * 60)}
+                for i in range(400)
+            ],
+            "2,000 turns (1.9 MB)": _history(2000, 900),
+        }
+        for name, turns in long_turns.items():
+            timings: dict = {}
+            long = threading.Thread(
+                target=_ask, args=(served.url, turns + question, timings, "long")
+            )
+            long.start()
+            time.sleep(0.3)  # the long one is being read when the short one arrives
+            _ask(served.url, [{"role": "user", "content": "Hi!"}], timings, "short")
+            long.join(120)
+            long_s, long_reply = timings["long"]
+            short_s, short_reply = timings["short"]
+            assert long_reply.status_code == 200, long_reply.text[:300]
+            assert short_reply.status_code == 200, short_reply.text[:300]
+            assert long_s < 5, f"{name}: answered in {long_s:.1f} s"
+            assert short_s < 2, f"{name}: a short chat sent meanwhile took {short_s:.1f} s"
+            seen = next(r for r in chat.seen if r.text == question[0]["content"])
+            chat.seen.clear()
+            read = len(seen.text) + sum(len(m.content) for m in seen.history)
+            assert read <= budget and seen.history, (read, len(seen.history))
+            left_out = (len(turns) - len(seen.history)) // 2
+            notes = long_reply.json()["assistant"]["notes"]
+            assert notes and f"The {left_out} oldest exchanges" in notes[0], notes
 
 
 class _CountingTokenizer:

@@ -107,7 +107,8 @@ def session(body: dict, user: str) -> str:
 def extra(outcome: Outcome) -> dict:
     """What the panel shows, for API callers that want it (OpenAI clients ignore it)."""
     data = outcome.as_json()
-    return {k: data.get(k) for k in ("request_id", "route", "timings", "cost")}
+    notes = (data.get("output") or {}).get("notes", [])  # e.g. "The 180 oldest exchanges..."
+    return {**{k: data.get(k) for k in ("request_id", "route", "timings", "cost")}, "notes": notes}
 
 
 def usage(outcome: Outcome) -> dict:
