@@ -142,12 +142,19 @@ class CostHandlers:
         # with today's models; no data at all shows "no data", not an empty chart.
         models = sorted(frame["model"].unique())
 
-        def plot(kind, data: pd.DataFrame, legend: list[str]):
-            return kind(value=None if data.empty else data, colors_in_legend=legend)
+        def plot(kind, data: pd.DataFrame, legend: list[str], y: str | None = None):
+            if data.empty:
+                return kind(value=None, colors_in_legend=legend)
+            if y is None:
+                return kind(value=data, colors_in_legend=legend)
+            # Headroom above the highest point: with the axis ending at it, the
+            # top point (the only one, on a fresh home) was drawn half clipped.
+            top = float(data[y].max()) or 1.0
+            return kind(value=data, colors_in_legend=legend, y_lim=[0, top * 1.15])
 
         return (
-            plot(gr.ScatterPlot, frame, models),
-            plot(gr.ScatterPlot, frame, models),
+            plot(gr.ScatterPlot, frame, models, "usd_local"),
+            plot(gr.ScatterPlot, frame, models, "run_s"),
             readable(by_model),
             plot(gr.BarPlot, saving, models),
             readable(totals(frame, "family")),
