@@ -180,8 +180,11 @@ def test_llama_cpp_serves_the_pack_gguf_as_shipped(assistant):
     outcome = assistant.ask(Request(text="What is the capital of Germany?", model=model))
     assert outcome.status == "ok", outcome.error
     assert outcome.route.model == model and "Berlin" in outcome.result.text
-    # Same prompt rendering as the default backend: the same tokens go in.
-    default = assistant.ask(Request(text="What is the capital of Germany?"))
+    # Same prompt rendering as the default backend: the same tokens go in. Both
+    # picked by name, so neither is primed with example exchanges (flow/primed.py).
+    default = assistant.ask(
+        Request(text="What is the capital of Germany?", model="smollm2-135m-instruct")
+    )
     assert outcome.result.usage.units_in == default.result.usage.units_in
     items = list(assistant.handle(Request(text="Name three colours.", model=model)))
     pieces = [i for i in items if isinstance(i, str)]

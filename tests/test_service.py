@@ -79,8 +79,10 @@ def test_an_edit_without_a_reachable_image_model_says_so_and_is_recorded(assista
 def test_history_reaches_the_model(assistant, fake_chat):
     history = (Message("user", "I live in Berlin."), Message("assistant", "Nice."))
     assistant.ask(Request(text="Where do I live?", history=history))
-    # After the follow-up instruction (flow/primed.py), the turns as they were.
-    assert fake_chat.seen[-1].history[1:] == history
+    # The turns as they were, after the follow-up instruction (flow/primed.py) where
+    # a stronger model is installed to take follow-ups (make coder), or with none.
+    seen = fake_chat.seen[-1].history
+    assert tuple(m for m in seen if m.role != "system") == history
 
 
 def test_a_crashing_model_is_reported_and_the_next_request_works(assistant, fake_chat):
