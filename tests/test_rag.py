@@ -9,6 +9,7 @@ import pytest
 
 from assistant.knowledge.documents import chunk, read, safe_name
 from assistant.knowledge.rag import collections_for
+from assistant.settings import Settings
 from models.base import Request
 from tests.docfiles import make_docx, make_pdf, make_zip_bomb_docx
 
@@ -17,6 +18,18 @@ VOLCANO = (
     "spreads in wide flows; rhyolite magma is viscous and erupts explosively."
 )
 GARDEN = "Tomatoes need full sun, deep watering twice a week and a stake to climb."
+
+
+# The documents' registry on both databases: SQLite's FTS5 (the default) and PostgreSQL
+# (ASSISTANT_DATABASE_URL, skipped where tests/pg.py cannot start a cluster).
+BOTH = pytest.mark.parametrize("settings", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture
+def settings(request, tmp_path) -> Settings:
+    on_postgres = getattr(request, "param", "sqlite") == "postgres"
+    url = request.getfixturevalue("pg_url") if on_postgres else None
+    return Settings(home=tmp_path / "home", database_url=url)
 
 
 def _write(folder: Path, name: str, text: str) -> Path:
@@ -31,6 +44,7 @@ def _rows(assistant, collection="user-local"):
     return sql
 
 
+@BOTH
 def test_a_file_is_indexed_once_and_a_second_ingest_adds_nothing(assistant, tmp_path):
     path = _write(tmp_path, "volcano.txt", (VOLCANO + "\n\n") * 30)
     first = assistant.ingest(path)
@@ -73,6 +87,7 @@ def test_chunk_ids_depend_on_content_and_position_only(tmp_path):
     assert ids != [c.id for c in chunk(read(a), "doc2")]
 
 
+@BOTH
 def test_a_question_about_the_documents_is_answered_from_them_with_citations(
     assistant, fake_chat, tmp_path
 ):
@@ -104,6 +119,7 @@ def test_documents_route_only_when_the_question_matches_them(assistant, tmp_path
     assert other.task == "text" and "documents do not cover it" in other.reason
 
 
+@BOTH
 def test_each_user_sees_their_own_and_the_shared_documents(assistant, tmp_path):
     assistant.ingest(_write(tmp_path, "volcano.txt", VOLCANO), user="ana")
     assistant.ingest(_write(tmp_path, "garden.txt", GARDEN), shared=True)
@@ -114,6 +130,7 @@ def test_each_user_sees_their_own_and_the_shared_documents(assistant, tmp_path):
     assert assistant.router.route(Request(text=tomato, user="bob")).task == "rag"
 
 
+@BOTH
 def test_delete_removes_the_chunks_and_the_kept_copy(assistant, tmp_path):
     assistant.ingest(_write(tmp_path, "volcano.txt", VOLCANO))
     [doc] = assistant.store.documents(collections_for("local"))
@@ -133,6 +150,7 @@ def test_an_attached_document_is_indexed_and_answered_in_one_message(assistant, 
     assert outcome.result.citations[0]["source"] == "volcano.txt"
 
 
+@BOTH
 def test_a_document_attached_for_one_message_is_not_kept(assistant, tmp_path):
     assistant.ingest(_write(tmp_path, "garden.txt", GARDEN))
     path = _write(tmp_path, "volcano.txt", VOLCANO)
@@ -148,7 +166,7 @@ def test_a_document_attached_for_one_message_is_not_kept(assistant, tmp_path):
     assert [d.name for d in assistant.store.documents(collections_for("local"))] == ["garden.txt"]
     question = Request(text="Why does rhyolite magma erupt explosively?")
     assert assistant.router.route(question).task == "text"
-    assert set(assistant.store._db.execute("SELECT name FROM documents")) == {("garden.txt",)}
+    assert assistant.store.registry.db.all("SELECT name FROM documents") == [("garden.txt",)]
     chroma = [
         c if isinstance(c, str) else c.name for c in assistant.store._client.list_collections()
     ]
