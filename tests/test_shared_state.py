@@ -25,6 +25,7 @@ from assistant.database import DatabaseUnavailable, SchemaMismatch, masked
 from assistant.evaluation import votes as votes_module
 from assistant.evaluation.votes import Votes, leaderboard
 from assistant.flow.service import Assistant
+from assistant.knowledge import registry as registry_module
 from assistant.web.access import FileAccess
 from models.base import BadInput, Request
 from tests.conftest import FakeChat, make_assistant
@@ -33,6 +34,7 @@ STORES = [
     (Ledger, ledger_module, "ledger.sqlite"),
     (Chats, conversations, "chats.sqlite"),
     (Votes, votes_module, "votes.sqlite"),
+    (registry_module.open_registry, registry_module, "documents.sqlite"),
 ]
 
 
@@ -65,7 +67,9 @@ def test_a_password_never_reaches_a_message():
     assert masked("postgresql://u@h/db") == "postgresql://u@h/db"
 
 
-@pytest.mark.parametrize("store, module, name", STORES, ids=["ledger", "chats", "votes"])
+@pytest.mark.parametrize(
+    "store, module, name", STORES, ids=["ledger", "chats", "votes", "documents"]
+)
 def test_a_database_written_by_newer_code_is_refused_not_written(open_db, store, module, name):
     first = store(open_db(name))
     expected = len(module.MIGRATIONS)
@@ -113,6 +117,7 @@ def test_migrate_command_upgrades_the_shared_database(pg_url, settings, monkeypa
     said = capsys.readouterr().out
     assert "schema_version" in said and "from 4 to 8" in said
     assert "chats_schema_version" in said and "votes_schema_version" in said
+    assert f"documents_schema_version in {masked(pg_url)}: schema version from 0 to 2" in said
     assert "from 0 to 1" in said
     assert Assistant.from_settings(shared).ledger.get("old") is not None
 

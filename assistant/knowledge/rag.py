@@ -272,7 +272,8 @@ class Store:
         for ranking in ([i for i, _ in near], self.keyword(query, collections)):
             for rank, chunk_id in enumerate(ranking):
                 scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
-        rows = self.registry.found(list(scores))
+        # One row per chunk: the same file in the user's and the shared collection is one hit.
+        rows = list({r[0]: r for r in self.registry.found(list(scores), collections)}.values())
         rows.sort(key=lambda r: -scores[r[0]])
         return [
             Hit(

@@ -64,6 +64,33 @@ ALTER TABLE chunks ADD COLUMN words tsvector
 CREATE INDEX chunks_words ON chunks USING GIN (words);
 """,
     ),
+    # 2: a chunk is keyed by its collection too. Two users who index the same file get the
+    # same chunk ids (they come from the file's hash); keyed by the id alone, the second
+    # user's chunks were dropped as known, and the first user's delete took them away.
+    Migration(
+        sqlite="""
+CREATE TABLE chunks_keyed (
+    chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL, collection TEXT NOT NULL,
+    position INTEGER NOT NULL, location TEXT NOT NULL, start_s REAL, text TEXT NOT NULL,
+    PRIMARY KEY (collection, chunk_id)
+);
+INSERT INTO chunks_keyed SELECT chunk_id, doc_id, collection, position, location, start_s, text
+    FROM chunks;
+DROP TABLE chunks;
+ALTER TABLE chunks_keyed RENAME TO chunks;
+CREATE INDEX chunks_doc ON chunks (collection, doc_id);
+CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts (rowid, text) VALUES (new.rowid, new.text);
+END;
+CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts (chunks_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+END;
+INSERT INTO chunks_fts (chunks_fts) VALUES ('rebuild');
+""",
+        postgres="""
+ALTER TABLE chunks DROP CONSTRAINT chunks_pkey, ADD PRIMARY KEY (collection, chunk_id);
+""",
+    ),
 ]
 COLUMNS = "doc_id, collection, name, kind, bytes, chunks, status, added, path"
 
@@ -218,17 +245,18 @@ class Registry:
             for r in self.db.all("SELECT chunk_id FROM chunks WHERE collection=?", (collection,))
         }
 
-    def found(self, chunk_ids: Sequence[str]) -> list[tuple]:
-        """(chunk id, doc id, name, location, text, start_s, path) of those chunks that belong
-        to a complete document: an interrupted ingest is never cited."""
-        if not chunk_ids:
+    def found(self, chunk_ids: Sequence[str], collections: Sequence[str]) -> list[tuple]:
+        """(chunk id, doc id, name, location, text, start_s, path) of those chunks, in these
+        collections, that belong to a complete document: an interrupted ingest is never cited."""
+        if not chunk_ids or not collections:
             return []
         return self.db.all(
             "SELECT c.chunk_id, c.doc_id, d.name, c.location, c.text, c.start_s, d.path "
             "FROM chunks c JOIN documents d "
             "ON d.doc_id = c.doc_id AND d.collection = c.collection "
-            f"WHERE d.status = 'complete' AND c.chunk_id IN ({_marks(chunk_ids)})",
-            tuple(chunk_ids),
+            f"WHERE d.status = 'complete' AND c.chunk_id IN ({_marks(chunk_ids)})"
+            f" AND c.collection IN ({_marks(collections)})",
+            (*chunk_ids, *collections),
         )
 
     def keyword(self, query: str, collections: Sequence[str], n: int = 20) -> list[str]:
