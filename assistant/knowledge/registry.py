@@ -28,6 +28,15 @@ from pathlib import Path
 
 from assistant.database import Database, Migration, SQLiteDatabase
 
+# FTS5 follows the chunks table through these (an external-content index is not kept by itself).
+FTS_TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts (rowid, text) VALUES (new.rowid, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts (chunks_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+END;
+"""
 VERSION_TABLE = "documents_schema_version"
 MIGRATIONS = [
     # 1: the schema documents.sqlite had before it was numbered (IF NOT EXISTS adopts such
@@ -51,13 +60,8 @@ CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (collection, doc_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, content='chunks', content_rowid='rowid', tokenize='unicode61 remove_diacritics 2'
 );
-CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
-    INSERT INTO chunks_fts (rowid, text) VALUES (new.rowid, new.text);
-END;
-CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
-    INSERT INTO chunks_fts (chunks_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
-END;
-""",
+"""
+        + FTS_TRIGGERS,
         postgres="""
 ALTER TABLE chunks ADD COLUMN words tsvector
     GENERATED ALWAYS AS (to_tsvector('simple', text)) STORED;
@@ -79,14 +83,9 @@ INSERT INTO chunks_keyed SELECT chunk_id, doc_id, collection, position, location
 DROP TABLE chunks;
 ALTER TABLE chunks_keyed RENAME TO chunks;
 CREATE INDEX chunks_doc ON chunks (collection, doc_id);
-CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
-    INSERT INTO chunks_fts (rowid, text) VALUES (new.rowid, new.text);
-END;
-CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
-    INSERT INTO chunks_fts (chunks_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
-END;
-INSERT INTO chunks_fts (chunks_fts) VALUES ('rebuild');
-""",
+"""
+        + FTS_TRIGGERS
+        + "INSERT INTO chunks_fts (chunks_fts) VALUES ('rebuild');",
         postgres="""
 ALTER TABLE chunks DROP CONSTRAINT chunks_pkey, ADD PRIMARY KEY (collection, chunk_id);
 """,
