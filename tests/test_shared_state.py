@@ -80,6 +80,16 @@ def test_a_database_written_by_newer_code_is_refused_not_written(open_db, store,
     assert first.db.all(f"SELECT version FROM {module.VERSION_TABLE} ORDER BY 1") == tables
 
 
+def test_a_replica_does_not_start_on_a_newer_documents_registry(pg_url, settings):
+    from assistant.database import open_database
+
+    newer = registry_module.open_registry(open_database(pg_url, settings.ledger_path))
+    newer.db.execute(f"INSERT INTO {registry_module.VERSION_TABLE} VALUES (99)")
+    newer.db.close()
+    with pytest.raises(SchemaMismatch, match="documents_schema_version"):
+        Assistant.from_settings(settings.with_(database_url=pg_url))
+
+
 def _older_ledger(db, steps: int = 4):
     """The ledger as code that knew only the first ``steps`` migrations left it, with a row."""
     db.migrate(ledger_module.MIGRATIONS[:steps], ledger_module.VERSION_TABLE)
