@@ -109,7 +109,9 @@ class Store:
         self._collections: dict = {}  # name -> Chroma collection handle, opened once
         self._lock = threading.Lock()  # one writer at a time per process
         folder.mkdir(parents=True, exist_ok=True)
-        self.registry = open_registry(registry or folder / "documents.sqlite")
+        self.registry = open_registry(
+            registry if registry is not None else folder / "documents.sqlite"
+        )
 
     # -- Chroma ---------------------------------------------------------------
 
