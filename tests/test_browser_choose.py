@@ -15,10 +15,11 @@ import re
 
 import pytest
 
+from tests.browser import ARTIFACTS, app_page, chromium, need_chromium
 from tests.realenv import real_settings, served, tiny_llama
-from tests.test_browser import ARTIFACTS, CHROMIUM, FLAGS
 
 pytestmark = pytest.mark.real
+need_chromium()
 SLOW = 300_000  # ms: cold loads and replies on a busy two-core machine
 PAIR = ("smollm2-135m-instruct", "smollm2-135m-instruct-fp32")
 
@@ -50,17 +51,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(server):
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
-        page.goto(server[0])
-        page.locator("#input textarea").wait_for()
+    with chromium() as browser, app_page(browser, server[0]) as page:
         yield page
-        browser.close()
 
 
 def test_compare_streams_two_blind_columns_and_a_vote_moves_the_leaderboard(page, server):

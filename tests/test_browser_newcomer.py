@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import ARTIFACTS, app_page, chromium, need_chromium
 from tests.realenv import real_settings, served
-from tests.test_browser import ARTIFACTS, CHROMIUM, FLAGS
 
 pytestmark = pytest.mark.real
+need_chromium()
 DOCS = Path(__file__).parent.parent / "docs"
 SLOW = 240_000  # ms: a cold model load plus a reply on a busy two-core machine
 CAP = 160  # tokens per reply in this module: long enough to Stop one mid-way
@@ -44,24 +45,14 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
 def page(browser, server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(server[0])
-    page.locator("#input textarea").wait_for()
-    yield page
-    context.close()
+    with app_page(browser, server[0]) as page:
+        yield page
 
 
 def _wait_reply(page) -> str:

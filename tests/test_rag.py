@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from assistant.flow.pool import Loading
 from assistant.knowledge.documents import chunk, read, safe_name
 from assistant.knowledge.rag import collections_for
 from assistant.settings import Settings
 from models.base import Request
+from tests.conftest import make_assistant
 from tests.docfiles import make_docx, make_pdf, make_zip_bomb_docx
 
 VOLCANO = (
@@ -253,3 +255,18 @@ def test_a_broken_picture_is_not_indexed_and_says_why(assistant, tmp_path):
     outcome = assistant.ingest(path)
     assert outcome.status == "error" and "photo.png is damaged or truncated" in outcome.error
     assert assistant.store.documents(("user-local",)) == []
+
+
+def test_a_cold_embedder_is_announced_before_the_router_loads_it(
+    assistant, settings, fake_chat, tmp_path
+):
+    assistant.ingest(_write(tmp_path, "volcano.txt", VOLCANO))
+    fresh = make_assistant(settings, fake_chat)  # a restart: nothing resident
+    items = list(fresh.handle(Request(text="Why does rhyolite magma erupt explosively?")))
+    loads = [i.model for i in items if isinstance(i, Loading)]
+    # The router compares the question with the documents: that load is said first.
+    assert loads[0] == fresh.embedder_id() and loads.count(fresh.embedder_id()) == 1, loads
+    first_word = next(i for i, item in enumerate(items) if isinstance(item, str))
+    assert items.index(next(i for i in items if isinstance(i, Loading))) < first_word
+    again = list(fresh.handle(Request(text="What is rhyolite?")))
+    assert fresh.embedder_id() not in [i.model for i in again if isinstance(i, Loading)]
