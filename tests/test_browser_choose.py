@@ -113,6 +113,12 @@ def test_evaluate_runs_an_uploaded_dataset_and_draws_the_score_cost_scatter(page
     points = page.locator("#eval-scatter .mark-symbol.role-mark path")  # not the legend's
     points.first.wait_for()
     assert points.count() == 2
+    # Axes a person can read: from zero, no tick printed to six decimals ("1.000000").
+    ticks = page.locator("#eval-scatter .role-axis-label text").evaluate_all(
+        "texts => texts.map(t => t.textContent)"  # SVG text has no innerText
+    )
+    assert "0" in ticks or "0.0" in ticks or "0.00" in ticks, ticks
+    assert not [t for t in ticks if re.search(r"\.\d{5,}", t)], ticks
     page.locator("#eval-use").click()
     note = page.locator("#eval-chosen")
     note.get_by_text("From now on").wait_for()
