@@ -270,3 +270,25 @@ def test_a_cold_embedder_is_announced_before_the_router_loads_it(
     assert items.index(next(i for i in items if isinstance(i, Loading))) < first_word
     again = list(fresh.handle(Request(text="What is rhyolite?")))
     assert fresh.embedder_id() not in [i.model for i in again if isinstance(i, Loading)]
+
+
+def test_attachments_left_by_a_crash_mid_request_are_dropped_at_the_next_start(
+    assistant, settings, fake_chat, tmp_path
+):
+    from assistant.knowledge.documents import read
+    from assistant.knowledge.rag import ONCE_TTL_S
+    from tests.conftest import FakeEmbedder
+
+    store, embed = assistant.store, FakeEmbedder().embed
+    path = _write(tmp_path, "volcano.txt", VOLCANO)
+    for collection in ("once-crashed", "once-running"):  # a request's own, as flow makes them
+        store.add(path, path.name, read(path), collection, embed)
+    # One was left by a crash an hour and more ago; the other is a request running now.
+    store.registry.db.execute(
+        "UPDATE documents SET added = added - ? WHERE collection = ?",
+        (ONCE_TTL_S + 60, "once-crashed"),
+    )
+    fresh = make_assistant(settings, fake_chat)  # the next start opens the store
+    assert fresh.store.documents(["once-crashed"]) == []
+    assert fresh.store.chunk_ids("once-crashed") == (set(), set())  # registry and Chroma
+    assert [d.name for d in fresh.store.documents(["once-running"])] == ["volcano.txt"]

@@ -21,7 +21,7 @@ from assistant.flow.pool import Loading
 from assistant.flow.step import Work, run_step, silent
 from assistant.knowledge import grounding
 from assistant.knowledge.documents import file_hash
-from assistant.knowledge.rag import collections_for
+from assistant.knowledge.rag import ONCE_PREFIX, collections_for
 from assistant.routing.router import RouteDecision
 from models.base import Embedder, Request, Reranker, Result, Usage
 
@@ -91,7 +91,7 @@ def rag(
     # Attached for this message only: indexed in a collection of the request's own,
     # searched alone (the file is what was asked about), dropped once searched.
     once = bool(request.attachments) and not request.keep_attachments
-    searched = (f"once-{request_id[:16]}",) if once else collections_for(request.user)
+    searched = (f"{ONCE_PREFIX}{request_id[:16]}",) if once else collections_for(request.user)
     retrieve = _retrieval(a, searched, wanted, vectors, once=once)
     try:
         first = yield from run_step(

@@ -33,7 +33,7 @@ from assistant.flow.outcome import Outcome
 from assistant.flow.pool import Loading, Pool
 from assistant.flow.requests import checked
 from assistant.flow.retrieval import document_match
-from assistant.knowledge.rag import Store
+from assistant.knowledge.rag import ONCE_PREFIX, ONCE_TTL_S, Store
 from assistant.knowledge.registry import open_registry
 from assistant.routing.router import Router
 from assistant.settings import Settings
@@ -191,6 +191,8 @@ class Assistant:
                 registry=shared,
                 kept=self.settings.kept_dir,
             )
+            # A message's own attachments left by a crash mid-request (on any replica).
+            self._store.drop_stale(ONCE_PREFIX, ONCE_TTL_S)
         return self._store
 
     # -- conversations --------------------------------------------------------

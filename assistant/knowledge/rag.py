@@ -74,6 +74,11 @@ class Hit:
         return c
 
 
+# A collection of one request's own: documents attached "for this message only".
+ONCE_PREFIX = "once-"
+ONCE_TTL_S = 3600  # no request runs this long: an older one was left by a crash
+
+
 def collections_for(user: str) -> tuple[str, str]:
     """(the user's own collection, the shared one).
 
@@ -218,6 +223,18 @@ class Store:
         with self._lock:
             if self._collections.pop(collection, None) is not None:
                 self._client.delete_collection(collection)
+
+    def drop_stale(self, prefix: str, older_than_s: float) -> set[str]:
+        """Drop the collections named ``prefix``... older than this; return their names.
+
+        A message's own attachments live in such a collection while it is
+        answered (flow/retrieval.py); one left by a crash mid-request is never
+        listed or searched, but its chunks, vectors and kept copy stay until this.
+        """
+        stale = self.registry.collections_older(prefix, time.time() - older_than_s)
+        for name in stale:
+            self.drop(name)
+        return stale
 
     # -- reading --------------------------------------------------------------
 

@@ -205,6 +205,14 @@ class Registry:
         )
         return {r[0] for r in rows}
 
+    def collections_older(self, prefix: str, before: float) -> set[str]:
+        """Collections named ``prefix``... holding a document added before ``before``."""
+        rows = self.db.all(
+            "SELECT DISTINCT collection FROM documents WHERE collection LIKE ? AND added < ?",
+            (prefix + "%", before),
+        )
+        return {r[0] for r in rows}
+
     def has_documents(self, collections: Sequence[str]) -> bool:
         return (
             self.db.one(
