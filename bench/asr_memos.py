@@ -44,6 +44,19 @@ CONTENDERS = {
         "whisper-base-ct2",
         {"beam_size": 5, "condition_on_previous_text": False, "compute_type": "float32"},
     ),
+    # A generic context for the decoder (no memo's words): tried, it heard fewer memos.
+    "base greedy, prompt 'A voice note.'": (
+        "whisper-base-ct2",
+        {**GREEDY, "initial_prompt": "A voice note."},
+    ),
+    "base greedy, prompt everyday": (
+        "whisper-base-ct2",
+        {
+            **GREEDY,
+            "initial_prompt": "A short voice message about everyday things: "
+            "errands, food, people, plans.",
+        },
+    ),
     "tiny.en greedy": ("whisper-tiny.en-ct2", GREEDY),
     "tiny.en beam 5": (
         "whisper-tiny.en-ct2",
