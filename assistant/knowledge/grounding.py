@@ -264,9 +264,14 @@ GROUNDED_SYSTEM = (
 
 
 # Plain words a model will not echo as a form ("Confirm a reminder or list…" was echoed).
+# The last sentence: "Remind me to buy milk, eggs and bread" got "I'm sorry, but I
+# can't assist with that request." from Qwen2.5-Coder (it cannot set reminders);
+# told to list what to remember, it restated both shopping memos and the
+# dentist's, with no other reply of bench answers' memos changed for the worse.
 VOICE_SYSTEM = (
     "You are a helpful assistant. The user speaks to you through voice notes; "
-    "reply to each note helpfully and briefly, naming what it is about."
+    "reply to each note helpfully and briefly, naming what it is about. "
+    "When a note asks you to remember or remind, list what to remember in one short sentence."
 )
 
 
