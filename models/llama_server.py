@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 
+from models.process import stop_process
+
 
 def supervise(command: list[str]) -> int:
     """Run llama.cpp's own ``llama-server`` binary (``llama_native``) under the same rules.
@@ -34,12 +36,7 @@ def supervise(command: list[str]) -> int:
     while not stop and os.getppid() == parent and child.poll() is None:
         time.sleep(0.5)
     if child.poll() is None:
-        child.terminate()
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        stop_process(child, grace_s=10)
         return 0
     if child.returncode < 0:  # SIGILL: a CPU without the instructions it was compiled for
         name = signal.Signals(-child.returncode).name

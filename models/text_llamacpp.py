@@ -51,6 +51,7 @@ from typing import Any
 
 from models.base import Adapter, ModelUnavailable, Request, Result, Usage
 from models.llama_native import native_server, server_command
+from models.process import stop_process
 from models.remote import endpoint_errors
 from models.text import chat_prompt, trimmed_note
 
@@ -205,14 +206,8 @@ class LlamaServer:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            stop_process(proc, grace_s=10)
 
     def exit_code(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
