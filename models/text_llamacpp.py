@@ -90,7 +90,14 @@ def free_port() -> int:
 
 
 def port_in_use(port: int) -> bool:
+    """A live socket holds ``port`` (the server, which sets SO_REUSEADDR, could not listen).
+
+    SO_REUSEADDR here too, so the connections the previous server on this
+    port closed (TIME_WAIT, ~60 s) do not count: without it, loading a model
+    again on its fixed port right after an unload failed as "in use".
+    """
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -132,6 +139,9 @@ class LlamaServer:
 
     def start(self) -> None:
         """Start llama.cpp's AVX-512 build where this CPU runs it, else xllamacpp's portable one."""
+        # Checked before either build: a taken port is not the AVX-512 build failing.
+        if self.fixed_port and port_in_use(self.fixed_port):
+            raise ModelUnavailable(f"llama.cpp could not start: port {self.fixed_port} is in use.")
         if self.command is None and not self.gpu_layers and not self.native_failed:
             binary, _ = native_server()
             if binary is not None:
@@ -167,8 +177,6 @@ class LlamaServer:
 
     def _launch(self, command: list[str], runtime: str) -> None:
         self.port = self.fixed_port or free_port()
-        if self.fixed_port and port_in_use(self.port):
-            raise ModelUnavailable(f"llama.cpp could not start: port {self.port} is in use.")
         env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
         self.proc = subprocess.Popen(
             [*command, "--port", str(self.port)],

@@ -155,6 +155,35 @@ def test_a_taken_port_is_named_and_nothing_hangs():
             server.start()
 
 
+def test_a_port_left_in_time_wait_by_the_last_server_is_free_for_the_next():
+    from models.text_llamacpp import port_in_use
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as llama-server does
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    served, _ = listener.accept()
+    assert port_in_use(port)  # listening: taken
+    served.close()  # the server closes first: its side of the port waits (TIME_WAIT)
+    client.close()
+    listener.close()
+    assert not port_in_use(port)  # an unload then a load on the same port must not fail
+
+
+def test_a_taken_port_is_not_mistaken_for_the_avx512_build_failing(monkeypatch, log):
+    monkeypatch.setattr("models.text_llamacpp.native_server", lambda: (Path("llama"), ""))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = LlamaServer(Path("x.gguf"), 400, 8, 1, port=port)
+        with pytest.raises(ModelUnavailable, match=f"port {port} is in use"):
+            server.start()
+        assert not server.native_failed  # once the port is free, the AVX-512 build serves
+
+
 def test_a_server_that_exits_at_start_is_reported_with_its_reason():
     server = LlamaServer(
         Path("x.gguf"),
