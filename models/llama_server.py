@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ctx", type=int, default=8192)
     parser.add_argument("--parallel", type=int, default=8)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads-batch", type=int, default=0)  # 0: as --threads
     parser.add_argument("--gpu-layers", type=int, default=0)
     args = parser.parse_args(argv)
     try:
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     # took 56 s vs 59 s, and the long prompt read 9% slower. What bounds the
     # wait is the app's prompt budget (assistant/flow/requests.py PROMPT_CHARS).
     params.cpuparams.n_threads = args.threads
-    params.cpuparams_batch.n_threads = args.threads
+    params.cpuparams_batch.n_threads = args.threads_batch or args.threads
     # No busy-polling between ops: on a machine shared with other work a
     # spinning thread steals the core its partner waits for (measured: two
     # threads fell from ~66 to 4-10 tok/s under load with the default poll).

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from models.base import Adapter, ModelUnavailable, Request, Result, Usage
-from models.llama_native import native_server, server_command
+from models.llama_native import decode_threads, native_server, server_command
 from models.process import stop_process
 from models.remote import endpoint_errors
 from models.text import chat_prompt, trimmed_note
@@ -117,11 +117,13 @@ class LlamaServer:
         port: int = 0,
         gpu_layers: int = 0,
         command: list[str] | None = None,
+        threads_batch: int = 0,
     ):
         self.gguf = gguf
         self.context_window = context_window
         self.parallel = parallel
-        self.threads = threads
+        self.threads = threads  # decoding one chat
+        self.threads_batch = threads_batch or threads  # prompts, several chats at once
         self.fixed_port = port  # 0: a free port is picked at each start
         self.gpu_layers = gpu_layers
         self.command = command  # tests start a stub server instead
@@ -146,7 +148,12 @@ class LlamaServer:
             binary, _ = native_server()
             if binary is not None:
                 command = [sys.executable, "-m", "models.llama_server", "--exec"] + server_command(
-                    binary, self.gguf, self.context_window, self.parallel, self.threads
+                    binary,
+                    self.gguf,
+                    self.context_window,
+                    self.parallel,
+                    self.threads,
+                    self.threads_batch,
                 )
                 try:
                     return self._launch(command, NATIVE)
@@ -171,6 +178,8 @@ class LlamaServer:
             str(self.parallel),
             "--threads",
             str(self.threads),
+            "--threads-batch",
+            str(self.threads_batch),
             "--gpu-layers",
             str(self.gpu_layers),
         ]
@@ -270,13 +279,15 @@ class LlamaCppChat(Adapter):
             # folder prepared before this has none yet) reads prompts ~2x faster.
             gguf = fast_gguf(Path(gguf))
             gpu = self.device_preference in ("auto", "cuda") and _cuda_build()
+            cores = os.cpu_count() or 1
             self.server = LlamaServer(
                 Path(gguf),
                 self.context_window,
                 self.parallel,
-                os.cpu_count() or 1,
+                cores if gpu else decode_threads(Path(gguf), cores),  # see decode_threads
                 port=self.port,
                 gpu_layers=999 if gpu else 0,
+                threads_batch=cores,
             )
             self.device = "cuda" if gpu else "cpu"
             if self.tokenizer is None:
