@@ -48,8 +48,12 @@ class Settings:
     # Unset: an embedded PersistentClient in ASSISTANT_HOME/chroma.
     chroma_url: str | None = None
     # ASSISTANT_DATABASE_URL: a PostgreSQL database (postgresql://user:pw@host:5432/db) that
-    # holds the ledger, chats and votes for every replica. Unset: SQLite files in ASSISTANT_HOME.
+    # holds the ledger, chats, votes, upload owners and the documents' registry for every
+    # replica. Unset: SQLite files in ASSISTANT_HOME.
     database_url: str | None = None
+    # ASSISTANT_SHARED_DIR: a folder every replica mounts at the same path (NFS, EFS...)
+    # for uploads and documents' kept copies. Unset: ASSISTANT_HOME's own folders.
+    shared_dir: Path | None = None
     # ASSISTANT_REPLICA_ID: this replica's name in the ledger (started rows say NAME:pid:start).
     # Unset: the host name.
     replica_name: str | None = None
@@ -117,6 +121,7 @@ class Settings:
             session_budget_usd=_budget(env.get("ASSISTANT_SESSION_BUDGET_USD")),
             chroma_url=env.get("ASSISTANT_CHROMA_URL") or None,
             database_url=env.get("ASSISTANT_DATABASE_URL") or None,
+            shared_dir=_folder(env.get("ASSISTANT_SHARED_DIR")),
             replica_name=env.get("ASSISTANT_REPLICA_ID") or None,
             replica_timeout_s=number("ASSISTANT_REPLICA_TIMEOUT_S", 60.0),
             max_upload_mb=number("ASSISTANT_MAX_UPLOAD_MB", 100.0),
@@ -147,7 +152,7 @@ class Settings:
 
     @property
     def uploads_dir(self) -> Path:
-        return self.home / "uploads"
+        return (self.shared_dir or self.home) / "uploads"
 
     @property
     def upload_owners_path(self) -> Path:
@@ -162,6 +167,13 @@ class Settings:
     def documents_dir(self) -> Path:
         # The documents' registry, full-text index, kept copies and (embedded) Chroma.
         return self.home / "documents"
+
+    @property
+    def kept_dir(self) -> Path:
+        # Indexed documents' kept copies (cited recordings play from them).
+        if self.shared_dir is not None:
+            return self.shared_dir / "documents"
+        return self.documents_dir / "files"
 
     @property
     def catalog_file(self) -> Path:
@@ -193,6 +205,11 @@ class Settings:
                 "Point ASSISTANT_HOME at a folder you can write, e.g. "
                 "ASSISTANT_HOME=$HOME/.assistant make run"
             ) from err
+
+
+def _folder(raw: str | None) -> Path | None:
+    # Absolute, as ASSISTANT_HOME: an upload is known by its path, the same on every replica.
+    return Path(raw).expanduser().absolute() if raw else None
 
 
 def _auth(raw: str | None) -> tuple[tuple[str, str], ...]:

@@ -5,10 +5,13 @@ tests/test_scale.py and ``bench scale``:
 
 - the model endpoint: a second instance of this app serving /v1 with fake
   models (tests/scale_worker.py), so no weights are needed;
-- replicas: ``python -m assistant serve``, exactly as deployed, sharing one
-  ASSISTANT_HOME (uploads, kept documents; the ledger and chats too unless
-  ASSISTANT_DATABASE_URL names a database), whose catalog points every model
-  they use at the endpoint;
+- replicas: ``python -m assistant serve``, exactly as deployed, whose
+  catalog points every model they use at the endpoint. With a database
+  (``database_url``) each has an ASSISTANT_HOME of its own, as on separate
+  machines, and they share only what such machines share: the database
+  (ledger, chats, documents' registry), the Chroma server and one folder for
+  uploads and kept documents (ASSISTANT_SHARED_DIR). Without one they share
+  a single ASSISTANT_HOME and its SQLite files, which only one machine can;
 - nginx with deploy/nginx/assistant.conf, the file a deployment copies;
 - optionally a Chroma server (``chroma run``) for the vectors.
 
@@ -136,8 +139,13 @@ class Stack:
         return self._start("chroma", port, args, {"ANONYMIZED_TELEMETRY": "False"})
 
     def replica(self, name: str, endpoint: Process, env: dict[str, str] | None = None) -> Process:
-        """``python -m assistant serve`` on the shared home, its models on ``endpoint``."""
-        home = self.folder / "shared-home"
+        """``python -m assistant serve``, its models on ``endpoint`` (homes: see the top)."""
+        if self.database_url:
+            home = self.folder / f"home-{name}"
+            shared = {"ASSISTANT_DATABASE_URL": self.database_url}
+            shared["ASSISTANT_SHARED_DIR"] = str(self.folder / "shared")
+        else:
+            home, shared = self.folder / "shared-home", {}
         home.mkdir(parents=True, exist_ok=True)
         (home / "catalog.json").write_text(json.dumps(catalog(endpoint.url + "/v1"), indent=1))
         port = free_port(self.taken)
@@ -148,7 +156,7 @@ class Stack:
             "ASSISTANT_TEXT_MODEL": TEXT_MODEL,
             "ASSISTANT_GROUNDED_MODEL": TEXT_MODEL,
             "ASSISTANT_DEVICE": "cpu",
-            **({"ASSISTANT_DATABASE_URL": self.database_url} if self.database_url else {}),
+            **shared,
             **(env or {}),
         }
         return self._start(name, port, [sys.executable, "-m", "assistant", "serve"], settings)

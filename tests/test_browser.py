@@ -8,37 +8,16 @@ with a message saying how to install it.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.browser import ARTIFACTS, app_page, chromium, need_chromium
 from tests.realenv import real_settings, served
 
 pytestmark = pytest.mark.real
-CHROMIUM = shutil.which("chromium")
-ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 DATA = Path(__file__).parent / "data"
-# The flags that work on these machines (see the env notes): without the
-# background-networking ones Chromium keeps dialling Google and being refused.
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-if CHROMIUM is None:
-    if os.environ.get("CI"):  # .ci/run installs it: its absence there is a failure
-        raise RuntimeError("CI without chromium: .ci/run should have installed it")
-    pytest.skip(
-        "Debian's chromium is not installed: apt-get install chromium", allow_module_level=True
-    )
+need_chromium()
 
 
 @pytest.fixture(scope="module")
@@ -49,17 +28,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(server):
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
-        page.goto(server[0])
-        page.locator("#input textarea").wait_for()
+    with chromium() as browser, app_page(browser, server[0]) as page:
         yield page
-        browser.close()
 
 
 def _ask(page, text: str, files: tuple[Path, ...] = ()) -> str:

@@ -15,10 +15,11 @@ import re
 
 import pytest
 
+from tests.browser import ARTIFACTS, app_page, chromium, need_chromium
 from tests.realenv import real_settings, served, tiny_llama
-from tests.test_browser import ARTIFACTS, CHROMIUM, FLAGS
 
 pytestmark = pytest.mark.real
+need_chromium()
 SLOW = 300_000  # ms: cold loads and replies on a busy two-core machine
 PAIR = ("smollm2-135m-instruct", "smollm2-135m-instruct-fp32")
 
@@ -50,17 +51,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(server):
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
-        page.goto(server[0])
-        page.locator("#input textarea").wait_for()
+    with chromium() as browser, app_page(browser, server[0]) as page:
         yield page
-        browser.close()
 
 
 def test_compare_streams_two_blind_columns_and_a_vote_moves_the_leaderboard(page, server):
@@ -121,6 +113,12 @@ def test_evaluate_runs_an_uploaded_dataset_and_draws_the_score_cost_scatter(page
     points = page.locator("#eval-scatter .mark-symbol.role-mark path")  # not the legend's
     points.first.wait_for()
     assert points.count() == 2
+    # Axes a person can read: from zero, no tick printed to six decimals ("1.000000").
+    ticks = page.locator("#eval-scatter .role-axis-label text").evaluate_all(
+        "texts => texts.map(t => t.textContent)"  # SVG text has no innerText
+    )
+    assert "0" in ticks or "0.0" in ticks or "0.00" in ticks, ticks
+    assert not [t for t in ticks if re.search(r"\.\d{5,}", t)], ticks
     page.locator("#eval-use").click()
     note = page.locator("#eval-chosen")
     note.get_by_text("From now on").wait_for()

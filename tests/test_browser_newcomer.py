@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import ARTIFACTS, app_page, chromium, need_chromium
 from tests.realenv import real_settings, served
-from tests.test_browser import ARTIFACTS, CHROMIUM, FLAGS
 
 pytestmark = pytest.mark.real
+need_chromium()
 DOCS = Path(__file__).parent.parent / "docs"
 SLOW = 240_000  # ms: a cold model load plus a reply on a busy two-core machine
 CAP = 160  # tokens per reply in this module: long enough to Stop one mid-way
@@ -44,29 +45,24 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
 def page(browser, server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(server[0])
-    page.locator("#input textarea").wait_for()
-    yield page
-    context.close()
+    with app_page(browser, server[0]) as page:
+        yield page
 
 
-def _wait_reply(page) -> str:
-    page.locator("#input textarea[disabled]").wait_for()
+def _wait_reply(page, started: bool = False) -> str:
+    """The chat's text once the reply is complete. ``started``: the caller saw it
+    running, and it may end before this looks (a loaded machine's screenshot takes
+    seconds), so the box going grey is not awaited."""
+    if not started:
+        page.locator("#input textarea[disabled]").wait_for()
     page.locator("#input textarea:not([disabled])").wait_for(timeout=SLOW)
+    page.locator("#stop").wait_for(state="hidden", timeout=SLOW)
     return page.locator("#chat").inner_text()
 
 
@@ -108,18 +104,23 @@ def test_a_first_request_says_which_model_is_loading_then_answers(page, server):
     page.get_by_role("tab", name="Chat").click()
     page.locator("#chat button.example", has_text="A quick question").click()
     # Before any token: which model loads and its size, under the question, not "•••".
-    waiting = page.locator("#chat .bot", has_text="Loading ")
-    waiting.first.wait_for(timeout=30_000)
-    said = waiting.first.inner_text()
+    # Read in the same instant it shows: the model may load in a second.
+    boxes = page.wait_for_function(
+        """() => {
+          const rows = [...document.querySelectorAll('#chat .message-row')];
+          if (!rows.some(r => r.innerText.includes('Loading '))) return null;
+          return rows.map(r => [r.innerText, r.getBoundingClientRect().top]);
+        }""",
+        timeout=30_000,
+        polling=50,
+    ).json_value()
+    said = next(text for text, _ in boxes if "Loading " in text)
     shot(page, "1b-loading")
-    boxes = page.locator("#chat .message-row").evaluate_all(
-        "rows => rows.map(r => [r.innerText, r.getBoundingClientRect().top])"
-    )
     question = next(top for text, top in boxes if "capital of France" in text)
     loading = next(top for text, top in boxes if "Loading " in text)
     assert loading > question, boxes
     assert page.locator("#stop").is_visible()  # something runs: Stop is there
-    chat = _wait_reply(page)
+    chat = _wait_reply(page, started=True)
     assert "Paris" in chat and "Loading " not in chat
     # It named the model that then answered, with its size on disk.
     answered = server[1].ledger.rows(limit=1)[0]["model"]
@@ -255,24 +256,26 @@ def test_a_drawn_picture_and_its_badge_survive_reopening_the_chat(page):
     _new_chat(page)
     page.locator("#chat button.example", has_text="Draw a picture").click()
     # While it loads and draws: what it is doing, under the question (no "•••" above it).
-    busy = page.locator("#chat .bot", has_text=re.compile("Loading demo-scenes|Drawing"))
-    busy.first.wait_for(timeout=SLOW)
-    shot(page, "4a-drawing")
-    tops = page.evaluate(
+    # Measured in the instant it shows (a screenshot first could outlast the drawing).
+    tops = page.wait_for_function(
         """() => {
           const top = e => e.getBoundingClientRect().top;
           const rows = [...document.querySelectorAll('#chat .message-row')];
           const asked = rows.find(r => r.innerText.includes('draw a red circle'));
-          const busy = rows.find(r => /Loading|Drawing/.test(r.innerText));
+          const busy = rows.find(r => /Loading demo-scenes|Drawing/.test(r.innerText));
+          if (!asked || !busy) return null;
           const pending = [...document.querySelectorAll('#chat [class*=pending]')]
             .filter(e => e.offsetParent !== null);
-          return [top(asked), busy ? top(busy) : null, pending.map(top)];
-        }"""
-    )
+          return [top(asked), top(busy), pending.map(top)];
+        }""",
+        timeout=SLOW,
+        polling=50,
+    ).json_value()
+    shot(page, "4a-drawing")
     asked, drawing, pending = tops
     assert drawing is not None and drawing > asked, tops
     assert all(p > asked for p in pending), tops
-    chat = _wait_reply(page)
+    chat = _wait_reply(page, started=True)
     assert "demo-scenes · image_generation" in chat, chat[-300:]
     page.locator("#chat img").first.wait_for()
     title = page.locator("#chat-list label", has_text="draw a red circle")

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from assistant.flow.pool import Loading
 from assistant.knowledge.documents import chunk, read, safe_name
 from assistant.knowledge.rag import collections_for
+from assistant.settings import Settings
 from models.base import Request
+from tests.conftest import make_assistant
 from tests.docfiles import make_docx, make_pdf, make_zip_bomb_docx
 
 VOLCANO = (
@@ -17,6 +20,18 @@ VOLCANO = (
     "spreads in wide flows; rhyolite magma is viscous and erupts explosively."
 )
 GARDEN = "Tomatoes need full sun, deep watering twice a week and a stake to climb."
+
+
+# The documents' registry on both databases: SQLite's FTS5 (the default) and PostgreSQL
+# (ASSISTANT_DATABASE_URL, skipped where tests/pg.py cannot start a cluster).
+BOTH = pytest.mark.parametrize("settings", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture
+def settings(request, tmp_path) -> Settings:
+    on_postgres = getattr(request, "param", "sqlite") == "postgres"
+    url = request.getfixturevalue("pg_url") if on_postgres else None
+    return Settings(home=tmp_path / "home", database_url=url)
 
 
 def _write(folder: Path, name: str, text: str) -> Path:
@@ -31,6 +46,7 @@ def _rows(assistant, collection="user-local"):
     return sql
 
 
+@BOTH
 def test_a_file_is_indexed_once_and_a_second_ingest_adds_nothing(assistant, tmp_path):
     path = _write(tmp_path, "volcano.txt", (VOLCANO + "\n\n") * 30)
     first = assistant.ingest(path)
@@ -73,6 +89,7 @@ def test_chunk_ids_depend_on_content_and_position_only(tmp_path):
     assert ids != [c.id for c in chunk(read(a), "doc2")]
 
 
+@BOTH
 def test_a_question_about_the_documents_is_answered_from_them_with_citations(
     assistant, fake_chat, tmp_path
 ):
@@ -104,6 +121,7 @@ def test_documents_route_only_when_the_question_matches_them(assistant, tmp_path
     assert other.task == "text" and "documents do not cover it" in other.reason
 
 
+@BOTH
 def test_each_user_sees_their_own_and_the_shared_documents(assistant, tmp_path):
     assistant.ingest(_write(tmp_path, "volcano.txt", VOLCANO), user="ana")
     assistant.ingest(_write(tmp_path, "garden.txt", GARDEN), shared=True)
@@ -114,6 +132,7 @@ def test_each_user_sees_their_own_and_the_shared_documents(assistant, tmp_path):
     assert assistant.router.route(Request(text=tomato, user="bob")).task == "rag"
 
 
+@BOTH
 def test_delete_removes_the_chunks_and_the_kept_copy(assistant, tmp_path):
     assistant.ingest(_write(tmp_path, "volcano.txt", VOLCANO))
     [doc] = assistant.store.documents(collections_for("local"))
@@ -133,6 +152,7 @@ def test_an_attached_document_is_indexed_and_answered_in_one_message(assistant, 
     assert outcome.result.citations[0]["source"] == "volcano.txt"
 
 
+@BOTH
 def test_a_document_attached_for_one_message_is_not_kept(assistant, tmp_path):
     assistant.ingest(_write(tmp_path, "garden.txt", GARDEN))
     path = _write(tmp_path, "volcano.txt", VOLCANO)
@@ -148,7 +168,7 @@ def test_a_document_attached_for_one_message_is_not_kept(assistant, tmp_path):
     assert [d.name for d in assistant.store.documents(collections_for("local"))] == ["garden.txt"]
     question = Request(text="Why does rhyolite magma erupt explosively?")
     assert assistant.router.route(question).task == "text"
-    assert set(assistant.store._db.execute("SELECT name FROM documents")) == {("garden.txt",)}
+    assert assistant.store.registry.db.all("SELECT name FROM documents") == [("garden.txt",)]
     chroma = [
         c if isinstance(c, str) else c.name for c in assistant.store._client.list_collections()
     ]
@@ -235,3 +255,40 @@ def test_a_broken_picture_is_not_indexed_and_says_why(assistant, tmp_path):
     outcome = assistant.ingest(path)
     assert outcome.status == "error" and "photo.png is damaged or truncated" in outcome.error
     assert assistant.store.documents(("user-local",)) == []
+
+
+def test_a_cold_embedder_is_announced_before_the_router_loads_it(
+    assistant, settings, fake_chat, tmp_path
+):
+    assistant.ingest(_write(tmp_path, "volcano.txt", VOLCANO))
+    fresh = make_assistant(settings, fake_chat)  # a restart: nothing resident
+    items = list(fresh.handle(Request(text="Why does rhyolite magma erupt explosively?")))
+    loads = [i.model for i in items if isinstance(i, Loading)]
+    # The router compares the question with the documents: that load is said first.
+    assert loads[0] == fresh.embedder_id() and loads.count(fresh.embedder_id()) == 1, loads
+    first_word = next(i for i, item in enumerate(items) if isinstance(item, str))
+    assert items.index(next(i for i in items if isinstance(i, Loading))) < first_word
+    again = list(fresh.handle(Request(text="What is rhyolite?")))
+    assert fresh.embedder_id() not in [i.model for i in again if isinstance(i, Loading)]
+
+
+def test_attachments_left_by_a_crash_mid_request_are_dropped_at_the_next_start(
+    assistant, settings, fake_chat, tmp_path
+):
+    from assistant.knowledge.documents import read
+    from assistant.knowledge.rag import ONCE_TTL_S
+    from tests.conftest import FakeEmbedder
+
+    store, embed = assistant.store, FakeEmbedder().embed
+    path = _write(tmp_path, "volcano.txt", VOLCANO)
+    for collection in ("once-crashed", "once-running"):  # a request's own, as flow makes them
+        store.add(path, path.name, read(path), collection, embed)
+    # One was left by a crash an hour and more ago; the other is a request running now.
+    store.registry.db.execute(
+        "UPDATE documents SET added = added - ? WHERE collection = ?",
+        (ONCE_TTL_S + 60, "once-crashed"),
+    )
+    fresh = make_assistant(settings, fake_chat)  # the next start opens the store
+    assert fresh.store.documents(["once-crashed"]) == []
+    assert fresh.store.chunk_ids("once-crashed") == (set(), set())  # registry and Chroma
+    assert [d.name for d in fresh.store.documents(["once-running"])] == ["volcano.txt"]

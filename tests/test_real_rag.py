@@ -95,7 +95,7 @@ def test_a_recording_is_indexed_by_time(assistant):
     docs = assistant.store.documents(("user-local",))
     [rec] = [d for d in docs if d.name == "speech_en.wav"]
     assert rec.kind == "audio" and rec.status == "complete"
-    rows = assistant.store._db.execute(
+    rows = assistant.store.registry.db.all(
         "SELECT location, start_s FROM chunks WHERE doc_id=? ORDER BY position", (rec.doc_id,)
-    ).fetchall()
+    )
     assert rows[0][1] == 0.0 and rows[0][0].startswith("00:00–")

@@ -2,11 +2,14 @@
 
 Started as separate processes (bench/stack.py): a Chroma server, the model
 endpoint (a second instance of this app serving /v1 with fake models), two
-replicas (`python -m assistant serve`, as deployed) on one shared home, and
-nginx with deploy/nginx/assistant.conf in front. PostgreSQL holds the ledger
-and chats when ASSISTANT_DATABASE_URL is supported here (tests/pg.py's
-throwaway cluster); until then the shared home's SQLite files do, which is
-the same sharing on one machine. Everything a client does goes over HTTP.
+replicas (`python -m assistant serve`, as deployed) and nginx with
+deploy/nginx/assistant.conf in front. Where PostgreSQL is installed
+(tests/pg.py's throwaway cluster) each replica has an ASSISTANT_HOME of its
+own, as on two machines, and they share only the database (ledger, chats,
+documents' registry), the Chroma server and the folder of uploads and kept
+documents (ASSISTANT_SHARED_DIR). Without PostgreSQL they share one home and
+its SQLite files instead, which is the same sharing on one machine only.
+Everything a client does goes over HTTP.
 """
 
 from __future__ import annotations
@@ -158,6 +161,12 @@ def test_a_document_indexed_on_a_is_cited_on_b_only_for_its_owner(stack):
     other = _ask(b, question, BOB)
     assert other.status_code == 200 and other.json()["assistant"]["route"]["task"] != "rag"
     assert "4417" not in other.text
+    if stack.database_url:  # as two machines: nothing of the document in either one's home
+        homes = [stack.folder / f"home-{name}" for name in "ab"]
+        assert all(home.is_dir() for home in homes)
+        assert not [p for home in homes for p in home.rglob("documents.sqlite*")]
+        kept = stack.folder / "shared" / "documents"
+        assert [p.name for p in kept.rglob("*.txt")] == ["unicorns.txt"]
 
 
 def test_a_picture_uploaded_through_a_is_read_through_b_on_the_vision_endpoint(stack):

@@ -31,6 +31,18 @@ def test_the_database_url_is_the_one_switch_to_shared_state():
     assert Settings.from_env({"ASSISTANT_DATABASE_URL": url}).database_url == url
 
 
+def test_the_shared_folder_holds_uploads_and_kept_documents_only():
+    alone = Settings.from_env({"ASSISTANT_HOME": "/h"})
+    assert alone.uploads_dir == Path("/h/uploads")
+    assert alone.kept_dir == Path("/h/documents/files")
+    shared = Settings.from_env({"ASSISTANT_HOME": "/h", "ASSISTANT_SHARED_DIR": "/mnt/s"})
+    assert shared.uploads_dir == Path("/mnt/s/uploads")
+    assert shared.kept_dir == Path("/mnt/s/documents")
+    # Everything else stays on the machine: SQLite is not safe on a network mount.
+    assert shared.ledger_path == Path("/h/ledger.sqlite")
+    assert shared.documents_dir == Path("/h/documents")
+
+
 @pytest.mark.parametrize("value", ["lots", "-1", "0"])
 def test_a_bad_number_names_the_variable(value):
     with pytest.raises(BadInput, match="ASSISTANT_MAX_NEW_TOKENS"):

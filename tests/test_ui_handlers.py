@@ -136,3 +136,32 @@ def test_stop_before_any_word_says_so_instead_of_keeping_the_waiting_line():
     said = "You said: buy milk.\n\n*Loading SmolLM2-135M-Instruct (98 MB)…*"
     chat = with_stopped_note([{"role": "assistant", "content": said}])
     assert chat[-1]["content"].startswith("You said: buy milk.\n\n*(stopped:")
+
+
+def test_a_folded_answer_keeps_its_picture_below_the_fold(tmp_path):
+    from assistant.chats.conversations import Turn
+    from assistant.web.ui.chats import chatbot_messages
+    from assistant.web.ui.format import answers_in, fold_answers
+
+    drawn = tmp_path / "drawn.png"
+    drawn.write_bytes(b"\x89PNG")
+    meta = {"model": "demo-scenes", "reason": "asks for a picture", "files": [str(drawn)]}
+    turns = [
+        Turn("user", "Draw a red circle", {}),
+        Turn("assistant", "Here it is.", meta),
+        Turn("assistant", "Here it is again.", {**meta, "files": []}),
+    ]
+    reopened = chatbot_messages(turns)
+    fold = next(i for i, m in enumerate(reopened) if text_of(m["content"]) == "Here it is.")
+    assert reopened[fold]["metadata"]["title"].startswith("Answer 1 of 2")
+    assert reopened[fold + 1]["content"] == {"path": str(drawn)}  # shown just below its fold
+    assert [text_of(m["content"]) for m in reopened].count("**Answer 2 of 2**") == 1
+    # Live, the browser sends the picture back as a "file" part; a second re-run
+    # folds the already folded answer again, its picture still right below it.
+    live = [{"role": "assistant", "content": [{"type": "file", "file": {"path": str(drawn)}}]}]
+    once = fold_answers([{"role": "assistant", "content": "Here it is."}, *live, reopened[-1]])
+    twice = fold_answers(once + [{"role": "assistant", "content": "Again."}, reopened[-1]])
+    assert answers_in(once) == 1 and answers_in(twice) == 2
+    titles = [(m.get("metadata") or {}).get("title", "") for m in twice]
+    assert titles[0].startswith("Answer 1 of 3") and titles[2].startswith("Answer 2 of 3")
+    assert twice[1]["content"] == live[0]["content"], twice

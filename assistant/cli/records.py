@@ -41,7 +41,8 @@ def cmd_ledger(args, settings: Settings) -> int:
 
 
 def cmd_migrate(args, settings: Settings) -> int:
-    """Bring the ledger's, chats', votes' and upload owners' schema to this version's, all stopped.
+    """Bring every store's schema to this version's (ledger, chats, votes, upload owners,
+    documents' registry), with every replica stopped.
 
     Replicas upgrade an SQLite file by themselves; a shared database only
     here, since a replica still on the old code could be writing to it.
@@ -50,6 +51,7 @@ def cmd_migrate(args, settings: Settings) -> int:
     from assistant.chats import conversations
     from assistant.database import open_database
     from assistant.evaluation import votes
+    from assistant.knowledge import registry
     from assistant.web import access
 
     settings.ensure_home()
@@ -58,6 +60,7 @@ def cmd_migrate(args, settings: Settings) -> int:
         (conversations.MIGRATIONS, conversations.VERSION_TABLE, settings.chats_path),
         (votes.MIGRATIONS, votes.VERSION_TABLE, settings.home / "votes.sqlite"),
         (access.OWNERS_MIGRATIONS, access.OWNERS_VERSION_TABLE, settings.upload_owners_path),
+        (registry.MIGRATIONS, registry.VERSION_TABLE, settings.documents_dir / "documents.sqlite"),
     )
     for steps, table, path in stores:
         db = open_database(settings.database_url, path)

@@ -23,7 +23,7 @@ from assistant.flow.pictures import as_redraw
 from assistant.flow.pool import Loading
 from assistant.flow.primed import primed
 from assistant.flow.requests import checked, with_transcribe_flag
-from assistant.flow.retrieval import rag
+from assistant.flow.retrieval import rag, routing_load
 from assistant.flow.step import priced, reject, run_step, silent
 from assistant.knowledge import grounding, picture_text
 from assistant.routing.router import RouteDecision
@@ -56,6 +56,9 @@ def answer(
         check_daily_quota(a.settings, a.ledger, request.user)
         request = with_transcribe_flag(checked(a.settings, request))
         request = as_redraw(a, request)
+        announced = routing_load(a, request)
+        if announced:
+            yield announced
         decision = a.router.route(request)
         decision = within_session_budget(a.settings, a.ledger, a.catalog, request, decision)
         # After the budget's choice: the model that will run is the one checked.

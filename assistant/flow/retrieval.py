@@ -17,15 +17,34 @@ from assistant.flow.context import Context
 from assistant.flow.grounded import grounded_decision
 from assistant.flow.ingest import embedder_id, index
 from assistant.flow.outcome import Outcome, chain
+from assistant.flow.pool import Loading
 from assistant.flow.step import Work, run_step, silent
 from assistant.knowledge import grounding
 from assistant.knowledge.documents import file_hash
-from assistant.knowledge.rag import collections_for
+from assistant.knowledge.rag import ONCE_PREFIX, collections_for
 from assistant.routing.router import RouteDecision
 from models.base import Embedder, Request, Reranker, Result, Usage
 
 ANSWER_PASSAGES = 4  # excerpts the text model answers from (a 135M model reads few well)
 RERANK_POOL = 20  # candidates handed to a reranker, when there is one
+
+
+def routing_load(a: Context, request: Request) -> Loading | None:
+    """The embedder the router is about to load, when it is not resident, else None.
+
+    The router compares a typed question with the person's documents
+    (``document_match``); with a cold embedder that takes seconds before any
+    step starts, so the bubble says what loads. A question the router settles
+    before that comparison (a scene to draw) is announced too: rare, and true
+    of the next document question.
+    """
+    if request.attachments or request.model or not request.text.strip():
+        return None
+    model = embedder_id(a)
+    if a.pool.is_loaded(model) or not a.store.has_documents(collections_for(request.user)):
+        return None
+    entry = a.catalog.entries[model]
+    return Loading(model, entry.name, entry.size_mb)
 
 
 def document_match(a: Context, request: Request) -> tuple[float, str] | None:
@@ -72,8 +91,8 @@ def rag(
     # Attached for this message only: indexed in a collection of the request's own,
     # searched alone (the file is what was asked about), dropped once searched.
     once = bool(request.attachments) and not request.keep_attachments
-    searched = (f"once-{request_id[:16]}",) if once else collections_for(request.user)
-    retrieve = _retrieval(a, searched, wanted, vectors)
+    searched = (f"{ONCE_PREFIX}{request_id[:16]}",) if once else collections_for(request.user)
+    retrieve = _retrieval(a, searched, wanted, vectors, once=once)
     try:
         first = yield from run_step(
             a, request_id, parent_id, request, decision, source, cancel, work=retrieve
@@ -87,8 +106,7 @@ def rag(
         return first
     notes = (rerank_note,) if rerank_note else ()
     if once:
-        names = ", ".join(p.name for p in request.attachments)
-        notes += (f"{names}: read for this message only, not added to your documents.",)
+        notes += (_read_once(", ".join(p.name for p in request.attachments)),)
     first, notes = yield from _best_passages(a, request, reranker, first, notes, source, cancel)
     hits = first.result.citations
     quotes, best = _quotes(a, request.text, hits, vectors.get(request.text))
@@ -108,16 +126,26 @@ def rag(
     return chain(first, second)
 
 
-def _retrieval(a: Context, collections: list[str], wanted: int, vectors: dict) -> Work:
-    """The retrieval step's work: index what is attached, then search with the question."""
-    once = collections[0].startswith("once-")
+def _read_once(names: str) -> str:
+    """What a reply says of documents attached for this message only."""
+    return f"{names}: read for this message only, not added to your documents."
+
+
+def _retrieval(
+    a: Context, collections: list[str], wanted: int, vectors: dict, *, once: bool
+) -> Work:
+    """The retrieval step's work: index what is attached, then search with the question.
+
+    ``once``: the attachments go into ``collections[0]``, a collection of this
+    request's own that the caller drops when the step ends.
+    """
 
     def retrieve(adapter: Embedder, req: Request, stop) -> Iterator[Result]:
         notes, chars = [], 0
         for path in req.attachments:
             note, embedded = index(a, path, path.name, collections[0], adapter)
             if once:
-                note = f"{path.name}: read for this message only, not added to your documents."
+                note = _read_once(path.name)
             notes.append(note)
             chars += embedded
         hits = []

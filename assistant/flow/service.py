@@ -33,7 +33,8 @@ from assistant.flow.outcome import Outcome
 from assistant.flow.pool import Loading, Pool
 from assistant.flow.requests import checked
 from assistant.flow.retrieval import document_match
-from assistant.knowledge.rag import Store
+from assistant.knowledge.rag import ONCE_PREFIX, ONCE_TTL_S, Store
+from assistant.knowledge.registry import open_registry
 from assistant.routing.router import Router
 from assistant.settings import Settings
 from models.base import BadInput, Progress, Request
@@ -115,6 +116,7 @@ class Assistant:
         if ledger.db.shared:  # every shared store's schema version is checked at start
             assistant.chats  # noqa: B018
             Votes(ledger.db)
+            open_registry(ledger.db)
         assistant.warnings = warnings
         return assistant
 
@@ -181,9 +183,16 @@ class Assistant:
     def store(self) -> Store:
         # Opened on first use: Chroma takes ~0.5 s to open, and most chats never need it.
         if self._store is None:
+            shared = self.ledger.db if self.ledger.db.shared else None
             self._store = Store(
-                self.settings.documents_dir, self.embedder_id(), self.settings.chroma_url
+                self.settings.documents_dir,
+                self.embedder_id(),
+                self.settings.chroma_url,
+                registry=shared,
+                kept=self.settings.kept_dir,
             )
+            # A message's own attachments left by a crash mid-request (on any replica).
+            self._store.drop_stale(ONCE_PREFIX, ONCE_TTL_S)
         return self._store
 
     # -- conversations --------------------------------------------------------

@@ -1,17 +1,21 @@
-"""The knowledge base: documents in Chroma (vectors) and SQLite (registry, full text).
+"""The knowledge base: documents in Chroma (vectors) and a registry (documents, full text).
 
 Where things live:
 - Chroma holds each chunk's vector, text and metadata; embedded
   (``PersistentClient`` in ASSISTANT_HOME/documents/chroma) or a server
   (``chroma run``; ASSISTANT_CHROMA_URL). Chroma is always handed the
   assistant's own embedding function: its default one downloads a model.
-- ``documents.sqlite`` holds the registry (which documents, complete or
-  not) and an FTS5 index of the same chunks for BM25. SQLite's BM25 is
-  incremental and on disk, so nothing is rebuilt in memory at start.
+- The registry (registry.py) holds which documents there are, complete or
+  not, and the same chunks' text for keyword search: ``documents.sqlite``
+  with FTS5's BM25, or the shared PostgreSQL database (ASSISTANT_DATABASE_URL)
+  with its full-text search. Both index incrementally on disk, so nothing is
+  rebuilt in memory at start.
+- The kept copy of each file: ASSISTANT_HOME/documents/files, or the folder
+  replicas share (ASSISTANT_SHARED_DIR).
 
 Crash safety: chunk ids come from the file's hash, the position and the
 splitter version, so re-running an ingest writes the same ids (Chroma
-upserts, SQLite ignores a known id). A document is marked complete only
+upserts, the registry ignores a known id). A document is marked complete only
 after every chunk is in both stores; search ignores incomplete ones, and
 ingesting the file again finishes it.
 
@@ -25,15 +29,16 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.database import Database
 from assistant.knowledge import chroma
 from assistant.knowledge.documents import Chunk, Parsed, chunk, file_hash, safe_name
+from assistant.knowledge.registry import ChunkRow, Document, open_registry
 from models.base import BadInput
 
 Embed = Callable[[Sequence[str]], list[list[float]]]
@@ -41,43 +46,6 @@ Progress = Callable[[float, str], None]
 SHARED = "shared"
 BATCH = 64  # chunks embedded and written together: one batch lost at most to a crash
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al. 2009)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS documents (
-    doc_id TEXT NOT NULL, collection TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL,
-    bytes INTEGER NOT NULL, chunks INTEGER NOT NULL DEFAULT 0,
-    status TEXT NOT NULL CHECK (status IN ('ingesting', 'complete')),
-    added REAL NOT NULL, path TEXT NOT NULL,
-    PRIMARY KEY (collection, doc_id)
-);
-CREATE TABLE IF NOT EXISTS chunks (
-    chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, collection TEXT NOT NULL,
-    position INTEGER NOT NULL, location TEXT NOT NULL, start_s REAL, text TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (collection, doc_id);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    text, content='chunks', content_rowid='rowid', tokenize='unicode61 remove_diacritics 2'
-);
-CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
-    INSERT INTO chunks_fts (rowid, text) VALUES (new.rowid, new.text);
-END;
-CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
-    INSERT INTO chunks_fts (chunks_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
-END;
-"""
-
-
-@dataclass(frozen=True)
-class Document:
-    doc_id: str
-    collection: str
-    name: str
-    kind: str
-    bytes: int
-    chunks: int
-    status: str  # "complete" | "ingesting" (interrupted: ingest the file again to finish)
-    added: float
-    path: str  # the kept copy, inside ASSISTANT_HOME
 
 
 @dataclass(frozen=True)
@@ -106,6 +74,11 @@ class Hit:
         return c
 
 
+# A collection of one request's own: documents attached "for this message only".
+ONCE_PREFIX = "once-"
+ONCE_TTL_S = 3600  # no request runs this long: an older one was left by a crash
+
+
 def collections_for(user: str) -> tuple[str, str]:
     """(the user's own collection, the shared one).
 
@@ -119,19 +92,31 @@ def collections_for(user: str) -> tuple[str, str]:
 
 
 class Store:
-    def __init__(self, folder: Path, model_id: str, chroma_url: str | None = None):
+    """Chroma and the registry together, each write in the order that survives a crash.
+
+    ``registry``: the shared database, or None for ``folder``/documents.sqlite.
+    ``kept``: where files' kept copies go (default ``folder``/files).
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        model_id: str,
+        chroma_url: str | None = None,
+        registry: Database | None = None,
+        kept: Path | None = None,
+    ):
         self.folder = folder
         self.model_id = model_id  # the embedder every vector here came from
         self.chroma_url = chroma_url
+        self.kept = kept or folder / "files"
         self._client = None
         self._collections: dict = {}  # name -> Chroma collection handle, opened once
         self._lock = threading.Lock()  # one writer at a time per process
         folder.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            folder / "documents.sqlite", check_same_thread=False, isolation_level=None, timeout=30
+        self.registry = open_registry(
+            registry if registry is not None else folder / "documents.sqlite"
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
 
     # -- Chroma ---------------------------------------------------------------
 
@@ -168,28 +153,20 @@ class Store:
         if existing and existing.status == "complete":
             return existing, 0
         name = safe_name(name)
-        kept = self.folder / "files" / doc_id[:16] / name
+        kept = self.kept / doc_id[:16] / name
         chunks = chunk(parsed, doc_id)
         with self._lock:
             if not kept.is_file():
                 kept.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, kept.with_suffix(kept.suffix + ".part"))
                 kept.with_suffix(kept.suffix + ".part").replace(kept)
-            self._db.execute(
-                "INSERT OR IGNORE INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    doc_id,
-                    collection,
-                    name,
-                    parsed.kind,
-                    source.stat().st_size,
-                    len(chunks),
-                    "ingesting",
-                    time.time(),
-                    str(kept),
-                ),
+            size, now = source.stat().st_size, time.time()
+            self.registry.begin(
+                Document(
+                    doc_id, collection, name, parsed.kind, size, len(chunks), "", now, str(kept)
+                )
             )
-            before = self._count(collection, doc_id)
+            before = self.registry.count(collection, doc_id)
             target = self._collection(collection)
             for i in range(0, len(chunks), BATCH):
                 batch = chunks[i : i + BATCH]
@@ -197,17 +174,14 @@ class Store:
                 progress(
                     (i + len(batch)) / len(chunks), f"{name}: {i + len(batch)}/{len(chunks)} chunks"
                 )
-            self._db.execute(
-                "UPDATE documents SET status='complete', chunks=? WHERE collection=? AND doc_id=?",
-                (len(chunks), collection, doc_id),
-            )
+            self.registry.complete(collection, doc_id, len(chunks))
         return self.document(collection, doc_id), len(chunks) - before
 
     def _write(
         self, target, collection: str, name: str, path: str, batch: list[Chunk], embed: Embed
     ) -> None:
-        # Chroma first, then SQLite: a crash between them leaves a chunk
-        # that the re-run's upsert and INSERT OR IGNORE both accept again.
+        # Chroma first, then the registry: a crash between them leaves a chunk
+        # that the re-run's upsert and ON CONFLICT DO NOTHING both accept again.
         vectors = embed([c.text for c in batch])
         metadatas = []
         for c in batch:
@@ -227,15 +201,10 @@ class Store:
             documents=[c.text for c in batch],
             metadatas=metadatas,
         )
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT OR IGNORE INTO chunks VALUES (?,?,?,?,?,?,?)",
-                [
-                    (c.id, c.doc_id, collection, c.position, c.location, c.start_s, c.text)
-                    for c in batch
-                ],
-            )
+        self.registry.add_chunks(
+            ChunkRow(c.id, c.doc_id, collection, c.position, c.location, c.start_s, c.text)
+            for c in batch
+        )
 
     def delete(self, collection: str, doc_id: str) -> Document:
         doc = self.document(collection, doc_id)
@@ -243,17 +212,8 @@ class Store:
             raise BadInput("That document is not in the knowledge base (already deleted?).")
         with self._lock:
             self._collection(collection).delete(where={"doc_id": doc_id})
-            with self._db:
-                self._db.execute("BEGIN")
-                self._db.execute(
-                    "DELETE FROM chunks WHERE collection=? AND doc_id=?", (collection, doc_id)
-                )
-                self._db.execute(
-                    "DELETE FROM documents WHERE collection=? AND doc_id=?", (collection, doc_id)
-                )
-            still_used = self._db.execute("SELECT 1 FROM documents WHERE doc_id=?", (doc_id,))
-            if still_used.fetchone() is None:
-                shutil.rmtree(self.folder / "files" / doc_id[:16], ignore_errors=True)
+            if not self.registry.remove(collection, doc_id):
+                shutil.rmtree(self.kept / doc_id[:16], ignore_errors=True)
         return doc
 
     def drop(self, collection: str) -> None:
@@ -264,68 +224,44 @@ class Store:
             if self._collections.pop(collection, None) is not None:
                 self._client.delete_collection(collection)
 
+    def drop_stale(self, prefix: str, older_than_s: float) -> set[str]:
+        """Drop the collections named ``prefix``... older than this; return their names.
+
+        A message's own attachments live in such a collection while it is
+        answered (flow/retrieval.py); one left by a crash mid-request is never
+        listed or searched, but its chunks, vectors and kept copy stay until this.
+        """
+        stale = self.registry.collections_older(prefix, time.time() - older_than_s)
+        for name in stale:
+            self.drop(name)
+        return stale
+
     # -- reading --------------------------------------------------------------
 
     def document(self, collection: str, doc_id: str) -> Document | None:
-        row = self._db.execute(
-            "SELECT * FROM documents WHERE collection=? AND doc_id=?", (collection, doc_id)
-        ).fetchone()
-        return Document(*row) if row else None
+        return self.registry.document(collection, doc_id)
 
     def documents(self, collections: Sequence[str]) -> list[Document]:
-        marks = ",".join("?" * len(collections))
-        rows = self._db.execute(
-            f"SELECT * FROM documents WHERE collection IN ({marks}) ORDER BY added DESC",
-            tuple(collections),
-        )
-        return [Document(*r) for r in rows]
+        return self.registry.documents(collections)
 
     def collections_keeping(self, folder: str) -> set[str]:
         """The collections whose documents are kept in files/<folder> (a doc id's first 16)."""
-        rows = self._db.execute(
-            "SELECT collection FROM documents WHERE substr(doc_id, 1, 16) = ?", (folder,)
-        )
-        return {r[0] for r in rows}
+        return self.registry.collections_keeping(folder)
 
     def has_documents(self, collections: Sequence[str]) -> bool:
-        marks = ",".join("?" * len(collections))
-        row = self._db.execute(
-            f"SELECT 1 FROM documents WHERE status='complete' AND collection IN ({marks}) LIMIT 1",
-            tuple(collections),
-        )
-        return row.fetchone() is not None
+        return self.registry.has_documents(collections)
 
-    def texts(self, collections: Sequence[str], limit: int = -1) -> list[str]:
+    def texts(self, collections: Sequence[str], limit: int | None = None) -> list[str]:
         """The chunks' texts in these collections, in chunk id order (a stable sample)."""
-        marks = ",".join("?" * len(collections))
-        rows = self._db.execute(
-            f"SELECT text FROM chunks WHERE collection IN ({marks}) ORDER BY chunk_id LIMIT ?",
-            (*collections, limit),
-        )
-        return [r[0] for r in rows]
+        return self.registry.texts(collections, limit)
 
     def name_of(self, chunk_id: str) -> str:
-        row = self._db.execute(
-            "SELECT d.name FROM chunks c JOIN documents d ON d.doc_id = c.doc_id"
-            " WHERE c.chunk_id = ?",
-            (chunk_id,),
-        ).fetchone()
-        return row[0] if row else "?"
-
-    def _count(self, collection: str, doc_id: str) -> int:
-        return self._db.execute(
-            "SELECT COUNT(*) FROM chunks WHERE collection=? AND doc_id=?", (collection, doc_id)
-        ).fetchone()[0]
+        return self.registry.name_of(chunk_id)
 
     def chunk_ids(self, collection: str) -> tuple[set[str], set[str]]:
-        """The ids in SQLite and in Chroma (tests compare them after a crash)."""
-        sql = {
-            r[0]
-            for r in self._db.execute(
-                "SELECT chunk_id FROM chunks WHERE collection=?", (collection,)
-            )
-        }
-        return sql, set(self._collection(collection).get(include=[])["ids"])
+        """The ids in the registry and in Chroma (tests compare them after a crash)."""
+        chroma_ids = set(self._collection(collection).get(include=[])["ids"])
+        return self.registry.chunk_ids(collection), chroma_ids
 
     def nearest(self, vector: list[float], collections: Sequence[str], n: int = 20):
         """(chunk id, cosine similarity) of the closest chunks, best first."""
@@ -342,40 +278,21 @@ class Store:
         return sorted(found, key=lambda x: -x[1])[:n]
 
     def keyword(self, query: str, collections: Sequence[str], n: int = 20) -> list[str]:
-        """Chunk ids ranked by BM25 over the words of ``query``, best first."""
-        words = re.findall(r"\w+", query.lower())
-        if not words:
-            return []
-        match = " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
-        marks = ",".join("?" * len(collections))
-        rows = self._db.execute(
-            f"SELECT c.chunk_id FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
-            f"WHERE chunks_fts MATCH ? AND c.collection IN ({marks}) "
-            f"ORDER BY bm25(chunks_fts) LIMIT ?",
-            (match, *collections, n),
-        )
-        return [r[0] for r in rows]
+        """Chunk ids ranked by the words of ``query`` (BM25, or PostgreSQL's rank), best first."""
+        return self.registry.keyword(query, collections, n)
 
     def search(
         self, query: str, vector: list[float], collections: Sequence[str], k: int = 4
     ) -> list[Hit]:
-        """Hybrid retrieval: vector and BM25 rankings fused by reciprocal rank."""
+        """Hybrid retrieval: vector and keyword rankings fused by reciprocal rank."""
         near = self.nearest(vector, collections)
         similarity = dict(near)
         scores: dict[str, float] = {}
         for ranking in ([i for i, _ in near], self.keyword(query, collections)):
             for rank, chunk_id in enumerate(ranking):
                 scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
-        if not scores:
-            return []
-        marks = ",".join("?" * len(scores))
-        rows = self._db.execute(
-            f"SELECT c.chunk_id, c.doc_id, d.name, c.location, c.text, c.start_s, d.path "
-            f"FROM chunks c JOIN documents d "
-            f"ON d.doc_id = c.doc_id AND d.collection = c.collection "
-            f"WHERE d.status = 'complete' AND c.chunk_id IN ({marks})",
-            tuple(scores),
-        ).fetchall()
+        # One row per chunk: the same file in the user's and the shared collection is one hit.
+        rows = list({r[0]: r for r in self.registry.found(list(scores), collections)}.values())
         rows.sort(key=lambda r: -scores[r[0]])
         return [
             Hit(
@@ -394,4 +311,4 @@ class Store:
         ]
 
     def close(self) -> None:
-        self._db.close()
+        self.registry.close()

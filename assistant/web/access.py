@@ -143,7 +143,7 @@ def access_for(settings) -> FileAccess:
     return _access(
         settings.uploads_dir,
         settings.upload_owners_path,
-        settings.documents_dir / "files",
+        settings.kept_dir,
         settings.database_url,
     )
 

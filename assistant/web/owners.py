@@ -35,6 +35,8 @@ from collections import deque
 from collections.abc import Callable
 from urllib.parse import quote
 
+from starlette.concurrency import run_in_threadpool
+
 from assistant.web.access import (
     COOKIE,
     NOT_YOURS,
@@ -204,7 +206,11 @@ class UploadOwners:
                     except ValueError:
                         paths = []
                     if isinstance(paths, list):
-                        self.access.owners.record([p for p in paths if isinstance(p, str)], owner)
+                        # A database write (PostgreSQL, when replicas share one): in a worker
+                        # thread, so the event loop serves other requests meanwhile. Done
+                        # before the answer goes on: the path is the browser's once it has it.
+                        mine = [p for p in paths if isinstance(p, str)]
+                        await run_in_threadpool(self.access.owners.record, mine, owner)
             await send(message)
 
         await self.app(scope, receive, tee)
@@ -213,17 +219,21 @@ class UploadOwners:
         real = self.access.servable(wanted)
         if real is None:
             return await _refuse(send, 404, "Not Found")
-        owners = self.access.owners.owners(str(real))
+        owners = await run_in_threadpool(self.access.owners.owners, str(real))  # a query, too
         if owners and cookie not in owners:
             return await _refuse(send, 404, "Not Found")
         if not real.is_relative_to(self.access.kept):
             return await self.app(scope, receive, _nosniff(send))
-        if not self.may_read_kept(real, _header(scope, b"cookie"), cookie, _host(scope)):
+        header, host = _header(scope, b"cookie"), _host(scope)
+        if not await run_in_threadpool(self.may_read_kept, real, header, cookie, host):
             return await _refuse(send, 404, "Not Found")
         kind = mimetypes.guess_type(real.name)[0] or ""
         if kind.startswith(INLINE):
             return await self.app(scope, receive, _nosniff(send))
         return await self.app(scope, receive, _as_download(send, real.name))
+
+    def _may_use_all(self, paths: list[str], cookie: str | None) -> bool:
+        return all(self.access.may_use(p, cookie) for p in paths)
 
     async def _event(self, scope, receive, send, cookie: str | None):
         chunks, size = [], 0
@@ -244,7 +254,8 @@ class UploadOwners:
             return await _refuse(send, 400, "The request's JSON is nested too deeply.")
         except ValueError:
             data = None  # not JSON: Gradio answers it as it does
-        if any(not is_url(p) and not self.access.may_use(p, cookie) for p in paths_in(data)):
+        named = [p for p in paths_in(data) if not is_url(p)]
+        if named and not await run_in_threadpool(self._may_use_all, named, cookie):
             return await _refuse(send, 403, NOT_YOURS)
         delivered = False
 

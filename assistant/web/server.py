@@ -73,12 +73,12 @@ def launch_options(settings=None) -> dict:
         options["auth_message"] = "Log in: each account has its own chats, documents and quota."
     if settings is not None:
         # Kept copies of indexed documents, so a cited recording plays from its timestamp.
-        (settings.documents_dir / "files").mkdir(parents=True, exist_ok=True)
+        settings.kept_dir.mkdir(parents=True, exist_ok=True)
         # Pictures, speech and exports the app writes: Gradio copies an output into its
         # cache only from an allowed folder (or the checkout, or /tmp). The samples
         # are the welcome's example recording.
         options["allowed_paths"] = [
-            str(settings.documents_dir / "files"),
+            str(settings.kept_dir),
             str(settings.home / "outputs"),
             str(settings.home / "exports"),
             str(SAMPLES),

@@ -14,7 +14,7 @@ import gradio as gr
 from assistant.chats.conversations import Turn
 from assistant.chats.turns import export_file
 from assistant.flow.service import Assistant
-from assistant.web.ui.format import fold_answers, number_answer
+from assistant.web.ui.format import answers_in, fold_answers, number_answer
 from assistant.web.ui.render import reply_messages, safe_markdown
 from models.base import BadInput
 
@@ -73,7 +73,7 @@ def chatbot_messages(turns: list[Turn]) -> list[dict]:
                 earlier += reply  # re-run after it: folded and numbered, as it was live
             elif earlier:
                 folded = fold_answers(earlier)
-                out += folded + number_answer(reply, len(folded) + 1)
+                out += folded + number_answer(reply, answers_in(folded) + 1)
                 earlier = []
             else:
                 out += reply

@@ -48,6 +48,9 @@ RESULT_COLUMNS = [
 ]
 
 
+PER_1000 = "usd per 1,000 items here"
+
+
 def frames(report: dict) -> tuple[list[list], list[list], pd.DataFrame]:
     """(results rows, item rows, scatter frame) of an eval report."""
     scored = [m for m in report["models"] if m["score"] is not None]
@@ -81,7 +84,8 @@ def frames(report: dict) -> tuple[list[list], list[list], pd.DataFrame]:
         {
             "model": [m["model"] for m in scored],
             "score": [m["score"] for m in scored],
-            "usd per item here": [m["usd_local"] / max(m["n"], 1) for m in scored],
+            # Per 1,000 items: a tiny model's cost per item needs seven decimals to read.
+            PER_1000: [round(m["usd_local"] / max(m["n"], 1) * 1000, 5) for m in scored],
             "p50 latency s": [m["latency_p50_s"] for m in scored],
             "front": ["Pareto front" if m["model"] in front else "dominated" for m in scored],
         }
@@ -188,11 +192,11 @@ def _results() -> Results:
     with gr.Column(visible=False) as area:
         table = gr.Dataframe(headers=RESULT_COLUMNS, interactive=False, elem_id="eval-results")
         scatter = gr.ScatterPlot(
-            x="usd per item here",
+            x=PER_1000,
             y="score",
             color="front",
-            title="Score against cost per item (★ the Pareto front)",
-            tooltip=["model", "score", "usd per item here", "p50 latency s"],
+            title="Score against cost per 1,000 items (★ the Pareto front)",
+            tooltip=["model", "score", PER_1000, "p50 latency s"],
             elem_id="eval-scatter",
             height=320,
         )
@@ -282,10 +286,14 @@ def _finished(report: dict) -> tuple:
             "Not comparable with measured metrics (contains, exact, wer, json)."
         )
     headers = ["id", *(m["model"] for m in report["models"])]
+    # From zero, with room above: a lone point or equal scores otherwise make an
+    # axis of one value printed to six decimals (seen in the walk: "1.000000").
+    top = max([1.0, *points["score"]]) * 1.1
+    right = max([0.0, *points[PER_1000]]) * 1.15 or 1.0
     return (
         note,
         table,
-        points,
+        gr.ScatterPlot(value=points, y_lim=[0, top], x_lim=[0, right]),
         pd.DataFrame(item_rows, columns=headers),
         gr.Dropdown(choices=[m["model"] for m in report["models"]], value=_best(report)),
         report,

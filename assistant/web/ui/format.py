@@ -190,49 +190,64 @@ def saved_reply(
 _HEADER = re.compile(r"\*\*Answer \d+ of \d+\*\*")
 
 
+def has_file(content) -> bool:
+    """Whether a Chatbot message shows a file: saved ({"path"}) or live (a "file" part)."""
+    if isinstance(content, dict):
+        return bool(content.get("path")) or content.get("type") == "file"
+    if isinstance(content, (list, tuple)):
+        return any(has_file(part) for part in content)
+    return False
+
+
+def answers_in(folded: list[dict]) -> int:
+    """How many answers ``fold_answers`` folded (its files are messages of their own)."""
+    return sum(((m.get("metadata") or {}).get("title") or "").startswith("Answer ") for m in folded)
+
+
 def fold_answers(answers: list[dict]) -> list[dict]:
     """The answers already under a question, each folded into one numbered message.
 
     A re-run keeps what came before, as peers do: each earlier answer
-    collapses to "Answer 1 of 2 · model..." and opens with a click.
+    collapses to "Answer 1 of 2 · model..." and opens with a click. A fold
+    holds only text, so an answer's pictures and recordings stay shown just
+    below its fold.
     """
-    folded, text, badge_title = [], "", ""
+    groups: list[tuple[dict, list[dict]]] = []  # (the folded answer, its files)
+    text, badge_title, files = "", "", []
+    after_fold = False  # files met now belong to an answer folded by an earlier re-run
 
     def close() -> None:
-        nonlocal text, badge_title
-        if text.strip() or badge_title:
-            folded.append(
-                {
-                    "role": "assistant",
-                    "content": text.strip() or "(no text)",
-                    "metadata": {"title": badge_title, "status": "done"},
-                }
-            )
-        text, badge_title = "", ""
+        nonlocal text, badge_title, files
+        if text.strip() or badge_title or files:
+            content = text.strip() or ("(a file, below)" if files else "(no text)")
+            message = {"role": "assistant", "content": content}
+            groups.append((message | {"metadata": {"title": badge_title, "status": "done"}}, files))
+        text, badge_title, files = "", "", []
 
     for message in answers:
         title = (message.get("metadata") or {}).get("title") or ""
-        if _HEADER.fullmatch(text_of(message.get("content"))):
+        content = message.get("content")
+        if _HEADER.fullmatch(text_of(content)):
             continue  # number_answer's heading: the fold says it
         if title.startswith("Answer "):  # folded by an earlier re-run
             close()
-            folded.append(message)
+            groups.append((message, []))
+            after_fold = True
+        elif has_file(content):
+            (groups[-1][1] if after_fold else files).append(message)
         elif title:  # the badge ends an answer
-            badge_title = title
+            badge_title, after_fold = title, False
             close()
         else:
-            text += text_of(message.get("content")) + "\n\n"
+            text += text_of(content) + "\n\n"
+            after_fold = False
     close()
-    total = len(folded) + 1
+    total = len(groups) + 1
     out = []
-    for n, message in enumerate(folded, 1):
+    for n, (message, attached) in enumerate(groups, 1):
         title = re.sub(r"^Answer \d+ of \d+ · ", "", message["metadata"]["title"])
-        out.append(
-            {
-                **message,
-                "metadata": {**message["metadata"], "title": f"Answer {n} of {total} · {title}"},
-            }
-        )
+        meta = {**message["metadata"], "title": f"Answer {n} of {total} · {title}"}
+        out += [{**message, "metadata": meta}, *attached]
     return out
 
 

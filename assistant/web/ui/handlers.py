@@ -28,6 +28,7 @@ from assistant.web.ui.documents import user_of
 from assistant.web.ui.format import (
     SIZE_DEFAULT,
     WAITING,
+    answers_in,
     fold_answers,
     number_answer,
     panel_rows,
@@ -279,7 +280,7 @@ class ChatHandlers:
                     shown = (
                         shown[: last + 1]
                         + earlier
-                        + number_answer(shown[last + 1 :], len(earlier) + 1)
+                        + number_answer(shown[last + 1 :], answers_in(earlier) + 1)
                     )
                 out = replace(out, chat=shown)
             yield out
