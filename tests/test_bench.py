@@ -122,3 +122,19 @@ def test_tune_metrics_hold_their_goals():
     assert rows["hosted fine-tuning job for the same tokens"]["value"] == 0
     time = "training wall time (43 examples + 40 general replies kept, 3 epochs, LoRA r16)"
     assert rows[time]["value"] == 5.0 and rows[time]["met"] is True
+
+
+def test_asr_memo_contenders_pass_only_options_faster_whisper_takes():
+    """bench/asr_memos.py must fail loudly, not measure a typo: every option is a
+    keyword of WhisperModel.transcribe (compute_type is how the weights load)."""
+    import inspect
+
+    from faster_whisper import WhisperModel
+
+    from bench.asr_memos import CONTENDERS
+
+    takes = set(inspect.signature(WhisperModel.transcribe).parameters)
+    for name, (folder, options) in CONTENDERS.items():
+        unknown = set(options) - takes - {"compute_type"}
+        assert not unknown, f"{name}: {unknown}"
+        assert folder.endswith("-ct2"), name  # a prepared CTranslate2 folder
