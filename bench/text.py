@@ -12,10 +12,11 @@ Both models are built from the catalog exactly as the app builds them.
 The same pack's GGUF on llama.cpp's server (its AVX-512 build where this
 CPU runs it, else xllamacpp's AVX2 build; the metrics name which) is the third
 contender, for decode, roofline, first tokens and eight chats at once; the
-winner is saved in ASSISTANT_HOME/bench-text.json and becomes the app's
-default chat model on this machine. With the coder pack (``make coder``),
-Qwen2.5-Coder-0.5B is measured on llama.cpp (and on CTranslate2 when its
-fp32 conversion was prepared).
+faster is saved in ASSISTANT_HOME/bench-text.json and becomes the app's
+default chat model on this machine, unless it answers bench answers' 24
+factual questions worse by more than one (bench/text_default.py). With
+the coder pack (``make coder``), Qwen2.5-Coder-0.5B is measured on
+llama.cpp (and on CTranslate2 when its fp32 conversion was prepared).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 
 from assistant.settings import Settings
 from bench.measure import metric, timed
+from bench.text_default import Factual, choose, factual_score, remember
 from models.base import Message, Request, Result
 
 CORES = os.cpu_count() or 1
@@ -226,7 +228,10 @@ def bench_text(repeats: int, progress) -> list[dict]:
     for model_id, runtime in ((CODER, "CTranslate2 int8"), (CODER_LLAMA, f"{llama} Q4_K_M")):
         if model_id in contenders:
             metrics += _coder_metrics(runs, model_id, runtime, roof)
-    _remember_default(med, batched, progress)
+    decode = {m: med[m] for m in batched}
+    eight = {m: b.eight for m, b in batched.items()}
+    factual = {m: b.factual for m, b in batched.items()}
+    remember(choose(decode, eight, factual), decode, eight, factual, progress)
     return metrics
 
 
@@ -286,7 +291,8 @@ def _decode_runs(contenders: list[str], repeats: int, progress) -> Decoding:
 def _runtime_metrics(runs: Decoding, model_id, runtime, goal, ref, roof, batched) -> list[dict]:
     """One runtime of the product's model: decode, first tokens, roofline, eight chats."""
     med, ttft, follow = runs.median(model_id), runs.ttft[model_id], runs.follow[model_id]
-    one_m, eight_m, p95, same = batched[model_id]
+    b = batched[model_id]
+    one_m, eight_m, p95 = b.one, b.eight, b.p95
     return [
         metric(f"decode, {runtime} (median)", med, "tok/s"),
         metric(
@@ -320,8 +326,13 @@ def _runtime_metrics(runs: Decoding, model_id, runtime, goal, ref, roof, batched
         ),
         metric(
             f"replies identical to the same prompt alone, 8 concurrent, {runtime} (worst run)",
-            same,
+            b.same,
             f"of {len(PROMPTS)}",
+        ),
+        metric(
+            f"factual questions right, primed, {runtime} (the default's quality gate)",
+            b.factual.right,
+            f"of {b.factual.total}",
         ),
     ]
 
@@ -341,8 +352,18 @@ def _coder_metrics(runs: Decoding, model_id: str, runtime: str, roof: dict) -> l
     ]
 
 
-def _batching(model_id: str, repeats: int, progress) -> tuple[float, float, float, int]:
-    """(one chat tok/s, 8 chats tok/s, p95 first token, worst count of identical replies)."""
+@dataclass(frozen=True)
+class Batched:
+    """One batching runtime of the product's model: eight chats vs one, and its answers."""
+
+    one: float  # one chat alone, tok/s (median)
+    eight: float  # 8 chats at once, aggregate tok/s (median)
+    p95: float  # p95 first token of the 8 (median), s
+    same: int  # replies identical to the same prompt alone (worst run)
+    factual: Factual  # the quality gate of the default's choice (bench/text_default.py)
+
+
+def _batching(model_id: str, repeats: int, progress) -> Batched:
     adapter = _build(model_id)
     try:
         solo_replies = [_one(adapter, p)["text"] for p in PROMPTS]
@@ -353,45 +374,17 @@ def _batching(model_id: str, repeats: int, progress) -> tuple[float, float, floa
             eight.append(agg)
             p95s.append(sorted(ttfts)[int(0.95 * (len(ttfts) - 1) + 0.5)])
             same.append(sum(a == b for a, b in zip(replies, solo_replies, strict=True)))
+        factual = factual_score(adapter)
     finally:
         adapter.unload()
     one_m, eight_m = statistics.median(one), statistics.median(eight)
     progress(
-        f"  {model_id}: 8 chats at once {eight_m:.1f} tok/s aggregate vs {one_m:.1f} for one chat"
+        f"  {model_id}: 8 chats at once {eight_m:.1f} tok/s aggregate vs {one_m:.1f} for one chat;"
+        f" factual questions {factual.right}/{factual.total} right"
     )
-    return one_m, eight_m, statistics.median(p95s), min(same)
-
-
-def _remember_default(med: dict, batched: dict, progress) -> None:
-    """Write which chat runtime won here, for the default (flow.defaults.measured_text_default).
-
-    llama.cpp becomes the default when it beats CTranslate2 on one chat and
-    on eight at once; CTranslate2 stays otherwise (and stays the faster
-    reader of a long new prompt either way, which the metrics show).
-    """
-    from assistant.flow.defaults import BENCH_TEXT_FILE
-
-    wins = LLAMA in batched and med[LLAMA] > med[FAST] and batched[LLAMA][1] > batched[FAST][1]
-    choice = LLAMA if wins else FAST
-    home = Settings.from_env().home
-    try:
-        home.mkdir(parents=True, exist_ok=True)
-        (home / BENCH_TEXT_FILE).write_text(
-            json.dumps(
-                {
-                    "text_model": choice,
-                    "measured": time.strftime("%Y-%m-%d %H:%M"),
-                    "decode_tok_s": {m: round(v, 1) for m, v in med.items()},
-                    "eight_chats_tok_s": {m: round(b[1], 1) for m, b in batched.items()},
-                },
-                indent=1,
-            )
-        )
-        progress(
-            f"  default chat model on this machine: {choice} (saved in {home / BENCH_TEXT_FILE})"
-        )
-    except OSError as err:
-        progress(f"  could not save the measured default ({err.strerror})")
+    for miss in factual.missed:
+        progress(f"    ✗ {miss}")
+    return Batched(one_m, eight_m, statistics.median(p95s), min(same), factual)
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["_decode_worker"]:

@@ -69,8 +69,37 @@ def native_server(flags: set[str] | None = None) -> tuple[Path | None, str]:
     return binary, ""
 
 
+# Decoding one chat, a model this small spends its token on ~400 small ops,
+# each ended by an OpenMP barrier; with OMP_WAIT_POLICY=PASSIVE (needed: see
+# text_llamacpp._launch) a waiting thread sleeps in the kernel at every one.
+# One decode thread has no barrier at all. Measured 2026-12-03 on this 2-core
+# Xeon, AVX-512 build, SmolLM2-135M Q8_0, every config's server up at once
+# and one 64-token reply each in turn (24 pairs, paired medians; load 4-10
+# from other work, so ratios only): --threads 1 decoded 1.12x faster than 2
+# (1.20x with GOMP_SPINCOUNT=10000, not adopted: 8 chats fell to 0.81x).
+# Prompts and several chats at once are batches: they keep every core
+# (--threads-batch), 8 chats 0.91x of two decode threads (4 pairs, noise).
+# The 0.5B coder (491 MB) was 1.045x on one thread, within the noise, and it
+# is the model bounded by memory bandwidth, which one core reads less of:
+# left on every core. Only 2-core machines were measured: more cores keep
+# every core for decoding too. xllamacpp's AVX2 build gets the same (the same
+# OpenMP server code; not measured separately).
+SMALL_MODEL_BYTES = 200_000_000
+
+
+def decode_threads(gguf: Path, cores: int) -> int:
+    """Threads decoding one chat (``--threads``); batches always get ``cores``."""
+    small = gguf.is_file() and gguf.stat().st_size < SMALL_MODEL_BYTES
+    return 1 if small and cores <= 2 else cores
+
+
 def server_command(
-    binary: Path, gguf: Path, context_window: int, parallel: int, threads: int
+    binary: Path,
+    gguf: Path,
+    context_window: int,
+    parallel: int,
+    threads: int,
+    threads_batch: int = 0,
 ) -> list[str]:
     """The same settings ``models.llama_server`` gives xllamacpp, as llama-server flags."""
     return [
@@ -87,9 +116,9 @@ def server_command(
         "--threads",
         str(threads),
         "--threads-batch",
-        str(threads),
+        str(threads_batch or threads),
         "--poll",
-        "0",  # no busy-polling: a spinning thread steals the core its partner waits for
+        "0",  # no-op in this OpenMP build (OMP_WAIT_POLICY rules), kept for a threadpool one
         "--n-gpu-layers",
         "0",
         "--no-slots",

@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 
+from models.process import stop_process
+
 
 def supervise(command: list[str]) -> int:
     """Run llama.cpp's own ``llama-server`` binary (``llama_native``) under the same rules.
@@ -34,12 +36,7 @@ def supervise(command: list[str]) -> int:
     while not stop and os.getppid() == parent and child.poll() is None:
         time.sleep(0.5)
     if child.poll() is None:
-        child.terminate()
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        stop_process(child, grace_s=10)
         return 0
     if child.returncode < 0:  # SIGILL: a CPU without the instructions it was compiled for
         name = signal.Signals(-child.returncode).name
@@ -57,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ctx", type=int, default=8192)
     parser.add_argument("--parallel", type=int, default=8)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads-batch", type=int, default=0)  # 0: as --threads
     parser.add_argument("--gpu-layers", type=int, default=0)
     args = parser.parse_args(argv)
     try:
@@ -82,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     # took 56 s vs 59 s, and the long prompt read 9% slower. What bounds the
     # wait is the app's prompt budget (assistant/flow/requests.py PROMPT_CHARS).
     params.cpuparams.n_threads = args.threads
-    params.cpuparams_batch.n_threads = args.threads
+    params.cpuparams_batch.n_threads = args.threads_batch or args.threads
     # No busy-polling between ops: on a machine shared with other work a
     # spinning thread steals the core its partner waits for (measured: two
     # threads fell from ~66 to 4-10 tok/s under load with the default poll).

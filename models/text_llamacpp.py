@@ -50,7 +50,8 @@ from pathlib import Path
 from typing import Any
 
 from models.base import Adapter, ModelUnavailable, Request, Result, Usage
-from models.llama_native import native_server, server_command
+from models.llama_native import decode_threads, native_server, server_command
+from models.process import stop_process
 from models.remote import endpoint_errors
 from models.text import chat_prompt, trimmed_note
 
@@ -89,7 +90,14 @@ def free_port() -> int:
 
 
 def port_in_use(port: int) -> bool:
+    """A live socket holds ``port`` (the server, which sets SO_REUSEADDR, could not listen).
+
+    SO_REUSEADDR here too, so the connections the previous server on this
+    port closed (TIME_WAIT, ~60 s) do not count: without it, loading a model
+    again on its fixed port right after an unload failed as "in use".
+    """
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -109,11 +117,13 @@ class LlamaServer:
         port: int = 0,
         gpu_layers: int = 0,
         command: list[str] | None = None,
+        threads_batch: int = 0,
     ):
         self.gguf = gguf
         self.context_window = context_window
         self.parallel = parallel
-        self.threads = threads
+        self.threads = threads  # decoding one chat
+        self.threads_batch = threads_batch or threads  # prompts, several chats at once
         self.fixed_port = port  # 0: a free port is picked at each start
         self.gpu_layers = gpu_layers
         self.command = command  # tests start a stub server instead
@@ -131,11 +141,19 @@ class LlamaServer:
 
     def start(self) -> None:
         """Start llama.cpp's AVX-512 build where this CPU runs it, else xllamacpp's portable one."""
+        # Checked before either build: a taken port is not the AVX-512 build failing.
+        if self.fixed_port and port_in_use(self.fixed_port):
+            raise ModelUnavailable(f"llama.cpp could not start: port {self.fixed_port} is in use.")
         if self.command is None and not self.gpu_layers and not self.native_failed:
             binary, _ = native_server()
             if binary is not None:
                 command = [sys.executable, "-m", "models.llama_server", "--exec"] + server_command(
-                    binary, self.gguf, self.context_window, self.parallel, self.threads
+                    binary,
+                    self.gguf,
+                    self.context_window,
+                    self.parallel,
+                    self.threads,
+                    self.threads_batch,
                 )
                 try:
                     return self._launch(command, NATIVE)
@@ -160,14 +178,14 @@ class LlamaServer:
             str(self.parallel),
             "--threads",
             str(self.threads),
+            "--threads-batch",
+            str(self.threads_batch),
             "--gpu-layers",
             str(self.gpu_layers),
         ]
 
     def _launch(self, command: list[str], runtime: str) -> None:
         self.port = self.fixed_port or free_port()
-        if self.fixed_port and port_in_use(self.port):
-            raise ModelUnavailable(f"llama.cpp could not start: port {self.port} is in use.")
         env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
         self.proc = subprocess.Popen(
             [*command, "--port", str(self.port)],
@@ -205,14 +223,8 @@ class LlamaServer:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            stop_process(proc, grace_s=10)
 
     def exit_code(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
@@ -267,13 +279,15 @@ class LlamaCppChat(Adapter):
             # folder prepared before this has none yet) reads prompts ~2x faster.
             gguf = fast_gguf(Path(gguf))
             gpu = self.device_preference in ("auto", "cuda") and _cuda_build()
+            cores = os.cpu_count() or 1
             self.server = LlamaServer(
                 Path(gguf),
                 self.context_window,
                 self.parallel,
-                os.cpu_count() or 1,
+                cores if gpu else decode_threads(Path(gguf), cores),  # see decode_threads
                 port=self.port,
                 gpu_layers=999 if gpu else 0,
+                threads_batch=cores,
             )
             self.device = "cuda" if gpu else "cpu"
             if self.tokenizer is None:

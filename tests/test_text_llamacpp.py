@@ -155,6 +155,35 @@ def test_a_taken_port_is_named_and_nothing_hangs():
             server.start()
 
 
+def test_a_port_left_in_time_wait_by_the_last_server_is_free_for_the_next():
+    from models.text_llamacpp import port_in_use
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as llama-server does
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    served, _ = listener.accept()
+    assert port_in_use(port)  # listening: taken
+    served.close()  # the server closes first: its side of the port waits (TIME_WAIT)
+    client.close()
+    listener.close()
+    assert not port_in_use(port)  # an unload then a load on the same port must not fail
+
+
+def test_a_taken_port_is_not_mistaken_for_the_avx512_build_failing(monkeypatch, log):
+    monkeypatch.setattr("models.text_llamacpp.native_server", lambda: (Path("llama"), ""))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = LlamaServer(Path("x.gguf"), 400, 8, 1, port=port)
+        with pytest.raises(ModelUnavailable, match=f"port {port} is in use"):
+            server.start()
+        assert not server.native_failed  # once the port is free, the AVX-512 build serves
+
+
 def test_a_server_that_exits_at_start_is_reported_with_its_reason():
     server = LlamaServer(
         Path("x.gguf"),
@@ -247,9 +276,11 @@ def test_the_avx512_build_is_used_only_where_the_cpu_has_every_feature_it_needs(
         assert "amx_int8" in why and "avx512f," not in why
         binary, why = native_server(set(NEEDS))
         assert binary is not None and binary.name == "llama-server" and why == ""
-    command = server_command(Path("llama-server"), Path("m.gguf"), 4096, 8, 2)
+    command = server_command(Path("llama-server"), Path("m.gguf"), 4096, 8, 1, 2)
     flags = dict(zip(command[1::2], command[2::2], strict=False))
     assert flags["--model"] == "m.gguf" and flags["--host"] == "127.0.0.1"
+    after = {flag: command[i + 1] for i, flag in enumerate(command[:-1])}
+    assert after["--threads"] == "1" and after["--threads-batch"] == "2"
     assert (
         flags["--ctx-size"] == "4096" and flags["--parallel"] == "8" and "--kv-unified" in command
     )
@@ -349,3 +380,24 @@ def test_the_default_follows_what_bench_text_measured_here(tmp_path, monkeypatch
     assert measured_text_default(settings, catalog) is None
     (tmp_path / BENCH_TEXT_FILE).write_text("not json")
     assert measured_text_default(settings, catalog) is None
+
+
+def test_a_small_model_decodes_one_chat_on_one_thread_of_two_and_batches_on_both(
+    tmp_path, monkeypatch
+):
+    from models.llama_native import SMALL_MODEL_BYTES, decode_threads
+
+    small, big = tmp_path / "small.gguf", tmp_path / "big.gguf"
+    small.write_bytes(b"\0" * 1000)
+    with big.open("wb") as f:  # sparse: the size is what counts
+        f.truncate(SMALL_MODEL_BYTES + 1)
+    assert decode_threads(small, 2) == 1  # no barrier per op (llama_native's measurement)
+    assert decode_threads(big, 2) == 2  # the memory-bound model reads with every core
+    assert decode_threads(small, 8) == 8  # only 2 cores were measured
+    monkeypatch.setattr("models.gguf_quant.fast_gguf", lambda path: path)
+    chat = LlamaCppChat(files=lambda: (tmp_path, small), tokenizer=CharTokenizer())
+    chat._ensure_running = lambda: None  # the settings, not a server
+    chat.load()
+    cores = os.cpu_count() or 1
+    assert chat.server.threads == decode_threads(small, cores)
+    assert chat.server.threads_batch == cores
