@@ -47,6 +47,7 @@ from bench.answers_inputs import (
 
 # The text models compared (when they can run here) and the figures: answers_metrics.py.
 from bench.answers_metrics import CANDIDATES, ROUTED, _metrics
+from bench.measure import share_weights
 from models.base import Message, Request
 
 MAX_NEW_TOKENS = 64  # replies are judged on their first sentences; time stays comparable
@@ -137,7 +138,7 @@ def bench_answers(repeats: int, progress) -> list[dict]:
     home = real.home / "bench-answers"
     shutil.rmtree(home, ignore_errors=True)
     (home / "inputs").mkdir(parents=True)
-    (home / "weights").symlink_to(real.weights_dir.resolve(), target_is_directory=True)
+    share_weights(home, real.weights_dir)
     assistant = Assistant.from_settings(
         Settings(home=home, max_new_tokens=MAX_NEW_TOKENS), progress=lambda m: None
     )

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from assistant.settings import Settings
-from bench.measure import metric, timed
+from bench.measure import metric, share_weights, timed
 from models.base import Request
 
 QUESTIONS = Path(__file__).with_name("data") / "rag_questions.jsonl"
@@ -44,7 +44,7 @@ def bench_rag(repeats: int, progress) -> list[dict]:
     home = real.home / "bench-rag"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
-    (home / "weights").symlink_to(real.weights_dir.resolve(), target_is_directory=True)
+    share_weights(home, real.weights_dir)
     assistant = Assistant.from_settings(
         Settings(home=home, max_new_tokens=64), progress=lambda m: None
     )

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.measure import metric
+from bench.measure import metric, share_weights
 
 # image -> ImageNet class names (first lemma, as in models/imagenet_classes.txt) accepted for it
 LABELS = {
@@ -155,7 +155,7 @@ def _invoices(settings, tmp: Path, progress) -> dict[str, int]:
 
     home = tmp / "home"
     home.mkdir()
-    (home / "weights").symlink_to(settings.weights_dir.resolve())  # prepared once, reused
+    share_weights(home, settings.weights_dir)  # prepared once, reused
     assistant = Assistant.from_settings(settings.with_(home=home), progress=lambda m: None)
     answered = {}
     for model in ANSWER_MODELS:

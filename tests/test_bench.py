@@ -138,3 +138,13 @@ def test_asr_memo_contenders_pass_only_options_faster_whisper_takes():
         unknown = set(options) - takes - {"compute_type"}
         assert not unknown, f"{name}: {unknown}"
         assert folder.endswith("-ct2"), name  # a prepared CTranslate2 folder
+
+
+def test_a_bench_home_links_weights_that_are_not_prepared_yet(tmp_path):
+    from bench.measure import share_weights
+
+    home, weights = tmp_path / "bench-home", tmp_path / "home" / "weights"
+    home.mkdir()
+    share_weights(home, weights)  # a fresh ASSISTANT_HOME: nothing prepared there yet
+    (home / "weights" / "pack").mkdir()  # what preparing through the link writes
+    assert (weights / "pack").is_dir()
