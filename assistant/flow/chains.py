@@ -125,9 +125,11 @@ def _speech_answer(
     child_id = uuid.uuid4().hex
     try:
         follow = checked(a.settings, follow)
-        decision = a.router.route(follow)
+        decision = a.router.route(follow)  # routed on the words alone
         if decision.task == "text":
             decision = grounded_decision(a, request, "answers what was said", decision)
+            if not question:
+                follow = replace(follow, text=grounding.SAID + said)
     except AssistantError as err:
         second = reject(a, child_id, follow, source, err, parent_id=first.request_id)
     else:

@@ -268,6 +268,11 @@ GROUNDED_SYSTEM = (
 # can't assist with that request." from Qwen2.5-Coder (it cannot set reminders);
 # told to list what to remember, it restated both shopping memos and the
 # dentist's, with no other reply of bench answers' memos changed for the worse.
+# A memo's transcript reaches the model after these words. Bare, "Please write a
+# short thank you note to my neighbour…" was answered "Thank you for your kind
+# words!" (Qwen2.5-Coder took it as said to it); framed, "Remember to thank your
+# neighbour for watering your plants", the other seven memos' replies unchanged.
+SAID = "Here is what I said: "
 VOICE_SYSTEM = (
     "You are a helpful assistant. The user speaks to you through voice notes; "
     "reply to each note helpfully and briefly, naming what it is about. "
