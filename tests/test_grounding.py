@@ -207,5 +207,6 @@ def test_a_voice_memo_is_answered_as_a_voice_note_by_the_grounded_model(settings
     assert outcome.steps[1].route.model == "smollm2-135m-instruct-fp32"
     assert "answers what was said" in outcome.steps[1].route.reason
     seen = fake_chat.seen[-1]
-    assert seen.text == grounding.SAID + "Remind me to buy milk."  # framed as the person's words
-    assert seen.history[0].content == grounding.VOICE_SYSTEM
+    # The stronger model reads it framed as the person's words (the chat model would not).
+    assert seen.text == grounding.SAID + "Remind me to buy milk."
+    assert seen.history[0].content == grounding.VOICE_SYSTEM_STRONG

@@ -264,20 +264,25 @@ GROUNDED_SYSTEM = (
 
 
 # Plain words a model will not echo as a form ("Confirm a reminder or list…" was echoed).
-# The last sentence: "Remind me to buy milk, eggs and bread" got "I'm sorry, but I
-# can't assist with that request." from Qwen2.5-Coder (it cannot set reminders);
-# told to list what to remember, it restated both shopping memos and the
-# dentist's, with no other reply of bench answers' memos changed for the worse.
-# A memo's transcript reaches the model after these words. Bare, "Please write a
-# short thank you note to my neighbour…" was answered "Thank you for your kind
-# words!" (Qwen2.5-Coder took it as said to it); framed, "Remember to thank your
-# neighbour for watering your plants", the other seven memos' replies unchanged.
-SAID = "Here is what I said: "
 VOICE_SYSTEM = (
     "You are a helpful assistant. The user speaks to you through voice notes; "
-    "reply to each note helpfully and briefly, naming what it is about. "
-    "When a note asks you to remember or remind, list what to remember in one short sentence."
+    "reply to each note helpfully and briefly, naming what it is about."
 )
+# For the stronger model (ASSISTANT_GROUNDED_MODEL) only, measured on
+# Qwen2.5-Coder on the 8 memos' texts: "Remind me to buy milk, eggs and bread"
+# got "I'm sorry, but I can't assist with that request." (it cannot set
+# reminders), and "Please write a short thank you note to my neighbour…" got
+# "Thank you for your kind words!" (it took the note as said to it). Told to
+# list what to remember, and shown the transcript after SAID, it answered
+# "Remember to buy milk, eggs, and bread for the weekend." and "Remember to
+# thank your neighbour for watering your plants." SmolLM2-135M, given the
+# same, echoed its instructions ("you are a helping ai"): it keeps VOICE_SYSTEM
+# and the bare transcript.
+VOICE_SYSTEM_STRONG = (
+    VOICE_SYSTEM + " When a note asks you to remember or remind, list what to remember in "
+    "one short sentence."
+)
+SAID = "Here is what I said: "
 
 
 def grounded_prompt(question: str, quotes: Sequence[Quote]) -> str:
