@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from assistant.accounting.limits import check_daily_quota, check_public, within_session_budget
 from assistant.flow.context import Context
-from assistant.flow.grounded import grounded_decision, grounded_model
+from assistant.flow.grounded import grounded_decision, is_stronger
 from assistant.flow.outcome import Outcome, add_costs, chain
 from assistant.flow.pictures import as_redraw
 from assistant.flow.pool import Loading
@@ -128,8 +128,7 @@ def _speech_answer(
         decision = a.router.route(follow)  # routed on the words alone
         if decision.task == "text":
             decision = grounded_decision(a, request, "answers what was said", decision)
-            stronger = grounded_model(a)
-            if not question and stronger and decision.model == stronger[0]:
+            if not question and is_stronger(a, decision.model):
                 follow = replace(
                     follow,
                     text=grounding.SAID + said,  # see grounding.VOICE_SYSTEM_STRONG

@@ -41,6 +41,16 @@ def grounded_model(a: Context) -> tuple[str, str] | None:
     return None
 
 
+def is_stronger(a: Context, model_id: str) -> bool:
+    """Is ``model_id`` one of the stronger grounded models, not the chat model?
+
+    A comparison only: the decision that chose it already checked that it
+    can run here, so its weights are not looked up on disk a second time.
+    """
+    default = a.catalog.default_for("text", a.settings.text_model)
+    return model_id in a.settings.grounded_model and (default is None or model_id != default.id)
+
+
 def grounded_decision(
     a: Context, request: Request, why: str, routed: RouteDecision | None = None
 ) -> RouteDecision:
