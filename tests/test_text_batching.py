@@ -107,6 +107,37 @@ def test_eight_concurrent_chats_are_batched_and_each_gets_its_own_reply():
     assert max(generator.batches) > 1, generator.batches  # batched, not one at a time
 
 
+def test_a_burst_spread_over_milliseconds_is_split_evenly_and_nobody_waits_a_batch(
+    monkeypatch,
+):
+    """`bench text`: eight chats reached the batcher over 3-12 ms; a fixed 5 ms
+    window split them unevenly and the last waited 3.5 s for a whole batch."""
+    import models.text_ct2 as ct2
+
+    # Scaled up so a loaded test machine's scheduling cannot split the burst.
+    monkeypatch.setattr(ct2, "GATHER_GAP_S", 0.05)
+    monkeypatch.setattr(ct2, "GATHER_MAX_S", 0.5)
+    generator = FakeGenerator(step_s=0.03)  # a 10-character reply takes 0.3 s
+    chat = adapter(generator=generator)
+    results: list[Result | None] = [None] * 8
+    barrier = threading.Barrier(8)
+
+    def ask(i):
+        barrier.wait()
+        time.sleep(i * 0.01)  # arrivals 10 ms apart, 70 ms in all
+        results[i] = chat.run(Request(text=f"question {i}", max_new_tokens=64))
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.text for r in results] == [f"question {i}"[::-1] for i in range(8)]
+    assert sorted(generator.batches) == [4, 4], generator.batches
+    # Waiting for the burst to end, never for another batch's replies (0.3 s).
+    assert max(r.queue_s for r in results) < 0.25, [r.queue_s for r in results]
+
+
 def test_a_long_prompt_is_read_in_its_own_batch_and_short_chats_go_on_beside_it():
     """#17: a short chat batched with a long history waited for all of its prefill."""
 
