@@ -25,10 +25,12 @@ from bench.measure import BENCHDATA, wer
 
 # name: (prepared weights folder under <home>/weights, faster-whisper decode options).
 # "product" is what models/asr.py runs today for a clip under 30 s. "compute_type"
-# is taken out of the options: it is how the weights load (int8 when absent).
+# and "once_encoded" are taken out of the options: how the weights load (int8 when
+# absent) and whether the model is models/asr.once_encoded's (the product's).
 GREEDY = {"beam_size": 1, "condition_on_previous_text": False}
 CONTENDERS = {
-    "base greedy (product)": ("whisper-base-ct2", GREEDY),
+    "base greedy (product)": ("whisper-base-ct2", {**GREEDY, "once_encoded": True}),
+    "base greedy, faster-whisper as shipped": ("whisper-base-ct2", GREEDY),
     "base greedy, language en": ("whisper-base-ct2", {**GREEDY, "language": "en"}),
     "base beam 5 + temperature fallback": (
         "whisper-base-ct2",
@@ -96,6 +98,7 @@ def measure(voices: bool, progress=print) -> dict:
     from faster_whisper import WhisperModel
 
     from assistant.settings import Settings
+    from models.asr import once_encoded
 
     weights = Settings.from_env().home / "weights"
     said = [c["text"] for c in _load("voice_own.jsonl") + _load("voice_heldout.jsonl")]
@@ -109,9 +112,10 @@ def measure(voices: bool, progress=print) -> dict:
         models, results = {}, {}
         for name, (folder, options) in CONTENDERS.items():
             options = dict(options)
-            key = (folder, options.pop("compute_type", "int8"))
+            key = (folder, options.pop("compute_type", "int8"), options.pop("once_encoded", False))
             if key not in models:
-                models[key] = WhisperModel(str(weights / folder), "cpu", compute_type=key[1])
+                kind = once_encoded(WhisperModel) if key[2] else WhisperModel
+                models[key] = kind(str(weights / folder), "cpu", compute_type=key[1])
             row = {}
             for label, clips in sets.items():
                 heard, secs = _run(models[key], options, clips)

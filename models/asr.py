@@ -107,6 +107,44 @@ class _Whisper(Adapter):
         )
 
 
+def once_encoded(whisper_model_class: type) -> type:
+    """faster-whisper's ``WhisperModel`` that encodes a short clip once, not twice.
+
+    faster-whisper 1.2.1, asked to detect the language, encodes the clip's
+    first 30 s in ``detect_language`` and again in ``generate_segments``
+    (which takes the first encoding as a parameter, but ``transcribe``
+    passes None). The encoder is most of a memo's recognition time:
+    ``bench.asr_memos`` times a memo with the language given at 0.51x. This
+    subclass keeps the last input and its encoding and hands the encoding
+    back for an equal input; its language detection reads the frames the
+    decoding reads (a short clip without its last frame, as
+    ``generate_segments`` slices it), so the two inputs are equal.
+    """
+    import numpy as np
+
+    class OnceEncoded(whisper_model_class):
+        _last: tuple | None = None  # (input features, their encoding)
+
+        def encode(self, features):
+            last = self._last
+            if last is not None and last[0].shape == features.shape:
+                if np.array_equal(last[0], features):
+                    return last[1]
+            encoded = super().encode(features)
+            self._last = (features, encoded)  # one assignment: safe beside another thread
+            return encoded
+
+        def detect_language(self, audio=None, features=None, **options):
+            if (
+                features is not None
+                and features.shape[-1] - 1 < self.feature_extractor.nb_max_frames
+            ):
+                features = features[..., :-1]  # generate_segments: content_frames = n - 1
+            return super().detect_language(audio=audio, features=features, **options)
+
+    return OnceEncoded
+
+
 class FasterWhisper(_Whisper):
     def __init__(self, *args, compute_type: str = "auto", cpu_threads: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
@@ -123,6 +161,7 @@ class FasterWhisper(_Whisper):
         require_download(source, "https://huggingface.co", hub_cached(source, "model.bin"))
         from faster_whisper import WhisperModel
 
+        WhisperModel = once_encoded(WhisperModel)  # noqa: N806 (a class)
         self.device = "cuda" if pick_device(self.device_preference) == "cuda" else "cpu"
         compute = self.compute_type
         if compute == "auto":
