@@ -59,7 +59,10 @@ def test_warm_request_pays_no_load(assistant):
     assistant.ask(Request(text="Hi"))
     outcome = assistant.ask(Request(text="Hello"))
     assert outcome.load_s == 0.0
-    assert [m["model"] for m in assistant.pool.resident()] == ["smollm2-135m-instruct"]
+    resident = [m["model"] for m in assistant.pool.resident()]
+    # The follow-up test before this one loads the stronger model when `make coder` is in.
+    expected = {"smollm2-135m-instruct", *assistant.settings.grounded_model}
+    assert "smollm2-135m-instruct" in resident and set(resident) <= expected, resident
 
 
 def _words(text: str) -> set[str]:
