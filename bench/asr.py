@@ -4,6 +4,10 @@
 
 Each contender runs in its own subprocess, one after the other, so peak
 memory is the contender's own and one cannot warm the other's caches.
+Then short clips (spoken requests and memos are under 30 s): the product's
+recogniser against faster-whisper as shipped, which encodes a clip twice
+when it detects the language (models/asr.once_encoded), timed interleaved
+on 10 s slices of the same speech.
 """
 
 from __future__ import annotations
@@ -93,6 +97,69 @@ def _asr_worker(model_id: str, mode: str, repeats: int) -> dict:
     }
 
 
+CLIP_S = 10  # the short clips' length: a spoken request or memo
+
+
+def _short_clips_worker(repeats: int) -> dict:
+    """Runs in a subprocess: whisper base as the product loads it and as shipped,
+    interleaved clip by clip (either order in turn), greedy, language detected."""
+    from faster_whisper import WhisperModel
+
+    from assistant.catalog.backends import prepare_weights
+    from assistant.catalog.entries import Catalog
+    from models import audio
+    from models.asr import once_encoded
+
+    settings = Settings.from_env()
+    folder = prepare_weights(Catalog.load().get("whisper-base"), settings, progress=lambda m: None)
+    contenders = {
+        "product": once_encoded(WhisperModel)(str(folder), "cpu", compute_type="int8"),
+        "shipped": WhisperModel(str(folder), "cpu", compute_type="int8"),
+    }
+    samples = audio.decode(BENCHDATA / "speech_en.flac")
+    step = CLIP_S * audio.SAMPLE_RATE
+    clips = [samples[i : i + step] for i in range(0, samples.shape[0] - step + 1, step)]
+    seconds: dict[str, list[float]] = {name: [] for name in contenders}
+    texts: dict[str, list[str]] = {name: [] for name in contenders}
+    for turn in range(repeats):
+        for i, clip in enumerate(clips):
+            order = list(contenders) if (turn + i) % 2 == 0 else list(contenders)[::-1]
+            for name in order:
+                started = time.perf_counter()
+                pieces, _info = contenders[name].transcribe(
+                    clip, beam_size=1, condition_on_previous_text=False
+                )
+                text = " ".join(p.text.strip() for p in pieces)
+                seconds[name].append(time.perf_counter() - started)
+                if turn == 0:
+                    texts[name].append(text)
+    return {
+        "clips": len(clips),
+        "median_s": {name: statistics.median(s) for name, s in seconds.items()},
+        "same_words": texts["product"] == texts["shipped"],
+    }
+
+
+def _short_clips(repeats: int) -> list[dict]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.asr", "_short_clips_worker", str(repeats)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"short clips failed:\n{out.stderr[-2000:]}")
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    product, shipped = r["median_s"]["product"], r["median_s"]["shipped"]
+    what = f"{r['clips']} clips of {CLIP_S} s, language detected"
+    return [
+        metric(f"short clips ({what}): product, per clip (median)", product, "s"),
+        metric(f"short clips ({what}): faster-whisper as shipped (median)", shipped, "s"),
+        metric("short clips: product vs as shipped, time", product / shipped, "x"),
+        metric("short clips: the same words from both", float(r["same_words"]), "bool"),
+    ]
+
+
 def bench_asr(repeats: int, progress) -> list[dict]:
     reference_text = (BENCHDATA / "speech_en.txt").read_text()
     results = {}
@@ -142,8 +209,11 @@ def bench_asr(repeats: int, progress) -> list[dict]:
     )
     audio_s = results[REFERENCE]["audio_s"]
     metrics.append(metric("speech benchmarked", audio_s, "s", ">= 60", audio_s >= 60))
-    return metrics
+    progress(f"  short clips: product vs faster-whisper as shipped, {repeats} rounds...")
+    return metrics + _short_clips(repeats)
 
 
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "_asr_worker":
     print(json.dumps(_asr_worker(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "_short_clips_worker":
+    print(json.dumps(_short_clips_worker(int(sys.argv[2]))))
