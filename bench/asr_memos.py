@@ -28,6 +28,7 @@ from bench.measure import BENCHDATA, wer
 # and "once_encoded" are taken out of the options: how the weights load (int8 when
 # absent) and whether the model is models/asr.once_encoded's (the product's).
 GREEDY = {"beam_size": 1, "condition_on_previous_text": False}
+LOADING = {"compute_type", "once_encoded"}  # how the model loads, not decode options
 CONTENDERS = {
     "base greedy (product)": ("whisper-base-ct2", {**GREEDY, "once_encoded": True}),
     "base greedy, faster-whisper as shipped": ("whisper-base-ct2", GREEDY),

@@ -126,16 +126,16 @@ def test_tune_metrics_hold_their_goals():
 
 def test_asr_memo_contenders_pass_only_options_faster_whisper_takes():
     """bench/asr_memos.py must fail loudly, not measure a typo: every option is a
-    keyword of WhisperModel.transcribe (compute_type is how the weights load)."""
+    keyword of WhisperModel.transcribe (or says how the model loads: LOADING)."""
     import inspect
 
     from faster_whisper import WhisperModel
 
-    from bench.asr_memos import CONTENDERS
+    from bench.asr_memos import CONTENDERS, LOADING
 
     takes = set(inspect.signature(WhisperModel.transcribe).parameters)
     for name, (folder, options) in CONTENDERS.items():
-        unknown = set(options) - takes - {"compute_type"}
+        unknown = set(options) - takes - LOADING
         assert not unknown, f"{name}: {unknown}"
         assert folder.endswith("-ct2"), name  # a prepared CTranslate2 folder
 
