@@ -9,7 +9,8 @@ weights (data in bench/data/answers/, described in its README):
 - picture text: invoices, receipts and tickets drawn here with Pillow, read
   by the classifier + OCR chain, asked for an amount, date, code or name;
 - two-turn follow-ups, judged on the second reply;
-- voice memos read by espeak-ng, judged against what was said (not what was
+- voice memos read by espeak-ng (or Piper's natural voice with
+  BENCH_ANSWERS_VOICE=piper, after `make tts`), judged against what was said (not what was
   heard): two of the memo's keywords, one of its items restated, no misheard
   word echoed, no word salad, and the embedder's cosine to the memo
   (``judge_memo``);
@@ -36,6 +37,7 @@ from pathlib import Path
 from assistant.settings import Settings
 from bench.answers_inputs import (
     DATA,
+    MEMO_VOICES,
     _has,
     _load,
     _memo,
@@ -134,6 +136,7 @@ class _Run:
 def bench_answers(repeats: int, progress) -> list[dict]:
     from assistant.flow.service import Assistant
 
+    voice = _voice_name(os.environ.get("BENCH_ANSWERS_VOICE", ""))
     real = Settings.from_env()
     home = real.home / "bench-answers"
     shutil.rmtree(home, ignore_errors=True)
@@ -166,7 +169,8 @@ def bench_answers(repeats: int, progress) -> list[dict]:
     memos = {}
     for name in ("voice_own.jsonl", "voice_heldout.jsonl"):
         for i, case in enumerate(_load(name)):
-            memos[case["text"]] = _memo(case["text"], home / "inputs" / f"{name[:-6]}-{i}.wav")
+            path = home / "inputs" / f"{name[:-6]}-{i}.wav"
+            memos[case["text"]] = _memo(case["text"], path, voice)
 
     chains = _chains(os.environ.get("BENCH_ANSWERS_CHAINS", ""))
     runs = []
@@ -176,11 +180,19 @@ def bench_answers(repeats: int, progress) -> list[dict]:
             run = _Run(assistant, column, log, progress)
             _warm_up(run, next(iter(pictures.values())), next(iter(memos.values())))
             for name in chains:
-                CHAINS[name](run, pictures=pictures, memos=memos)
+                CHAINS[name](run, pictures=pictures, memos=memos, voice=voice)
             runs.append(run)
     assistant.store.close()
     shutil.rmtree(home, ignore_errors=True)
     return _metrics(runs)
+
+
+def _voice_name(wanted: str) -> str:
+    """Who reads the memos (BENCH_ANSWERS_VOICE): espeak-ng when empty."""
+    voice = wanted.strip() or MEMO_VOICES[0]
+    if voice not in MEMO_VOICES:
+        raise ValueError(f"BENCH_ANSWERS_VOICE: '{voice}'; known: {', '.join(MEMO_VOICES)}")
+    return voice
 
 
 def _chains(wanted: str) -> list[str]:
@@ -280,15 +292,16 @@ def _followups(run: _Run, **_) -> None:
             )
 
 
-def _voice(run: _Run, memos: dict, **_) -> None:
+def _voice(run: _Run, memos: dict, voice: str = "espeak", **_) -> None:
     for split in ("own", "heldout"):
+        label = split if voice == "espeak" else f"{split}, {voice} voice"
         for case in _load(f"voice_{split}.jsonl"):
             outcome, reply, wall, leaks = run.ask("", "voice", attachments=[memos[case["text"]]])
             heard = " ".join(s["text"] for s in outcome.result.segments) if outcome.result else ""
             # Judged against what was said: a reply to a misheard memo does not address it.
             verdict = judge_memo(reply, case, heard, run.similarity)
             run.judge(
-                f"voice memo: the reply addresses it ({split})",
+                f"voice memo: the reply addresses it ({label})",
                 case["text"],
                 reply,
                 verdict.ok,
@@ -300,7 +313,7 @@ def _voice(run: _Run, memos: dict, **_) -> None:
             )
             # The text model's share apart from the recogniser's: no goal, a diagnosis.
             if heard_right(case["text"], heard):
-                key = f"voice memo: of those Whisper heard, the reply addresses it ({split})"
+                key = f"voice memo: of those Whisper heard, the reply addresses it ({label})"
                 run.scores.setdefault(key, []).append(verdict.ok)
 
 

@@ -65,6 +65,14 @@ def test_bench_chains_can_be_picked_and_a_wrong_name_is_refused():
         _chains("voices")
 
 
+def test_the_memo_voice_can_be_picked_and_a_wrong_name_is_refused():
+    from bench.answers import _voice_name
+
+    assert _voice_name("") == "espeak" and _voice_name(" piper ") == "piper"
+    with pytest.raises(ValueError, match="known: espeak, piper"):
+        _voice_name("joe")
+
+
 def test_a_memo_is_heard_right_when_most_of_its_words_are_in_the_transcript():
     assert heard_right(SHOPPING["text"], "Add batteries and a birthday card to my list.")
     assert not heard_right(SHOPPING["text"], HEARD)
