@@ -9,11 +9,12 @@ weights (data in bench/data/answers/, described in its README):
 - picture text: invoices, receipts and tickets drawn here with Pillow, read
   by the classifier + OCR chain, asked for an amount, date, code or name;
 - two-turn follow-ups, judged on the second reply;
-- voice memos read by espeak-ng (or Piper's natural voice with
-  BENCH_ANSWERS_VOICE=piper, after `make tts`), judged against what was said (not what was
-  heard): two of the memo's keywords, one of its items restated, no misheard
-  word echoed, no word salad, and the embedder's cosine to the memo
-  (``judge_memo``);
+- voice memos as a person says them (recorded once with Piper's natural
+  voice, bench/data/answers/memos/; the goal is judged on these) and read by
+  espeak-ng's robotic voice beside them (BENCH_ANSWERS_VOICE picks others),
+  judged against what was said (not what was heard): two of the memo's
+  keywords, one of its items restated, no misheard word echoed, no word salad,
+  and the embedder's cosine to the memo (``judge_memo``);
 - prompt scaffolding visible in any reply (must be 0);
 - 24 short factual questions in plain chat;
 - warm end-to-end time (p50) of grounded replies and plain chat, $ per reply.
@@ -52,6 +53,10 @@ from bench.answers_metrics import CANDIDATES, ROUTED, _metrics
 from bench.measure import share_weights
 from models.base import Message, Request
 
+# The memos' voices: recorded natural speech (the goal) and espeak-ng's robotic
+# one beside it, so a recogniser that only copes with clean voices shows.
+DEFAULT_VOICES = ("recorded", "espeak")
+VOICE_LABELS = {"espeak": "robotic voice (espeak-ng)", "piper": "Piper's voice live"}
 MAX_NEW_TOKENS = 64  # replies are judged on their first sentences; time stays comparable
 
 
@@ -136,7 +141,7 @@ class _Run:
 def bench_answers(repeats: int, progress) -> list[dict]:
     from assistant.flow.service import Assistant
 
-    voice = _voice_name(os.environ.get("BENCH_ANSWERS_VOICE", ""))
+    voices = _voice_names(os.environ.get("BENCH_ANSWERS_VOICE", ""))
     real = Settings.from_env()
     home = real.home / "bench-answers"
     shutil.rmtree(home, ignore_errors=True)
@@ -166,11 +171,12 @@ def bench_answers(repeats: int, progress) -> list[dict]:
             key = "\n".join(case["lines"])
             if key not in pictures:
                 pictures[key] = _picture(case["lines"], home / "inputs" / f"{name[:-6]}-{i}.png")
-    memos = {}
-    for name in ("voice_own.jsonl", "voice_heldout.jsonl"):
-        for i, case in enumerate(_load(name)):
-            path = home / "inputs" / f"{name[:-6]}-{i}.wav"
-            memos[case["text"]] = _memo(case["text"], path, voice)
+    memos = {}  # (voice, text) -> wav
+    for voice in voices:
+        for name in ("voice_own.jsonl", "voice_heldout.jsonl"):
+            for i, case in enumerate(_load(name)):
+                path = home / "inputs" / f"{voice}-{name[:-6]}-{i}.wav"
+                memos[voice, case["text"]] = _memo(case["text"], path, voice)
 
     chains = _chains(os.environ.get("BENCH_ANSWERS_CHAINS", ""))
     runs = []
@@ -180,19 +186,20 @@ def bench_answers(repeats: int, progress) -> list[dict]:
             run = _Run(assistant, column, log, progress)
             _warm_up(run, next(iter(pictures.values())), next(iter(memos.values())))
             for name in chains:
-                CHAINS[name](run, pictures=pictures, memos=memos, voice=voice)
+                CHAINS[name](run, pictures=pictures, memos=memos, voices=voices)
             runs.append(run)
     assistant.store.close()
     shutil.rmtree(home, ignore_errors=True)
     return _metrics(runs)
 
 
-def _voice_name(wanted: str) -> str:
-    """Who reads the memos (BENCH_ANSWERS_VOICE): espeak-ng when empty."""
-    voice = wanted.strip() or MEMO_VOICES[0]
-    if voice not in MEMO_VOICES:
-        raise ValueError(f"BENCH_ANSWERS_VOICE: '{voice}'; known: {', '.join(MEMO_VOICES)}")
-    return voice
+def _voice_names(wanted: str) -> tuple[str, ...]:
+    """Who reads the memos (BENCH_ANSWERS_VOICE, "recorded,espeak" when empty)."""
+    voices = tuple(v.strip() for v in wanted.split(",") if v.strip()) or DEFAULT_VOICES
+    for voice in voices:
+        if voice not in MEMO_VOICES:
+            raise ValueError(f"BENCH_ANSWERS_VOICE: '{voice}'; known: {', '.join(MEMO_VOICES)}")
+    return voices
 
 
 def _chains(wanted: str) -> list[str]:
@@ -292,16 +299,18 @@ def _followups(run: _Run, **_) -> None:
             )
 
 
-def _voice(run: _Run, memos: dict, voice: str = "espeak", **_) -> None:
-    for split in ("own", "heldout"):
-        label = split if voice == "espeak" else f"{split}, {voice} voice"
+def _voice(run: _Run, memos: dict, voices: tuple[str, ...] = DEFAULT_VOICES, **_) -> None:
+    for voice, split in ((v, s) for v in voices for s in ("own", "heldout")):
+        # The goal reads the first name ("voice memo: the reply"): a person's voice.
+        name = "voice memo" if voice == "recorded" else f"voice memo, {VOICE_LABELS[voice]}"
         for case in _load(f"voice_{split}.jsonl"):
-            outcome, reply, wall, leaks = run.ask("", "voice", attachments=[memos[case["text"]]])
+            memo = memos[voice, case["text"]]
+            outcome, reply, wall, leaks = run.ask("", "voice", attachments=[memo])
             heard = " ".join(s["text"] for s in outcome.result.segments) if outcome.result else ""
             # Judged against what was said: a reply to a misheard memo does not address it.
             verdict = judge_memo(reply, case, heard, run.similarity)
             run.judge(
-                f"voice memo: the reply addresses it ({label})",
+                f"{name}: the reply addresses it ({split})",
                 case["text"],
                 reply,
                 verdict.ok,
@@ -313,7 +322,7 @@ def _voice(run: _Run, memos: dict, voice: str = "espeak", **_) -> None:
             )
             # The text model's share apart from the recogniser's: no goal, a diagnosis.
             if heard_right(case["text"], heard):
-                key = f"voice memo: of those Whisper heard, the reply addresses it ({label})"
+                key = f"{name}: of those Whisper heard, the reply addresses it ({split})"
                 run.scores.setdefault(key, []).append(verdict.ok)
 
 

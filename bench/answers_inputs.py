@@ -1,6 +1,6 @@
 """The inputs of `bench answers` and how its replies are checked: the sets in
-bench/data/answers/, pictures drawn with Pillow, voice memos read by
-espeak-ng, and the list of prompt scaffolding a person must never see."""
+bench/data/answers/, pictures drawn with Pillow, voice memos (recorded, or
+read by espeak-ng), and the list of prompt scaffolding a person must never see."""
 
 from __future__ import annotations
 
@@ -66,17 +66,38 @@ def _picture(lines: list[str], path: Path) -> Path:
     return path
 
 
-# Who reads the memos (BENCH_ANSWERS_VOICE): espeak-ng, the bench's voice, or
-# Piper's en_US-joe-medium, a natural voice, when `make tts` installed it (GPL,
-# optional). Whisper base mishears espeak-ng's formant voice now and then ("a
-# small orange kitten" -> "a small-role indicator"); it heard 7 of the 8
-# memos from Piper against 5 from espeak-ng (2026-12-03).
-MEMO_VOICES = ("espeak", "piper")
+# Who reads the memos (BENCH_ANSWERS_VOICE, a comma list):
+# - "recorded": the memos as a person would say them, recorded once with Piper's
+#   natural en_US-joe-medium voice (CC0) into bench/data/answers/memos/, so the
+#   bench needs no GPL runtime (``record`` below makes them again);
+# - "espeak": espeak-ng's formant voice, made on the fly. Whisper base mishears it
+#   now and then ("a small orange kitten" -> "a small-role indicator"): it heard
+#   5 of 8 memos from espeak-ng against 7 of 8 from Piper (2026-12-03);
+# - "piper": Piper's voice live, where `make tts` installed it.
+MEMO_VOICES = ("recorded", "espeak", "piper")
+RECORDINGS = DATA / "memos"
+
+
+def recording(text: str) -> Path:
+    """Where the recorded memo of ``text`` is kept: its words, lower case, as the name."""
+    slug = "-".join(re.findall(r"[a-z0-9]+", text.lower()))[:60].rstrip("-")
+    return RECORDINGS / f"{slug}.wav"
 
 
 def _memo(text: str, path: Path, voice: str = "espeak", espeak_flags: tuple = ()) -> Path:
     """``text`` spoken into a 16 kHz mono wav at ``path``; ``espeak_flags`` pick
     another espeak-ng voice or speed (bench.asr_memos --voices)."""
+    if voice == "recorded":
+        source = recording(text)
+        if not source.is_file():
+            from models.base import ModelUnavailable
+
+            raise ModelUnavailable(
+                f"No recording of the memo '{text}' ({source.name}): record the memos with "
+                "`python -m bench.answers_inputs record` (needs Piper: make tts)."
+            )
+        path.write_bytes(source.read_bytes())
+        return path
     raw = path.with_suffix(".raw.wav")
     if voice == "piper":
         import wave
@@ -99,6 +120,16 @@ def _memo(text: str, path: Path, voice: str = "espeak", espeak_flags: tuple = ()
             ) from None
     raw.unlink()
     return path
+
+
+def record() -> list[Path]:
+    """Record every memo of voice_*.jsonl with Piper into RECORDINGS (16 kHz mono)."""
+    RECORDINGS.mkdir(exist_ok=True)
+    made = []
+    for name in ("voice_own.jsonl", "voice_heldout.jsonl"):
+        for case in _load(name):
+            made.append(_memo(case["text"], recording(case["text"]), "piper"))
+    return made
 
 
 @functools.cache
@@ -183,3 +214,12 @@ def judge_memo(
     if score < VOICE_SIMILARITY:
         return MemoVerdict(False, f"far from the memo (cosine {score:.2f})", score)
     return MemoVerdict(True, "", score)
+
+
+if __name__ == "__main__":  # python -m bench.answers_inputs record
+    import sys
+
+    if sys.argv[1:] != ["record"]:
+        sys.exit("usage: python -m bench.answers_inputs record")
+    for made in record():
+        print(made)

@@ -65,12 +65,29 @@ def test_bench_chains_can_be_picked_and_a_wrong_name_is_refused():
         _chains("voices")
 
 
-def test_the_memo_voice_can_be_picked_and_a_wrong_name_is_refused():
-    from bench.answers import _voice_name
+def test_the_memo_voices_can_be_picked_and_a_wrong_name_is_refused():
+    from bench.answers import _voice_names
 
-    assert _voice_name("") == "espeak" and _voice_name(" piper ") == "piper"
-    with pytest.raises(ValueError, match="known: espeak, piper"):
-        _voice_name("joe")
+    assert _voice_names("") == ("recorded", "espeak")
+    assert _voice_names(" piper ") == ("piper",)
+    with pytest.raises(ValueError, match="known: recorded, espeak, piper"):
+        _voice_names("recorded,joe")
+
+
+def test_every_memo_has_its_recording_and_a_missing_one_says_how_to_make_it(tmp_path):
+    """The bench's natural-voice memos ship in the repo: one 16 kHz mono wav per memo."""
+    import wave
+
+    from bench.answers_inputs import _load, _memo, recording
+    from models.base import ModelUnavailable
+
+    texts = [c["text"] for n in ("voice_own.jsonl", "voice_heldout.jsonl") for c in _load(n)]
+    for text in texts:
+        with wave.open(str(recording(text))) as w:
+            assert (w.getframerate(), w.getnchannels()) == (16000, 1), text
+            assert 1.0 < w.getnframes() / 16000 < 10.0, text  # a spoken sentence, not silence
+    with pytest.raises(ModelUnavailable, match="python -m bench.answers_inputs record"):
+        _memo("A memo nobody recorded.", tmp_path / "m.wav", "recorded")
 
 
 def test_a_memo_is_heard_right_when_most_of_its_words_are_in_the_transcript():
@@ -83,3 +100,6 @@ def test_only_the_voice_memo_score_itself_is_judged_against_the_goal():
 
     assert _goal("voice memo: the reply addresses it (own)")[0] == ">= 0.8"
     assert _goal("voice memo: of those Whisper heard, the reply addresses it (own)") == (None, None)
+    # The robotic voice is printed beside the goal, not judged by it.
+    robotic = "voice memo, robotic voice (espeak-ng): the reply addresses it (own)"
+    assert _goal(robotic) == (None, None)
