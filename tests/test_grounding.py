@@ -160,7 +160,7 @@ def test_ask_chat_continues_a_saved_chat_from_the_command_line(tmp_path, monkeyp
     chats.add("local", chat_id, "assistant", "Paris.")
     listed = cli("chats", "--json", home=tmp_path)
     assert json.loads(listed.stdout)[0]["id"] == chat_id
-    # A grounded model every install has, so the route does not depend on `make coder`.
+    # A grounded model every install has, whatever the stronger model can do here.
     monkeypatch.setenv("ASSISTANT_GROUNDED_MODEL", "smollm2-135m-instruct-fp32")
     out = cli(
         "ask", "What is its population?", "--chat", chat_id, "--route-only", "--json", home=tmp_path

@@ -60,7 +60,7 @@ def test_warm_request_pays_no_load(assistant):
     outcome = assistant.ask(Request(text="Hello"))
     assert outcome.load_s == 0.0
     resident = [m["model"] for m in assistant.pool.resident()]
-    # The follow-up test before this one loads the stronger model when `make coder` is in.
+    # The follow-up test before this one loads the stronger model (the coder pack).
     expected = {"smollm2-135m-instruct", *assistant.settings.grounded_model}
     assert "smollm2-135m-instruct" in resident and set(resident) <= expected, resident
 
@@ -129,7 +129,7 @@ def test_spoken_question_is_a_two_step_chain_linked_in_the_ledger(assistant):
     assert outcome.as_json()["output"]["segments"][0]["text"] == asr.result.text
     from assistant.web.ui.format import badge
 
-    # With `make coder`, the stronger model answers what was said (grounded work).
+    # With the coder pack, the stronger model answers what was said (grounded work).
     answerer = text.route.model if _coder_installed() else "smollm2-135m-instruct"
     assert answerer in ("smollm2-135m-instruct", *assistant.settings.grounded_model)
     assert badge(outcome)[0].startswith(f"whisper-base → {answerer} · asr → text")
@@ -165,7 +165,7 @@ NEEDS_LLAMA_CPP = pytest.mark.skipif(
 )
 
 
-@pytest.mark.skipif(not _coder_installed(), reason="optional pack not installed: make coder")
+@pytest.mark.skipif(not _coder_installed(), reason="the coder pack is not installed")
 @pytest.mark.parametrize(
     "model",
     [

@@ -45,7 +45,7 @@ def test_the_total_on_a_drawn_invoice_is_read_and_stated(assistant, tmp_path):
 
 def test_a_follow_up_uses_the_first_turn(assistant):
     if grounded_model(assistant) is None:
-        pytest.skip("no stronger model installed for follow-ups (make coder)")
+        pytest.skip("no stronger model installed for follow-ups (requirements-packs.txt)")
     history = (
         Message("user", "My name is Ana and I live in Lisbon."),
         Message("assistant", "Nice to meet you, Ana!"),

@@ -80,7 +80,7 @@ def test_history_reaches_the_model(assistant, fake_chat):
     history = (Message("user", "I live in Berlin."), Message("assistant", "Nice."))
     assistant.ask(Request(text="Where do I live?", history=history))
     # The turns as they were, after the follow-up instruction (flow/primed.py) where
-    # a stronger model is installed to take follow-ups (make coder), or with none.
+    # a stronger model is installed to take follow-ups (the coder pack), or with none.
     seen = fake_chat.seen[-1].history
     assert tuple(m for m in seen if m.role != "system") == history
 

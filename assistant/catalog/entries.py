@@ -55,6 +55,11 @@ class Entry:
     # A catalog id that serves the same weights on another runtime, used when
     # this one cannot start (its wheel missing, its port taken); see Pool.lease.
     fallback: str | None = None
+    # False: `prepare` leaves this model's conversion to its first use. For a
+    # conversion too long to pay on every install for a model that rarely
+    # serves (the 0.5B coder on CTranslate2: minutes and 2.5 GB of fp32, only
+    # where llama.cpp cannot start).
+    prepare_ahead: bool = True
 
     @property
     def pack(self) -> Pack | None:

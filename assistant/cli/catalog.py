@@ -52,13 +52,17 @@ def cmd_models(args, settings: Settings) -> int:
 
 
 def cmd_prepare(args, settings: Settings) -> int:
-    """Prepare every installed pack once, so the first request is fast."""
+    """Prepare every installed pack once, so the first request is fast.
+
+    Not the entries marked ``prepare_ahead: false`` (see Entry): their first use
+    converts them, with its progress shown.
+    """
     from assistant.catalog.backends import prepare_weights
     from assistant.catalog.entries import Catalog
     from models.packs import is_installed
 
     settings.ensure_home()
     for entry in Catalog.load().entries.values():
-        if entry.built and entry.pack is not None and is_installed(entry.pack):
+        if entry.built and entry.prepare_ahead and entry.pack and is_installed(entry.pack):
             prepare_weights(entry, settings, progress=progress)
     return 0

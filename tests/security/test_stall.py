@@ -48,7 +48,7 @@ def test_a_huge_history_is_bounded_before_the_model_sees_it(tmp_path):
         seen = chat.seen[-1]
         limit = 8 * served.settings.max_message_chars
         assert sum(len(m.content) for m in seen.history) <= limit
-        # The turns kept (with `make coder`, a follow-up also has the instruction of
+        # The turns kept (with the coder pack, a follow-up also has the instruction of
         # flow/primed.py as a system message first).
         kept = [m for m in seen.history if m.role != "system"]
         assert kept[0].role == "user" and kept[-1].content.startswith("turn 1999")
