@@ -4,6 +4,7 @@ read by espeak-ng), and the list of prompt scaffolding a person must never see."
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 import re
@@ -156,6 +157,10 @@ VOICE_SIMILARITY = 0.4
 # A reply of this many words or more whose distinct words are fewer than this
 # share of them is a loop ("milk milk milk bread the weekend of milk").
 SALAD_WORDS, SALAD_DISTINCT = 8, 0.5
+# Two spellings of one word are this alike (difflib's ratio): "tires"/"tyres" 0.8,
+# "neighbor"/"neighbour" 0.94, "potato"/"potatoes" 0.86; misheard words are far
+# apart: "breath"/"bread" 0.73, "macarp"/"carpet" 0.5, "fallout"/"four" 0.36.
+SAME_WORD = 0.8
 # Words too common to be a mishearing worth noticing when a reply repeats them.
 STOPWORDS = frozenset(
     "the and for with that this what your you are was were have has had not but "
@@ -163,6 +168,17 @@ STOPWORDS = frozenset(
     "would should will into onto about after before over under some any all its "
     "our out off get got just also very more most much many".split()
 )
+
+
+def _same_word(a: str, b: str) -> bool:
+    """One word spelt two ways: "tires"/"tyres", "neighbor"/"neighbour", "potato"/"potatoes"."""
+    return difflib.SequenceMatcher(None, a, b).ratio() >= SAME_WORD
+
+
+def _misheard(transcript: str, memo: str) -> set[str]:
+    """The transcript's content words that are no spelling of a word of the memo."""
+    said = _content(memo)
+    return {w for w in _content(transcript) if not any(_same_word(w, s) for s in said)}
 
 
 def heard_right(memo: str, transcript: str, share: float = 0.8) -> bool:
@@ -203,7 +219,7 @@ def judge_memo(
         return MemoVerdict(False, f"{len(hits)} of the memo's keywords, {need} needed")
     if not _has(reply, case["items"]):
         return MemoVerdict(False, "restates none of the memo's items")
-    echoed = sorted((_content(transcript) - _content(case["text"])) & set(words))
+    echoed = sorted(w for w in _misheard(transcript, case["text"]) if w in set(words))
     if echoed:
         return MemoVerdict(False, f"echoes misheard words: {', '.join(echoed)}")
     if len(words) >= SALAD_WORDS and len(set(words)) < SALAD_DISTINCT * len(words):

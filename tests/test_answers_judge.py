@@ -33,6 +33,20 @@ def test_a_reply_that_echoes_what_was_misheard_fails():
     assert not verdict.ok and "worst" in verdict.why
 
 
+def test_another_spelling_of_a_word_said_is_not_a_mishearing():
+    # Whisper writes American spelling and plurals its own way: "tyres" heard as
+    # "tires" is heard right, and a reply that says "tires" addresses the memo.
+    tyres = {
+        "text": "Note that the car needs new tyres before winter.",
+        "keywords": ["car", "tyres", "tires", "winter"],
+        "items": ["tyres", "tires"],
+    }
+    heard = "Note that the car needs new tires before winter."
+    assert judge_memo("Remember: your car needs new tires before winter.", tyres, heard).ok
+    verdict = judge_memo("The car needs new tires and a fallout.", tyres, heard + " Fallout.")
+    assert not verdict.ok and "fallout" in verdict.why
+
+
 def test_a_word_salad_of_memo_words_fails():
     reply = "Batteries batteries card card the list the list the list batteries."
     verdict = judge_memo(reply, SHOPPING, SHOPPING["text"])
