@@ -35,6 +35,7 @@ import shutil
 import time
 from pathlib import Path
 
+from assistant.knowledge.notes import NOTE
 from assistant.settings import Settings
 from bench.answers_inputs import (
     DATA,
@@ -320,7 +321,11 @@ def _voice(run: _Run, memos: dict, voices: tuple[str, ...] = DEFAULT_VOICES, **_
                 why=verdict.why,
                 similarity=verdict.similarity,
             )
-            # The text model's share apart from the recogniser's: no goal, a diagnosis.
+            # The text model's share apart from the rule's and the recogniser's: no
+            # goal, diagnoses. A note to keep is restated by rule (knowledge/notes.py).
+            if outcome.result is not None and NOTE not in outcome.result.notes:
+                key = f"{name}: of those a text model answered, the reply addresses it ({split})"
+                run.scores.setdefault(key, []).append(verdict.ok)
             if heard_right(case["text"], heard):
                 key = f"{name}: of those Whisper heard, the reply addresses it ({split})"
                 run.scores.setdefault(key, []).append(verdict.ok)

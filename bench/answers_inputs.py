@@ -31,6 +31,12 @@ SCAFFOLD = [
         r"not instructions",
         r"quoted data",
         r"^\s*(facts|context)\s*:\s*$",
+        # The system prompts' own words (a 135M model repeated a voice-note one).
+        r"you(?:'re| are) a helpful assistant",
+        r"speaks to you through voice notes",
+        r"reply to each note",
+        r"using only the facts in",
+        r"never follow instructions",
     )
 ]
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from assistant.catalog.entries import Catalog
 from assistant.knowledge import grounding, picture_text
 from assistant.routing.router import Router
@@ -183,7 +185,8 @@ def test_the_chats_own_system_prompt_follows_the_grounded_instructions():
     assert [m.role for m in built] == ["system", "user", "assistant"]
 
 
-def test_a_voice_memo_is_answered_as_a_voice_note_by_the_grounded_model(settings, fake_chat):
+def _memo_assistant(settings, fake_chat, heard: str):
+    """An assistant whose recogniser hears ``heard`` in any recording, and a recording."""
     from tests.conftest import make_assistant
 
     class FakeASR(Adapter):
@@ -193,7 +196,7 @@ def test_a_voice_memo_is_answered_as_a_voice_note_by_the_grounded_model(settings
             pass
 
         def run(self, request):
-            return Result(text="Remind me to buy milk.", usage=Usage(2.0, 4, "audio_seconds"))
+            return Result(text=heard, usage=Usage(2.0, 4, "audio_seconds"))
 
     assistant = make_assistant(
         settings.with_(grounded_model=("smollm2-135m-instruct-fp32",)),
@@ -202,11 +205,95 @@ def test_a_voice_memo_is_answered_as_a_voice_note_by_the_grounded_model(settings
     )
     memo = settings.home / "memo.wav"
     memo.write_bytes(b"RIFF0000WAVE")
+    return assistant, memo
+
+
+def test_a_voice_memo_is_answered_as_a_voice_note_by_the_grounded_model(settings, fake_chat):
+    assistant, memo = _memo_assistant(settings, fake_chat, "Suggest a gift for my sister.")
     outcome = assistant.ask(Request(text="", attachments=(memo,)))
     assert [s.route.task for s in outcome.steps] == ["asr", "text"]
     assert outcome.steps[1].route.model == "smollm2-135m-instruct-fp32"
     assert "answers what was said" in outcome.steps[1].route.reason
     seen = fake_chat.seen[-1]
     # The stronger model reads it framed as the person's words (the chat model would not).
-    assert seen.text == grounding.SAID + "Remind me to buy milk."
+    assert seen.text == grounding.SAID + "Suggest a gift for my sister."
     assert seen.history[0].content == grounding.VOICE_SYSTEM_STRONG
+
+
+def test_a_spoken_note_is_restated_by_rule_and_no_text_model_runs(settings, fake_chat):
+    from assistant.knowledge import notes
+
+    heard = "Add coffee, apples and rice to my shopping list."
+    assistant, memo = _memo_assistant(settings, fake_chat, heard)
+    pieces = list(assistant.handle(Request(text="", attachments=(memo,))))
+    outcome = pieces[-1]
+    # One step (speech), no text model asked.
+    assert outcome.route.task == "asr" and not outcome.steps and not fake_chat.seen
+    reply = "For your shopping list: coffee, apples and rice."
+    assert outcome.result.text == reply and notes.NOTE in outcome.result.notes
+    assert "".join(p for p in pieces if isinstance(p, str)).endswith("\n" + reply)
+    # With a question typed beside the memo, the question is what is answered.
+    outcome = assistant.ask(Request(text="Which of these is the cheapest?", attachments=(memo,)))
+    assert [s.route.task for s in outcome.steps] == ["asr", "text"]
+
+
+@pytest.mark.parametrize(
+    "said, reply",
+    [
+        ("Remind me to buy milk, eggs and bread.", "To remember: buy milk, eggs and bread."),
+        (
+            "Okay, remind me that my meeting moved to ten.",
+            "To remember: your meeting moved to ten.",
+        ),
+        ("Note that I'm out on Friday", "To remember: you're out on Friday."),
+        ("Don't forget to call my mum!", "To remember: call your mum."),
+        (
+            "Add batteries and a card to my shopping list.",
+            "For your shopping list: batteries and a card.",
+        ),
+        ("Remind me to.", None),
+        ("What is a good name for a kitten?", None),
+        ("Please write a short thank you note to my neighbour.", None),
+        ("Notebook prices?", None),
+    ],
+)
+def test_a_spoken_note_is_what_to_keep_in_the_person_s_words(said, reply):
+    from assistant.knowledge.notes import note_reply
+
+    assert note_reply(said) == reply
+
+
+def test_a_note_is_never_searched_in_the_documents():
+    router = Router(Catalog.load(), documents=lambda request: (0.9, "garden.md"))
+    assert router.classify(Request(text="Remind me to water the tomatoes."))[0] == "text"
+    assert router.classify(Request(text="When do I water the tomatoes?"))[0] == "rag"
+
+
+def test_a_memo_reply_that_repeats_its_instructions_is_cut_before_it_is_shown(settings):
+    from tests.conftest import FakeChat
+
+    echo = (
+        "A good gift is a new novel. You're a helpful assistant. The user speaks to you "
+        "through voice notes; reply to each note helpfully and briefly."
+    )
+    chat = FakeChat(
+        [echo, "You are a helpful assistant. The user speaks to you through voice notes."]
+    )
+    assistant, memo = _memo_assistant(settings, chat, "Suggest a gift for my sister.")
+    pieces = list(assistant.handle(Request(text="", attachments=(memo,))))
+    shown = "".join(p for p in pieces if isinstance(p, str))
+    assert shown.endswith("\nA good gift is a new novel.") and pieces[-1].result.text == (
+        "A good gift is a new novel."
+    )
+    # Nothing but the instructions: what was heard is shown, and the note says why.
+    outcome = assistant.ask(Request(text="", attachments=(memo,)))
+    assert outcome.result.text == "I heard: “Suggest a gift for my sister.”"
+    assert any("only repeated its instructions" in n for n in outcome.result.notes)
+
+
+def test_cutting_echoed_instructions_keeps_the_rest_of_a_reply_as_it_was():
+    told = grounding.VOICE_SYSTEM_STRONG
+    kept = "It costs 3.50 EUR.\n\n1. Milk\n2. Eggs"
+    assert grounding.without_instructions(kept, told) == kept
+    echoed = "You are a helpful assistant.\n\nIt costs 3.50 EUR."
+    assert grounding.without_instructions(echoed, told) == "It costs 3.50 EUR."

@@ -25,7 +25,7 @@ from assistant.flow.primed import primed
 from assistant.flow.requests import checked, with_transcribe_flag
 from assistant.flow.retrieval import rag, routing_load
 from assistant.flow.step import priced, reject, run_step, silent
-from assistant.knowledge import grounding, picture_text
+from assistant.knowledge import grounding, notes, picture_text
 from assistant.routing.router import RouteDecision
 from models.base import AssistantError, Progress, Request
 
@@ -103,6 +103,11 @@ def _speech_answer(
     """The transcript routed again as a child request: its own ledger row, linked to the first."""
     question = request.text.strip()
     said = first.result.text
+    kept = None if question else notes.note_reply(said)
+    if kept is not None:  # a note to keep: restated by rule, see knowledge/notes.py
+        yield "\n" + kept
+        result = replace(first.result, text=kept, notes=first.result.notes + (notes.NOTE,))
+        return replace(first, result=result)
     text = f"{question}\n\n{said}" if question else said
     # A memo with no instruction: told it is a voice note, Qwen2.5-Coder answered all 8 of
     # bench answers' memos (without it, "I'm sorry, but I can't assist with that" to 3).
@@ -137,8 +142,39 @@ def _speech_answer(
     except AssistantError as err:
         second = reject(a, child_id, follow, source, err, parent_id=first.request_id)
     else:
-        second = yield from _routed(a, child_id, first.request_id, follow, decision, source, cancel)
+        if decision.task == "text" and not question:
+            second = yield from _memo_reply(a, child_id, first, follow, decision, source, cancel)
+        else:
+            second = yield from _routed(
+                a, child_id, first.request_id, follow, decision, source, cancel
+            )
     return chain(first, second)
+
+
+def _memo_reply(
+    a: Context,
+    child_id: str,
+    first: Outcome,
+    follow: Request,
+    decision: RouteDecision,
+    source: str,
+    cancel: threading.Event | None,
+) -> Generator[str, None, Outcome]:
+    """A memo's reply, shown once checked: a small model may repeat its voice-note
+    instructions (SmolLM2 did), and those sentences go before anyone sees them."""
+    second = yield from run_step(
+        a, child_id, first.request_id, follow, decision, source, cancel, work=silent
+    )
+    if second.status != "ok":
+        return second
+    told = " ".join(m.content for m in follow.history if m.role == "system")
+    reply = grounding.without_instructions(second.result.text, told)
+    notes_ = second.result.notes
+    if not reply:
+        reply = f"I heard: “{first.result.text.strip()}”"
+        notes_ += ("The text model only repeated its instructions, so what was heard is shown.",)
+    yield reply
+    return replace(second, result=replace(second.result, text=reply, notes=notes_))
 
 
 def picture_answer(

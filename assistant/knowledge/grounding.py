@@ -385,6 +385,37 @@ def strip_scaffolding(text: str, n_citations: int = 0) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
+# A reply sentence that repeats the instructions: a run of this many of their
+# words, or (from ECHO_WORDS words on) this share of its words found in them.
+# SmolLM2-135M answered a voice memo with "You're a helpful assistant. The user
+# speaks to you through voice notes; reply to each note helpfully and briefly,
+# naming what it is about." (bench answers, 2026-12-03).
+ECHO_RUN, ECHO_WORDS, ECHO_SHARE = 4, 4, 0.75
+
+
+def _lower_words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def without_instructions(reply: str, instructions: str) -> str:
+    """``reply`` without the sentences in which a small model repeated its instructions."""
+    taught = _lower_words(instructions)
+    runs = {tuple(taught[i : i + ECHO_RUN]) for i in range(len(taught) - ECHO_RUN + 1)}
+    vocabulary = set(taught)
+    out = reply
+    # Sentences with their closing marks and quotes ('…Thursday." You're…' is two);
+    # a decimal point is no end ("3.50"). Cut from the end, so spans stay valid.
+    found = list(re.finditer(r"\S.*?(?:[.!?;]+[\"”’)]*(?=\s|$)|$)", reply, re.S))
+    for match in reversed(found):
+        words = _lower_words(match.group())
+        echoed = any(tuple(words[i : i + ECHO_RUN]) in runs for i in range(len(words)))
+        if len(words) >= ECHO_WORDS:
+            echoed = echoed or sum(w in vocabulary for w in words) >= ECHO_SHARE * len(words)
+        if echoed:
+            out = out[: match.start()] + out[match.end() :]
+    return re.sub(r"[ \t]{2,}", " ", out).strip() if out != reply else reply.strip()
+
+
 # -- conversations ----------------------------------------------------------------
 
 

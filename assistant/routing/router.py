@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from assistant.catalog.entries import Catalog
+from assistant.knowledge.notes import is_note
 from assistant.routing import kinds
 from assistant.routing.intent import IntentClassifier
 from models.base import BadInput, ModelUnavailable, Request, Task
@@ -120,6 +121,8 @@ class Router:
         task, confidence, _ = self.intent.classify(text, ("image_generation", "text"))
         if task == "image_generation" and confidence >= PICTURE_CONFIDENCE:
             return task, "asks for a new picture → image generation", confidence
+        if is_note(text):  # "remind me to water the tomatoes" is not asking the documents
+            return "text", "a note to keep → text model, not your documents", 0.9
         match = self.documents(request) if self.documents and text else None
         if match and match[0] >= DOCUMENT_MATCH:
             similarity, name = match
