@@ -217,7 +217,7 @@ def test_a_voice_memo_is_answered_as_a_voice_note_by_the_grounded_model(settings
     seen = fake_chat.seen[-1]
     # The stronger model reads it framed as the person's words (the chat model would not).
     assert seen.text == grounding.SAID + "Suggest a gift for my sister."
-    assert seen.history[0].content == grounding.VOICE_SYSTEM_STRONG
+    assert seen.history[0].content == grounding.VOICE_SYSTEM
 
 
 def test_a_spoken_note_is_restated_by_rule_and_no_text_model_runs(settings, fake_chat):
@@ -292,7 +292,7 @@ def test_a_memo_reply_that_repeats_its_instructions_is_cut_before_it_is_shown(se
 
 
 def test_cutting_echoed_instructions_keeps_the_rest_of_a_reply_as_it_was():
-    told = grounding.VOICE_SYSTEM_STRONG
+    told = grounding.VOICE_SYSTEM
     kept = "It costs 3.50 EUR.\n\n1. Milk\n2. Eggs"
     assert grounding.without_instructions(kept, told) == kept
     echoed = "You are a helpful assistant.\n\nIt costs 3.50 EUR."

@@ -134,11 +134,7 @@ def _speech_answer(
         if decision.task == "text":
             decision = grounded_decision(a, request, "answers what was said", decision)
             if not question and is_stronger(a, decision.model):
-                follow = replace(
-                    follow,
-                    text=grounding.SAID + said,  # see grounding.VOICE_SYSTEM_STRONG
-                    history=grounding.with_system(grounding.VOICE_SYSTEM_STRONG, request.history),
-                )
+                follow = replace(follow, text=grounding.SAID + said)  # see grounding.SAID
     except AssistantError as err:
         second = reject(a, child_id, follow, source, err, parent_id=first.request_id)
     else:

@@ -268,20 +268,15 @@ VOICE_SYSTEM = (
     "You are a helpful assistant. The user speaks to you through voice notes; "
     "reply to each note helpfully and briefly, naming what it is about."
 )
-# For the stronger model (ASSISTANT_GROUNDED_MODEL) only, measured on
-# Qwen2.5-Coder on the 8 memos' texts: "Remind me to buy milk, eggs and bread"
-# got "I'm sorry, but I can't assist with that request." (it cannot set
-# reminders), and "Please write a short thank you note to my neighbour…" got
-# "Thank you for your kind words!" (it took the note as said to it). Told to
-# list what to remember, and shown the transcript after SAID, it answered
-# "Remember to buy milk, eggs, and bread for the weekend." and "Remember to
-# thank your neighbour for watering your plants." SmolLM2-135M, given the
-# same, echoed its instructions ("you are a helping ai"): it keeps VOICE_SYSTEM
-# and the bare transcript.
-VOICE_SYSTEM_STRONG = (
-    VOICE_SYSTEM + " When a note asks you to remember or remind, list what to remember in "
-    "one short sentence."
-)
+# For the stronger model (ASSISTANT_GROUNDED_MODEL) only: the transcript after
+# SAID, as the person's words. SmolLM2-135M, given SAID, echoed its
+# instructions: it keeps the bare transcript. A clause "when a note asks you
+# to remember, list what to remember" went once notes were restated by rule
+# (knowledge/notes.py): it turned requests into reminders ("Suggest a gift…"
+# -> "Remember that your sister loves reading."). On the 6 own memos a model
+# answers (2026-12-03, Qwen2.5-Coder, greedy, one pass: within noise), 5 were
+# addressed without it against 4 with it; "write a thank you note" is still
+# answered "Thank you for your kind words!".
 SAID = "Here is what I said: "
 
 
