@@ -388,13 +388,9 @@ def strip_scaffolding(text: str, n_citations: int = 0) -> str:
 ECHO_RUN, ECHO_WORDS, ECHO_SHARE = 4, 4, 0.75
 
 
-def _lower_words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", text.lower())
-
-
 def without_instructions(reply: str, instructions: str) -> str:
     """``reply`` without the sentences in which a small model repeated its instructions."""
-    taught = _lower_words(instructions)
+    taught = _tokens(instructions)
     runs = {tuple(taught[i : i + ECHO_RUN]) for i in range(len(taught) - ECHO_RUN + 1)}
     vocabulary = set(taught)
     out = reply
@@ -402,7 +398,7 @@ def without_instructions(reply: str, instructions: str) -> str:
     # a decimal point is no end ("3.50"). Cut from the end, so spans stay valid.
     found = list(re.finditer(r"\S.*?(?:[.!?;]+[\"”’)]*(?=\s|$)|$)", reply, re.S))
     for match in reversed(found):
-        words = _lower_words(match.group())
+        words = _tokens(match.group())
         echoed = any(tuple(words[i : i + ECHO_RUN]) in runs for i in range(len(words)))
         if len(words) >= ECHO_WORDS:
             echoed = echoed or sum(w in vocabulary for w in words) >= ECHO_SHARE * len(words)

@@ -56,13 +56,12 @@ _YOU = {
 NOTE = "Restated from what was said, by rule; no text model ran. The app sends no reminders."
 
 
+# The words of _YOU, longest first ("i'm" before "i").
+_FIRST_PERSON = re.compile(r"\b(?:" + "|".join(sorted(_YOU, key=len, reverse=True)) + r")\b", re.I)
+
+
 def _to_you(text: str) -> str:
-    return re.sub(
-        r"\b(?:i'm|i've|i'll|i'd|i|me|my|mine|myself|am)\b",
-        lambda m: _YOU[m.group(0).lower()],
-        text,
-        flags=re.I,
-    )
+    return _FIRST_PERSON.sub(lambda m: _YOU[m.group(0).lower()], text)
 
 
 def note_reply(said: str) -> str | None:
