@@ -44,6 +44,18 @@ def test_a_chat_comes_back_after_a_restart_with_its_system_prompt(open_db):
     assert len(again.turns("ana", chat)) == 4
 
 
+def test_a_message_of_attachments_alone_is_named_by_what_was_heard(open_db):
+    # A voice memo sent with no words kept the sidebar's "New chat" for good.
+    chats = Chats(open_db("chats.sqlite"))
+    chat = chats.create("ana")
+    chats.add("ana", chat, "user", "", {"files": ["memo.wav"]})
+    assert chats.info("ana", chat).title == "New chat"
+    chats.add("ana", chat, "assistant", "Remind me to call the dentist.\nTo remember: call it.")
+    assert chats.info("ana", chat).title == "Remind me to call the dentist."
+    chats.add("ana", chat, "user", "And the vet?")
+    assert chats.info("ana", chat).title == "Remind me to call the dentist."
+
+
 def test_chats_belong_to_their_user(open_db):
     chats = Chats(open_db("chats.sqlite"))
     chat = chats.create("ana")

@@ -116,8 +116,11 @@ class Chats:
                 (chat_id, role, content, json.dumps(meta) if meta else None, now),
             )
             title = info.title
-            if role == "user" and title == "New chat" and content.strip():
-                title = " ".join(content.split())[:60]  # the first question names the chat
+            if title == "New chat" and content.strip():
+                # The first question names the chat; a message of attachments alone
+                # (a voice memo, a picture) is named by its reply's first line: what
+                # was heard or seen.
+                title = " ".join(content.strip().splitlines()[0].split())[:60]
             self.db.execute("UPDATE chats SET updated=?, title=? WHERE id=?", (now, title, chat_id))
 
     def rename(self, user: str, chat_id: str, title: str) -> None:
