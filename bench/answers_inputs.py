@@ -191,8 +191,9 @@ def heard_right(memo: str, transcript: str, share: float = 0.8) -> bool:
     """Did the recogniser hear ``share`` of the memo's content words? (Whisper base
     hears espeak-ng's voice badly now and then: "batteries and a birthday card" →
     "Hard matter is, and the worst"; no reply can address what was not heard.)"""
-    said = _content(memo)
-    return len(said & _content(transcript)) >= share * len(said)
+    said, heard = _content(memo), _content(transcript)
+    caught = [w for w in said if any(_same_word(w, h) for h in heard)]  # "tyres" heard as "tires"
+    return len(caught) >= share * len(said)
 
 
 @dataclass(frozen=True)
