@@ -35,6 +35,10 @@ class Settings:
     # grounded work (documents, pictures, voice memos) and follow-ups; "off": the chat model.
     # Default: Qwen2.5-Coder-0.5B (llama.cpp, then CTranslate2), measured by `bench answers`.
     grounded_model: tuple[str, ...] = GROUNDED_DEFAULT
+    # ASSISTANT_LLAMA_SPIN=on: llama.cpp decodes one chat on every core, its threads
+    # spinning briefly between ops: ~1.5x faster on a quiet machine, ~0.5x when other
+    # work holds a core (models/llama_native.SPIN_COUNT). Off: robust under load.
+    llama_spin: bool = False
     # ASSISTANT_HISTORY_TURNS: earlier exchanges a grounded answer reads (short contexts).
     history_turns: int = 4
     # ASSISTANT_PROMPT_CHARS: characters of prompt (system, history, the message with its
@@ -116,6 +120,7 @@ class Settings:
             max_audio_seconds=number("ASSISTANT_MAX_AUDIO_SECONDS", 1800.0),
             text_model=env.get("ASSISTANT_TEXT_MODEL") or None,
             grounded_model=_ids(env.get("ASSISTANT_GROUNDED_MODEL")),
+            llama_spin=_switch(env, "ASSISTANT_LLAMA_SPIN"),
             history_turns=number("ASSISTANT_HISTORY_TURNS", 4, int),
             prompt_chars=number("ASSISTANT_PROMPT_CHARS", 0, int) or None,
             session_budget_usd=_budget(env.get("ASSISTANT_SESSION_BUDGET_USD")),
@@ -250,3 +255,13 @@ def _budget(raw: str | None) -> float | None:
     if value < 0:
         raise BadInput(f"ASSISTANT_SESSION_BUDGET_USD={raw!r} cannot be negative.")
     return value
+
+
+def _switch(env: dict[str, str], name: str) -> bool:
+    """An on/off setting: unset, "off", "0"... is off; "on", "1"... is on; else a clear error."""
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "off", "false", "no"):
+        return False
+    if raw in ("1", "on", "true", "yes"):
+        return True
+    raise BadInput(f"{name}={env.get(name)!r} is neither on nor off; unset it or give on.")

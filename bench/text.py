@@ -7,7 +7,9 @@ Same weights (the SmolLM2 pack), same prompts, one run:
 - roofline efficiency: tokens/s x bytes of weights read per token, over
   the memory bandwidth measured here in the same run;
 - eight chats at once vs one: aggregate tokens/s, p95 time to first token,
-  and whether each batched reply equals its prompt's reply run alone.
+  and whether each batched reply equals its prompt's reply run alone;
+- decode of one chat while another process keeps one core busy, beside the
+  quiet figure (ASSISTANT_LLAMA_SPIN=on is fast when quiet, slow here).
 Both models are built from the catalog exactly as the app builds them.
 The same pack's GGUF on llama.cpp's server (its AVX-512 build where this
 CPU runs it, else xllamacpp's AVX2 build; the metrics name which) is the third
@@ -156,6 +158,7 @@ def _decode_worker(model_id: str) -> dict:
     torch.set_num_threads(CORES)
     adapter = _build(model_id)
     rates = [_one(adapter, text)["decode_tps"] for text in PROMPTS[:4]]
+    busy = _busy_rate(adapter) if model_id in (FAST, LLAMA) else None
     long = _one(adapter, LONG_CONTEXT, 16)
     # The next turn of that chat: a runtime that keeps the chat's KV cache
     # (llama.cpp) reads only the new turn; one that does not reads it all.
@@ -164,11 +167,24 @@ def _decode_worker(model_id: str) -> dict:
     n_long = len(adapter.tokenizer(LONG_CONTEXT)["input_ids"])
     return {
         "rates": rates,
+        "busy": busy,
         "ttft": long["ttft"],
         "follow": follow,
         "bytes": _weights_bytes(adapter),
         "n_long": n_long,
     }
+
+
+def _busy_rate(adapter) -> float:
+    """Decode tok/s of one chat while another process keeps one core busy (a build, a
+    video call): threads that spin at barriers (ASSISTANT_LLAMA_SPIN) lose most here."""
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # running before the reply starts
+        return _one(adapter, PROMPTS[0])["decode_tps"]
+    finally:
+        hog.kill()
+        hog.wait()
 
 
 def _in_subprocess(model_id: str) -> dict:
@@ -189,6 +205,7 @@ class Decoding:
     """What the decode runs measured, per contender (catalog id)."""
 
     rates: dict[str, list[float]]  # decode tok/s, every run
+    busy: dict[str, list[float]]  # decode tok/s with one core busy elsewhere (FAST, LLAMA)
     ttft: dict[str, list[float]]  # first token on the long prompt, s
     follow: dict[str, list[float]]  # first token on the next turn, s
     size: dict[str, int]  # weights bytes read per token
@@ -239,7 +256,9 @@ def _llama_build() -> str:
     """Which llama.cpp build the app runs here (models/llama_native.py decides)."""
     from models.llama_native import native_server
 
-    return "llama.cpp AVX-512" if native_server()[0] is not None else "llama.cpp AVX2"
+    build = "llama.cpp AVX-512" if native_server()[0] is not None else "llama.cpp AVX2"
+    # ASSISTANT_LLAMA_SPIN=on: every core decodes, threads spin between ops.
+    return build + (" spinning" if Settings.from_env().llama_spin else "")
 
 
 def _contenders(progress) -> list[str]:
@@ -267,7 +286,7 @@ def _contenders(progress) -> list[str]:
 
 def _decode_runs(contenders: list[str], repeats: int, progress) -> Decoding:
     """Each contender in its own subprocess, ``repeats`` times, the order alternating."""
-    rates, ttft, follow = ({m: [] for m in contenders} for _ in range(3))
+    rates, busy, ttft, follow = ({m: [] for m in contenders} for _ in range(4))
     size: dict[str, int] = {}
     n_long = 0
     for r in range(repeats):
@@ -275,6 +294,7 @@ def _decode_runs(contenders: list[str], repeats: int, progress) -> Decoding:
         for model_id in contenders[::-1] if r % 2 else contenders:
             got = _in_subprocess(model_id)
             rates[model_id].extend(got["rates"])
+            busy[model_id] += [got["busy"]] if got["busy"] is not None else []
             ttft[model_id].append(got["ttft"])
             follow[model_id].append(got["follow"])
             size[model_id] = got["bytes"]
@@ -285,7 +305,7 @@ def _decode_runs(contenders: list[str], repeats: int, progress) -> Decoding:
             + ", ".join(f"{m} {statistics.median(rates[m][-4:]):.1f}" for m in contenders)
             + " tok/s"
         )
-    return Decoding(rates, ttft, follow, size, n_long)
+    return Decoding(rates, busy, ttft, follow, size, n_long)
 
 
 def _runtime_metrics(runs: Decoding, model_id, runtime, goal, ref, roof, batched) -> list[dict]:
@@ -315,6 +335,16 @@ def _runtime_metrics(runs: Decoding, model_id, runtime, goal, ref, roof, batched
             "s",
             "<= 0.2",
             statistics.median(follow) <= 0.2,
+        ),
+        metric(
+            f"decode with one core busy elsewhere, {runtime} (median)",
+            statistics.median(runs.busy[model_id]),
+            "tok/s",
+        ),
+        metric(
+            f"decode with one core busy vs quiet, {runtime}",
+            statistics.median(runs.busy[model_id]) / med,
+            "x",
         ),
         metric(f"weights read per token, {runtime}", runs.size[model_id] / 1e6, "MB"),
         metric(f"roofline efficiency, {runtime}", roof[model_id], "fraction"),

@@ -84,6 +84,9 @@ def remember(choice: str, decode: dict, eight: dict, factual: dict, progress) ->
                     "decode_tok_s": {m: round(v, 1) for m, v in decode.items()},
                     "eight_chats_tok_s": {m: round(v, 1) for m, v in eight.items()},
                     "factual_right": {m: f"{f.right}/{f.total}" for m, f in factual.items()},
+                    # measured with llama.cpp's threads spinning or not: the app
+                    # follows this choice only under the same setting
+                    "llama_spin": Settings.from_env().llama_spin,
                 },
                 indent=1,
             )

@@ -71,7 +71,7 @@ def native_server(flags: set[str] | None = None) -> tuple[Path | None, str]:
 
 # Decoding one chat, a model this small spends its token on ~400 small ops,
 # each ended by an OpenMP barrier; with OMP_WAIT_POLICY=PASSIVE (needed: see
-# text_llamacpp._launch) a waiting thread sleeps in the kernel at every one.
+# server_env) a waiting thread sleeps in the kernel at every one.
 # One decode thread has no barrier at all. Measured 2026-12-03 on this 2-core
 # Xeon, AVX-512 build, SmolLM2-135M Q8_0, every config's server up at once
 # and one 64-token reply each in turn (24 pairs, paired medians; load 4-10
@@ -86,11 +86,30 @@ def native_server(flags: set[str] | None = None) -> tuple[Path | None, str]:
 # OpenMP server code; not measured separately).
 SMALL_MODEL_BYTES = 200_000_000
 
+# Spinning (ASSISTANT_LLAMA_SPIN=on): a thread at a barrier spins this many
+# times (libgomp's GOMP_SPINCOUNT, ~10 us) before it sleeps, so a token's ~400
+# barriers cost no kernel sleep/wake, and decoding one chat takes every core.
+# Measured 2026-12-03 on a 2-core AMD EPYC (AVX2, xllamacpp), SmolLM2 Q8_0,
+# each config's server alone, rounds alternating (docs/benchmarks.md): quiet,
+# one chat 113.5 tok/s against 72.6 (1.52x), 8 chats 1.09x; a spin count of
+# 3,000-300,000 or OpenMP's ACTIVE policy was no faster. With one core busy
+# elsewhere it fell to 33 tok/s against 70 (0.47x): a spinning thread holds
+# the core its partner needs. So it is a setting for a machine that runs
+# this app and little else, off by default (`bench text` shows both).
+SPIN_COUNT = "1000"
 
-def decode_threads(gguf: Path, cores: int) -> int:
+
+def decode_threads(gguf: Path, cores: int, spin: bool = False) -> int:
     """Threads decoding one chat (``--threads``); batches always get ``cores``."""
     small = gguf.is_file() and gguf.stat().st_size < SMALL_MODEL_BYTES
-    return 1 if small and cores <= 2 else cores
+    return 1 if small and cores <= 2 and not spin else cores
+
+
+def server_env(spin: bool) -> dict[str, str]:
+    """The OpenMP settings of a llama.cpp server's process (both builds link libgomp)."""
+    # PASSIVE: a waiting thread sleeps at once (a spinning one starved its
+    # partner under load); GOMP_SPINCOUNT, when set, bounds the spin instead.
+    return {"OMP_WAIT_POLICY": "PASSIVE", **({"GOMP_SPINCOUNT": SPIN_COUNT} if spin else {})}
 
 
 def server_command(

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from models.base import Adapter, ModelUnavailable, Request, Result, Usage
-from models.llama_native import decode_threads, native_server, server_command
+from models.llama_native import decode_threads, native_server, server_command, server_env
 from models.process import stop_process
 from models.remote import endpoint_errors
 from models.text import chat_prompt, trimmed_note
@@ -118,8 +118,10 @@ class LlamaServer:
         gpu_layers: int = 0,
         command: list[str] | None = None,
         threads_batch: int = 0,
+        spin: bool = False,
     ):
         self.gguf = gguf
+        self.spin = spin  # threads spin briefly at barriers (llama_native.SPIN_COUNT)
         self.context_window = context_window
         self.parallel = parallel
         self.threads = threads  # decoding one chat
@@ -186,7 +188,7 @@ class LlamaServer:
 
     def _launch(self, command: list[str], runtime: str) -> None:
         self.port = self.fixed_port or free_port()
-        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+        env = {**os.environ, **server_env(self.spin)}
         self.proc = subprocess.Popen(
             [*command, "--port", str(self.port)],
             env=env,
@@ -247,6 +249,7 @@ class LlamaCppChat(Adapter):
         port: int = 0,
         tokenizer: Any = None,
         server: LlamaServer | None = None,
+        spin: bool = False,
     ):
         # files() -> (transformers tokenizer folder, GGUF file); called in
         # load(), because preparing a pack is part of a cold load.
@@ -259,6 +262,7 @@ class LlamaCppChat(Adapter):
         self.port = port
         self.tokenizer = tokenizer
         self.server = server
+        self.spin = spin  # ASSISTANT_LLAMA_SPIN: see llama_native.SPIN_COUNT
         self.client: Any = None
         self._restart = threading.Lock()
         self._unloaded = False  # the pool let it go: a late request must not start it again
@@ -284,10 +288,11 @@ class LlamaCppChat(Adapter):
                 Path(gguf),
                 self.context_window,
                 self.parallel,
-                cores if gpu else decode_threads(Path(gguf), cores),  # see decode_threads
+                cores if gpu else decode_threads(Path(gguf), cores, self.spin),
                 port=self.port,
                 gpu_layers=999 if gpu else 0,
                 threads_batch=cores,
+                spin=self.spin and not gpu,
             )
             self.device = "cuda" if gpu else "cpu"
             if self.tokenizer is None:

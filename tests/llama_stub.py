@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -21,7 +22,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--log", default="")
+    parser.add_argument("--env", default="")  # the OpenMP settings it was started with
     args, _ = parser.parse_known_args()
+    if args.env:
+        with open(args.env, "w") as f:
+            json.dump({k: v for k, v in os.environ.items() if "OMP" in k}, f)
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *a) -> None:

@@ -20,7 +20,8 @@ import pytest
 
 from assistant.catalog.entries import Catalog
 from assistant.flow.pool import Pool
-from models.base import Adapter, Message, ModelUnavailable, Request, Result
+from assistant.settings import Settings
+from models.base import Adapter, BadInput, Message, ModelUnavailable, Request, Result
 from models.text_llamacpp import NATIVE, PORTABLE, LlamaCppChat, LlamaServer
 from tests.test_text_batching import CharTokenizer
 
@@ -373,6 +374,12 @@ def test_the_default_follows_what_bench_text_measured_here(tmp_path, monkeypatch
     monkeypatch.setattr("assistant.catalog.entries.is_installed", lambda pack: True)
     monkeypatch.setattr("assistant.catalog.entries.module_dir", lambda name: tmp_path)
     assert measured_text_default(settings, catalog) == "smollm2-135m-instruct-llamacpp"
+    # Measured with spinning threads: it holds only while ASSISTANT_LLAMA_SPIN is on.
+    spun = '{"text_model": "smollm2-135m-instruct-llamacpp", "llama_spin": true}'
+    (tmp_path / BENCH_TEXT_FILE).write_text(spun)
+    assert measured_text_default(settings, catalog) is None
+    spinning = Settings(home=tmp_path, llama_spin=True)
+    assert measured_text_default(spinning, catalog) == "smollm2-135m-instruct-llamacpp"
     # A winner that cannot run here (wheel gone) is not made the default.
     monkeypatch.setattr("assistant.catalog.entries.module_dir", lambda name: None)
     assert measured_text_default(settings, catalog) is None
@@ -401,3 +408,31 @@ def test_a_small_model_decodes_one_chat_on_one_thread_of_two_and_batches_on_both
     cores = os.cpu_count() or 1
     assert chat.server.threads == decode_threads(small, cores)
     assert chat.server.threads_batch == cores
+
+
+def test_spinning_is_a_setting_that_decodes_on_every_core_with_a_bounded_spin(
+    tmp_path, monkeypatch
+):
+    from models.llama_native import SPIN_COUNT, decode_threads
+
+    small = tmp_path / "small.gguf"
+    small.write_bytes(b"\0" * 1000)
+    assert decode_threads(small, 2, spin=True) == 2
+    assert Settings.from_env({}).llama_spin is False  # robust under load by default
+    assert Settings.from_env({"ASSISTANT_LLAMA_SPIN": "on"}).llama_spin is True
+    with pytest.raises(BadInput, match="ASSISTANT_LLAMA_SPIN"):
+        Settings.from_env({"ASSISTANT_LLAMA_SPIN": "fast"})
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    seen = {}
+    for spin in (False, True):
+        env = tmp_path / f"env-{spin}.json"
+        server = LlamaServer(
+            small, 400, 8, 1, command=[sys.executable, STUB, "--env", str(env)], spin=spin
+        )
+        server.start()
+        server.stop()
+        told = json.loads(env.read_text())
+        seen[spin] = {k: told.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    # Off: a thread sleeps at once at every barrier. On: it spins a bounded while first.
+    assert seen[False] == {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": None}
+    assert seen[True] == {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": SPIN_COUNT}

@@ -74,6 +74,7 @@ def _text_adapter(entry: Entry, settings: Settings, progress) -> Adapter:
             device=settings.device,
             context_window=entry.context_window or 8192,
             port=int(entry.source.get("port", 0)),
+            spin=settings.llama_spin,
         )
     if entry.backend == "ctranslate2":
         from models.text_ct2 import CT2Chat

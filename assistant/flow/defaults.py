@@ -21,9 +21,12 @@ def measured_text_default(settings: Settings, catalog: Catalog) -> str | None:
     which runtime wins depends on the CPU (AVX-512, cores, memory).
     """
     try:
-        found = json.loads((settings.home / BENCH_TEXT_FILE).read_text()).get("text_model")
+        measured = json.loads((settings.home / BENCH_TEXT_FILE).read_text())
+        found = measured.get("text_model")
     except (OSError, ValueError, AttributeError):
         return None
+    if bool(measured.get("llama_spin")) != settings.llama_spin:
+        return None  # measured under the other ASSISTANT_LLAMA_SPIN: its speeds do not hold
     entry = catalog.entries.get(found) if isinstance(found, str) else None
     if entry is None or not entry.availability(settings.weights_dir)[0]:
         return None
