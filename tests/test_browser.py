@@ -17,6 +17,7 @@ from tests.realenv import real_settings, served
 
 pytestmark = pytest.mark.real
 DATA = Path(__file__).parent / "data"
+MEMOS = Path(__file__).parent.parent / "bench" / "data" / "answers" / "memos"
 need_chromium()
 
 
@@ -62,6 +63,23 @@ def test_an_uploaded_wav_is_transcribed(page):
     page.screenshot(path=ARTIFACTS / "2-speech.png", full_page=True)
     assert "whisper-base · asr" in chat
     assert "fox" in chat.lower() and "lazy" in chat.lower()
+
+
+def test_a_voice_memo_sent_alone_names_its_chat_by_what_was_heard(page):
+    page.locator("#new-chat").click()
+    page.locator("#chat .placeholder-content").wait_for()
+    memo = MEMOS / "remind-me-to-water-the-tomato-plants-on-saturday.wav"
+    page.locator("#input input[type=file]").set_input_files([str(memo)])
+    page.locator('#input [aria-label="File thumbnail"]').first.wait_for()
+    page.locator("#input textarea").press("Enter")  # no words: the recording is the message
+    page.locator("#input textarea[disabled]").wait_for()
+    page.locator("#input textarea:not([disabled])").wait_for(timeout=180_000)
+    page.screenshot(path=ARTIFACTS / "2-memo.png", full_page=True)
+    assert "To remember: water the tomato plants on Saturday." in page.locator("#chat").inner_text()
+    # The sidebar names the chat by what was heard (it said "New chat" for good).
+    named = page.locator("#chat-list label", has_text="water the tomato plants")
+    named.wait_for(timeout=10_000)
+    assert named.inner_text().strip().startswith("Remind me to water"), named.inner_text()
 
 
 def test_an_uploaded_picture_is_read_and_answered(page):

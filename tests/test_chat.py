@@ -50,10 +50,16 @@ def test_a_message_of_attachments_alone_is_named_by_what_was_heard(open_db):
     chat = chats.create("ana")
     chats.add("ana", chat, "user", "", {"files": ["memo.wav"]})
     assert chats.info("ana", chat).title == "New chat"
-    chats.add("ana", chat, "assistant", "Remind me to call the dentist.\nTo remember: call it.")
-    assert chats.info("ana", chat).title == "Remind me to call the dentist."
+    heard = "[00:00–00:02] Remind me to call the dentist.\n\nTo remember: call the dentist."
+    chats.add("ana", chat, "assistant", heard)
+    assert chats.info("ana", chat).title == "Remind me to call the dentist."  # no times
     chats.add("ana", chat, "user", "And the vet?")
     assert chats.info("ana", chat).title == "Remind me to call the dentist."
+    # A long first line is cut between words, and says so.
+    long = chats.create("ana")
+    asked = "Please tell me everything about the history of the city of Lyon"
+    chats.add("ana", long, "user", asked)
+    assert chats.info("ana", long).title == asked[:58] + "…"  # "…the city of…"
 
 
 def test_chats_belong_to_their_user(open_db):

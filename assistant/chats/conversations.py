@@ -17,6 +17,7 @@ model.
 from __future__ import annotations
 
 import json
+import re
 import string
 import time
 import unicodedata
@@ -120,7 +121,7 @@ class Chats:
                 # The first question names the chat; a message of attachments alone
                 # (a voice memo, a picture) is named by its reply's first line: what
                 # was heard or seen.
-                title = " ".join(content.strip().splitlines()[0].split())[:60]
+                title = _title(content)
             self.db.execute("UPDATE chats SET updated=?, title=? WHERE id=?", (now, title, chat_id))
 
     def rename(self, user: str, chat_id: str, title: str) -> None:
@@ -275,3 +276,13 @@ def clean_text(text: str) -> str:
         for ch in text
         if ch in "\n\t" or unicodedata.category(ch) != "Cc"
     )
+
+
+def _title(content: str, most: int = 60) -> str:
+    """A chat's name from its first line: no transcript times, cut between words."""
+    line = " ".join(content.strip().splitlines()[0].split())
+    line = re.sub(r"^\[[\d:.]+[–-][\d:.]+\]\s*", "", line) or line  # "[00:00–00:02] Remind…"
+    if len(line) <= most:
+        return line
+    cut = line[: most - 1].rsplit(" ", 1)[0] if " " in line[: most - 1] else line[: most - 1]
+    return cut.rstrip(" ,;:") + "…"
