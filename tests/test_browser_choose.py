@@ -156,11 +156,15 @@ def test_a_second_run_set_beside_the_first_shows_which_items_changed(page, tmp_p
     run = re.search(r"run (\w+)", status.inner_text()).group(1)
     page.get_by_text("Two runs side by side, item by item").click()
     page.wait_for_function(  # the pickers were refreshed: B is the run just finished
-        "(r) => document.querySelector('#runs-b input').value.startsWith(r.slice(0, 8))",
+        "(r) => { const b = document.querySelector('#runs-b input');"  # not drawn yet: null
+        " return b !== null && b.value.startsWith(r.slice(0, 8)); }",
         arg=run,
     )
     page.locator("#runs-go").click()
-    page.wait_for_function("document.querySelector('#runs-summary').innerText.trim().length > 0")
+    page.wait_for_function(
+        "() => { const s = document.querySelector('#runs-summary');"
+        " return s !== null && s.innerText.trim().length > 0; }"
+    )
     page.screenshot(path=ARTIFACTS / "choose-3b-runs-side-by-side.png", full_page=True)
     summary = page.locator("#runs-summary").inner_text()
     assert "items changed score" in summary, summary
@@ -182,7 +186,8 @@ def test_model_cards_show_what_each_model_is_and_what_it_measured_here(page):
     cards = page.locator("#model-cards")
     # Opening the panel reads the cards anew: wait for that, not the page-load copy.
     page.wait_for_function(
-        "() => { const t = document.querySelector('#model-cards').innerText;"
+        "() => { const c = document.querySelector('#model-cards');"
+        " const t = c === null ? '' : c.innerText;"
         " return t.includes('on mine.jsonl') && !t.includes('queue:'); }"
     )
     text = cards.inner_text()
