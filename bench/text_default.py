@@ -73,7 +73,8 @@ def remember(choice: str, decode: dict, eight: dict, factual: dict, progress) ->
     """Write the choice for ``flow.defaults.measured_text_default``, with what it rests on."""
     from assistant.flow.defaults import BENCH_TEXT_FILE
 
-    home = Settings.from_env().home
+    settings = Settings.from_env()
+    home = settings.home
     try:
         home.mkdir(parents=True, exist_ok=True)
         (home / BENCH_TEXT_FILE).write_text(
@@ -86,7 +87,7 @@ def remember(choice: str, decode: dict, eight: dict, factual: dict, progress) ->
                     "factual_right": {m: f"{f.right}/{f.total}" for m, f in factual.items()},
                     # measured with llama.cpp's threads spinning or not: the app
                     # follows this choice only under the same setting
-                    "llama_spin": Settings.from_env().llama_spin,
+                    "llama_spin": settings.llama_spin,
                 },
                 indent=1,
             )

@@ -418,6 +418,17 @@ def test_spinning_is_a_setting_that_decodes_on_every_core_with_a_bounded_spin(
     small = tmp_path / "small.gguf"
     small.write_bytes(b"\0" * 1000)
     assert decode_threads(small, 2, spin=True) == 2
+    # The adapter hands the setting to its server: every core decodes, and spins.
+    monkeypatch.setattr("models.gguf_quant.fast_gguf", lambda path: path)
+    chat = LlamaCppChat(files=lambda: (tmp_path, small), tokenizer=CharTokenizer(), spin=True)
+    chat._ensure_running = lambda: None  # the settings, not a server
+    chat.load()
+    assert chat.server.spin and chat.server.threads == (os.cpu_count() or 1)
+    from assistant.catalog.backends import build_adapter
+
+    entry = Catalog.load().get("smollm2-135m-instruct-llamacpp")
+    assert build_adapter(entry, Settings(home=tmp_path, llama_spin=True)).spin
+    assert not build_adapter(entry, Settings(home=tmp_path)).spin
     assert Settings.from_env({}).llama_spin is False  # robust under load by default
     assert Settings.from_env({"ASSISTANT_LLAMA_SPIN": "on"}).llama_spin is True
     with pytest.raises(BadInput, match="ASSISTANT_LLAMA_SPIN"):

@@ -284,5 +284,5 @@ def _title(content: str, most: int = 60) -> str:
     line = re.sub(r"^\[[\d:.]+[–-][\d:.]+\]\s*", "", line) or line  # "[00:00–00:02] Remind…"
     if len(line) <= most:
         return line
-    cut = line[: most - 1].rsplit(" ", 1)[0] if " " in line[: most - 1] else line[: most - 1]
+    cut = line[: most - 1].rsplit(" ", 1)[0]  # no space: the whole cut
     return cut.rstrip(" ,;:") + "…"
