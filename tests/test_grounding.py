@@ -42,13 +42,35 @@ def test_the_sentence_that_answers_is_picked_first():
     assert "1.7 litres" in grounding.pick_quotes("capacity?", pool, sims)[0].text
 
 
+def test_a_sentence_that_points_back_is_read_with_the_one_before_it():
+    manual = (
+        "## Descaling\n\nIn hard water areas, descale the kettle every four weeks. Fill it "
+        "with equal parts white vinegar and water. Never use bleach. This Kettle is not a toy."
+    )
+    found = grounding.sentences(manual)
+    # The answer to "what should I descale it with?" shares no word with the question:
+    # alone it was never picked, and the model said "a soft water descaler".
+    assert found[0] == (
+        "In hard water areas, descale the kettle every four weeks. "
+        "Fill it with equal parts white vinegar and water."
+    )
+    # "Never use bleach." points nowhere; "This Kettle" names a thing, it does not point back.
+    assert found[1:] == ["Never use bleach.", "This Kettle is not a toy."]
+    # Paragraphs stay apart, and at most three sentences make one quote.
+    two = grounding.sentences("The kettle boils water.\n\nIt clicks loudly.")
+    assert two == ["The kettle boils water.", "It clicks loudly."]
+    chain = grounding.with_antecedents(["A kettle.", "It boils.", "It clicks.", "It cools."])
+    assert chain == ["A kettle. It boils. It clicks.", "It cools."]
+
+
 def test_a_supported_reply_is_kept_with_its_quote_and_an_invented_one_is_not():
     quotes = grounding.pick_quotes("How much water does it hold?", grounding.candidates(CITATIONS))
     kept, how = grounding.rag_reply(
         "How much water does it hold?", "It holds 1.7 litres of water.", quotes, CITATIONS, True
     )
     assert how == "model" and kept.startswith("It holds 1.7 litres of water. [1]")
-    assert "> “The kettle holds 1.7 litres of water.” [1]" in kept
+    # The quote is the sentence with the one after it that points back ("fill it").
+    assert "> “The kettle holds 1.7 litres of water. Never fill it above the MAX mark.” [1]" in kept
     # A number the documents do not hold makes the reply unsupported: the quote is shown.
     wrong, how = grounding.rag_reply(
         "How much water does it hold?", "It holds 2.5 litres of water.", quotes, CITATIONS, True

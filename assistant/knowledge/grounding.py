@@ -127,6 +127,7 @@ def sentences(text: str) -> list[str]:
     out = []
     for paragraph in paragraphs:
         paragraph = re.sub(r"\s+", " ", re.sub(r"[*_`]{1,3}", "", paragraph)).strip()
+        found = []
         for s in re.split(r"(?<=[.!?])\s+(?=[\"“(\[]?[A-Z0-9])", paragraph):
             s = s.strip()
             while len(s) > MAX_SENTENCE_CHARS:  # a run-on line: cut at a clause
@@ -134,10 +135,37 @@ def sentences(text: str) -> list[str]:
                     s.rfind("; ", 0, MAX_SENTENCE_CHARS), s.rfind(", ", 0, MAX_SENTENCE_CHARS)
                 )
                 cut = cut if cut > 80 else MAX_SENTENCE_CHARS
-                out.append(s[: cut + 1].strip())
+                found.append(s[: cut + 1].strip())
                 s = s[cut + 1 :].strip()
             if len(content_words(s)) >= 2:
-                out.append(s)
+                found.append(s)
+        out += with_antecedents(found)
+    return out
+
+
+# A sentence that opens by pointing back ("Fill it with vinegar…", "Water them
+# deeply…", "Repeat this twice.") says nothing alone: the kettle manual's
+# "what should I use to descale my kettle?" matched "descale the kettle every
+# four weeks" while the answer, "Fill it with equal parts white vinegar…", had
+# no word of the question. "This"/"these"/"those" before a capital ("This
+# License") name something, they do not point back; "their" rarely does.
+REFERS_BACK = re.compile(
+    r"^(?:\W*[\w'-]+\W+){0,3}?(?:(?i:it|its|they|them)|(?i:t)h(?:is|ese|ose)(?!\s+[A-Z]))\b"
+)
+MAX_JOINED = 3  # sentences one quote may hold
+
+
+def with_antecedents(found: Sequence[str]) -> list[str]:
+    """A paragraph's sentences, each one that refers back joined to the one before it."""
+    out: list[str] = []
+    joined = 0
+    for s in found:
+        if out and joined < MAX_JOINED and REFERS_BACK.match(s):
+            out[-1] += " " + s
+            joined += 1
+        else:
+            out.append(s)
+            joined = 1
     return out
 
 
