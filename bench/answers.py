@@ -44,6 +44,7 @@ from bench.answers_inputs import (
     _load,
     _memo,
     _picture,
+    answer_part,
     heard_right,
     judge_memo,
     scaffolding,
@@ -276,7 +277,7 @@ def _pictures(run: _Run, pictures: dict, **_) -> None:
                 f"picture text: the value asked for ({split})",
                 case["question"],
                 reply,
-                _has(reply, case["expected"]),
+                _has(answer_part(reply), case["expected"]),
                 wall,
                 leaks,
             )

@@ -89,7 +89,7 @@ def test_an_uploaded_picture_is_read_and_answered(page):
     chat = _ask(page, "What animal is this?", (photo,))
     page.screenshot(path=ARTIFACTS / "3-picture.png", full_page=True)
     assert "efficientnet-lite0+rapidocr" in chat, chat[-500:]
-    # The readers' findings are shown before the answer: a cat class leads them.
+    # The answer comes first, then the readers' findings: a cat class leads them.
     seen = chat.split("chelsea.png: looks like ")[-1].split(" (")[0]
     assert seen in {"tabby", "tiger cat", "Egyptian cat"}
     # The photo shows in the chat: the upload is served back to this browser

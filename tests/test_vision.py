@@ -95,10 +95,16 @@ def test_an_amount_asked_for_is_read_from_the_ocr_lines_by_rule(
 ):
     _use_fake_vision(assistant, monkeypatch)
     photo = _png(tmp_path / "cat.png", (500, 300))
-    outcome = assistant.ask(Request(text="What is the total?", attachments=(photo,)))
+    pieces = list(assistant.handle(Request(text="What is the total?", attachments=(photo,))))
+    outcome = pieces[-1]
     assert outcome.status == "ok", outcome.error
-    assert "The total is **12.00**" in outcome.result.text
-    assert "TOTAL 12.00" in outcome.result.text  # the line it came from is quoted
+    # The answer first, in a paragraph of its own; then what the readers saw (a
+    # walk found it glued to the last OCR line, under a list of 5% guesses).
+    shown = "".join(p for p in pieces if isinstance(p, str))
+    assert shown == outcome.result.text
+    answer, findings = shown.split("\n\n", 1)
+    assert answer == "The total is **12.00** (read from the line “TOTAL 12.00”)."
+    assert findings.startswith("cat.png: looks like tabby (") and "- TOTAL 12.00" in findings
     assert fake_chat.seen == []  # no model can get the amount wrong
     assert "no text model ran" in outcome.result.notes[-1]
 
@@ -117,7 +123,9 @@ def test_an_open_question_goes_to_the_text_model_as_plain_lists(
     assert "- TOTAL 12.00" in seen.text and "tabby (" in seen.text
     assert seen.text.endswith("Is this a bill for a pet?")
     assert "<<<" not in seen.text and "Question:" not in seen.text
-    assert outcome.result.text == "It is a tabby with a total of 12.00 on it."
+    said, findings = outcome.result.text.split("\n\n", 1)
+    assert said == "It is a tabby with a total of 12.00 on it."
+    assert findings.startswith("cat.png: looks like tabby (")
     vision_row = assistant.ledger.get(outcome.steps[0].request_id)
     text_row = assistant.ledger.get(outcome.steps[1].request_id)
     assert vision_row["units_in"] == 1 and vision_row["unit"] == "images"
@@ -132,8 +140,9 @@ def test_a_reply_the_readers_do_not_support_is_replaced_by_their_findings(
     photo = _png(tmp_path / "cat.png", (500, 300))
     outcome = assistant.ask(Request(text="Is this a bill for a pet?", attachments=(photo,)))
     assert "leopard" not in outcome.result.text and "99.00" not in outcome.result.text
-    assert "best guess is **tabby**" in outcome.result.text
+    assert outcome.result.text.startswith("The image classifier's best guess is **tabby**")
     assert "- TOTAL 12.00" in outcome.result.text
+    assert "looks like" not in outcome.result.text  # the findings once, not twice
 
 
 def test_bad_pictures_through_the_assistant_lose_nothing(

@@ -68,8 +68,20 @@ def answer(
     except AssistantError as err:
         # A budget refusal was routed first: its row names the task and model.
         return reject(a, request_id, request, source, err, decision=decision)
+    # A question about a picture is answered first and the readers' findings follow,
+    # so their listing is held back until the answer is known (picture_answer).
+    readers_first = bool(
+        decision.task == "vision" and entry and entry.backend == "classifier-ocr"
+    ) and bool(request.text.strip())
     first = yield from _routed(
-        a, request_id, None, primed(a, request, decision), decision, source, cancel
+        a,
+        request_id,
+        None,
+        primed(a, request, decision),
+        decision,
+        source,
+        cancel,
+        work=silent if readers_first else None,
     )
     said = first.result.text if first.result else ""
     if not (first.status == "ok" and decision.task in ("asr", "vision") and said):
@@ -91,10 +103,11 @@ def _routed(
     decision: RouteDecision,
     source: str,
     cancel: threading.Event | None,
+    work=None,
 ) -> Generator[str, None, Outcome]:
     if decision.task == "rag":
         return (yield from rag(a, request_id, parent_id, request, decision, source, cancel))
-    return (yield from run_step(a, request_id, parent_id, request, decision, source, cancel))
+    return (yield from run_step(a, request_id, parent_id, request, decision, source, cancel, work))
 
 
 def _speech_answer(
@@ -182,22 +195,30 @@ def picture_answer(
     rule, and what the picture shows is the classifier's own labels: no
     model can "improve" them. Other questions go to the grounded text
     model with the labels and lines as short plain lists; a reply whose
-    words the readers did not see is replaced by their findings.
+    words the readers did not see is replaced by their findings. The
+    answer comes first, then what the readers saw (the readers' step ran
+    silently: see ``answer``).
     """
     from models.vision import read_description
 
     question = request.text.strip()
-    seen = read_description(first.result.text)
+    findings = first.result.text
+    seen = read_description(findings)
     if not question or not seen:
+        if question:  # held back for an answer that cannot be made: shown now
+            yield findings
         return first  # the description is the answer
     labels = [x for _, found, _ in seen for x in found]
     lines = [x for _, _, found in seen for x in found]
     ruled = picture_text.picture_reply(question, labels, lines)
     if ruled is not None:
-        yield "\n" + ruled
+        # A value read by rule is followed by all the readers saw; a listing of it is that.
+        stated = picture_text.find_in_ocr(question, lines) is not None
+        reply = f"{ruled}\n\n{findings}" if stated else ruled
+        yield reply
         note = "Answered by rule from what the picture's readers saw; no text model ran."
         return replace(
-            first, result=replace(first.result, text=ruled, notes=(first.result.notes + (note,)))
+            first, result=replace(first.result, text=reply, notes=(first.result.notes + (note,)))
         )
     history, dropped = grounding.trim_history(request.history, a.settings.history_turns)
     follow = Request(
@@ -222,10 +243,14 @@ def picture_answer(
                 "The text model's reply held words the picture's readers did not "
                 "see, so their findings are shown instead.",
             )
-        yield "\n" + reply
+        else:
+            reply = f"{reply}\n\n{findings}"
+        yield reply
         second = replace(
             second, result=replace(second.result, text=reply, notes=second.result.notes + notes)
         )
+    else:
+        yield findings  # the text model failed: what the readers saw is still worth showing
     return chain(first, second)
 
 
