@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gguf
 import numpy as np
+import pytest
 
-from models.gguf_quant import fast_gguf
+from models.gguf_quant import fast_gguf, needs_rewrite, tensor_types
 
 Q4_1, Q8_0 = gguf.GGMLQuantizationType.Q4_1, gguf.GGMLQuantizationType.Q8_0
 
@@ -71,3 +72,18 @@ def test_a_gguf_without_q4_1_is_served_as_it_is(tmp_path):
     tiny_gguf(src, Q8_0)
     assert fast_gguf(src) == src
     assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]
+
+
+def test_tensor_types_are_read_from_the_header_as_gguf_reads_them(tmp_path):
+    src = tmp_path / "Tiny.gguf"
+    tiny_gguf(src, Q4_1)  # a string array (the tokens) and two tensors to step over
+    expected = {t.tensor_type.value for t in gguf.GGUFReader(str(src)).tensors}
+    assert tensor_types(src) == expected == {Q4_1.value, gguf.GGMLQuantizationType.F32.value}
+    assert needs_rewrite(src)
+    tiny_gguf(src, Q8_0)
+    assert tensor_types(src) == {Q8_0.value, gguf.GGMLQuantizationType.F32.value}
+    assert not needs_rewrite(src)
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"RIFF" + bytes(60))
+    with pytest.raises(ValueError, match="not a GGUF file"):
+        tensor_types(bad)
