@@ -147,8 +147,9 @@ def test_the_costs_plots_draw_after_the_first_request(page):
     # A y axis of numbers (a broken one listed values as text, a "point scale")...
     numeric = [a for a in axes if len(a) >= 2 and all(re.fullmatch(r"[\d.,]+", t) for t in a)]
     assert numeric, axes
-    # ...and a time axis in the same 24-hour local time as the request panel.
-    clock = [a for a in axes if a and all(re.fullmatch(r"\d\d:\d\d", t) for t in a)]
+    # ...and a time axis in the same 24-hour local time as the request panel, with
+    # seconds while the requests span minutes (every tick read "01:30" without them).
+    clock = [a for a in axes if a and all(re.fullmatch(r"\d\d:\d\d:\d\d", t) for t in a)]
     assert clock, axes
     times = clock[0]
     page.get_by_role("tab", name="Chat").click()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from assistant.web.ui.costs import export, finished_frame, readable, totals
+from assistant.web.ui.costs import export, finished_frame, readable, time_format, totals
 from models.base import Request
 
 
@@ -54,3 +54,14 @@ def test_exports_hold_every_row_and_stay_inside_home(used, kind):
         assert len(json.loads(text)) == 5  # rejected requests are exported too
     else:
         assert len(text.strip().splitlines()) == 1 + 5
+
+
+def test_the_time_axis_is_as_fine_as_the_requests_span():
+    import pandas as pd
+
+    at = pd.to_datetime([1_764_812_400, 1_764_812_430], unit="s")  # 30 s apart
+    assert time_format(pd.Series(at)) == "%H:%M:%S"  # not "01:30" on every tick
+    hours = pd.Series(pd.to_datetime([1_764_812_400, 1_764_830_400], unit="s"))
+    assert time_format(hours) == "%H:%M"
+    days = pd.Series(pd.to_datetime([1_764_812_400, 1_765_071_600], unit="s"))
+    assert time_format(days) == "%b %d %H:%M"

@@ -150,7 +150,12 @@ class CostHandlers:
             # Headroom above the highest point: with the axis ending at it, the
             # top point (the only one, on a fresh home) was drawn half clipped.
             top = float(data[y].max()) or 1.0
-            return kind(value=data, colors_in_legend=legend, y_lim=[0, top * 1.15])
+            return kind(
+                value=data,
+                colors_in_legend=legend,
+                y_lim=[0, top * 1.15],
+                x_axis_format=time_format(data["when"]),
+            )
 
         return (
             plot(gr.ScatterPlot, frame, models, "usd_local"),
@@ -198,6 +203,17 @@ def _layout() -> tuple:
         json_btn = gr.DownloadButton("Export JSON", size="sm")
     outputs = [cost_plot, latency_plot, by_model, saving_plot, by_family]
     return refresh_btn, outputs, csv_btn, json_btn
+
+
+def time_format(when: pd.Series) -> str:
+    """The time axis's labels, as fine as the span needs: requests of one session fell in
+    one minute and every tick read "01:30"; a span of days needs the date."""
+    span = when.max() - when.min()
+    if span < pd.Timedelta(minutes=10):
+        return "%H:%M:%S"
+    if span < pd.Timedelta(days=1):
+        return "%H:%M"
+    return "%b %d %H:%M"
 
 
 def _over_time(y: str, title: str, y_title: str, elem_id: str) -> gr.ScatterPlot:
