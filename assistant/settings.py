@@ -132,7 +132,7 @@ class Settings:
             max_upload_mb=number("ASSISTANT_MAX_UPLOAD_MB", 100.0),
             api_key=env.get("ASSISTANT_API_KEY") or None,
             auth=_auth(env.get("ASSISTANT_AUTH")),
-            public=env.get("ASSISTANT_PUBLIC", "") in ("1", "true", "yes"),
+            public=_switch(env, "ASSISTANT_PUBLIC"),
             nsfw_checker=env.get("ASSISTANT_NSFW_CHECKER")
             or "CompVis/stable-diffusion-safety-checker",
             tiny_vae=env.get("ASSISTANT_TINY_VAE") or None,

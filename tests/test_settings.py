@@ -65,3 +65,16 @@ def test_a_relative_home_is_made_absolute(tmp_path, monkeypatch):
     # resolved against their own folder. Settings now pins it at start.
     monkeypatch.chdir(tmp_path)
     assert Settings.from_env({"ASSISTANT_HOME": "data"}).home == tmp_path / "data"
+
+
+@pytest.mark.parametrize("value", ["1", "on", "True", "YES"])
+def test_a_public_server_is_public_however_it_is_spelled(value):
+    # "on" and "True" read as off before: a server meant for strangers ran as a private one.
+    assert Settings.from_env({"ASSISTANT_PUBLIC": value}).public is True
+
+
+def test_a_public_switch_that_is_neither_on_nor_off_stops_the_start():
+    assert Settings.from_env({"ASSISTANT_PUBLIC": "off"}).public is False
+    assert Settings.from_env({}).public is False
+    with pytest.raises(BadInput, match="ASSISTANT_PUBLIC='maybe' is neither on nor off"):
+        Settings.from_env({"ASSISTANT_PUBLIC": "maybe"})
