@@ -16,7 +16,9 @@ so the model is the same one; Q4_0 would round it a second time.
 
 from __future__ import annotations
 
+import mmap
 import os
+import struct
 from pathlib import Path
 
 # Source type -> the type written instead. Only Q4_1 was measured; K-quants
@@ -42,40 +44,46 @@ def tensor_types(gguf_file: Path) -> set[int]:
     tokenizer holds ~300,000 strings: it took 13 s of every cold load to learn
     that the Q4_K_M file needs no rewrite. Skipping the values takes ~0.1 s.
     """
-    import mmap
-    import struct
-
     with open(gguf_file, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
         if m[:4] != b"GGUF":
             raise ValueError(f"{gguf_file} is not a GGUF file")
-        n_tensors, n_kv = struct.unpack_from("<QQ", m, 8)
-        at = 24
+        try:
+            return _header_types(m)
+        except (struct.error, KeyError) as err:  # cut short, or a value type it cannot hold
+            raise ValueError(f"{gguf_file} is not a whole GGUF file ({err})") from None
 
-        def skip(kind: int, at: int) -> int:
-            if kind == 8:
-                return at + 8 + struct.unpack_from("<Q", m, at)[0]
-            if kind == 9:
-                item, count = struct.unpack_from("<IQ", m, at)
-                at += 12
-                if item in _SIZES:
-                    return at + count * _SIZES[item]
-                for _ in range(count):
-                    at = skip(item, at)
-                return at
-            return at + _SIZES[kind]
 
-        for _ in range(n_kv):
-            at = skip(8, at)  # the key
-            kind = struct.unpack_from("<I", m, at)[0]
-            at = skip(kind, at + 4)
-        types = set()
-        for _ in range(n_tensors):
-            at = skip(8, at)  # the name
-            n_dims = struct.unpack_from("<I", m, at)[0]
-            at += 4 + 8 * n_dims
-            types.add(struct.unpack_from("<I", m, at)[0])
-            at += 12  # the type and the data offset
-        return types
+def _header_types(m) -> set[int]:
+    """The tensor types of a GGUF's header in ``m`` (its bytes), stepping over every value."""
+    n_tensors, n_kv = struct.unpack_from("<QQ", m, 8)
+    at = 24
+    for _ in range(n_kv):
+        at = _skip(m, 8, at)  # the key
+        kind = struct.unpack_from("<I", m, at)[0]
+        at = _skip(m, kind, at + 4)
+    types = set()
+    for _ in range(n_tensors):
+        at = _skip(m, 8, at)  # the name
+        n_dims = struct.unpack_from("<I", m, at)[0]
+        at += 4 + 8 * n_dims
+        types.add(struct.unpack_from("<I", m, at)[0])
+        at += 12  # the type and the data offset
+    return types
+
+
+def _skip(m, kind: int, at: int) -> int:
+    """Where the value of GGUF type ``kind`` that starts at ``at`` ends."""
+    if kind == 8:
+        return at + 8 + struct.unpack_from("<Q", m, at)[0]
+    if kind == 9:
+        item, count = struct.unpack_from("<IQ", m, at)
+        at += 12
+        if item in _SIZES:
+            return at + count * _SIZES[item]
+        for _ in range(count):
+            at = _skip(m, item, at)
+        return at
+    return at + _SIZES[kind]
 
 
 def fast_gguf(gguf_file: Path) -> Path:

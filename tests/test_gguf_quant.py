@@ -87,3 +87,12 @@ def test_tensor_types_are_read_from_the_header_as_gguf_reads_them(tmp_path):
     bad.write_bytes(b"RIFF" + bytes(60))
     with pytest.raises(ValueError, match="not a GGUF file"):
         tensor_types(bad)
+
+
+def test_a_gguf_cut_short_is_named_not_a_struct_error(tmp_path):
+    src = tmp_path / "Tiny.gguf"
+    tiny_gguf(src, Q4_1)
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(src.read_bytes()[:40])  # the header's counts, then the first key cut
+    with pytest.raises(ValueError, match="not a whole GGUF file"):
+        tensor_types(cut)

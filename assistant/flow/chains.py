@@ -70,9 +70,12 @@ def answer(
         return reject(a, request_id, request, source, err, decision=decision)
     # A question about a picture is answered first and the readers' findings follow,
     # so their listing is held back until the answer is known (picture_answer).
-    readers_first = bool(
-        decision.task == "vision" and entry and entry.backend == "classifier-ocr"
-    ) and bool(request.text.strip())
+    readers_first = (
+        decision.task == "vision"
+        and entry is not None
+        and entry.backend == "classifier-ocr"
+        and bool(request.text.strip())
+    )
     first = yield from _routed(
         a,
         request_id,
