@@ -67,6 +67,11 @@ def test_a_document_attached_for_this_message_only_is_not_kept(page, tmp_path):
     assert "read for this message only" in chat, chat[-500:]
     shot(page, "7-attached-once")
     # Not among my documents, and a new chat's question does not find it.
+    page.get_by_role("tab", name="Documents").click()
+    # Nothing is indexed on this fresh home: the tab says what to do, not a bare header.
+    page.locator("#doc-status", has_text="Nothing indexed yet").wait_for(timeout=30_000)
+    shot(page, "7b-no-documents")
+    page.get_by_role("tab", name="Chat").click()
     assert "lighthouse-rota.md" not in _listed_documents(page)
     _new_chat(page)
     later = _ask(page, "Who keeps the lamp on Fridays, according to the lighthouse rota?")

@@ -46,6 +46,12 @@ def document_rows(assistant: Assistant, user: str) -> list[list]:
     return rows
 
 
+EMPTY = (
+    "Nothing indexed yet. Add files above and press **Index**, or attach one in the chat "
+    "with **add to my documents** chosen."
+)
+
+
 def build_documents_tab(assistant: Assistant, tab: gr.Tab) -> None:
     files, shared, add, status, table, doc_id, delete = _layout()
     on = DocumentHandlers(assistant)
@@ -58,7 +64,7 @@ def build_documents_tab(assistant: Assistant, tab: gr.Tab) -> None:
         js="(id) => [(id && confirm('Delete this document from the knowledge base?')) ? id : '']",
     )
     table.select(on.pick, None, doc_id)
-    tab.select(on.refresh, None, table)
+    tab.select(on.opened, None, [table, status])
 
 
 def _layout() -> tuple:
@@ -141,3 +147,8 @@ class DocumentHandlers:
 
     def refresh(self, request: gr.Request = None):
         return document_rows(self.assistant, user_of(request))
+
+    def opened(self, request: gr.Request = None):
+        """The table, and what to do first when it is empty (a bare header said nothing)."""
+        rows = self.refresh(request)
+        return rows, (gr.skip() if rows else EMPTY)
