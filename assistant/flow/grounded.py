@@ -76,7 +76,8 @@ def grounded_decision(
 
 def _typical(a: Context, model_id: str) -> str:
     usd, runs = a.ledger.typical_cost(model_id, "text")
-    return f"; typically ${usd:.6f} an answer here ({runs} answers)" if usd else ""
+    said = f"{runs} answer" + ("" if runs == 1 else "s")
+    return f"; typically ${usd:.6f} an answer here ({said})" if usd else ""
 
 
 def _quality(model_id: str, default_id: str) -> str:
