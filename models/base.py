@@ -264,6 +264,11 @@ def require(module: str, package: str = "", install: str = ""):
         ) from None
 
 
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE as huggingface_hub reads it: 1, on, yes or true, in any case."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
 def require_download(source: str, url: str, cached: bool) -> None:
     """Fail at once, clearly, when ``source`` must be downloaded from ``url`` and cannot be.
 
@@ -277,7 +282,7 @@ def require_download(source: str, url: str, cached: bool) -> None:
     if cached or Path(source).exists():
         return
     host = urlparse(url).hostname or url
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
+    if hub_offline():
         raise ModelUnavailable(
             f"'{source}' must be downloaded from {host}, and HF_HUB_OFFLINE=1 says this machine "
             "cannot reach it. Copy the model into a local folder and point the catalog at it, "

@@ -46,8 +46,12 @@ def test_a_local_folder_as_a_hub_id_is_usable_offline(catalog, tmp_path, monkeyp
     assert local.availability(tmp_path) == (True, "local model folder")
 
 
-def test_hub_models_are_unavailable_when_offline_and_uncached(catalog, tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+@pytest.mark.parametrize("offline", ["1", "true", "ON"])
+def test_hub_models_are_unavailable_when_offline_and_uncached(
+    catalog, tmp_path, monkeypatch, offline
+):
+    # Spelt as huggingface_hub accepts it: "true" once fell through to a network probe.
+    monkeypatch.setenv("HF_HUB_OFFLINE", offline)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     ok, why = catalog.get("qwen2.5-1.5b-instruct").availability(tmp_path)
     assert ok is False and "HF_HUB_OFFLINE" in why

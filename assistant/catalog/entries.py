@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.base import BadInput, hub_cached
+from models.base import BadInput, hub_cached, hub_offline
 from models.packs import Pack, is_installed, is_prepared, module_dir
 
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
@@ -121,7 +121,7 @@ class Entry:
             marker = "model_index.json" if self.backend == "diffusers" else "config.json"
             if hub_cached(self.hub_id, marker):
                 return True, "hub model, in the local cache"
-            if os.environ.get("HF_HUB_OFFLINE") == "1":
+            if hub_offline():
                 return False, "hub model; HF_HUB_OFFLINE=1 and not in the local cache"
             if not hub_reachable():
                 return False, (
