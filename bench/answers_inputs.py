@@ -63,7 +63,9 @@ def _has(text: str, expected: list[str]) -> bool:
 def answer_part(reply: str) -> str:
     """A picture reply without the readers' findings that follow its answer (judged apart:
     the OCR lines hold the value asked for whether or not the answer states it)."""
-    return re.split(r"\n\n(?=[^\n]+: looks like )", reply, maxsplit=1)[0]
+    from models.vision import NEXT_PICTURE
+
+    return NEXT_PICTURE.split(reply, maxsplit=1)[0]
 
 
 def _picture(lines: list[str], path: Path) -> Path:

@@ -195,10 +195,15 @@ def describe(name: str, labels: list[tuple[str, float]], lines: list[str], frame
     return out + " Text in it:\n" + "\n".join(f"- {' '.join(line.split())}" for line in lines)
 
 
+# Where one picture's description in :func:`describe`'s text begins, after another's
+# (or after an answer put before them).
+NEXT_PICTURE = re.compile(r"\n\n(?=[^\n]+: looks like )")
+
+
 def read_description(text: str) -> list[tuple[str, list[tuple[str, float]], list[str]]]:
     """(file name, labels with probabilities, OCR lines) per picture of :func:`describe`'s text."""
     out = []
-    for block in re.split(r"\n\n(?=[^\n]+: looks like )", text.strip()):
+    for block in NEXT_PICTURE.split(text.strip()):
         head, _, rest = block.partition("\n")
         m = re.match(r"(.+?): looks like (.*?)\.(?: \(An animation[^)]*\))? Text in it:", head)
         if not m:

@@ -124,6 +124,12 @@ def test_the_classifier_label_is_quoted_as_it_was_given():
     )
     assert "**tiger cat** (38%)" in said and "No readable text" in said
     assert picture_text.picture_reply("Is the cat happy?", [("tabby", 0.5)], []) is None
+    # A value read by rule comes first, then what the readers saw; a listing is not repeated.
+    seen = "r.png: looks like menu (4%). Text in it:\n- Total6.75"
+    total = picture_text.picture_reply("What is the total?", [("menu", 0.04)], ["Total6.75"], seen)
+    assert total == f"The total is **6.75** (read from the line “Total 6.75”).\n\n{seen}"
+    listing = picture_text.picture_reply("What is this?", [("menu", 0.04)], ["Total6.75"], seen)
+    assert seen not in listing and "**menu** (4%)" in listing
 
 
 def test_scaffolding_is_stripped_and_the_bench_sees_none_left():

@@ -24,7 +24,7 @@ from assistant.flow.pool import Loading
 from assistant.flow.primed import primed
 from assistant.flow.requests import checked, with_transcribe_flag
 from assistant.flow.retrieval import rag, routing_load
-from assistant.flow.step import priced, reject, run_step, silent
+from assistant.flow.step import Work, priced, reject, run_step, silent
 from assistant.knowledge import grounding, notes, picture_text
 from assistant.routing.router import RouteDecision
 from models.base import AssistantError, Progress, Request
@@ -106,7 +106,7 @@ def _routed(
     decision: RouteDecision,
     source: str,
     cancel: threading.Event | None,
-    work=None,
+    work: Work | None = None,
 ) -> Generator[str, None, Outcome]:
     if decision.task == "rag":
         return (yield from rag(a, request_id, parent_id, request, decision, source, cancel))
@@ -213,15 +213,12 @@ def picture_answer(
         return first  # the description is the answer
     labels = [x for _, found, _ in seen for x in found]
     lines = [x for _, _, found in seen for x in found]
-    ruled = picture_text.picture_reply(question, labels, lines)
+    ruled = picture_text.picture_reply(question, labels, lines, findings)
     if ruled is not None:
-        # A value read by rule is followed by all the readers saw; a listing of it is that.
-        stated = picture_text.find_in_ocr(question, lines) is not None
-        reply = f"{ruled}\n\n{findings}" if stated else ruled
-        yield reply
+        yield ruled
         note = "Answered by rule from what the picture's readers saw; no text model ran."
         return replace(
-            first, result=replace(first.result, text=reply, notes=(first.result.notes + (note,)))
+            first, result=replace(first.result, text=ruled, notes=(first.result.notes + (note,)))
         )
     history, dropped = grounding.trim_history(request.history, a.settings.history_turns)
     follow = Request(

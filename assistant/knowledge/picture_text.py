@@ -210,16 +210,18 @@ def picture_reply(
     question: str,
     labels: Sequence[tuple[str, float]],
     lines: Sequence[str],
+    findings: str = "",
 ) -> str | None:
     """A reply made by rule when the question allows one; None: let the model phrase it.
 
-    Asked for an amount, date, code or name that the lines hold: stated.
-    Asked what the picture shows or says (or nothing at all): the
-    classifier's labels as it gave them, and the lines.
+    Asked for an amount, date, code or name that the lines hold: stated,
+    then ``findings`` (all the readers saw) after it. Asked what the
+    picture shows or says (or nothing at all): the classifier's labels as
+    it gave them, and the lines (that listing is the findings already).
     """
     found = find_in_ocr(question, lines)
     if found:
-        return state(found, question)
+        return "\n\n".join(p for p in (state(found, question), findings) if p)
     q = question.lower().strip()
     says = re.search(r"\b(say|says|read|text|written|writing|words)\b", q)
     shows = not q or re.search(
